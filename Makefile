@@ -1,0 +1,56 @@
+# Top-level entry points. `make demo` and `make test` set up a fresh Debian
+# machine (installing missing packages when run as root), build and run.
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+
+# Build dependencies, then what the tests and the demo run as independent
+# judges (skopeo, umoci, bubblewrap) and what the fixtures are made from.
+PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev \
+	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
+	clang-format
+
+.PHONY: all deps build test test-unit demo format format-check clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing: $$missing"; \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages: $$missing"; \
+			echo "run as root, or: sudo apt-get install $$missing"; exit 1; \
+		fi; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The whole suite: formatting, the normal build's tests (unit, CLI, end to
+# end), then the unit and CLI tests again under ASan+UBSan.
+test: build format-check
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest -j $(JOBS) --output-on-failure -LE e2e
+
+demo: build
+	bash demo/demo.sh $(BUILD)
+
+format:
+	clang-format -i src/*.[ch] layers/*.[ch] tests/*.[ch]
+
+format-check:
+	clang-format --dry-run -Werror src/*.[ch] layers/*.[ch] tests/*.[ch]
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,20 @@
+/* The code layer: the user's handler directory at dest (e.g. /opt/my-code).
+ *
+ * Entries: the parents of dest, dest itself, then the tree depth-first with
+ * siblings in bytewise order. Left out: __pycache__ and .git directories at
+ * any depth, and *.pyc files (Lambda's filesystem is read-only, so Python
+ * could not refresh them anyway). Symlinks are kept as they are; modes are
+ * normalized with ocil_layer_file_mode; hardlinked files become regular
+ * files; sockets, fifos and devices are an OCIL_E_INPUT error naming them. */
+#ifndef OCIL_CODE_H
+#define OCIL_CODE_H
+
+#include "error.h"
+#include "layer_writer.h"
+#include "util.h"
+
+/* dir missing or not a directory -> OCIL_E_INPUT naming dir. */
+int ocil_code_write_layer(const char *dir, const char *dest, const ocil_cancel *cancel,
+			  ocil_layer_writer *w, ocil_error **err);
+
+#endif

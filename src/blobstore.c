@@ -1,0 +1,198 @@
+#include "blobstore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+struct ocil_blobstore {
+	char *root;
+	char *dir; /* <root>/blobs/sha256 */
+};
+
+struct ocil_blob_writer {
+	ocil_blobstore *bs;
+	char *tmp;
+	int fd;
+	ocil_hasher *h;
+	uint64_t size;
+	bool done;
+};
+
+int ocil_blobstore_open(const char *dir, ocil_blobstore **out, ocil_error **err)
+{
+	cleanup_free char *blobs = ocil_xasprintf("%s/blobs/sha256", dir);
+	if (ocil_mkdir_p(blobs, 0755, err) < 0)
+		return -1;
+	ocil_blobstore *bs = ocil_xcalloc(1, sizeof(*bs));
+	bs->root = ocil_xstrdup(dir);
+	bs->dir = steal_pointer(&blobs);
+	*out = bs;
+	return 0;
+}
+
+void ocil_blobstore_free(ocil_blobstore *bs)
+{
+	if (bs == NULL)
+		return;
+	free(bs->root);
+	free(bs->dir);
+	free(bs);
+}
+
+const char *ocil_blobstore_root(const ocil_blobstore *bs)
+{
+	return bs->root;
+}
+
+char *ocil_blobstore_path(const ocil_blobstore *bs, const char *digest)
+{
+	return ocil_xasprintf("%s/%s", bs->dir, ocil_digest_hex(digest));
+}
+
+bool ocil_blobstore_has(const ocil_blobstore *bs, const char *digest)
+{
+	if (!ocil_digest_valid(digest))
+		return false;
+	cleanup_free char *p = ocil_blobstore_path(bs, digest);
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int ocil_blobstore_open_blob(const ocil_blobstore *bs, const char *digest, int *fd,
+			     ocil_error **err)
+{
+	if (ocil_digest_check(digest, "blob", err) < 0)
+		return -1;
+	cleanup_free char *p = ocil_blobstore_path(bs, digest);
+	int f = open(p, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return ocil_error_set_errno(err, errno == ENOENT ? OCIL_E_INPUT : OCIL_E_IO, errno,
+					    "blob %s", digest);
+	*fd = f;
+	return 0;
+}
+
+int ocil_blobstore_begin(ocil_blobstore *bs, ocil_blob_writer **out, ocil_error **err)
+{
+	ocil_blob_writer *w = ocil_xcalloc(1, sizeof(*w));
+	w->bs = bs;
+	w->tmp = ocil_xasprintf("%s/.tmp-XXXXXX", bs->dir);
+	w->fd = mkostemp(w->tmp, O_CLOEXEC);
+	if (w->fd < 0) {
+		int e = errno;
+		free(w->tmp);
+		free(w);
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a blob in %s", bs->root);
+	}
+	fchmod(w->fd, 0644);
+	w->h = ocil_hasher_new();
+	*out = w;
+	return 0;
+}
+
+int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, ocil_error **err)
+{
+	if (ocil_write_all(w->fd, buf, len, w->tmp, err) < 0)
+		return -1;
+	ocil_hasher_update(w->h, buf, len);
+	w->size += len;
+	return 0;
+}
+
+int ocil_blob_writer_commit(ocil_blob_writer *w, const char *expected_digest, int64_t expected_size,
+			    char digest_out[OCIL_DIGEST_STR_SIZE], uint64_t *size_out,
+			    ocil_error **err)
+{
+	char got[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(w->h, got);
+	if (expected_size >= 0 && (uint64_t)expected_size != w->size)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "blob %s: size mismatch: expected %lld bytes, got %llu",
+				      expected_digest ? expected_digest : got,
+				      (long long)expected_size, (unsigned long long)w->size);
+	if (expected_digest != NULL && strcmp(expected_digest, got) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "blob %s: digest mismatch: content is %s",
+				      expected_digest, got);
+	if (fsync(w->fd) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "writing %s", w->tmp);
+	cleanup_free char *dst = ocil_blobstore_path(w->bs, got);
+	if (rename(w->tmp, dst) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "storing blob %s", got);
+	w->done = true;
+	if (digest_out != NULL)
+		memcpy(digest_out, got, OCIL_DIGEST_STR_SIZE);
+	if (size_out != NULL)
+		*size_out = w->size;
+	return 0;
+}
+
+void ocil_blob_writer_free(ocil_blob_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (!w->done)
+		unlink(w->tmp);
+	ocil_hasher_free(w->h);
+	free(w->tmp);
+	free(w);
+}
+
+int ocil_blobstore_put(ocil_blobstore *bs, const void *buf, size_t len,
+		       char digest_out[OCIL_DIGEST_STR_SIZE], ocil_error **err)
+{
+	char d[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(buf, len, d);
+	if (digest_out != NULL)
+		memcpy(digest_out, d, OCIL_DIGEST_STR_SIZE);
+	if (ocil_blobstore_has(bs, d))
+		return 0;
+	ocil_blob_writer *w = NULL;
+	if (ocil_blobstore_begin(bs, &w, err) < 0)
+		return -1;
+	int r = ocil_blob_writer_write(w, buf, len, err);
+	if (r == 0)
+		r = ocil_blob_writer_commit(w, d, (int64_t)len, NULL, NULL, err);
+	ocil_blob_writer_free(w);
+	return r;
+}
+
+int ocil_blobstore_put_fd(ocil_blobstore *bs, int fd, const char *digest, int64_t size,
+			  ocil_error **err)
+{
+	if (ocil_digest_check(digest, "blob", err) < 0)
+		return -1;
+	ocil_blob_writer *w = NULL;
+	if (ocil_blobstore_begin(bs, &w, err) < 0)
+		return -1;
+	static const size_t bufsize = 1 << 17;
+	cleanup_free char *buf = ocil_xmalloc(bufsize);
+	int r = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, bufsize);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading blob %s", digest);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (size >= 0 && w->size + (uint64_t)n > (uint64_t)size) {
+			r = ocil_error_set(err, OCIL_E_INPUT,
+					   "blob %s: size mismatch: larger than the expected %lld bytes",
+					   digest, (long long)size);
+			break;
+		}
+		if ((r = ocil_blob_writer_write(w, buf, (size_t)n, err)) < 0)
+			break;
+	}
+	if (r == 0)
+		r = ocil_blob_writer_commit(w, digest, size, NULL, NULL, err);
+	ocil_blob_writer_free(w);
+	return r;
+}

@@ -1,0 +1,76 @@
+/* Deterministic layer writer: tar entries -> gzip -> blob store, hashing the
+ * uncompressed stream (diff_id) and the compressed stream (digest) in the
+ * same pass.
+ *
+ * Every entry gets uid/gid 0, empty user/group names, and the writer's fixed
+ * mtime; no atime/ctime/xattrs are written. Long names use PAX headers. The
+ * writer does NOT sort: producers add entries in a deterministic order
+ * (depth-first, siblings sorted bytewise) and add every parent directory
+ * before its children; a child whose parent directory was not added is an
+ * error (Lambda rejects such layers). Paths are canonical absolute image
+ * paths ("/opt/x": no "//", ".", "..", trailing "/", nor "/" itself); the
+ * tar member names are relative ("opt/x"), and directory members end in "/"
+ * ("opt/x/"), as in Docker's own layers. Adding a directory that was already
+ * added is a no-op. Hardlinks are never written. Non-ASCII names are
+ * encoded the same whatever the process locale. After a failure other than
+ * a rejected argument (bad path, missing parent, bad symlink target) the
+ * writer is unusable: later calls fail and _free cleans up. */
+#ifndef OCIL_LAYER_WRITER_H
+#define OCIL_LAYER_WRITER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "blobstore.h"
+#include "error.h"
+#include "util.h"
+
+typedef struct ocil_layer_writer ocil_layer_writer;
+
+typedef struct {
+	int64_t mtime;	       /* SOURCE_DATE_EPOCH or 0 */
+	int compression_level; /* zlib level; 0 means the default (6) */
+} ocil_layer_opts;
+
+typedef struct {
+	char digest[OCIL_DIGEST_STR_SIZE];  /* sha256 of the gzip blob */
+	char diff_id[OCIL_DIGEST_STR_SIZE]; /* sha256 of the tar */
+	uint64_t size;			    /* compressed size */
+	uint64_t uncompressed_size;
+	uint64_t entries;
+} ocil_layer_result;
+
+int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_layer_writer **out,
+			  ocil_error **err);
+int ocil_layer_writer_add_dir(ocil_layer_writer *w, const char *path, mode_t mode,
+			      ocil_error **err);
+int ocil_layer_writer_add_symlink(ocil_layer_writer *w, const char *path, const char *target,
+				  ocil_error **err);
+/* A regular file of exactly size bytes, given by one or more _write calls,
+ * then _end_file (which fails if fewer or more bytes were written). */
+int ocil_layer_writer_begin_file(ocil_layer_writer *w, const char *path, mode_t mode, uint64_t size,
+				 ocil_error **err);
+int ocil_layer_writer_write(ocil_layer_writer *w, const void *buf, size_t len, ocil_error **err);
+int ocil_layer_writer_end_file(ocil_layer_writer *w, ocil_error **err);
+/* Convenience: a whole regular file from a buffer. */
+int ocil_layer_writer_add_file(ocil_layer_writer *w, const char *path, mode_t mode, const void *buf,
+			       size_t len, ocil_error **err);
+/* Convenience: a regular file of exactly size bytes read from fd (its
+ * current offset); fewer or more bytes than size is an error naming what
+ * (the file changed under us). Checks cancel between chunks. */
+int ocil_layer_writer_add_fd(ocil_layer_writer *w, const char *path, mode_t mode, int fd,
+			     uint64_t size, const char *what, const ocil_cancel *cancel,
+			     ocil_error **err);
+/* Add "/a", "/a/b" for path "/a/b/c" (not "/a/b/c" itself) with mode 0755,
+ * skipping directories this writer already added. */
+int ocil_layer_writer_add_parents(ocil_layer_writer *w, const char *path, ocil_error **err);
+/* Close the tar stream, flush gzip, commit the blob; fills res. */
+int ocil_layer_writer_finish(ocil_layer_writer *w, ocil_layer_result *res, ocil_error **err);
+/* Free; an unfinished writer removes its temporary blob. Safe on NULL. */
+void ocil_layer_writer_free(ocil_layer_writer *w);
+
+/* Normalize modes the way Lambda needs them: files 0644 or (any x bit) 0755,
+ * directories 0755. Setuid/setgid/sticky bits are dropped. */
+mode_t ocil_layer_file_mode(mode_t st_mode);
+
+#endif

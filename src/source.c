@@ -1,0 +1,118 @@
+#include "source.h"
+
+#include <string.h>
+
+#include "json.h"
+
+int ocil_source_open(const ocil_ref *ref, const ocil_platform *platform, const ocil_cancel *cancel,
+		     ocil_source **out, ocil_error **err)
+{
+	switch (ref->transport) {
+	case OCIL_REF_OCI:
+		return ocil_source_layout_open(ref, platform, out, err);
+	case OCIL_REF_DOCKER_ARCHIVE:
+		return ocil_source_archive_open(ref, platform, cancel, out, err);
+	case OCIL_REF_DOCKER:
+		break;
+	}
+	return ocil_error_set(err, OCIL_E_USAGE,
+			      "%s: pulling from a registry is not supported yet; use oci:DIR[:TAG] or "
+			      "docker-archive:FILE (e.g. from 'skopeo copy')",
+			      ref->input);
+}
+
+void ocil_source_free(ocil_source *s)
+{
+	if (s == NULL)
+		return;
+	ocil_manifest_clear(&s->manifest);
+	json_decref(s->config);
+	free(s->config_raw);
+	free(s->name);
+	s->ops->free(s);
+}
+
+int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
+			  const ocil_cancel *cancel, ocil_error **err)
+{
+	return s->ops->read_blob(s, d, fn, data, cancel, err);
+}
+
+int ocil_verify_bytes(const char *buf, size_t len, const ocil_descriptor *d, const char *what,
+		      ocil_error **err)
+{
+	if ((int64_t)len != d->size)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s %s: size mismatch: descriptor says %lld bytes, content has %zu",
+				      what, d->digest, (long long)d->size, len);
+	char got[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(buf, len, got);
+	if (strcmp(got, d->digest) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s %s: digest mismatch: content is %s", what,
+				      d->digest, got);
+	return 0;
+}
+
+static int to_blob(void *data, const void *buf, size_t len, ocil_error **err)
+{
+	return ocil_blob_writer_write(data, buf, len, err);
+}
+
+int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobstore *bs,
+			  const ocil_cancel *cancel, ocil_error **err)
+{
+	if (ocil_blobstore_has(bs, d->digest))
+		return 0;
+	ocil_blob_writer *w = NULL;
+	if (ocil_blobstore_begin(bs, &w, err) < 0)
+		return -1;
+	int r = ocil_source_read_blob(s, d, to_blob, w, cancel, err);
+	if (r == 0)
+		r = ocil_blob_writer_commit(w, d->digest, d->size, NULL, NULL, err);
+	ocil_blob_writer_free(w);
+	if (r < 0)
+		return ocil_error_wrap(err, "%s", s->name);
+	return 0;
+}
+
+int ocil_source_set_config(ocil_source *s, char *raw, size_t len, const ocil_platform *platform,
+			   ocil_error **err)
+{
+	cleanup_free char *owned = raw;
+	cleanup_free char *what = ocil_xasprintf("%s: config %s", s->name, s->manifest.config.digest);
+	cleanup_json json_t *cfg = NULL;
+	if (ocil_json_parse(raw, len, what, &cfg, err) < 0)
+		return -1;
+	if (!json_is_object(cfg))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: not a JSON object", what);
+	const char *os = ocil_json_opt_string(cfg, "os");
+	const char *arch = ocil_json_opt_string(cfg, "architecture");
+	if (os == NULL || arch == NULL)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: \"os\" or \"architecture\" missing",
+				      what);
+	if (platform != NULL &&
+	    (strcmp(os, platform->os) != 0 || strcmp(arch, platform->arch) != 0)) {
+		cleanup_free char *want = ocil_platform_format(platform);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: image is %s/%s, not %s", s->name, os,
+				      arch, want);
+	}
+	const json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+	if (!json_is_array(diff_ids))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: rootfs.diff_ids missing", what);
+	if (json_array_size(diff_ids) != s->manifest.n_layers)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: %zu diff_ids for %zu layers in the manifest", what,
+				      json_array_size(diff_ids), s->manifest.n_layers);
+	size_t i;
+	json_t *v;
+	json_array_foreach(diff_ids, i, v)
+	{
+		cleanup_free char *dw = ocil_xasprintf("%s: rootfs.diff_ids[%zu]", what, i);
+		if (ocil_digest_check(json_string_value(v), dw, err) < 0)
+			return -1;
+	}
+	s->config = steal_pointer(&cfg);
+	s->config_raw = steal_pointer(&owned);
+	s->config_len = len;
+	return 0;
+}

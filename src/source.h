@@ -1,0 +1,57 @@
+/* Where a base image comes from. A source resolves its reference to one
+ * single-platform manifest and its config (both verified by digest and size
+ * when opened), and streams blobs on demand. Blob bytes are handed to a
+ * callback; whoever stores or uses them verifies digest and size (see
+ * ocil_source_copy_blob). */
+#ifndef OCIL_SOURCE_H
+#define OCIL_SOURCE_H
+
+#include <jansson.h>
+
+#include "blobstore.h"
+#include "image.h"
+#include "ref.h"
+#include "util.h"
+
+typedef struct ocil_source ocil_source;
+typedef int (*ocil_bytes_fn)(void *data, const void *buf, size_t len, ocil_error **err);
+
+typedef struct {
+	int (*read_blob)(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
+			 const ocil_cancel *cancel, ocil_error **err);
+	void (*free)(ocil_source *s);
+} ocil_source_ops;
+
+struct ocil_source {
+	const ocil_source_ops *ops;
+	char *name;                   /* the ref as given, for messages */
+	ocil_manifest manifest;       /* layers as the source stores them */
+	char manifest_digest[OCIL_DIGEST_STR_SIZE];
+	json_t *config;               /* parsed, verified config */
+	char *config_raw;
+	size_t config_len;
+};
+
+int ocil_source_open(const ocil_ref *ref, const ocil_platform *platform, const ocil_cancel *cancel,
+		     ocil_source **out, ocil_error **err);
+void ocil_source_free(ocil_source *s);
+int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
+			  const ocil_cancel *cancel, ocil_error **err);
+/* Copy a blob into bs, verifying digest and size before it becomes visible. */
+int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobstore *bs,
+			  const ocil_cancel *cancel, ocil_error **err);
+
+/* For implementations: check the config against the manifest and platform,
+ * then keep it (takes ownership of raw). */
+int ocil_source_set_config(ocil_source *s, char *raw, size_t len, const ocil_platform *platform,
+			   ocil_error **err);
+/* Verify buf against a descriptor. */
+int ocil_verify_bytes(const char *buf, size_t len, const ocil_descriptor *d, const char *what,
+		      ocil_error **err);
+
+int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform,
+			    ocil_source **out, ocil_error **err);
+int ocil_source_archive_open(const ocil_ref *ref, const ocil_platform *platform,
+			     const ocil_cancel *cancel, ocil_source **out, ocil_error **err);
+
+#endif

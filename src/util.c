@@ -1,0 +1,240 @@
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void oom(void)
+{
+	fputs("ocilambda: out of memory\n", stderr);
+	abort();
+}
+
+void *ocil_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+void *ocil_xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+void *ocil_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (q == NULL)
+		oom();
+	return q;
+}
+
+char *ocil_xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+char *ocil_xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (p == NULL)
+		oom();
+	return p;
+}
+
+char *ocil_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	int r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		oom();
+	return s;
+}
+
+int ocil_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, ocil_error **err)
+{
+	size_t cap = 4096, n = 0;
+	cleanup_free char *buf = ocil_xmalloc(cap + 1);
+	for (;;) {
+		if (n == cap) {
+			if (cap > max)
+				break;
+			cap *= 2;
+			buf = ocil_xrealloc(buf, cap + 1);
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", what);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max)
+			return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than the limit of %zu bytes",
+					      what, max);
+	}
+	if (n > max)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than the limit of %zu bytes", what,
+				      max);
+	buf[n] = '\0';
+	*out = steal_pointer(&buf);
+	if (len != NULL)
+		*len = n;
+	return 0;
+}
+
+int ocil_read_file(const char *path, size_t max, char **out, size_t *len, ocil_error **err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, errno == ENOENT ? OCIL_E_INPUT : OCIL_E_IO, errno,
+					    "%s", path);
+	return ocil_read_fd(fd, path, max, out, len, err);
+}
+
+int ocil_write_all(int fd, const void *buf, size_t len, const char *what, ocil_error **err)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return ocil_error_set_errno(err, OCIL_E_IO, errno, "writing %s", what);
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err)
+{
+	cleanup_free char *tmp = ocil_xasprintf("%s.tmp-XXXXXX", path);
+	cleanup_close int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %s", tmp);
+	if (fchmod(fd, 0644) < 0 || ocil_write_all(fd, buf, len, tmp, err) < 0 || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		if (err != NULL && *err != NULL)
+			return -1;
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "writing %s", path);
+	}
+	return 0;
+}
+
+static int remove_at(int parent, const char *name, ocil_error **err)
+{
+	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "removing %s", name);
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "opening %s", name);
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "opening %s", name);
+	}
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = remove_at(dirfd(d), de->d_name, err);
+	}
+	closedir(d);
+	if (r < 0)
+		return ocil_error_wrap(err, "%s", name);
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "removing %s", name);
+	return 0;
+}
+
+int ocil_remove_tree(const char *path, ocil_error **err)
+{
+	return remove_at(AT_FDCWD, path, err);
+}
+
+int ocil_mkdir_p(const char *path, int mode, ocil_error **err)
+{
+	cleanup_free char *p = ocil_xstrdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+			return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %s", p);
+		*s = '/';
+	}
+	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %s", p);
+	return 0;
+}
+
+bool ocil_str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool ocil_str_has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+void ocil_strv_push(ocil_strv *sv, char *owned)
+{
+	if (sv->n + 1 >= sv->cap) {
+		sv->cap = sv->cap ? sv->cap * 2 : 8;
+		sv->v = ocil_xrealloc(sv->v, sv->cap * sizeof(char *));
+	}
+	sv->v[sv->n++] = owned;
+	sv->v[sv->n] = NULL;
+}
+
+void ocil_strv_clear(ocil_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = sv->cap = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ocil_strv_sort(ocil_strv *sv)
+{
+	if (sv->n > 1)
+		qsort(sv->v, sv->n, sizeof(char *), cmp_str);
+}
+
+int ocil_cancel_check(const ocil_cancel *c, ocil_error **err)
+{
+	if (c != NULL && c->flag != NULL && *c->flag)
+		return ocil_error_set(err, OCIL_E_CANCELLED, "interrupted");
+	return 0;
+}

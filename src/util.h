@@ -1,0 +1,90 @@
+/* Small shared helpers: cleanup attributes (as in crun/systemd), checked
+ * allocation, file helpers. Nothing here keeps state. */
+#ifndef OCIL_UTIL_H
+#define OCIL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static inline void ocil_freep(void *p)
+{
+	free(*(void **)p);
+}
+static inline void ocil_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+static inline void ocil_fclosep(FILE **f)
+{
+	if (*f != NULL)
+		fclose(*f);
+}
+static inline void ocil_errorp(ocil_error **e)
+{
+	ocil_error_free(*e);
+}
+
+#define cleanup_free __attribute__((cleanup(ocil_freep)))
+#define cleanup_close __attribute__((cleanup(ocil_closep)))
+#define cleanup_fclose __attribute__((cleanup(ocil_fclosep)))
+#define cleanup_error __attribute__((cleanup(ocil_errorp)))
+
+/* Take ownership out of a cleanup variable. */
+#define steal_pointer(pp)                                                                          \
+	({                                                                                         \
+		__typeof__(*(pp)) _p = *(pp);                                                      \
+		*(pp) = NULL;                                                                      \
+		_p;                                                                                \
+	})
+#define steal_fd(fdp)                                                                              \
+	({                                                                                         \
+		int _fd = *(fdp);                                                                  \
+		*(fdp) = -1;                                                                       \
+		_fd;                                                                               \
+	})
+
+/* Allocation failure is not recoverable in a CLI; abort loudly. */
+void *ocil_xmalloc(size_t n);
+void *ocil_xcalloc(size_t n, size_t m);
+void *ocil_xrealloc(void *p, size_t n);
+char *ocil_xstrdup(const char *s);
+char *ocil_xstrndup(const char *s, size_t n);
+char *ocil_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read a whole file, refusing more than max bytes. Result NUL-terminated. */
+int ocil_read_file(const char *path, size_t max, char **out, size_t *len, ocil_error **err);
+int ocil_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, ocil_error **err);
+/* write(2) until done; EINTR-safe. */
+int ocil_write_all(int fd, const void *buf, size_t len, const char *what, ocil_error **err);
+/* Write a file atomically: tmp in the same directory, fsync, rename. */
+int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err);
+/* rm -rf; ignores ENOENT. */
+int ocil_remove_tree(const char *path, ocil_error **err);
+/* mkdir -p with mode. */
+int ocil_mkdir_p(const char *path, int mode, ocil_error **err);
+bool ocil_str_has_prefix(const char *s, const char *prefix);
+bool ocil_str_has_suffix(const char *s, const char *suffix);
+
+/* Growable string array (NULL-terminated). */
+typedef struct {
+	char **v;
+	size_t n, cap;
+} ocil_strv;
+void ocil_strv_push(ocil_strv *sv, char *owned);
+void ocil_strv_clear(ocil_strv *sv);
+void ocil_strv_sort(ocil_strv *sv);
+
+/* Cooperative cancellation: main.c points this at its signal flag. */
+typedef struct {
+	volatile int *flag;
+} ocil_cancel;
+int ocil_cancel_check(const ocil_cancel *c, ocil_error **err);
+
+#endif

@@ -1,0 +1,178 @@
+#include "walk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+
+typedef struct {
+	const ocil_walk_opts *o;
+	/* growable "root/rel" buffer; rel points inside it */
+	char *path;
+	size_t len, cap, root_len;
+} walker;
+
+static void closedirp(DIR **d)
+{
+	if (*d != NULL)
+		closedir(*d);
+}
+
+/* Append "/name" to the path buffer; returns the old length to restore. */
+static size_t push(walker *wk, const char *name)
+{
+	size_t old = wk->len, n = strlen(name);
+	if (wk->len + 1 + n + 1 > wk->cap) {
+		wk->cap = (wk->len + 1 + n + 1) * 2;
+		wk->path = ocil_xrealloc(wk->path, wk->cap);
+	}
+	wk->path[wk->len++] = '/';
+	memcpy(wk->path + wk->len, name, n + 1);
+	wk->len += n;
+	return old;
+}
+
+static void pop(walker *wk, size_t old)
+{
+	wk->len = old;
+	wk->path[old] = '\0';
+}
+
+/* Read the sorted names of a directory (consumes fd). */
+static int read_names(walker *wk, int fd, ocil_strv *names, ocil_error **err)
+{
+	__attribute__((cleanup(closedirp))) DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		int e = errno;
+		close(fd);
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "reading %s", wk->path);
+	}
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de == NULL) {
+			if (errno != 0)
+				return ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s",
+							    wk->path);
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (names->n >= OCIL_WALK_MAX_WIDTH)
+			return ocil_error_set(err, OCIL_E_INPUT, "%s: more than %zu entries",
+					      wk->path, OCIL_WALK_MAX_WIDTH);
+		ocil_strv_push(names, ocil_xstrdup(de->d_name));
+	}
+	ocil_strv_sort(names);
+	return 0;
+}
+
+static int walk_dir(walker *wk, int dfd, size_t depth, ocil_error **err)
+{
+	if (depth > OCIL_WALK_MAX_DEPTH)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: deeper than %d levels", wk->path,
+				      OCIL_WALK_MAX_DEPTH);
+	/* A second fd for readdir: dfd stays usable for the *at calls. */
+	int rfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "opening %s", wk->path);
+	ocil_strv names = {0};
+	int r = read_names(wk, rfd, &names, err);
+	for (size_t i = 0; r == 0 && i < names.n; i++) {
+		if ((r = ocil_cancel_check(wk->o->cancel, err)) < 0)
+			break;
+		const char *name = names.v[i];
+		size_t old = push(wk, name);
+		struct stat st;
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "%s", wk->path);
+			pop(wk, old);
+			break;
+		}
+		ocil_walk_entry e = {
+		    .rel = wk->path + wk->root_len + 1,
+		    .path = wk->path,
+		    .name = name,
+		    .dirfd = dfd,
+		    .st = &st,
+		    .depth = depth,
+		};
+		if (wk->o->skip != NULL && wk->o->skip(&e, wk->o->ud)) {
+			pop(wk, old);
+			continue;
+		}
+		r = wk->o->fn(&e, wk->o->ud, err);
+		if (r == 0 && S_ISDIR(st.st_mode)) {
+			cleanup_close int cfd =
+			    openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct stat cst;
+			if (cfd < 0)
+				r = ocil_error_set_errno(err, OCIL_E_IO, errno, "opening %s",
+							 wk->path);
+			else if (fstat(cfd, &cst) < 0 || cst.st_ino != st.st_ino ||
+				 cst.st_dev != st.st_dev)
+				r = ocil_error_set(err, OCIL_E_IO, "%s: changed during the walk",
+						   wk->path);
+			else
+				r = walk_dir(wk, cfd, depth + 1, err);
+		}
+		pop(wk, old);
+	}
+	ocil_strv_clear(&names);
+	return r;
+}
+
+int ocil_walk(const char *root, const ocil_walk_opts *o, ocil_error **err)
+{
+	/* the root may be a symlink to a directory: that is the user's path */
+	cleanup_close int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, errno == EACCES ? OCIL_E_IO : OCIL_E_INPUT, errno,
+					    "%s", root);
+	walker wk = {.o = o};
+	wk.root_len = strlen(root);
+	while (wk.root_len > 1 && root[wk.root_len - 1] == '/')
+		wk.root_len--;
+	wk.cap = wk.root_len + 256;
+	wk.path = ocil_xmalloc(wk.cap);
+	memcpy(wk.path, root, wk.root_len);
+	wk.path[wk.root_len] = '\0';
+	wk.len = wk.root_len;
+	/* root "/" would make rel start after "//"; keep rel right */
+	if (wk.root_len == 1 && root[0] == '/')
+		wk.len = wk.root_len = 0;
+	int r = walk_dir(&wk, fd, 1, err);
+	free(wk.path);
+	return r;
+}
+
+int ocil_walk_open(const ocil_walk_entry *e, int *fd, ocil_error **err)
+{
+	/* O_NONBLOCK: a fifo swapped in after the stat must not hang us */
+	int f =
+	    openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (f < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "opening %s", e->path);
+	struct stat st;
+	if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != e->st->st_ino ||
+	    st.st_dev != e->st->st_dev) {
+		close(f);
+		return ocil_error_set(err, OCIL_E_IO, "%s: changed during the walk", e->path);
+	}
+	*fd = f;
+	return 0;
+}
+
+int ocil_walk_readlink(const ocil_walk_entry *e, char **target, ocil_error **err)
+{
+	cleanup_free char *buf = ocil_xmalloc(PATH_MAX + 1);
+	ssize_t n = readlinkat(e->dirfd, e->name, buf, PATH_MAX + 1);
+	if (n < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "reading link %s", e->path);
+	if (n > PATH_MAX)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: symlink target too long", e->path);
+	buf[n] = '\0';
+	*target = steal_pointer(&buf);
+	return 0;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Generates the fixtures the CLI tests share (once; a stamp over the fixture
+# scripts decides when to rebuild). See testdata/README.md for what they are.
+set -euo pipefail
+: "${FIXTURES:?}" "${SRCDIR:?}"
+TD=$SRCDIR/testdata
+stamp=$(cat "$TD"/*.sh "$TD"/*.py "$TD"/base-files/* | sha256sum | cut -c1-16)
+if [ -f "$FIXTURES/.stamp-$stamp" ]; then
+	echo "fixtures up to date in $FIXTURES"
+	exit 0
+fi
+rm -rf "$FIXTURES"
+mkdir -p "$FIXTURES"
+PYVER=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ORIGIN=/tmp/build/envs/blog-test
+# Small, with the blog's 3.8 names: paths and config checks.
+bash "$TD/mk-base.sh" "$FIXTURES/base38" 3.8 3.8 names
+bash "$TD/mk-prefix.sh" "$FIXTURES/prefix38" "$ORIGIN" 3.8 names
+# Runnable, with Debian's python: the end-to-end invocation.
+bash "$TD/mk-base.sh" "$FIXTURES/base-run" "$PYVER" "$PYVER" run
+bash "$TD/mk-prefix.sh" "$FIXTURES/prefix-run" "$ORIGIN" "$PYVER" run
+echo "$PYVER" >"$FIXTURES/pyver"
+touch "$FIXTURES/.stamp-$stamp"
+echo "fixtures built in $FIXTURES (python $PYVER)"

@@ -1,0 +1,63 @@
+# Shared helpers for the CLI tests. Each test sources this file; it runs with
+# OCILAMBDA (the binary), SRCDIR and FIXTURES set by ctest.
+set -euo pipefail
+: "${OCILAMBDA:?}" "${SRCDIR:?}" "${FIXTURES:?}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/ocil-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+TD=$SRCDIR/testdata
+# The Debian python the runnable fixtures are made from (not a pyenv one).
+PY=/usr/bin/python3
+PASSED=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+ok() {
+	PASSED=$((PASSED + 1))
+	echo "ok - $*"
+}
+done_testing() {
+	echo "$PASSED passed, 0 failed"
+}
+
+# expect_fail CODE NEEDLE CMD...: CMD exits with CODE and its first stderr
+# line is one "ocilambda <cmd>: ..." line containing NEEDLE.
+expect_fail() {
+	local code=$1 needle=$2 rc=0
+	shift 2
+	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
+	[ "$rc" = "$code" ] || fail "expected exit $code, got $rc from: $* -- $(cat "$T/stderr")"
+	local first
+	first=$(head -n 1 "$T/stderr")
+	case "$first" in
+	"ocilambda"*) ;;
+	*) fail "error line does not start with ocilambda: $first" ;;
+	esac
+	grep -qF -- "$needle" <<<"$first" || fail "stderr lacks '$needle': $first"
+	[ ! -s "$T/stdout" ] || fail "stdout not empty on failure: $(cat "$T/stdout")"
+}
+
+# no_litter DIR: no staging directories or temporary blobs left in DIR.
+no_litter() {
+	local left
+	left=$(find "$1" -maxdepth 4 \( -name '.*.ocilambda-*' -o -name '.tmp-*' -o -name '*.tmp-*' \) 2>/dev/null)
+	[ -z "$left" ] || fail "temporary files left behind: $left"
+}
+
+# json FILE EXPR: evaluate a python expression over the JSON document j.
+json() {
+	"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+sha256_of() {
+	echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+}
+
+# A code directory with the blog's example.
+make_code() {
+	mkdir -p "$1/__pycache__" "$1/.git"
+	cp "$TD/example/example.py" "$1/"
+	echo junk >"$1/__pycache__/example.cpython-38.pyc"
+	echo junk >"$1/.git/HEAD"
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The command line itself: help, version, usage errors and their exit codes.
+. "$(dirname "$0")/lib.sh"
+
+$OCILAMBDA --help | grep -q '^  assemble ' || fail "top-level help lists assemble"
+ok "top-level --help"
+$OCILAMBDA help assemble >"$T/h"
+for opt in --base --conda-prefix --code --handler --output --prefix-dest --code-dest --env \
+	--entrypoint --platform --allow-python-mismatch --prefix-origin --quiet --progress; do
+	grep -q -- "$opt" "$T/h" || fail "assemble help lacks $opt"
+done
+grep -q 'Exit status: 0 ok, 1 usage, 2 bad input' "$T/h" || fail "help documents exit codes"
+cmp -s "$T/h" <($OCILAMBDA assemble --help) || fail "'help assemble' equals 'assemble --help'"
+ok "assemble --help lists every option and the exit codes"
+$OCILAMBDA version | grep -Eq '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' || fail version
+ok "version"
+
+rc=0
+$OCILAMBDA >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "no command: exit $rc"
+expect_fail 1 "unknown command 'frobnicate'" $OCILAMBDA frobnicate
+expect_fail 1 "unknown option '--bogus'" $OCILAMBDA assemble --bogus
+expect_fail 1 "option '--base' needs an argument" $OCILAMBDA assemble --base
+expect_fail 1 "--base is required" $OCILAMBDA assemble
+ok "usage errors exit 1 with one message"
+
+A=(--base "oci:$FIXTURES/base38:3.8" --conda-prefix "$FIXTURES/prefix38" --code "$TD/example")
+for h in example noDot .lambda_handler example. "example.lambda-handler" "1x.f" "a..b"; do
+	expect_fail 1 "--handler \"$h\": want MODULE.FUNCTION" \
+		$OCILAMBDA assemble "${A[@]}" --handler "$h" --output "oci:$T/out"
+done
+[ ! -e "$T/out" ] || fail "output created on a usage error"
+ok "handler must be module.function"
+for d in relative /opt/ / /opt/../etc /opt//x; do
+	expect_fail 1 "--prefix-dest \"$d\"" $OCILAMBDA assemble "${A[@]}" --handler a.b \
+		--prefix-dest "$d" --output "oci:$T/out"
+done
+ok "destinations must be normalized absolute paths"
+expect_fail 1 '--env "NOEQUALS": want KEY=VALUE' $OCILAMBDA assemble "${A[@]}" --handler a.b \
+	--env NOEQUALS --output "oci:$T/out"
+expect_fail 1 "--entrypoint: want a non-empty JSON array" $OCILAMBDA assemble "${A[@]}" \
+	--handler a.b --entrypoint '[1]' --output "oci:$T/out"
+expect_fail 1 'invalid platform "amd64"' $OCILAMBDA assemble "${A[@]}" --handler a.b \
+	--platform amd64 --output "oci:$T/out"
+SOURCE_DATE_EPOCH=yesterday expect_fail 1 'SOURCE_DATE_EPOCH="yesterday"' \
+	$OCILAMBDA assemble "${A[@]}" --handler a.b --output "oci:$T/out"
+ok "option values are checked"
+done_testing

@@ -1,0 +1,288 @@
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "code.h"
+#include "test.h"
+#include "util.h"
+#include "walk.h"
+
+/* ---- helpers: build a tree, write a layer, read it back ---- */
+
+static char *tpath(const char *rel)
+{
+	return ocil_xasprintf("%s/%s", ocil_test_tmpdir(), rel);
+}
+
+static int put(const char *rel, const char *content, mode_t mode)
+{
+	char *p = tpath(rel);
+	char *dir = ocil_xstrdup(p);
+	*strrchr(dir, '/') = '\0';
+	ocil_error *err = NULL;
+	int r = ocil_mkdir_p(dir, 0755, &err) ||
+		ocil_write_file_atomic(p, content, strlen(content), &err) || chmod(p, mode);
+	ocil_error_free(err);
+	free(dir);
+	free(p);
+	return r;
+}
+
+static int mkdirs(const char *rel, mode_t mode)
+{
+	char *p = tpath(rel);
+	ocil_error *err = NULL;
+	int r = ocil_mkdir_p(p, 0755, &err) || chmod(p, mode);
+	ocil_error_free(err);
+	free(p);
+	return r;
+}
+
+static int sym(const char *target, const char *rel)
+{
+	char *p = tpath(rel);
+	int r = symlink(target, p);
+	free(p);
+	return r;
+}
+
+typedef struct {
+	char *name;
+	mode_t type, perm;
+	char *data;
+	char *link;
+} rentry;
+
+typedef struct {
+	rentry e[64];
+	size_t n;
+} rlayer;
+
+static void rlayer_clear(rlayer *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->e[i].name);
+		free(l->e[i].data);
+		free(l->e[i].link);
+	}
+	l->n = 0;
+}
+
+static const rentry *find(const rlayer *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->e[i].name, name) == 0)
+			return &l->e[i];
+	return NULL;
+}
+
+static int read_layer(const char *file, rlayer *l)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	int r = archive_read_open_filename(a, file, 65536);
+	struct archive_entry *ae;
+	while (r == ARCHIVE_OK && (r = archive_read_next_header(a, &ae)) == ARCHIVE_OK &&
+	       l->n < 64) {
+		rentry *e = &l->e[l->n++];
+		memset(e, 0, sizeof(*e));
+		e->name = ocil_xstrdup(archive_entry_pathname(ae));
+		e->type = archive_entry_filetype(ae);
+		e->perm = archive_entry_perm(ae);
+		if (archive_entry_symlink(ae))
+			e->link = ocil_xstrdup(archive_entry_symlink(ae));
+		if (archive_entry_hardlink(ae))
+			e->link = ocil_xstrdup("HARDLINK");
+		size_t size = (size_t)archive_entry_size(ae);
+		e->data = ocil_xmalloc(size + 1);
+		if (archive_read_data(a, e->data, size) != (la_ssize_t)size)
+			r = ARCHIVE_FATAL;
+		e->data[size] = '\0';
+	}
+	archive_read_free(a);
+	return r == ARCHIVE_EOF ? 0 : -1;
+}
+
+/* Write the code layer for tmp/<rel> at dest into l. */
+static int code_layer(const char *rel, const char *dest, const ocil_cancel *cancel, rlayer *l,
+		      ocil_error **err)
+{
+	char *dir = tpath(rel), *store = tpath("store");
+	ocil_blobstore *bs = NULL;
+	ocil_layer_writer *w = NULL;
+	ocil_layer_result res;
+	char *blob = NULL;
+	int r = ocil_blobstore_open(store, &bs, err) || ocil_layer_writer_new(bs, NULL, &w, err) ||
+		ocil_code_write_layer(dir, dest, cancel, w, err) ||
+		ocil_layer_writer_finish(w, &res, err);
+	ocil_layer_writer_free(w);
+	if (r == 0) {
+		blob = ocil_blobstore_path(bs, res.digest);
+		r = read_layer(blob, l);
+		if (r == 0 && res.entries != l->n)
+			r = -1;
+	}
+	free(blob);
+	ocil_blobstore_free(bs);
+	free(dir);
+	free(store);
+	return r;
+}
+
+/* ---- tests ---- */
+
+static void tree(void)
+{
+	CHECK(put("code/handler.py", "def handler(e, c):\n    return 1\n", 0600) == 0);
+	CHECK(put("code/run.sh", "#!/bin/sh\n", 0700) == 0);
+	CHECK(put("code/Zeta.txt", "Z", 0644) == 0);
+	CHECK(put("code/pkg/__init__.py", "", 0644) == 0);
+	CHECK(put("code/pkg/__pycache__/x.cpython-311.pyc", "junk", 0644) == 0);
+	CHECK(put("code/.git/config", "[core]", 0644) == 0);
+	CHECK(put("code/sub/.git", "gitdir: ../.git/modules/sub", 0644) == 0);
+	CHECK(put("code/b.pyc", "junk", 0644) == 0);
+	CHECK(put("code/z/deep/file", "deep", 04755) == 0);
+	CHECK(mkdirs("code/private", 0700) == 0);
+	CHECK(sym("handler.py", "code/link") == 0);
+	CHECK(sym("/etc/passwd", "code/abs") == 0);
+	char *a = tpath("code/handler.py"), *b = tpath("code/hl");
+	int lr = link(a, b);
+	free(a);
+	free(b);
+	CHECK(lr == 0);
+
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	int r = code_layer("code", "/opt/my-code", NULL, &l, &err);
+	if (r != 0)
+		rlayer_clear(&l);
+	CHECK_OK(r, &err);
+	static const char *want[] = {
+	    "opt/",
+	    "opt/my-code/",
+	    "opt/my-code/Zeta.txt", /* bytewise: 'Z' < 'a' */
+	    "opt/my-code/abs",
+	    "opt/my-code/handler.py",
+	    "opt/my-code/hl",
+	    "opt/my-code/link",
+	    "opt/my-code/pkg/",
+	    "opt/my-code/pkg/__init__.py",
+	    "opt/my-code/private/",
+	    "opt/my-code/run.sh",
+	    "opt/my-code/sub/",
+	    "opt/my-code/z/",
+	    "opt/my-code/z/deep/",
+	    "opt/my-code/z/deep/file",
+	};
+	size_t nwant = sizeof(want) / sizeof(want[0]);
+	int names_ok = l.n == nwant;
+	for (size_t i = 0; names_ok && i < nwant; i++)
+		names_ok = strcmp(l.e[i].name, want[i]) == 0;
+	if (!names_ok)
+		for (size_t i = 0; i < l.n; i++)
+			fprintf(stderr, "  got %s\n", l.e[i].name);
+	const rentry *h = find(&l, "opt/my-code/handler.py"), *hl = find(&l, "opt/my-code/hl"),
+		     *lk = find(&l, "opt/my-code/link"), *ab = find(&l, "opt/my-code/abs"),
+		     *run = find(&l, "opt/my-code/run.sh"), *pv = find(&l, "opt/my-code/private/"),
+		     *deep = find(&l, "opt/my-code/z/deep/file");
+	int ok = names_ok && h->perm == 0644 && strstr(h->data, "def handler") &&
+		 hl->type == AE_IFREG && hl->link == NULL && strcmp(hl->data, h->data) == 0 &&
+		 lk->type == AE_IFLNK && strcmp(lk->link, "handler.py") == 0 &&
+		 strcmp(ab->link, "/etc/passwd") == 0 && run->perm == 0755 && pv->perm == 0755 &&
+		 deep->perm == 0755 && strcmp(deep->data, "deep") == 0;
+	rlayer_clear(&l);
+	CHECK(names_ok);
+	CHECK(ok);
+}
+
+static void errors(void)
+{
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	CHECK_FAIL(code_layer("nope", "/opt/my-code", NULL, &l, &err), &err, OCIL_E_INPUT,
+		   "code directory ");
+	CHECK(put("afile", "x", 0644) == 0);
+	CHECK_FAIL(code_layer("afile", "/opt/my-code", NULL, &l, &err), &err, OCIL_E_INPUT,
+		   "afile: not a directory");
+
+	CHECK(put("fifo/ok.py", "", 0644) == 0);
+	char *f = tpath("fifo/pipe");
+	int r = mkfifo(f, 0644);
+	free(f);
+	CHECK(r == 0);
+	CHECK_FAIL(code_layer("fifo", "/opt/my-code", NULL, &l, &err), &err, OCIL_E_INPUT,
+		   "fifo/pipe: a fifo can not go into an image layer");
+
+	CHECK(put("c/a.py", "", 0644) == 0);
+	volatile int flag = 1;
+	ocil_cancel c = {.flag = &flag};
+	CHECK_FAIL(code_layer("c", "/opt/my-code", &c, &l, &err), &err, OCIL_E_CANCELLED,
+		   "interrupted");
+	/* an empty dir is just the dest and its parents */
+	CHECK(mkdirs("empty", 0755) == 0);
+	r = code_layer("empty", "/var/task", NULL, &l, &err);
+	int n = (int)l.n;
+	rlayer_clear(&l);
+	CHECK_OK(r, &err);
+	CHECK(n == 2);
+}
+
+/* The walker on its own: order, skip, rel/path/name, stat. */
+typedef struct {
+	ocil_strv seen;
+} walk_log;
+
+static int log_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
+{
+	walk_log *wl = ud;
+	const char *base = strrchr(e->path, '/') + 1;
+	if (strcmp(base, e->name) != 0 || !ocil_str_has_suffix(e->path, e->rel))
+		return ocil_error_set(err, OCIL_E_IO, "bad entry %s", e->path);
+	ocil_strv_push(&wl->seen, ocil_xasprintf("%zu:%s%s", e->depth, e->rel,
+						 S_ISDIR(e->st->st_mode)   ? "/"
+						 : S_ISLNK(e->st->st_mode) ? "@"
+									   : ""));
+	return 0;
+}
+
+static bool skip_b(const ocil_walk_entry *e, void *ud)
+{
+	return strcmp(e->name, "b") == 0;
+}
+
+static void walker(void)
+{
+	CHECK(put("w/b/x", "", 0644) == 0);
+	CHECK(put("w/a/c", "", 0644) == 0);
+	CHECK(put("w/a/B", "", 0644) == 0);
+	CHECK(put("w/a.txt", "", 0644) == 0);
+	CHECK(sym("a", "w/l") == 0);
+	walk_log wl = {{0}};
+	ocil_error *err = NULL;
+	char *root = ocil_xasprintf("%s/w/", ocil_test_tmpdir()); /* trailing slash is fine */
+	ocil_walk_opts o = {.fn = log_entry, .skip = skip_b, .ud = &wl};
+	int r = ocil_walk(root, &o, &err);
+	free(root);
+	char *joined = NULL;
+	for (size_t i = 0; i < wl.seen.n; i++) {
+		char *j = ocil_xasprintf("%s%s ", joined ? joined : "", wl.seen.v[i]);
+		free(joined);
+		joined = j;
+	}
+	ocil_strv_clear(&wl.seen);
+	if (r != 0)
+		free(joined);
+	CHECK_OK(r, &err);
+	/* "a" < "a.txt" bytewise, so a's subtree comes first */
+	int same = joined && strcmp(joined, "1:a/ 2:a/B 2:a/c 1:a.txt 1:l@ ") == 0;
+	if (!same)
+		fprintf(stderr, "walk order: %s\n", joined);
+	free(joined);
+	CHECK(same);
+}
+
+TEST_MAIN(T(tree), T(errors), T(walker))
