@@ -35,13 +35,14 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The whole suite: formatting, the normal build's tests (unit, CLI, end to
-# end), then the unit and CLI tests again under ASan+UBSan.
+# end), then the unit and CLI tests again under ASan+UBSan (the heavy ones,
+# whose subject is the real invocation or the memory bound, only once).
 test: build format-check
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
 		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest -j $(JOBS) --output-on-failure -LE e2e
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest -j $(JOBS) --output-on-failure -LE heavy
 
 demo: build
 	bash demo/demo.sh $(BUILD)

@@ -256,11 +256,9 @@ static int read_record(inspect_ctx *c, int mfd, const char *name, ocil_error **e
 	size_t len = 0;
 	if (ocil_read_fd(fd, file, OCIL_CONDA_MAX_RECORD, &buf, &len, err) < 0)
 		return -1;
-	json_error_t je;
-	cleanup_json json_t *j = json_loadb(buf, len, 0, &je);
-	if (j == NULL)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: malformed JSON at line %d: %s", file,
-				      je.line, je.text);
+	cleanup_json json_t *j = NULL;
+	if (ocil_json_parse_max(buf, len, OCIL_CONDA_MAX_RECORD, file, &j, err) < 0)
+		return -1;
 	if (!json_is_object(j))
 		return bad_record(file, err, "not a JSON object");
 	const char *pkg = ocil_json_opt_string(j, "name");

@@ -183,9 +183,10 @@ int ocil_blobstore_put_fd(ocil_blobstore *bs, int fd, const char *digest, int64_
 		if (n == 0)
 			break;
 		if (size >= 0 && w->size + (uint64_t)n > (uint64_t)size) {
-			r = ocil_error_set(err, OCIL_E_INPUT,
-					   "blob %s: size mismatch: larger than the expected %lld bytes",
-					   digest, (long long)size);
+			r = ocil_error_set(
+			    err, OCIL_E_INPUT,
+			    "blob %s: size mismatch: larger than the expected %lld bytes", digest,
+			    (long long)size);
 			break;
 		}
 		if ((r = ocil_blob_writer_write(w, buf, (size_t)n, err)) < 0)

@@ -8,10 +8,10 @@
 #include "util.h"
 
 typedef struct {
-	const char *name;  /* long option name */
-	int key;           /* getopt value */
-	const char *arg;   /* argument name, NULL for a flag */
-	const char *help;  /* one line */
+	const char *name; /* long option name */
+	int key;	  /* getopt value */
+	const char *arg;  /* argument name, NULL for a flag */
+	const char *help; /* one line */
 } ocil_option;
 
 typedef struct {
@@ -20,9 +20,9 @@ typedef struct {
 
 typedef struct ocil_command {
 	const char *name;
-	const char *usage;   /* after "ocilambda <name> " */
-	const char *summary; /* one line */
-	const char *details; /* extra --help text or NULL */
+	const char *usage;	    /* after "ocilambda <name> " */
+	const char *summary;	    /* one line */
+	const char *details;	    /* extra --help text or NULL */
 	const ocil_option *options; /* terminated by {NULL} */
 	int (*run)(const struct ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char **argv,
 		   ocil_error **err);
@@ -35,8 +35,8 @@ void ocil_cmd_help(const ocil_command *cmd, FILE *f);
  * proceed, 1 if help was printed, -1 on a usage error (err set). *optind_out
  * is the index of the first operand. */
 int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
-		   int (*on_opt)(void *data, int key, const char *arg, ocil_error **err), void *data,
-		   int *optind_out, ocil_error **err);
+		   int (*on_opt)(void *data, int key, const char *arg, ocil_error **err),
+		   void *data, int *optind_out, ocil_error **err);
 
 extern const ocil_command ocil_cmd_assemble;
 extern const ocil_command ocil_cmd_version;

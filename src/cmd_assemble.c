@@ -35,24 +35,24 @@ enum {
 };
 
 static const ocil_option options[] = {
-	{"base", OPT_BASE, "REF", "base image: oci:DIR[:TAG] or docker-archive:FILE"},
-	{"conda-prefix", OPT_PREFIX, "DIR", "conda environment to pack (a prefix with conda-meta/)"},
-	{"code", OPT_CODE, "DIR", "handler code directory"},
-	{"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
-	{"output", OPT_OUTPUT, "REF", "where to write: oci:DIR[:TAG] (TAG defaults to latest)"},
-	{"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
-	{"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
-	{"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
-	{"entrypoint", OPT_ENTRYPOINT, "JSON|PATH",
-	 "entrypoint as a JSON array or one path (default: the base's)"},
-	{"platform", OPT_PLATFORM, "OS/ARCH", "platform the base must have (linux/amd64)"},
-	{"allow-python-mismatch", OPT_ALLOW_MISMATCH, NULL,
-	 "build even if the prefix's python minor differs from the base's"},
-	{"prefix-origin", OPT_PREFIX_ORIGIN, "PATH",
-	 "path the prefix was built at (default: detected from its files)"},
-	{"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
-	{"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
-	{NULL},
+    {"base", OPT_BASE, "REF", "base image: oci:DIR[:TAG] or docker-archive:FILE"},
+    {"conda-prefix", OPT_PREFIX, "DIR", "conda environment to pack (a prefix with conda-meta/)"},
+    {"code", OPT_CODE, "DIR", "handler code directory"},
+    {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
+    {"output", OPT_OUTPUT, "REF", "where to write: oci:DIR[:TAG] (TAG defaults to latest)"},
+    {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
+    {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
+    {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
+    {"entrypoint", OPT_ENTRYPOINT, "JSON|PATH",
+     "entrypoint as a JSON array or one path (default: the base's)"},
+    {"platform", OPT_PLATFORM, "OS/ARCH", "platform the base must have (linux/amd64)"},
+    {"allow-python-mismatch", OPT_ALLOW_MISMATCH, NULL,
+     "build even if the prefix's python minor differs from the base's"},
+    {"prefix-origin", OPT_PREFIX_ORIGIN, "PATH",
+     "path the prefix was built at (default: detected from its files)"},
+    {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
+    {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
+    {NULL},
 };
 
 typedef struct {
@@ -66,22 +66,49 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 {
 	opts *o = data;
 	switch (key) {
-	case OPT_BASE: o->base = arg; break;
-	case OPT_PREFIX: o->prefix = arg; break;
-	case OPT_CODE: o->code = arg; break;
-	case OPT_HANDLER: o->handler = arg; break;
-	case OPT_OUTPUT: o->output = arg; break;
-	case OPT_PREFIX_DEST: o->prefix_dest = arg; break;
-	case OPT_CODE_DEST: o->code_dest = arg; break;
-	case OPT_ENTRYPOINT: o->entrypoint = arg; break;
-	case OPT_PLATFORM: o->platform = arg; break;
-	case OPT_PREFIX_ORIGIN: o->prefix_origin = arg; break;
-	case OPT_ALLOW_MISMATCH: o->allow_mismatch = true; break;
-	case OPT_QUIET: o->quiet = true; break;
-	case OPT_PROGRESS: o->progress = true; break;
+	case OPT_BASE:
+		o->base = arg;
+		break;
+	case OPT_PREFIX:
+		o->prefix = arg;
+		break;
+	case OPT_CODE:
+		o->code = arg;
+		break;
+	case OPT_HANDLER:
+		o->handler = arg;
+		break;
+	case OPT_OUTPUT:
+		o->output = arg;
+		break;
+	case OPT_PREFIX_DEST:
+		o->prefix_dest = arg;
+		break;
+	case OPT_CODE_DEST:
+		o->code_dest = arg;
+		break;
+	case OPT_ENTRYPOINT:
+		o->entrypoint = arg;
+		break;
+	case OPT_PLATFORM:
+		o->platform = arg;
+		break;
+	case OPT_PREFIX_ORIGIN:
+		o->prefix_origin = arg;
+		break;
+	case OPT_ALLOW_MISMATCH:
+		o->allow_mismatch = true;
+		break;
+	case OPT_QUIET:
+		o->quiet = true;
+		break;
+	case OPT_PROGRESS:
+		o->progress = true;
+		break;
 	case OPT_ENV:
 		if (strchr(arg, '=') == NULL || arg[0] == '=')
-			return ocil_error_set(err, OCIL_E_USAGE, "--env \"%s\": want KEY=VALUE", arg);
+			return ocil_error_set(err, OCIL_E_USAGE, "--env \"%s\": want KEY=VALUE",
+					      arg);
 		ocil_strv_push(&o->env, ocil_xstrdup(arg));
 		break;
 	}
@@ -308,7 +335,7 @@ static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_lay
 			 ocil_error **err)
 {
 	ocil_conda_opts co = {
-		.prefix = o->prefix, .dest = o->prefix_dest, .info = &b->conda, .cancel = c};
+	    .prefix = o->prefix, .dest = o->prefix_dest, .info = &b->conda, .cancel = c};
 	return ocil_conda_write_layer(&co, w, err);
 }
 
@@ -349,19 +376,21 @@ static int check_options(opts *o, ocil_error **err)
 		const char *name;
 		size_t off;
 	} required[] = {
-		{"--base", offsetof(opts, base)},       {"--conda-prefix", offsetof(opts, prefix)},
-		{"--code", offsetof(opts, code)},       {"--handler", offsetof(opts, handler)},
-		{"--output", offsetof(opts, output)},
+	    {"--base", offsetof(opts, base)},	  {"--conda-prefix", offsetof(opts, prefix)},
+	    {"--code", offsetof(opts, code)},	  {"--handler", offsetof(opts, handler)},
+	    {"--output", offsetof(opts, output)},
 	};
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (*(const char **)((const char *)o + required[i].off) == NULL)
-			return ocil_error_set(err, OCIL_E_USAGE, "%s is required", required[i].name);
+			return ocil_error_set(err, OCIL_E_USAGE, "%s is required",
+					      required[i].name);
 	if (check_handler(o->handler, err) < 0 ||
 	    check_dest("prefix-dest", o->prefix_dest, err) < 0 ||
 	    check_dest("code-dest", o->code_dest, err) < 0)
 		return -1;
 	if (strcmp(o->prefix_dest, o->code_dest) == 0)
-		return ocil_error_set(err, OCIL_E_USAGE, "--prefix-dest and --code-dest are the same");
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--prefix-dest and --code-dest are the same");
 	return 0;
 }
 
@@ -369,7 +398,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 {
 	progress pr = {.on = !o->quiet && (o->progress || isatty(2))};
 	int64_t epoch = 0;
-	if (source_date_epoch(&epoch, err) < 0 || ocil_platform_parse(o->platform, &b->platform, err) < 0)
+	if (source_date_epoch(&epoch, err) < 0 ||
+	    ocil_platform_parse(o->platform, &b->platform, err) < 0)
 		return -1;
 	if (o->entrypoint != NULL && parse_entrypoint(o->entrypoint, &b->entrypoint, err) < 0)
 		return -1;
@@ -378,9 +408,9 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	if (ocil_ref_parse(o->output, &b->out_ref, err) < 0)
 		return ocil_error_wrap(err, "--output");
 	if (b->out_ref.transport != OCIL_REF_OCI)
-		return ocil_error_set(err, OCIL_E_USAGE,
-				      "--output %s: only oci:DIR[:TAG] outputs are supported so far",
-				      o->output);
+		return ocil_error_set(
+		    err, OCIL_E_USAGE,
+		    "--output %s: only oci:DIR[:TAG] outputs are supported so far", o->output);
 
 	/* Cheap checks of local inputs before any heavy work. */
 	if (ocil_conda_inspect(o->prefix, o->prefix_origin, &b->conda, err) < 0)
@@ -412,12 +442,13 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 
 	ocil_layer_opts lo = {.mtime = epoch};
 	ocil_plan_layer layers[3] = {0};
-	cleanup_free char *conda_by = ocil_xasprintf("ocilambda: conda prefix at %s", o->prefix_dest);
+	cleanup_free char *conda_by =
+	    ocil_xasprintf("ocilambda: conda prefix at %s", o->prefix_dest);
 	cleanup_free char *code_by = ocil_xasprintf("ocilambda: handler code at %s", o->code_dest);
-	cleanup_free char *rt_by = ocil_xasprintf(
-		"ocilambda: /var/lang/bin/python%s -> %s/bin/python (original kept as "
-		"python%s-clean)",
-		b->minor, o->prefix_dest, b->minor);
+	cleanup_free char *rt_by =
+	    ocil_xasprintf("ocilambda: /var/lang/bin/python%s -> %s/bin/python (original kept as "
+			   "python%s-clean)",
+			   b->minor, o->prefix_dest, b->minor);
 	layers[0].created_by = conda_by;
 	layers[1].created_by = code_by;
 	layers[2].created_by = rt_by;
@@ -440,20 +471,20 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	for (size_t i = 0; i < o->env.n; i++)
 		ocil_strv_push(&b->env, ocil_xstrdup(o->env.v[i]));
 	ocil_plan plan = {
-		/* An OCI layout holds OCI manifests: skopeo and umoci read nothing
-		 * else from one. The Docker family is for docker-archive and
-		 * registry outputs. */
-		.docker = false,
-		.base_config = b->src->config,
-		.base_layers = b->base_layers,
-		.n_base_layers = b->n_base_layers,
-		.layers = layers,
-		.n_layers = 3,
-		.env = b->env.v,
-		.n_env = b->env.n,
-		.entrypoint = b->entrypoint,
-		.handler = o->handler,
-		.created = epoch,
+	    /* An OCI layout holds OCI manifests: skopeo and umoci read nothing
+	     * else from one. The Docker family is for docker-archive and
+	     * registry outputs. */
+	    .docker = false,
+	    .base_config = b->src->config,
+	    .base_layers = b->base_layers,
+	    .n_base_layers = b->n_base_layers,
+	    .layers = layers,
+	    .n_layers = 3,
+	    .env = b->env.v,
+	    .n_env = b->env.n,
+	    .entrypoint = b->entrypoint,
+	    .handler = o->handler,
+	    .created = epoch,
 	};
 	if (ocil_plan_write(&plan, bs, &b->manifest, NULL, err) < 0)
 		return -1;
@@ -471,9 +502,9 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	       ocil_error **err)
 {
 	opts o = {
-		.prefix_dest = "/opt/conda-env",
-		.code_dest = "/opt/my-code",
-		.platform = "linux/amd64",
+	    .prefix_dest = "/opt/conda-env",
+	    .code_dest = "/opt/my-code",
+	    .platform = "linux/amd64",
 	};
 	int first = 0;
 	int r = ocil_cmd_parse(cmd, argc, argv, on_opt, &o, &first, err);
@@ -492,21 +523,20 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 }
 
 const ocil_command ocil_cmd_assemble = {
-	.name = "assemble",
-	.usage = "--base REF --conda-prefix DIR --code DIR --handler MODULE.FUNCTION --output REF "
-		 "[options]",
-	.summary = "build a Lambda container image from a base image, a conda prefix and code",
-	.details =
-		"Writes the base layers unchanged plus three gzip layers: the conda prefix\n"
-		"(relocated to --prefix-dest), the code, and a runtime patch that keeps the\n"
-		"base python as /var/lang/bin/python3.X-clean and points python3.X at the\n"
-		"prefix's bin/python. The config gets PYTHONPATH, Entrypoint and Cmd [handler].\n"
-		"Prints the manifest digest on stdout. Output is built under a temporary name\n"
-		"and renamed into place; an existing layout keeps its other tags.\n"
-		"SOURCE_DATE_EPOCH sets the timestamps (default 0): same inputs, same digests.\n"
-		"\nExample:\n"
-		"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
-		"      --handler example.lambda_handler --output oci:./out:latest\n",
-	.options = options,
-	.run = run,
+    .name = "assemble",
+    .usage = "--base REF --conda-prefix DIR --code DIR --handler MODULE.FUNCTION --output REF "
+	     "[options]",
+    .summary = "build a Lambda container image from a base image, a conda prefix and code",
+    .details = "Writes the base layers unchanged plus three gzip layers: the conda prefix\n"
+	       "(relocated to --prefix-dest), the code, and a runtime patch that keeps the\n"
+	       "base python as /var/lang/bin/python3.X-clean and points python3.X at the\n"
+	       "prefix's bin/python. The config gets PYTHONPATH, Entrypoint and Cmd [handler].\n"
+	       "Prints the manifest digest on stdout. Output is built under a temporary name\n"
+	       "and renamed into place; an existing layout keeps its other tags.\n"
+	       "SOURCE_DATE_EPOCH sets the timestamps (default 0): same inputs, same digests.\n"
+	       "\nExample:\n"
+	       "  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
+	       "      --handler example.lambda_handler --output oci:./out:latest\n",
+    .options = options,
+    .run = run,
 };

@@ -26,8 +26,8 @@ void ocil_cmd_help(const ocil_command *cmd, FILE *f)
 }
 
 int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
-		   int (*on_opt)(void *data, int key, const char *arg, ocil_error **err), void *data,
-		   int *optind_out, ocil_error **err)
+		   int (*on_opt)(void *data, int key, const char *arg, ocil_error **err),
+		   void *data, int *optind_out, ocil_error **err)
 {
 	size_t n = 0;
 	while (cmd->options != NULL && cmd->options[n].name != NULL)
@@ -53,11 +53,12 @@ int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
 			return 1;
 		}
 		if (c == '?')
-			return ocil_error_set(err, OCIL_E_USAGE, "%s: unknown option '%s'", cmd->name,
-					      argv[optind - 1]);
-		if (c == ':')
-			return ocil_error_set(err, OCIL_E_USAGE, "%s: option '%s' needs an argument",
+			return ocil_error_set(err, OCIL_E_USAGE, "%s: unknown option '%s'",
 					      cmd->name, argv[optind - 1]);
+		if (c == ':')
+			return ocil_error_set(err, OCIL_E_USAGE,
+					      "%s: option '%s' needs an argument", cmd->name,
+					      argv[optind - 1]);
 		if (on_opt(data, c, optarg, err) < 0)
 			return -1;
 	}

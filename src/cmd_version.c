@@ -23,9 +23,9 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 static const ocil_option options[] = {{NULL}};
 
 const ocil_command ocil_cmd_version = {
-	.name = "version",
-	.usage = "",
-	.summary = "print the version",
-	.options = options,
-	.run = run,
+    .name = "version",
+    .usage = "",
+    .summary = "print the version",
+    .options = options,
+    .run = run,
 };

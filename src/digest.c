@@ -27,8 +27,9 @@ int ocil_digest_check(const char *s, const char *what, ocil_error **err)
 {
 	if (ocil_digest_valid(s))
 		return 0;
-	return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid digest \"%.80s\" (want sha256:<64 hex>)",
-			      what, s ? s : "(null)");
+	return ocil_error_set(err, OCIL_E_INPUT,
+			      "%s: invalid digest \"%.80s\" (want sha256:<64 hex>)", what,
+			      s ? s : "(null)");
 }
 
 const char *ocil_digest_hex(const char *digest)

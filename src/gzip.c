@@ -9,6 +9,7 @@
 
 struct ocil_gzip_blob {
 	z_stream z;
+	gz_header gzh; /* zlib keeps a pointer to it until the header is out */
 	bool z_init;
 	ocil_blob_writer *w;
 	ocil_hasher *raw;
@@ -19,14 +20,16 @@ struct ocil_gzip_blob {
 int ocil_gzip_blob_begin(ocil_blobstore *bs, int level, ocil_gzip_blob **out, ocil_error **err)
 {
 	ocil_gzip_blob *g = ocil_xcalloc(1, sizeof(*g));
-	/* windowBits 15 + 16: gzip wrapper with zlib's default header, which has
-	 * mtime 0, no name and a fixed OS byte. */
+	/* windowBits 15 + 16: gzip wrapper. The header gets mtime 0, no name
+	 * and OS=Unix explicitly, so the bytes do not depend on zlib's build. */
 	if (deflateInit2(&g->z, level > 0 ? level : 6, Z_DEFLATED, 15 + 16, 8,
 			 Z_DEFAULT_STRATEGY) != Z_OK) {
 		free(g);
 		return ocil_error_set(err, OCIL_E_IO, "zlib: cannot initialise deflate");
 	}
 	g->z_init = true;
+	g->gzh.os = 3;
+	deflateSetHeader(&g->z, &g->gzh);
 	if (ocil_blobstore_begin(bs, &g->w, err) < 0) {
 		ocil_gzip_blob_free(g);
 		return -1;

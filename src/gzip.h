@@ -13,7 +13,7 @@ typedef struct ocil_gzip_blob ocil_gzip_blob;
 typedef struct {
 	char digest[OCIL_DIGEST_STR_SIZE];  /* of the gzip blob */
 	char diff_id[OCIL_DIGEST_STR_SIZE]; /* of the raw input */
-	uint64_t size;                      /* compressed */
+	uint64_t size;			    /* compressed */
 	uint64_t raw_size;
 } ocil_gzip_result;
 

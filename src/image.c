@@ -7,7 +7,8 @@
 
 bool ocil_media_type_is_index(const char *mt)
 {
-	return mt != NULL && (strcmp(mt, OCIL_MT_OCI_INDEX) == 0 || strcmp(mt, OCIL_MT_DOCKER_LIST) == 0);
+	return mt != NULL &&
+	       (strcmp(mt, OCIL_MT_OCI_INDEX) == 0 || strcmp(mt, OCIL_MT_DOCKER_LIST) == 0);
 }
 
 bool ocil_media_type_is_manifest(const char *mt)
@@ -56,8 +57,8 @@ int ocil_descriptor_parse(const json_t *j, const char *what, ocil_descriptor *ou
 		return -1;
 	const json_t *size = json_object_get(j, "size");
 	if (!json_is_integer(size) || json_integer_value(size) < 0)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: \"size\" missing or not a non-negative integer",
-				      what);
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: \"size\" missing or not a non-negative integer", what);
 	out->media_type = ocil_xstrdup(mt);
 	memcpy(out->digest, digest, OCIL_DIGEST_STR_SIZE);
 	out->size = json_integer_value(size);
@@ -111,8 +112,9 @@ int ocil_manifest_parse(const char *buf, size_t len, const char *what, const cha
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: schemaVersion must be 2", what);
 	const char *mt = ocil_manifest_detect_type(doc, hint);
 	if (!ocil_media_type_is_manifest(mt))
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: not an image manifest (media type %s)",
-				      what, mt ? mt : "unknown");
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: not an image manifest (media type %s)", what,
+				      mt ? mt : "unknown");
 	out->media_type = ocil_xstrdup(mt);
 	out->docker = strcmp(mt, OCIL_MT_DOCKER_MANIFEST) == 0;
 	cleanup_free char *cwhat = ocil_xasprintf("%s: config", what);
@@ -131,12 +133,13 @@ int ocil_manifest_parse(const char *buf, size_t len, const char *what, const cha
 	out->layers = ocil_xcalloc(json_array_size(layers), sizeof(ocil_descriptor));
 	for (size_t i = 0; i < json_array_size(layers); i++) {
 		cleanup_free char *lwhat = ocil_xasprintf("%s: layer %zu", what, i);
-		if (ocil_descriptor_parse(json_array_get(layers, i), lwhat, &out->layers[i], err) < 0)
+		if (ocil_descriptor_parse(json_array_get(layers, i), lwhat, &out->layers[i], err) <
+		    0)
 			goto fail;
 		out->n_layers++;
 		if (ocil_layer_media_compression(out->layers[i].media_type) == OCIL_LAYER_UNKNOWN) {
-			ocil_error_set(err, OCIL_E_INPUT, "%s: unsupported layer media type %s", lwhat,
-				       out->layers[i].media_type);
+			ocil_error_set(err, OCIL_E_INPUT, "%s: unsupported layer media type %s",
+				       lwhat, out->layers[i].media_type);
 			goto fail;
 		}
 	}
@@ -200,8 +203,8 @@ int ocil_index_select(const char *buf, size_t len, const char *what, const ocil_
 		return -1;
 	const json_t *ms = json_object_get(doc, "manifests");
 	if (!json_is_array(ms))
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: \"manifests\" missing or not an array",
-				      what);
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: \"manifests\" missing or not an array", what);
 	cleanup_free char *avail = ocil_xstrdup("");
 	size_t idx;
 	const json_t *m;
@@ -221,12 +224,13 @@ int ocil_index_select(const char *buf, size_t len, const char *what, const ocil_
 		avail = next;
 		if (strcmp(os, want->os) != 0 || strcmp(arch, want->arch) != 0)
 			continue;
-		if (want->variant != NULL && (variant == NULL || strcmp(variant, want->variant) != 0))
+		if (want->variant != NULL &&
+		    (variant == NULL || strcmp(variant, want->variant) != 0))
 			continue;
 		cleanup_free char *mwhat = ocil_xasprintf("%s: manifests[%zu]", what, idx);
 		return ocil_descriptor_parse(m, mwhat, out, err);
 	}
 	cleanup_free char *w = ocil_platform_format(want);
-	return ocil_error_set(err, OCIL_E_INPUT, "%s: no image for platform %s (available: %s)", what,
-			      w, avail[0] ? avail : "none");
+	return ocil_error_set(err, OCIL_E_INPUT, "%s: no image for platform %s (available: %s)",
+			      what, w, avail[0] ? avail : "none");
 }

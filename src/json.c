@@ -6,9 +6,14 @@
 
 int ocil_json_parse(const char *buf, size_t len, const char *what, json_t **out, ocil_error **err)
 {
-	if (len > OCIL_JSON_MAX)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than %zu bytes", what,
-				      OCIL_JSON_MAX);
+	return ocil_json_parse_max(buf, len, OCIL_JSON_MAX, what, out, err);
+}
+
+int ocil_json_parse_max(const char *buf, size_t len, size_t max, const char *what, json_t **out,
+			ocil_error **err)
+{
+	if (len > max)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than %zu bytes", what, max);
 	json_error_t je;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (j == NULL)

@@ -13,6 +13,9 @@
 /* Parse buf (len bytes) rejecting duplicate keys and trailing data. what
  * names the document in errors. */
 int ocil_json_parse(const char *buf, size_t len, const char *what, json_t **out, ocil_error **err);
+/* The same with another cap (conda records can be larger than manifests). */
+int ocil_json_parse_max(const char *buf, size_t len, size_t max, const char *what, json_t **out,
+			ocil_error **err);
 /* Read and parse a file of at most max bytes. */
 int ocil_json_load_file(const char *path, size_t max, json_t **out, ocil_error **err);
 /* Canonical form: compact, keys sorted. Caller frees. */

@@ -1,5 +1,5 @@
 /* Deterministic layer writer: libarchive (pax_restricted) -> our callback ->
- * sha256 (diff_id) + zlib gzip -> ocil_blob_writer (digest).
+ * ocil_gzip_blob (sha256 of the tar = diff_id, gzip, sha256 of the blob).
  *
  * Member names: "opt/x" for the image path "/opt/x"; directories always end
  * in "/" ("opt/x/"), because libarchive's pax writer appends it to every
@@ -13,16 +13,14 @@
 #include <locale.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include "digest.h"
+#include "gzip.h"
 #include "util.h"
 
 /* Longest image path we accept; the kernel's PATH_MAX is what a runtime can
  * create anyway. */
 #define PATH_CAP 4095
-/* Output chunk of the compressor; the only buffer that scales with data. */
-#define ZBUF_SIZE ((size_t)64 << 10)
 /* libarchive's usual tar block; the last block is not padded (see _new). */
 #define TAR_BLOCK 10240
 /* read size for _add_fd */
@@ -40,13 +38,7 @@ typedef struct {
 
 struct ocil_layer_writer {
 	struct archive *a;
-	ocil_blob_writer *blob;
-	ocil_hasher *tar_hash;
-	z_stream z;
-	gz_header gzh;
-	bool z_ready;
-	unsigned char *zbuf;
-	uint64_t tar_bytes;
+	ocil_gzip_blob *gz;
 	uint64_t entries;
 	int64_t mtime;
 	writer_state state;
@@ -118,35 +110,6 @@ static void dirset_clear(dirset *ds)
 	memset(ds, 0, sizeof(*ds));
 }
 
-/* Compress len bytes (or finish the stream) into the blob. */
-static int deflate_out(ocil_layer_writer *w, const void *buf, size_t len, int flush,
-		       ocil_error **err)
-{
-	const unsigned char *p = buf;
-	for (;;) {
-		/* avail_in is 32-bit; feed at most 1 GiB at a time */
-		size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
-		w->z.next_in = (unsigned char *)p;
-		w->z.avail_in = (uInt)chunk;
-		int mode = chunk == len ? flush : Z_NO_FLUSH;
-		int r;
-		do {
-			w->z.next_out = w->zbuf;
-			w->z.avail_out = (uInt)ZBUF_SIZE;
-			r = deflate(&w->z, mode);
-			if (r == Z_STREAM_ERROR)
-				return ocil_error_set(err, OCIL_E_IO, "gzip: deflate failed");
-			size_t have = ZBUF_SIZE - w->z.avail_out;
-			if (have > 0 && ocil_blob_writer_write(w->blob, w->zbuf, have, err) < 0)
-				return -1;
-		} while (w->z.avail_out == 0 || (mode == Z_FINISH && r != Z_STREAM_END));
-		p += chunk;
-		len -= chunk;
-		if (len == 0)
-			return 0;
-	}
-}
-
 static la_ssize_t write_cb(struct archive *a, void *cd, const void *buf, size_t len)
 {
 	ocil_layer_writer *w = cd;
@@ -154,9 +117,7 @@ static la_ssize_t write_cb(struct archive *a, void *cd, const void *buf, size_t 
 		return (la_ssize_t)len;
 	if (w->io_err != NULL)
 		return -1;
-	ocil_hasher_update(w->tar_hash, buf, len);
-	w->tar_bytes += len;
-	if (deflate_out(w, buf, len, Z_NO_FLUSH, &w->io_err) < 0) {
+	if (ocil_gzip_blob_write(w->gz, buf, len, &w->io_err) < 0) {
 		archive_set_error(a, EIO, "%s", w->io_err ? w->io_err->msg : "write failed");
 		return -1;
 	}
@@ -301,24 +262,12 @@ int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_
 
 	ocil_layer_writer *w = ocil_xcalloc(1, sizeof(*w));
 	w->mtime = mtime;
-	w->tar_hash = ocil_hasher_new();
-	w->zbuf = ocil_xmalloc(ZBUF_SIZE);
 	w->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 	if (w->c_locale == (locale_t)0) {
 		ocil_layer_writer_free(w);
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "layer writer: C locale");
 	}
-	/* windowBits 15+16: gzip wrapper. The header gets mtime 0, no name
-	 * and OS=Unix explicitly so the bytes do not depend on the build. */
-	if (deflateInit2(&w->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		ocil_layer_writer_free(w);
-		return ocil_error_set(err, OCIL_E_IO, "layer writer: zlib init failed");
-	}
-	w->z_ready = true;
-	w->gzh.os = 3; /* zlib keeps the pointer until the header is out */
-	deflateSetHeader(&w->z, &w->gzh);
-
-	if (ocil_blobstore_begin(bs, &w->blob, err) < 0) {
+	if (ocil_gzip_blob_begin(bs, level, &w->gz, err) < 0) {
 		ocil_layer_writer_free(w);
 		return ocil_error_wrap(err, "layer writer");
 	}
@@ -495,18 +444,17 @@ int ocil_layer_writer_finish(ocil_layer_writer *w, ocil_layer_result *res, ocil_
 		return -1;
 	if (archive_write_close(w->a) != ARCHIVE_OK)
 		return archive_fail(w, "closing the tar stream", err);
-	if (deflate_out(w, NULL, 0, Z_FINISH, err) < 0) {
+	ocil_gzip_result g;
+	if (ocil_gzip_blob_finish(w->gz, &g, err) < 0) {
 		ocil_error_wrap(err, "layer writer");
 		return fail(w);
 	}
 	ocil_layer_result r;
 	memset(&r, 0, sizeof(r));
-	ocil_hasher_final(w->tar_hash, r.diff_id);
-	if (ocil_blob_writer_commit(w->blob, NULL, -1, r.digest, &r.size, err) < 0) {
-		ocil_error_wrap(err, "layer writer");
-		return fail(w);
-	}
-	r.uncompressed_size = w->tar_bytes;
+	memcpy(r.digest, g.digest, sizeof(r.digest));
+	memcpy(r.diff_id, g.diff_id, sizeof(r.diff_id));
+	r.size = g.size;
+	r.uncompressed_size = g.raw_size;
 	r.entries = w->entries;
 	w->state = ST_FINISHED;
 	if (res != NULL)
@@ -523,15 +471,11 @@ void ocil_layer_writer_free(ocil_layer_writer *w)
 		w->discarding = true;
 		archive_write_free(w->a);
 	}
-	if (w->z_ready)
-		deflateEnd(&w->z);
-	ocil_blob_writer_free(w->blob); /* removes the temp file unless committed */
-	ocil_hasher_free(w->tar_hash);
+	ocil_gzip_blob_free(w->gz); /* removes the temp file unless committed */
 	ocil_error_free(w->io_err);
 	dirset_clear(&w->dirs);
 	if (w->c_locale != (locale_t)0)
 		freelocale(w->c_locale);
-	free(w->zbuf);
 	free(w->file_path);
 	free(w);
 }

@@ -14,8 +14,8 @@ static void on_signal(int sig)
 }
 
 static const ocil_command *const commands[] = {
-	&ocil_cmd_assemble,
-	&ocil_cmd_version,
+    &ocil_cmd_assemble,
+    &ocil_cmd_version,
 };
 
 static void usage(FILE *f)

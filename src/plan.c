@@ -74,10 +74,9 @@ static json_t *edit_config(const ocil_plan *p)
 	json_t *history = json_object_get(cfg, "history");
 	if (json_is_array(history))
 		for (size_t i = 0; i < p->n_layers; i++)
-			json_array_append_new(history,
-					      json_pack("{s:s, s:s, s:s}", "created", ts,
-							"created_by", p->layers[i].created_by,
-							"comment", "ocilambda"));
+			json_array_append_new(
+			    history, json_pack("{s:s, s:s, s:s}", "created", ts, "created_by",
+					       p->layers[i].created_by, "comment", "ocilambda"));
 	return cfg;
 }
 
@@ -87,8 +86,8 @@ int ocil_plan_write(const ocil_plan *p, ocil_blobstore *bs, ocil_descriptor *man
 	cleanup_json json_t *cfg = edit_config(p);
 	cleanup_free char *cfg_raw = ocil_json_dump(cfg);
 	ocil_descriptor cd = {
-		.media_type = p->docker ? OCIL_MT_DOCKER_CONFIG : OCIL_MT_OCI_CONFIG,
-		.size = (int64_t)strlen(cfg_raw),
+	    .media_type = p->docker ? OCIL_MT_DOCKER_CONFIG : OCIL_MT_OCI_CONFIG,
+	    .size = (int64_t)strlen(cfg_raw),
 	};
 	if (ocil_blobstore_put(bs, cfg_raw, strlen(cfg_raw), cd.digest, err) < 0)
 		return ocil_error_wrap(err, "storing config");
@@ -104,8 +103,8 @@ int ocil_plan_write(const ocil_plan *p, ocil_blobstore *bs, ocil_descriptor *man
 	for (size_t i = 0; i < p->n_base_layers; i++) {
 		/* Same bytes; the descriptor speaks the output's family. */
 		ocil_descriptor d = p->base_layers[i];
-		const char *lmt = ocil_layer_media_type(
-			p->docker, ocil_layer_media_compression(d.media_type));
+		const char *lmt =
+		    ocil_layer_media_type(p->docker, ocil_layer_media_compression(d.media_type));
 		if (lmt == NULL)
 			return ocil_error_set(err, OCIL_E_INPUT,
 					      "base layer %s: media type %s has no %s equivalent",

@@ -16,18 +16,18 @@ typedef struct {
 } ocil_plan_layer;
 
 typedef struct {
-	bool docker;                    /* Docker v2s2 family, else OCI; base layer
-					 * descriptors are translated */
+	bool docker; /* Docker v2s2 family, else OCI; base layer
+		      * descriptors are translated */
 	const json_t *base_config;
 	const ocil_descriptor *base_layers; /* as stored in the output */
 	size_t n_base_layers;
-	const ocil_plan_layer *layers;  /* new layers, in order */
+	const ocil_plan_layer *layers; /* new layers, in order */
 	size_t n_layers;
-	char *const *env;               /* "K=V" to set, in order (replace or append) */
+	char *const *env; /* "K=V" to set, in order (replace or append) */
 	size_t n_env;
-	const json_t *entrypoint;       /* array of strings, or NULL to keep the base's */
-	const char *handler;            /* becomes Cmd [handler] */
-	int64_t created;                /* seconds since the epoch */
+	const json_t *entrypoint; /* array of strings, or NULL to keep the base's */
+	const char *handler;	  /* becomes Cmd [handler] */
+	int64_t created;	  /* seconds since the epoch */
 } ocil_plan;
 
 /* RFC 3339 UTC, "1970-01-01T00:00:00Z". */

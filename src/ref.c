@@ -31,8 +31,8 @@ static bool repo_component_ok(const char *s, size_t n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '.' || c == '_' ||
-		      c == '-'))
+		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '.' ||
+		      c == '_' || c == '-'))
 			return false;
 	}
 	return isalnum((unsigned char)s[0]) && isalnum((unsigned char)s[n - 1]);
@@ -69,10 +69,11 @@ static int parse_docker(const char *input, const char *s, ocil_ref *r, ocil_erro
 			return -1;
 		r->tag = ocil_xstrdup(colon + 1);
 	}
-	if (host == NULL || strcmp(host, "docker.io") == 0 || strcmp(host, "index.docker.io") == 0) {
+	if (host == NULL || strcmp(host, "docker.io") == 0 ||
+	    strcmp(host, "index.docker.io") == 0) {
 		r->registry = ocil_xstrdup("registry-1.docker.io");
-		r->repository = strchr(name, '/') ? ocil_xstrdup(name)
-						  : ocil_xasprintf("library/%s", name);
+		r->repository =
+		    strchr(name, '/') ? ocil_xstrdup(name) : ocil_xasprintf("library/%s", name);
 	} else {
 		r->registry = ocil_xstrdup(host);
 		r->repository = ocil_xstrdup(name);
@@ -106,7 +107,8 @@ int ocil_ref_parse(const char *s, ocil_ref *out, ocil_error **err)
 		const char *rest = s + 4;
 		/* Like skopeo: the path ends at the first ':'. */
 		const char *colon = strchr(rest, ':');
-		out->path = colon ? ocil_xstrndup(rest, (size_t)(colon - rest)) : ocil_xstrdup(rest);
+		out->path =
+		    colon ? ocil_xstrndup(rest, (size_t)(colon - rest)) : ocil_xstrdup(rest);
 		if (colon != NULL) {
 			out->tag = ocil_xstrdup(colon + 1);
 			r = ocil_ref_check_tag(out->tag, s, err);
@@ -117,7 +119,8 @@ int ocil_ref_parse(const char *s, ocil_ref *out, ocil_error **err)
 		out->transport = OCIL_REF_DOCKER_ARCHIVE;
 		const char *rest = s + 15;
 		const char *colon = strchr(rest, ':');
-		out->path = colon ? ocil_xstrndup(rest, (size_t)(colon - rest)) : ocil_xstrdup(rest);
+		out->path =
+		    colon ? ocil_xstrndup(rest, (size_t)(colon - rest)) : ocil_xstrdup(rest);
 		if (colon != NULL)
 			out->tag = ocil_xstrdup(colon + 1);
 		if (out->path[0] == '\0')

@@ -13,12 +13,12 @@ typedef enum {
 
 typedef struct {
 	ocil_transport transport;
-	char *input;      /* as the user wrote it, for messages */
-	char *path;       /* oci: directory, docker-archive: file */
-	char *tag;        /* oci: tag; docker: tag; docker-archive: "repo:tag" or NULL */
-	char *registry;   /* docker: "registry-1.docker.io", "public.ecr.aws", "127.0.0.1:5000" */
+	char *input;	  /* as the user wrote it, for messages */
+	char *path;	  /* oci: directory, docker-archive: file */
+	char *tag;	  /* oci: tag; docker: tag; docker-archive: "repo:tag" or NULL */
+	char *registry;	  /* docker: "registry-1.docker.io", "public.ecr.aws", "127.0.0.1:5000" */
 	char *repository; /* docker: "library/python", "lambda/python" */
-	char *digest;     /* docker: "sha256:..." when pinned */
+	char *digest;	  /* docker: "sha256:..." when pinned */
 } ocil_ref;
 
 int ocil_ref_parse(const char *s, ocil_ref *out, ocil_error **err);

@@ -355,8 +355,8 @@ static int add_entry(ocil_rootfs *fs, const ocil_tar_entry *e, uint32_t layer, c
 	memset(&src, 0, sizeof(src));
 	if (e->type == OCIL_TAR_HARDLINK) {
 		rnode *t = find_literal(fs, e->link);
-		char q[OCIL_TAR_QUOTE_SIZE];
 		if (t == NULL) {
+			char q[OCIL_TAR_QUOTE_SIZE];
 			cleanup_free char *m =
 			    ocil_xasprintf("hardlink to \"%s\", which is not in the image",
 					   ocil_tar_quote(e->link, q));

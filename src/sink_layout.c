@@ -60,8 +60,8 @@ int ocil_layout_sink_open(const char *dir, ocil_layout_sink **out, ocil_error **
 	const char *parent = dirname(copy1), *name = basename(copy2);
 	struct stat pst;
 	if (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode))
-		return ocil_error_set(err, OCIL_E_INPUT, "output %s: parent directory %s does not exist",
-				      dir, parent);
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "output %s: parent directory %s does not exist", dir, parent);
 	ocil_layout_sink *s = ocil_xcalloc(1, sizeof(*s));
 	s->dir = ocil_xstrdup(dir);
 	s->existing = existing;
@@ -111,7 +111,7 @@ static int build_index(ocil_layout_sink *s, const char *tag, const ocil_descript
 	json_t *ms = json_object_get(index, "manifests");
 	for (size_t i = json_array_size(ms); i-- > 0;) {
 		const char *ref = ocil_json_opt_string(
-			json_object_get(json_array_get(ms, i), "annotations"), ANN_REF_NAME);
+		    json_object_get(json_array_get(ms, i), "annotations"), ANN_REF_NAME);
 		if (ref != NULL && strcmp(ref, tag) == 0)
 			json_array_remove(ms, i);
 	}
@@ -143,7 +143,8 @@ static int merge_blobs(ocil_layout_sink *s, ocil_error **err)
 		if (access(dst, F_OK) == 0)
 			continue;
 		if (rename(src, dst) < 0)
-			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "moving %s into %s", src, to);
+			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "moving %s into %s", src,
+						 to);
 	}
 	closedir(d);
 	return r;

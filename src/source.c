@@ -15,10 +15,11 @@ int ocil_source_open(const ocil_ref *ref, const ocil_platform *platform, const o
 	case OCIL_REF_DOCKER:
 		break;
 	}
-	return ocil_error_set(err, OCIL_E_USAGE,
-			      "%s: pulling from a registry is not supported yet; use oci:DIR[:TAG] or "
-			      "docker-archive:FILE (e.g. from 'skopeo copy')",
-			      ref->input);
+	return ocil_error_set(
+	    err, OCIL_E_USAGE,
+	    "%s: pulling from a registry is not supported yet; use oci:DIR[:TAG] or "
+	    "docker-archive:FILE (e.g. from 'skopeo copy')",
+	    ref->input);
 }
 
 void ocil_source_free(ocil_source *s)
@@ -42,14 +43,15 @@ int ocil_verify_bytes(const char *buf, size_t len, const ocil_descriptor *d, con
 		      ocil_error **err)
 {
 	if ((int64_t)len != d->size)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s %s: size mismatch: descriptor says %lld bytes, content has %zu",
-				      what, d->digest, (long long)d->size, len);
+		return ocil_error_set(
+		    err, OCIL_E_INPUT,
+		    "%s %s: size mismatch: descriptor says %lld bytes, content has %zu", what,
+		    d->digest, (long long)d->size, len);
 	char got[OCIL_DIGEST_STR_SIZE];
 	ocil_digest_buf(buf, len, got);
 	if (strcmp(got, d->digest) != 0)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s %s: digest mismatch: content is %s", what,
-				      d->digest, got);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s %s: digest mismatch: content is %s",
+				      what, d->digest, got);
 	return 0;
 }
 
@@ -79,7 +81,8 @@ int ocil_source_set_config(ocil_source *s, char *raw, size_t len, const ocil_pla
 			   ocil_error **err)
 {
 	cleanup_free char *owned = raw;
-	cleanup_free char *what = ocil_xasprintf("%s: config %s", s->name, s->manifest.config.digest);
+	cleanup_free char *what =
+	    ocil_xasprintf("%s: config %s", s->name, s->manifest.config.digest);
 	cleanup_json json_t *cfg = NULL;
 	if (ocil_json_parse(raw, len, what, &cfg, err) < 0)
 		return -1;

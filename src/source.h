@@ -24,10 +24,10 @@ typedef struct {
 
 struct ocil_source {
 	const ocil_source_ops *ops;
-	char *name;                   /* the ref as given, for messages */
-	ocil_manifest manifest;       /* layers as the source stores them */
+	char *name;		/* the ref as given, for messages */
+	ocil_manifest manifest; /* layers as the source stores them */
 	char manifest_digest[OCIL_DIGEST_STR_SIZE];
-	json_t *config;               /* parsed, verified config */
+	json_t *config; /* parsed, verified config */
 	char *config_raw;
 	size_t config_len;
 };
@@ -49,8 +49,8 @@ int ocil_source_set_config(ocil_source *s, char *raw, size_t len, const ocil_pla
 int ocil_verify_bytes(const char *buf, size_t len, const ocil_descriptor *d, const char *what,
 		      ocil_error **err);
 
-int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform,
-			    ocil_source **out, ocil_error **err);
+int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform, ocil_source **out,
+			    ocil_error **err);
 int ocil_source_archive_open(const ocil_ref *ref, const ocil_platform *platform,
 			     const ocil_cancel *cancel, ocil_source **out, ocil_error **err);
 

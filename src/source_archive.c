@@ -95,8 +95,8 @@ static int stream_member(const archive_source *as, const char *name, ocil_bytes_
 				return -1;
 			la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
 			if (n < 0)
-				return ocil_error_set(err, OCIL_E_INPUT, "%s: %s: %s", as->base.name,
-						      name, archive_error_string(a));
+				return ocil_error_set(err, OCIL_E_INPUT, "%s: %s: %s",
+						      as->base.name, name, archive_error_string(a));
 			if (n == 0)
 				return 0;
 			if (fn(data, buf, (size_t)n, err) < 0)
@@ -119,7 +119,8 @@ static int to_mem(void *data, const void *buf, size_t len, ocil_error **err)
 {
 	membuf *m = data;
 	if (m->len + len > m->max)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than %zu bytes", m->what, m->max);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than %zu bytes", m->what,
+				      m->max);
 	m->buf = ocil_xrealloc(m->buf, m->len + len + 1);
 	memcpy(m->buf + m->len, buf, len);
 	m->len += len;
@@ -275,7 +276,8 @@ static int build(archive_source *as, const ocil_ref *ref, const ocil_platform *p
 	char promised[OCIL_DIGEST_STR_SIZE];
 	if (name_digest(cfg_name, promised) && strcmp(promised, m->config.digest) != 0) {
 		free(cfg.buf);
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: config %s: digest mismatch: content is %s",
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: config %s: digest mismatch: content is %s",
 				      as->base.name, cfg_name, m->config.digest);
 	}
 	/* set_config checks the diff_id count against n_layers: size first. */
@@ -286,8 +288,8 @@ static int build(archive_source *as, const ocil_ref *ref, const ocil_platform *p
 	m->n_layers = nl;
 	if (ocil_source_set_config(&as->base, cfg.buf, cfg.len, platform, err) < 0)
 		return -1;
-	const json_t *diff_ids = json_object_get(json_object_get(as->base.config, "rootfs"),
-						 "diff_ids");
+	const json_t *diff_ids =
+	    json_object_get(json_object_get(as->base.config, "rootfs"), "diff_ids");
 	for (size_t i = 0; i < nl; i++) {
 		const char *ln = json_string_value(json_array_get(layers, i));
 		if (ln == NULL)
@@ -296,8 +298,9 @@ static int build(archive_source *as, const ocil_ref *ref, const ocil_platform *p
 		ln = clean_name(ln);
 		const member *lm = find_member(as, ln);
 		if (lm == NULL)
-			return ocil_error_set(err, OCIL_E_INPUT, "%s: layer %s is not in the archive",
-					      as->base.name, ln);
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: layer %s is not in the archive", as->base.name,
+					      ln);
 		ocil_descriptor *d = &m->layers[i];
 		as->layer_member[i] = ocil_xstrdup(ln);
 		d->size = lm->size;
@@ -330,8 +333,8 @@ static int build(archive_source *as, const ocil_ref *ref, const ocil_platform *p
 	return 0;
 }
 
-static int archive_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn,
-			     void *data, const ocil_cancel *cancel, ocil_error **err)
+static int archive_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
+			     const ocil_cancel *cancel, ocil_error **err)
 {
 	archive_source *as = (archive_source *)s;
 	const char *name = NULL;
@@ -346,8 +349,8 @@ static int archive_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_byte
 }
 
 static const ocil_source_ops archive_ops = {
-	.read_blob = archive_read_blob,
-	.free = archive_free_source,
+    .read_blob = archive_read_blob,
+    .free = archive_free_source,
 };
 
 int ocil_source_archive_open(const ocil_ref *ref, const ocil_platform *platform,

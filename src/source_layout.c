@@ -47,8 +47,8 @@ static void layout_free(ocil_source *s)
 }
 
 static const ocil_source_ops layout_ops = {
-	.read_blob = layout_read_blob,
-	.free = layout_free,
+    .read_blob = layout_read_blob,
+    .free = layout_free,
 };
 
 /* Read a small blob (manifest, index, config) and verify it. */
@@ -74,8 +74,8 @@ static int find_in_index(const char *name, const json_t *index, const char *tag,
 {
 	const json_t *ms = json_object_get(index, "manifests");
 	if (!json_is_array(ms))
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: index.json has no \"manifests\" array",
-				      name);
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: index.json has no \"manifests\" array", name);
 	size_t i;
 	const json_t *m;
 	if (tag == NULL) {
@@ -84,21 +84,21 @@ static int find_in_index(const char *name, const json_t *index, const char *tag,
 					      "%s: the layout holds %zu images; name one with "
 					      "oci:DIR:TAG",
 					      name, json_array_size(ms));
-	{
-		cleanup_free char *w = ocil_xasprintf("%s: index.json manifests[0]", name);
-		return ocil_descriptor_parse(json_array_get(ms, 0), w, out, err);
-	}
+		{
+			cleanup_free char *w = ocil_xasprintf("%s: index.json manifests[0]", name);
+			return ocil_descriptor_parse(json_array_get(ms, 0), w, out, err);
+		}
 	}
 	cleanup_free char *avail = ocil_xstrdup("");
 	json_array_foreach(ms, i, m)
 	{
-		const char *ref = ocil_json_opt_string(json_object_get(m, "annotations"),
-						       ANN_REF_NAME);
+		const char *ref =
+		    ocil_json_opt_string(json_object_get(m, "annotations"), ANN_REF_NAME);
 		if (ref == NULL)
 			continue;
 		if (strcmp(ref, tag) == 0) {
-			cleanup_free char *w = ocil_xasprintf("%s: index.json manifests[%zu]", name,
-							      i);
+			cleanup_free char *w =
+			    ocil_xasprintf("%s: index.json manifests[%zu]", name, i);
 			return ocil_descriptor_parse(m, w, out, err);
 		}
 		char *n = ocil_xasprintf("%s%s%s", avail, avail[0] ? ", " : "", ref);
@@ -109,15 +109,16 @@ static int find_in_index(const char *name, const json_t *index, const char *tag,
 			      avail[0] ? avail : "none");
 }
 
-int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform,
-			    ocil_source **out, ocil_error **err)
+int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform, ocil_source **out,
+			    ocil_error **err)
 {
 	const char *name = ref->input;
 	struct stat st;
 	if (stat(ref->path, &st) < 0)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s: %s", name, ref->path);
 	if (!S_ISDIR(st.st_mode))
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: %s is not a directory", name, ref->path);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: %s is not a directory", name,
+				      ref->path);
 	cleanup_free char *layout_file = ocil_xasprintf("%s/oci-layout", ref->path);
 	cleanup_json json_t *layout = NULL;
 	if (ocil_json_load_file(layout_file, 4096, &layout, err) < 0)

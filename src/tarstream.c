@@ -77,12 +77,13 @@ static int fail(ocil_tarstream *ts, ocil_error **err, const char *name, const ch
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	char q[OCIL_TAR_QUOTE_SIZE];
-	if (name != NULL)
+	if (name != NULL) {
+		char q[OCIL_TAR_QUOTE_SIZE];
 		ocil_error_set(err, OCIL_E_INPUT, "%s: entry \"%s\": %s", ts->what,
 			       ocil_tar_quote(name, q), msg ? msg : "invalid entry");
-	else
+	} else {
 		ocil_error_set(err, OCIL_E_INPUT, "%s: %s", ts->what, msg ? msg : "invalid layer");
+	}
 	free(msg);
 	return -1;
 }
@@ -96,10 +97,11 @@ static int archive_fail(ocil_tarstream *ts, ocil_error **err, const char *name)
 	int e = archive_errno(ts->a);
 	ocil_code code =
 	    (e == EIO || e == EBADF || e == EISDIR || e == ENOMEM) ? OCIL_E_IO : OCIL_E_INPUT;
-	char q[OCIL_TAR_QUOTE_SIZE];
-	if (name != NULL)
+	if (name != NULL) {
+		char q[OCIL_TAR_QUOTE_SIZE];
 		return ocil_error_set(err, code, "%s: entry \"%s\": tar: %s", ts->what,
 				      ocil_tar_quote(name, q), m ? m : "read failed");
+	}
 	return ocil_error_set(err, code, "%s: tar: %s", ts->what, m ? m : "read failed");
 }
 

@@ -86,12 +86,12 @@ int ocil_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, 
 			break;
 		n += (size_t)r;
 		if (n > max)
-			return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than the limit of %zu bytes",
-					      what, max);
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: larger than the limit of %zu bytes", what, max);
 	}
 	if (n > max)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than the limit of %zu bytes", what,
-				      max);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than the limit of %zu bytes",
+				      what, max);
 	buf[n] = '\0';
 	*out = steal_pointer(&buf);
 	if (len != NULL)

@@ -74,6 +74,9 @@ int ocil_test_main(const ocil_test_case *cases, size_t n, int argc, char **argv)
 		static const ocil_test_case cases[] = {__VA_ARGS__};                               \
 		return ocil_test_main(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);        \
 	}
-#define T(fn) {#fn, fn}
+#define T(fn)                                                                                      \
+	{                                                                                          \
+#fn, fn                                                                            \
+	}
 
 #endif

@@ -36,7 +36,8 @@ static void put_and_verify(void)
 		   "digest mismatch");
 	close(fd);
 	fd = open(src, O_RDONLY);
-	CHECK_FAIL(ocil_blobstore_put_fd(bs2, fd, ABC, 2, &err), &err, OCIL_E_INPUT, "size mismatch");
+	CHECK_FAIL(ocil_blobstore_put_fd(bs2, fd, ABC, 2, &err), &err, OCIL_E_INPUT,
+		   "size mismatch");
 	close(fd);
 	char *blobs2 = ocil_xasprintf("%s/blobs/sha256", root2);
 	CHECK(count_entries(blobs2) == 0);

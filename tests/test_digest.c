@@ -4,11 +4,12 @@
 static void valid_and_invalid(void)
 {
 	CHECK(ocil_digest_valid(
-		"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+	    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
 	CHECK(!ocil_digest_valid(
-		"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
+	    "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
 	CHECK(!ocil_digest_valid("sha256:e3b0"));
-	CHECK(!ocil_digest_valid("sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+	CHECK(!ocil_digest_valid(
+	    "sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
 	CHECK(!ocil_digest_valid(NULL));
 	ocil_error *err = NULL;
 	CHECK_FAIL(ocil_digest_check("sha256:zz", "manifest", &err), &err, OCIL_E_INPUT,

@@ -8,14 +8,14 @@
 #define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 
 static const char *index_doc =
-	"{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_INDEX "\",\"manifests\":["
-	"{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"digest\":\"" D1 "\",\"size\":10,"
-	"\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}},"
-	"{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"digest\":\"" D2 "\",\"size\":11,"
-	"\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
-	"{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"digest\":\"" D3 "\",\"size\":12,"
-	"\"platform\":{\"os\":\"unknown\",\"architecture\":\"unknown\"},"
-	"\"annotations\":{\"vnd.docker.reference.type\":\"attestation-manifest\"}}]}";
+    "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_INDEX "\",\"manifests\":["
+    "{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"digest\":\"" D1 "\",\"size\":10,"
+    "\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}},"
+    "{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"digest\":\"" D2 "\",\"size\":11,"
+    "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
+    "{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"digest\":\"" D3 "\",\"size\":12,"
+    "\"platform\":{\"os\":\"unknown\",\"architecture\":\"unknown\"},"
+    "\"annotations\":{\"vnd.docker.reference.type\":\"attestation-manifest\"}}]}";
 
 static void select_platform(void)
 {
@@ -30,7 +30,8 @@ static void select_platform(void)
 	ocil_platform_clear(&p);
 	CHECK_OK(ocil_platform_parse("linux/s390x", &p, &err), &err);
 	CHECK_FAIL(ocil_index_select(index_doc, strlen(index_doc), "idx", &p, &d, &err), &err,
-		   OCIL_E_INPUT, "no image for platform linux/s390x (available: linux/amd64, linux/arm64/v8)");
+		   OCIL_E_INPUT,
+		   "no image for platform linux/s390x (available: linux/amd64, linux/arm64/v8)");
 	ocil_platform_clear(&p);
 	CHECK_FAIL(ocil_platform_parse("amd64", &p, &err), &err, OCIL_E_USAGE, "invalid platform");
 }
@@ -39,10 +40,11 @@ static void parse_manifest(void)
 {
 	ocil_error *err = NULL;
 	ocil_manifest m;
-	const char *ok = "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_DOCKER_MANIFEST
-			 "\",\"config\":{\"mediaType\":\"" OCIL_MT_DOCKER_CONFIG
-			 "\",\"digest\":\"" D1 "\",\"size\":5},\"layers\":[{\"mediaType\":\"" OCIL_MT_DOCKER_LAYER_GZIP
-			 "\",\"digest\":\"" D2 "\",\"size\":7}]}";
+	const char *ok =
+	    "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_DOCKER_MANIFEST
+	    "\",\"config\":{\"mediaType\":\"" OCIL_MT_DOCKER_CONFIG "\",\"digest\":\"" D1
+	    "\",\"size\":5},\"layers\":[{\"mediaType\":\"" OCIL_MT_DOCKER_LAYER_GZIP
+	    "\",\"digest\":\"" D2 "\",\"size\":7}]}";
 	CHECK_OK(ocil_manifest_parse(ok, strlen(ok), "m", NULL, &m, &err), &err);
 	CHECK(m.docker);
 	CHECK(m.n_layers == 1);
@@ -55,14 +57,15 @@ static void parse_manifest(void)
 	const char *dup = "{\"schemaVersion\":2,\"schemaVersion\":2}";
 	CHECK_FAIL(ocil_manifest_parse(dup, strlen(dup), "m", NULL, &m, &err), &err, OCIL_E_INPUT,
 		   "malformed JSON");
-	const char *badsize = "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_MANIFEST
-			      "\",\"config\":{\"mediaType\":\"x\",\"digest\":\"" D1
-			      "\",\"size\":-1},\"layers\":[]}";
+	const char *badsize =
+	    "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_MANIFEST
+	    "\",\"config\":{\"mediaType\":\"x\",\"digest\":\"" D1 "\",\"size\":-1},\"layers\":[]}";
 	CHECK_FAIL(ocil_manifest_parse(badsize, strlen(badsize), "m", NULL, &m, &err), &err,
 		   OCIL_E_INPUT, "non-negative");
-	const char *badlayer = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" D1
-			       "\",\"size\":1},\"layers\":[{\"mediaType\":\"text/plain\",\"digest\":\"" D2
-			       "\",\"size\":1}]}";
+	const char *badlayer =
+	    "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" D1
+	    "\",\"size\":1},\"layers\":[{\"mediaType\":\"text/plain\",\"digest\":\"" D2
+	    "\",\"size\":1}]}";
 	CHECK_FAIL(ocil_manifest_parse(badlayer, strlen(badlayer), "m", NULL, &m, &err), &err,
 		   OCIL_E_INPUT, "unsupported layer media type text/plain");
 	const char *v1 = "{\"schemaVersion\":1}";

@@ -20,10 +20,16 @@ static void config_edits(void)
 	ocil_plan_layer l = {.size = 10, .created_by = "new"};
 	memset(l.digest, 0, sizeof(l.digest));
 	strcpy(l.digest, "sha256:2222222222222222222222222222222222222222222222222222222222222222");
-	strcpy(l.diff_id, "sha256:3333333333333333333333333333333333333333333333333333333333333333");
+	strcpy(l.diff_id,
+	       "sha256:3333333333333333333333333333333333333333333333333333333333333333");
 	char *env[] = {"PYTHONPATH=/p", "LANG=C"};
-	ocil_plan p = {.base_config = bc, .layers = &l, .n_layers = 1, .env = env, .n_env = 2,
-		       .handler = "m.f", .created = 86400};
+	ocil_plan p = {.base_config = bc,
+		       .layers = &l,
+		       .n_layers = 1,
+		       .env = env,
+		       .n_env = 2,
+		       .handler = "m.f",
+		       .created = 86400};
 	ocil_descriptor md;
 	json_t *cfg = NULL;
 	CHECK_OK(ocil_plan_write(&p, bs, &md, &cfg, &err), &err);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Streaming: peak memory does not grow with the size of the prefix. A prefix
+# with a 1 GiB file (and a 64 MiB text file that needs relocation) is packed
+# with the same bounded buffers as the small fixture.
+. "$(dirname "$0")/lib.sh"
+
+B=$FIXTURES/base38
+cp -a "$FIXTURES/prefix38" "$T/small"
+cp -a "$FIXTURES/prefix38" "$T/big"
+# Sparse and all zeros: cheap to make and to compress, yet 1 GiB to stream.
+truncate -s 1G "$T/big/lib/huge.bin"
+# A 64 MiB script whose shebang names the origin: relocated by streaming.
+"$PY" - "$T/big/bin/big-script" <<'PYEOF'
+import sys
+line = b"print('/tmp/build/envs/blog-test')\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"#!/tmp/build/envs/blog-test/bin/python3.8\n")
+    f.write(line * ((64 << 20) // len(line)))
+PYEOF
+make_code "$T/code"
+
+peak_kib() {
+	"$PY" - "$@" <<'PYEOF'
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PYEOF
+}
+build() {
+	peak_kib $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$T/$1" --code "$T/code" \
+		--handler example.lambda_handler --output "oci:$T/out-$1"
+}
+small=$(build small)
+big=$(build big)
+echo "peak RSS: small prefix ${small} KiB, prefix with 1 GiB + 64 MiB files ${big} KiB"
+# Bounded buffers: the big build may not need more than the small one plus a
+# few MiB of slack, far below the 1 GiB it streamed.
+[ "$big" -lt $((small + 8192)) ] || fail "memory grew with the prefix: $small KiB -> $big KiB"
+umoci unpack --rootless --image "$T/out-big:latest" "$T/bundle" >/dev/null
+[ "$(stat -c %s "$T/bundle/rootfs/opt/conda-env/lib/huge.bin")" = $((1 << 30)) ] || fail "huge file"
+head -1 "$T/bundle/rootfs/opt/conda-env/bin/big-script" | grep -qx '#!/opt/conda-env/bin/python3.8' ||
+	fail "big script relocated"
+! grep -q /tmp/build/envs/blog-test "$T/bundle/rootfs/opt/conda-env/bin/big-script" ||
+	fail "origin left in the big script"
+ok "peak memory independent of prefix size ($small KiB vs $big KiB)"
+done_testing
