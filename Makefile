@@ -9,9 +9,9 @@ JOBS ?= $(shell nproc)
 # judges (skopeo, umoci, bubblewrap) and what the fixtures are made from.
 PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
-	clang-format
+	clang-format cppcheck valgrind
 
-.PHONY: all deps build test test-unit demo format format-check clean
+.PHONY: all deps build test demo format format-check lint clean
 
 all: build
 
@@ -37,7 +37,7 @@ build: deps
 # The whole suite: formatting, the normal build's tests (unit, CLI, end to
 # end), then the unit and CLI tests again under ASan+UBSan (the heavy ones,
 # whose subject is the real invocation or the memory bound, only once).
-test: build format-check
+test: build format-check lint
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
 		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
@@ -52,6 +52,10 @@ format:
 
 format-check:
 	clang-format --dry-run -Werror src/*.[ch] layers/*.[ch] tests/*.[ch]
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+		-D_GNU_SOURCE --inline-suppr -I src -I layers src layers
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

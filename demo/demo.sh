@@ -8,16 +8,13 @@ cd "$(dirname "$0")/.."
 TD=$PWD/testdata
 OUT=$PWD/$BUILD/demo
 PYVER=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
-if [ ! -f "$OUT/.fixtures-done" ]; then
-	step "making a Lambda-like base image (umoci) and a conda-like env built at /tmp/build/envs/blog-test"
-	rm -rf "$OUT/base" "$OUT/base.tar" "$OUT/env"
-	bash "$TD/mk-base.sh" "$OUT/base" "$PYVER" "$PYVER" run
-	bash "$TD/mk-prefix.sh" "$OUT/env" /tmp/build/envs/blog-test "$PYVER" run
-	touch "$OUT/.fixtures-done"
-fi
+step "making a Lambda-like base image (umoci) and a conda-like env built at /tmp/build/envs/blog-test"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+bash "$TD/mk-base.sh" "$OUT/base" "$PYVER" "$PYVER" run
+bash "$TD/mk-prefix.sh" "$OUT/env" /tmp/build/envs/blog-test "$PYVER" run
 
 step "ocilambda assemble"
 set -x

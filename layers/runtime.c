@@ -121,6 +121,21 @@ static int copy_python(ocil_rootfs *fs, const ocil_rootfs_node *py, const char *
 	return ocil_layer_writer_end_file(w, err);
 }
 
+int ocil_runtime_check_unpatched(ocil_rootfs *fs, const char *minor, ocil_error **err)
+{
+	cleanup_free char *clean = ocil_xasprintf(OCIL_RUNTIME_BIN_DIR "/python%s-clean", minor);
+	cleanup_rootfs_node ocil_rootfs_node node = {0};
+	int r = ocil_rootfs_lookup(fs, clean, false, &node, err);
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "base image already has %s: it was patched before (built by "
+				      "ocilambda?); use the original Lambda base image",
+				      clean);
+	return 0;
+}
+
 int ocil_runtime_write_layer(ocil_rootfs *fs, const char *minor, const char *prefix_dest,
 			     ocil_layer_writer *w, ocil_error **err)
 {

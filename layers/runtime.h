@@ -23,6 +23,11 @@
  * a regular file), sorted by N. A base without /var/lang/bin gives none. */
 int ocil_runtime_list_pythons(ocil_rootfs *fs, ocil_strv *minors, ocil_error **err);
 
+/* Refuse a base that was patched already (it has python<minor>-clean, as an
+ * image built by ocilambda or by the Dockerfile recipe does): patching it
+ * again would keep the conda python as "-clean". OCIL_E_INPUT. */
+int ocil_runtime_check_unpatched(ocil_rootfs *fs, const char *minor, ocil_error **err);
+
 /* Add to w, in this order: the parents of /var/lang/bin/python<minor>
  * (ocil_layer_writer_add_parents), the symlink /var/lang/bin/python<minor>
  * -> <prefix_dest>/bin/python, and the regular file

@@ -328,6 +328,15 @@ static int choose_python(build *b, bool allow_mismatch, ocil_error **err)
 	return 0;
 }
 
+static int check_base_python(build *b, bool allow_mismatch, ocil_error **err)
+{
+	if (choose_python(b, allow_mismatch, err) < 0)
+		return -1;
+	if (ocil_runtime_check_unpatched(b->fs, b->minor, err) < 0)
+		return ocil_error_wrap(err, "%s", b->base_ref.input);
+	return 0;
+}
+
 typedef int (*producer_fn)(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			   ocil_error **err);
 
@@ -437,7 +446,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	}
 	int r = ocil_rootfs_open(paths, b->n_base_layers, cancel, &b->fs, err);
 	ocil_strv_clear(&owned);
-	if (r < 0 || choose_python(b, o->allow_mismatch, err) < 0)
+	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0)
 		return -1;
 
 	ocil_layer_opts lo = {.mtime = epoch};

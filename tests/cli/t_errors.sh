@@ -102,6 +102,12 @@ umoci unpack --rootless --image "$T/out:latest" "$T/bundle" >/dev/null
 	fail "mismatch allowed: python3.8 link"
 ok "python minor mismatch refused unless --allow-python-mismatch"
 
+# An image ocilambda built is not a base: its python3.8 is the conda one.
+expect_fail 2 "oci:$T/out:latest: base image already has /var/lang/bin/python3.8-clean" \
+	build --base "oci:$T/out:latest" --conda-prefix "$P" --output "oci:$T/again"
+[ ! -e "$T/again" ] || fail "output created"
+ok "an already patched base is refused"
+
 # A base without /var/lang/bin/python3.X.
 
 umoci init --layout "$T/nopy" >/dev/null
