@@ -102,6 +102,21 @@ int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, oci
 	return 0;
 }
 
+uint64_t ocil_blob_writer_size(const ocil_blob_writer *w)
+{
+	return w->size;
+}
+
+int ocil_blob_writer_reset(ocil_blob_writer *w, ocil_error **err)
+{
+	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "resetting %s", w->tmp);
+	ocil_hasher_free(w->h);
+	w->h = ocil_hasher_new();
+	w->size = 0;
+	return 0;
+}
+
 int ocil_blob_writer_commit(ocil_blob_writer *w, const char *expected_digest, int64_t expected_size,
 			    char digest_out[OCIL_DIGEST_STR_SIZE], uint64_t *size_out,
 			    ocil_error **err)

@@ -36,6 +36,11 @@ int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, oci
 int ocil_blob_writer_commit(ocil_blob_writer *w, const char *expected_digest, int64_t expected_size,
 			    char digest_out[OCIL_DIGEST_STR_SIZE], uint64_t *size_out,
 			    ocil_error **err);
+/* Bytes written so far (e.g. to resume a download with Range). */
+uint64_t ocil_blob_writer_size(const ocil_blob_writer *w);
+/* Drop everything written so far and start again (a download that must
+ * restart from byte 0). */
+int ocil_blob_writer_reset(ocil_blob_writer *w, ocil_error **err);
 /* Abort (if not committed) and free. Safe on NULL. */
 void ocil_blob_writer_free(ocil_blob_writer *w);
 

@@ -48,4 +48,25 @@ static void put_and_verify(void)
 	ocil_blobstore_free(bs);
 }
 
-TEST_MAIN(T(put_and_verify))
+static void writer_reset(void)
+{
+	ocil_error *err = NULL;
+	ocil_blobstore *bs = NULL;
+	CHECK_OK(ocil_blobstore_open(ocil_test_tmpdir(), &bs, &err), &err);
+	ocil_blob_writer *w = NULL;
+	CHECK_OK(ocil_blobstore_begin(bs, &w, &err), &err);
+	CHECK_OK(ocil_blob_writer_write(w, "xyz", 3, &err), &err);
+	CHECK(ocil_blob_writer_size(w) == 3);
+	CHECK_OK(ocil_blob_writer_reset(w, &err), &err);
+	CHECK(ocil_blob_writer_size(w) == 0);
+	CHECK_OK(ocil_blob_writer_write(w, "ab", 2, &err), &err);
+	CHECK_OK(ocil_blob_writer_write(w, "c", 1, &err), &err);
+	char d[OCIL_DIGEST_STR_SIZE];
+	uint64_t size = 0;
+	CHECK_OK(ocil_blob_writer_commit(w, ABC, 3, d, &size, &err), &err);
+	CHECK_STREQ(d, ABC);
+	ocil_blob_writer_free(w);
+	ocil_blobstore_free(bs);
+}
+
+TEST_MAIN(T(put_and_verify), T(writer_reset))
