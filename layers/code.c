@@ -12,17 +12,6 @@ typedef struct {
 	const ocil_cancel *cancel;
 } code_ctx;
 
-static const char *kind(mode_t m)
-{
-	if (S_ISSOCK(m))
-		return "socket";
-	if (S_ISFIFO(m))
-		return "fifo";
-	if (S_ISCHR(m) || S_ISBLK(m))
-		return "device";
-	return "special file";
-}
-
 static bool code_skip(const ocil_walk_entry *e, void *ud)
 {
 	if (strcmp(e->name, ".git") == 0) /* a dir, or a worktree's .git file */
@@ -53,7 +42,7 @@ static int code_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
 						(uint64_t)e->st->st_size, e->path, c->cancel, err);
 	}
 	return ocil_error_set(err, OCIL_E_INPUT, "%s: a %s can not go into an image layer", e->path,
-			      kind(m));
+			      ocil_walk_kind(m));
 }
 
 int ocil_code_write_layer(const char *dir, const char *dest, const ocil_cancel *cancel,

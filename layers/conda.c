@@ -16,79 +16,6 @@
 
 enum { PH_NONE = 0, PH_TEXT = 1, PH_BINARY = 2 };
 
-/* rel path -> placeholder mode, for recorded files that have one. Grows
- * with the number of such files, never with their sizes. */
-struct ocil_conda_index {
-	char **keys;
-	unsigned char *modes;
-	size_t cap, n;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static size_t index_slot(const ocil_conda_index *ix, const char *key)
-{
-	size_t i = hash_str(key) & (ix->cap - 1);
-	while (ix->keys[i] != NULL && strcmp(ix->keys[i], key) != 0)
-		i = (i + 1) & (ix->cap - 1);
-	return i;
-}
-
-static int index_get(const ocil_conda_index *ix, const char *key)
-{
-	if (ix == NULL || ix->cap == 0)
-		return PH_NONE;
-	size_t i = index_slot(ix, key);
-	return ix->keys[i] ? ix->modes[i] : PH_NONE;
-}
-
-/* A later record wins: conda lets a package overwrite another's file. */
-static void index_put(ocil_conda_index *ix, const char *key, int mode)
-{
-	if ((ix->n + 1) * 2 > ix->cap) {
-		ocil_conda_index old = *ix;
-		ix->cap = old.cap ? old.cap * 2 : 256;
-		ix->keys = ocil_xcalloc(ix->cap, sizeof(char *));
-		ix->modes = ocil_xcalloc(ix->cap, 1);
-		ix->n = 0;
-		for (size_t i = 0; i < old.cap; i++) {
-			if (old.keys[i] == NULL)
-				continue;
-			size_t s = index_slot(ix, old.keys[i]);
-			ix->keys[s] = old.keys[i];
-			ix->modes[s] = old.modes[i];
-			ix->n++;
-		}
-		free(old.keys);
-		free(old.modes);
-	}
-	size_t s = index_slot(ix, key);
-	if (ix->keys[s] == NULL) {
-		ix->keys[s] = ocil_xstrdup(key);
-		ix->n++;
-	}
-	ix->modes[s] = (unsigned char)mode;
-}
-
-static void index_free(ocil_conda_index *ix)
-{
-	if (ix == NULL)
-		return;
-	for (size_t i = 0; i < ix->cap; i++)
-		free(ix->keys[i]);
-	free(ix->keys);
-	free(ix->modes);
-	free(ix);
-}
-
 void ocil_conda_info_clear(ocil_conda_info *info)
 {
 	if (info == NULL)
@@ -97,7 +24,7 @@ void ocil_conda_info_clear(ocil_conda_info *info)
 	free(info->python_minor);
 	free(info->origin);
 	free(info->subdir);
-	index_free(info->index);
+	ocil_strmap_clear(&info->placeholders);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -215,9 +142,9 @@ static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, oci
 						      "%s: malformed conda record: %s: unknown "
 						      "file_mode \"%.40s\"",
 						      file, rel, fm);
-			if (c->info->index == NULL)
-				c->info->index = ocil_xcalloc(1, sizeof(ocil_conda_index));
-			index_put(c->info->index, rel, mode);
+			/* a later record wins: conda lets a package overwrite
+			 * another's file */
+			ocil_strmap_put(&c->info->placeholders, rel, (unsigned char)mode);
 		}
 		bool entry_point = type != NULL && strcmp(type, "unix_python_entry_point") == 0;
 		if (c->want_origin && (entry_point || mode == PH_TEXT)) {
@@ -475,9 +402,9 @@ static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 		return -1;
 	mode_t mode = ocil_layer_file_mode(e->st->st_mode);
 	uint64_t size = (uint64_t)e->st->st_size;
-	int how = PH_NONE;
+	unsigned char how = PH_NONE;
 	if (c->relocate) {
-		how = index_get(c->o->info->index, e->rel);
+		ocil_strmap_get(&c->o->info->placeholders, e->rel, &how);
 		if (how == PH_NONE && shebang_mentions_origin(c, fd))
 			how = PH_TEXT;
 	}
@@ -498,17 +425,6 @@ static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 			return write_replaced(c, e, path, mode, fd, OCIL_REPLACE_TEXT, out, err);
 	}
 	return ocil_layer_writer_add_fd(c->w, path, mode, fd, size, e->path, c->o->cancel, err);
-}
-
-static const char *special_kind(mode_t m)
-{
-	if (S_ISSOCK(m))
-		return "socket";
-	if (S_ISFIFO(m))
-		return "fifo";
-	if (S_ISCHR(m) || S_ISBLK(m))
-		return "device";
-	return "special file";
 }
 
 static int conda_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
@@ -533,7 +449,7 @@ static int conda_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
 		return ocil_layer_writer_add_symlink(c->w, path, target, err);
 	}
 	return ocil_error_set(err, OCIL_E_INPUT, "%s: a %s can not go into an image layer", e->path,
-			      special_kind(m));
+			      ocil_walk_kind(m));
 }
 
 int ocil_conda_write_layer(const ocil_conda_opts *o, ocil_layer_writer *w, ocil_error **err)

@@ -36,8 +36,6 @@
 #define OCIL_CONDA_MAX_RECORDS 100000
 #define OCIL_CONDA_MAX_FILES 4000000 /* files recorded over all packages */
 
-typedef struct ocil_conda_index ocil_conda_index;
-
 typedef struct {
 	char *python_version; /* e.g. "3.11.2" from the record whose "name" is "python" */
 	char *python_minor;   /* "3.11" */
@@ -45,9 +43,9 @@ typedef struct {
 	char *subdir;	      /* e.g. "linux-64" (python's record) or NULL */
 	bool has_awslambdaric;
 	size_t records;
-	/* which files carry a placeholder and in which mode; used by
-	 * ocil_conda_write_layer, owned by this struct */
-	ocil_conda_index *index;
+	/* rel path -> placeholder mode, for recorded files that have one;
+	 * used by ocil_conda_write_layer, owned by this struct */
+	ocil_strmap placeholders;
 } ocil_conda_info;
 
 /* Errors (OCIL_E_INPUT, naming the path): prefix missing, unreadable or not

@@ -18,6 +18,11 @@ typedef struct ocil_blob_writer ocil_blob_writer;
 /* Open (creating blobs/sha256 if needed) a store rooted at dir. */
 int ocil_blobstore_open(const char *dir, ocil_blobstore **out, ocil_error **err);
 void ocil_blobstore_free(ocil_blobstore *bs);
+static inline void ocil_blobstore_freep(ocil_blobstore **bs)
+{
+	ocil_blobstore_free(*bs);
+}
+#define cleanup_blobstore __attribute__((cleanup(ocil_blobstore_freep)))
 const char *ocil_blobstore_root(const ocil_blobstore *bs);
 
 /* Path of a blob (whether or not it exists); caller frees. */

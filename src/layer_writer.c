@@ -28,14 +28,6 @@
 
 typedef enum { ST_IDLE, ST_IN_FILE, ST_FAILED, ST_FINISHED } writer_state;
 
-/* Set of directory paths already written, so add_parents never duplicates
- * one and children can check their parent exists. Open addressing; grows
- * with the number of directories in the layer, never with file sizes. */
-typedef struct {
-	char **slots;
-	size_t cap, n;
-} dirset;
-
 struct ocil_layer_writer {
 	struct archive *a;
 	ocil_gzip_blob *gz;
@@ -50,65 +42,13 @@ struct ocil_layer_writer {
 	/* current regular file */
 	char *file_path;
 	uint64_t file_size, file_written;
-	dirset dirs;
+	/* directories already written, so add_parents never duplicates one and
+	 * children can check their parent exists; a set (values unused) */
+	ocil_strmap dirs;
 	/* libarchive converts names from the current locale's charset; pin
 	 * "C" so non-ASCII names are encoded the same on every machine */
 	locale_t c_locale;
 };
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static bool dirset_has(const dirset *ds, const char *path)
-{
-	if (ds->cap == 0)
-		return false;
-	for (size_t i = hash_str(path) & (ds->cap - 1);; i = (i + 1) & (ds->cap - 1)) {
-		if (ds->slots[i] == NULL)
-			return false;
-		if (strcmp(ds->slots[i], path) == 0)
-			return true;
-	}
-}
-
-static void dirset_insert_owned(dirset *ds, char *path)
-{
-	size_t i = hash_str(path) & (ds->cap - 1);
-	while (ds->slots[i] != NULL)
-		i = (i + 1) & (ds->cap - 1);
-	ds->slots[i] = path;
-	ds->n++;
-}
-
-static void dirset_add(dirset *ds, const char *path)
-{
-	if ((ds->n + 1) * 2 > ds->cap) {
-		dirset old = *ds;
-		ds->cap = old.cap ? old.cap * 2 : 64;
-		ds->slots = ocil_xcalloc(ds->cap, sizeof(char *));
-		ds->n = 0;
-		for (size_t i = 0; i < old.cap; i++)
-			if (old.slots[i] != NULL)
-				dirset_insert_owned(ds, old.slots[i]);
-		free(old.slots);
-	}
-	dirset_insert_owned(ds, ocil_xstrdup(path));
-}
-
-static void dirset_clear(dirset *ds)
-{
-	for (size_t i = 0; i < ds->cap; i++)
-		free(ds->slots[i]);
-	free(ds->slots);
-	memset(ds, 0, sizeof(*ds));
-}
 
 static la_ssize_t write_cb(struct archive *a, void *cd, const void *buf, size_t len)
 {
@@ -209,7 +149,7 @@ static int check_parent(ocil_layer_writer *w, const char *path, ocil_error **err
 	if (slash == path)
 		return 0;
 	cleanup_free char *parent = ocil_xstrndup(path, (size_t)(slash - path));
-	if (dirset_has(&w->dirs, parent))
+	if (ocil_strmap_get(&w->dirs, parent, NULL))
 		return 0;
 	return ocil_error_set(err, OCIL_E_IO,
 			      "layer writer: %s: parent directory %s was not added first", path,
@@ -294,13 +234,13 @@ int ocil_layer_writer_add_dir(ocil_layer_writer *w, const char *path, mode_t mod
 		return -1;
 	/* A directory is written once; later calls (e.g. the producer adding
 	 * a dir that add_parents already emitted) are no-ops. */
-	if (dirset_has(&w->dirs, path))
+	if (ocil_strmap_get(&w->dirs, path, NULL))
 		return 0;
 	if (check_parent(w, path, err) < 0)
 		return -1;
 	if (write_header(w, new_entry(w, path, AE_IFDIR, mode), path, err) < 0)
 		return -1;
-	dirset_add(&w->dirs, path);
+	ocil_strmap_put(&w->dirs, path, 0);
 	return 0;
 }
 
@@ -473,7 +413,7 @@ void ocil_layer_writer_free(ocil_layer_writer *w)
 	}
 	ocil_gzip_blob_free(w->gz); /* removes the temp file unless committed */
 	ocil_error_free(w->io_err);
-	dirset_clear(&w->dirs);
+	ocil_strmap_clear(&w->dirs);
 	if (w->c_locale != (locale_t)0)
 		freelocale(w->c_locale);
 	free(w->file_path);

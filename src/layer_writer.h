@@ -68,6 +68,13 @@ int ocil_layer_writer_add_parents(ocil_layer_writer *w, const char *path, ocil_e
 int ocil_layer_writer_finish(ocil_layer_writer *w, ocil_layer_result *res, ocil_error **err);
 /* Free; an unfinished writer removes its temporary blob. Safe on NULL. */
 void ocil_layer_writer_free(ocil_layer_writer *w);
+/* Declare the store's cleanup variable before the writer's: cleanups run
+ * in reverse, so the writer goes first. */
+static inline void ocil_layer_writer_freep(ocil_layer_writer **w)
+{
+	ocil_layer_writer_free(*w);
+}
+#define cleanup_layer_writer __attribute__((cleanup(ocil_layer_writer_freep)))
 
 /* Normalize modes the way Lambda needs them: files 0644 or (any x bit) 0755,
  * directories 0755. Setuid/setgid/sticky bits are dropped. */

@@ -232,6 +232,72 @@ void ocil_strv_sort(ocil_strv *sv)
 		qsort(sv->v, sv->n, sizeof(char *), cmp_str);
 }
 
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The slot holding key, or the empty slot where it belongs; cap is a power
+ * of two and at most half full, so an empty slot is always reached. */
+static size_t strmap_slot(const ocil_strmap *m, const char *key)
+{
+	size_t i = (size_t)hash_str(key) & (m->cap - 1);
+	while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+void ocil_strmap_put(ocil_strmap *m, const char *key, unsigned char val)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		ocil_strmap old = *m;
+		m->cap = old.cap ? old.cap * 2 : 64;
+		m->keys = ocil_xcalloc(m->cap, sizeof(char *));
+		m->vals = ocil_xcalloc(m->cap, 1);
+		for (size_t i = 0; i < old.cap; i++) {
+			if (old.keys[i] == NULL)
+				continue;
+			size_t s = strmap_slot(m, old.keys[i]);
+			m->keys[s] = old.keys[i];
+			m->vals[s] = old.vals[i];
+		}
+		free(old.keys);
+		free(old.vals);
+	}
+	size_t s = strmap_slot(m, key);
+	if (m->keys[s] == NULL) {
+		m->keys[s] = ocil_xstrdup(key);
+		m->n++;
+	}
+	m->vals[s] = val;
+}
+
+bool ocil_strmap_get(const ocil_strmap *m, const char *key, unsigned char *val)
+{
+	if (m->cap == 0)
+		return false;
+	size_t s = strmap_slot(m, key);
+	if (m->keys[s] == NULL)
+		return false;
+	if (val != NULL)
+		*val = m->vals[s];
+	return true;
+}
+
+void ocil_strmap_clear(ocil_strmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->keys[i]);
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
 int ocil_cancel_check(const ocil_cancel *c, ocil_error **err)
 {
 	if (c != NULL && c->flag != NULL && *c->flag)

@@ -81,6 +81,28 @@ void ocil_strv_push(ocil_strv *sv, char *owned);
 void ocil_strv_clear(ocil_strv *sv);
 void ocil_strv_sort(ocil_strv *sv);
 
+static inline void ocil_strv_clearp(ocil_strv *sv)
+{
+	ocil_strv_clear(sv);
+}
+#define cleanup_strv __attribute__((cleanup(ocil_strv_clearp)))
+
+/* String -> small value map, or a set when the value is not needed
+ * (directories a layer already has, files that carry a conda placeholder).
+ * Open addressing with FNV-1a; keys are copied; memory grows with the
+ * number of keys only. A zeroed ocil_strmap is empty. */
+typedef struct {
+	char **keys;
+	unsigned char *vals;
+	size_t cap, n;
+} ocil_strmap;
+/* Add key with val, or give a key already there the new val. */
+void ocil_strmap_put(ocil_strmap *m, const char *key, unsigned char val);
+/* Whether key is there; if so and val is not NULL, *val is its value
+ * (else *val is left alone, so it can hold a default). */
+bool ocil_strmap_get(const ocil_strmap *m, const char *key, unsigned char *val);
+void ocil_strmap_clear(ocil_strmap *m);
+
 /* Cooperative cancellation: main.c points this at its signal flag. */
 typedef struct {
 	volatile int *flag;

@@ -176,3 +176,14 @@ int ocil_walk_readlink(const ocil_walk_entry *e, char **target, ocil_error **err
 	*target = steal_pointer(&buf);
 	return 0;
 }
+
+const char *ocil_walk_kind(mode_t m)
+{
+	if (S_ISSOCK(m))
+		return "socket";
+	if (S_ISFIFO(m))
+		return "fifo";
+	if (S_ISCHR(m) || S_ISBLK(m))
+		return "device";
+	return "special file";
+}

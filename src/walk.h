@@ -56,5 +56,9 @@ int ocil_walk(const char *root, const ocil_walk_opts *o, ocil_error **err);
 int ocil_walk_open(const ocil_walk_entry *e, int *fd, ocil_error **err);
 /* Read a symlink entry's target (at most PATH_MAX bytes); caller frees. */
 int ocil_walk_readlink(const ocil_walk_entry *e, char **target, ocil_error **err);
+/* What an entry that is not a directory, regular file or symlink is
+ * ("socket", "fifo", "device", "special file"), for the producers' "a %s
+ * can not go into an image layer". */
+const char *ocil_walk_kind(mode_t m);
 
 #endif

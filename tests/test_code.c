@@ -6,29 +6,16 @@
 #include <unistd.h>
 
 #include "code.h"
+#include "support_tar.h"
 #include "test.h"
 #include "util.h"
 #include "walk.h"
 
 /* ---- helpers: build a tree, write a layer, read it back ---- */
 
-static char *tpath(const char *rel)
-{
-	return ocil_xasprintf("%s/%s", ocil_test_tmpdir(), rel);
-}
-
 static int put(const char *rel, const char *content, mode_t mode)
 {
-	char *p = tpath(rel);
-	char *dir = ocil_xstrdup(p);
-	*strrchr(dir, '/') = '\0';
-	ocil_error *err = NULL;
-	int r = ocil_mkdir_p(dir, 0755, &err) ||
-		ocil_write_file_atomic(p, content, strlen(content), &err) || chmod(p, mode);
-	ocil_error_free(err);
-	free(dir);
-	free(p);
-	return r;
+	return putn(rel, content, strlen(content), mode);
 }
 
 static int mkdirs(const char *rel, mode_t mode)
@@ -41,96 +28,15 @@ static int mkdirs(const char *rel, mode_t mode)
 	return r;
 }
 
-static int sym(const char *target, const char *rel)
-{
-	char *p = tpath(rel);
-	int r = symlink(target, p);
-	free(p);
-	return r;
-}
-
-typedef struct {
-	char *name;
-	mode_t type, perm;
-	char *data;
-	char *link;
-} rentry;
-
-typedef struct {
-	rentry e[64];
-	size_t n;
-} rlayer;
-
-static void rlayer_clear(rlayer *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->e[i].name);
-		free(l->e[i].data);
-		free(l->e[i].link);
-	}
-	l->n = 0;
-}
-
-static const rentry *find(const rlayer *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->e[i].name, name) == 0)
-			return &l->e[i];
-	return NULL;
-}
-
-static int read_layer(const char *file, rlayer *l)
-{
-	struct archive *a = archive_read_new();
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_tar(a);
-	int r = archive_read_open_filename(a, file, 65536);
-	struct archive_entry *ae;
-	while (r == ARCHIVE_OK && (r = archive_read_next_header(a, &ae)) == ARCHIVE_OK &&
-	       l->n < 64) {
-		rentry *e = &l->e[l->n++];
-		memset(e, 0, sizeof(*e));
-		e->name = ocil_xstrdup(archive_entry_pathname(ae));
-		e->type = archive_entry_filetype(ae);
-		e->perm = archive_entry_perm(ae);
-		if (archive_entry_symlink(ae))
-			e->link = ocil_xstrdup(archive_entry_symlink(ae));
-		if (archive_entry_hardlink(ae))
-			e->link = ocil_xstrdup("HARDLINK");
-		size_t size = (size_t)archive_entry_size(ae);
-		e->data = ocil_xmalloc(size + 1);
-		if (archive_read_data(a, e->data, size) != (la_ssize_t)size)
-			r = ARCHIVE_FATAL;
-		e->data[size] = '\0';
-	}
-	archive_read_free(a);
-	return r == ARCHIVE_EOF ? 0 : -1;
-}
-
 /* Write the code layer for tmp/<rel> at dest into l. */
 static int code_layer(const char *rel, const char *dest, const ocil_cancel *cancel, rlayer *l,
 		      ocil_error **err)
 {
-	char *dir = tpath(rel), *store = tpath("store");
-	ocil_blobstore *bs = NULL;
-	ocil_layer_writer *w = NULL;
-	ocil_layer_result res;
-	char *blob = NULL;
-	int r = ocil_blobstore_open(store, &bs, err) || ocil_layer_writer_new(bs, NULL, &w, err) ||
-		ocil_code_write_layer(dir, dest, cancel, w, err) ||
-		ocil_layer_writer_finish(w, &res, err);
-	ocil_layer_writer_free(w);
-	if (r == 0) {
-		blob = ocil_blobstore_path(bs, res.digest);
-		r = read_layer(blob, l);
-		if (r == 0 && res.entries != l->n)
-			r = -1;
-	}
-	free(blob);
-	ocil_blobstore_free(bs);
-	free(dir);
-	free(store);
-	return r;
+	cleanup_free char *dir = tpath(rel);
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	return open_layer_writer(&bs, &w, err) ||
+	       ocil_code_write_layer(dir, dest, cancel, w, err) || finish_read_layer(bs, w, l, err);
 }
 
 /* ---- tests ---- */
@@ -178,17 +84,14 @@ static void tree(void)
 	    "opt/my-code/z/deep/",
 	    "opt/my-code/z/deep/file",
 	};
-	size_t nwant = sizeof(want) / sizeof(want[0]);
-	int names_ok = l.n == nwant;
-	for (size_t i = 0; names_ok && i < nwant; i++)
-		names_ok = strcmp(l.e[i].name, want[i]) == 0;
-	if (!names_ok)
-		for (size_t i = 0; i < l.n; i++)
-			fprintf(stderr, "  got %s\n", l.e[i].name);
-	const rentry *h = find(&l, "opt/my-code/handler.py"), *hl = find(&l, "opt/my-code/hl"),
-		     *lk = find(&l, "opt/my-code/link"), *ab = find(&l, "opt/my-code/abs"),
-		     *run = find(&l, "opt/my-code/run.sh"), *pv = find(&l, "opt/my-code/private/"),
-		     *deep = find(&l, "opt/my-code/z/deep/file");
+	int names_ok = rlayer_names_are(&l, want, NENTS(want));
+	const rentry *h = rlayer_find(&l, "opt/my-code/handler.py"),
+		     *hl = rlayer_find(&l, "opt/my-code/hl"),
+		     *lk = rlayer_find(&l, "opt/my-code/link"),
+		     *ab = rlayer_find(&l, "opt/my-code/abs"),
+		     *run = rlayer_find(&l, "opt/my-code/run.sh"),
+		     *pv = rlayer_find(&l, "opt/my-code/private/"),
+		     *deep = rlayer_find(&l, "opt/my-code/z/deep/file");
 	int ok = names_ok && h->perm == 0644 && strstr(h->data, "def handler") &&
 		 hl->type == AE_IFREG && hl->link == NULL && strcmp(hl->data, h->data) == 0 &&
 		 lk->type == AE_IFLNK && strcmp(lk->link, "handler.py") == 0 &&

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conda.h"
+#include "support_tar.h"
 #include "test.h"
 #include "util.h"
 
@@ -15,126 +16,25 @@
 
 /* ---- helpers ---- */
 
-static char *tpath(const char *rel)
-{
-	return ocil_xasprintf("%s/%s", ocil_test_tmpdir(), rel);
-}
-
-static int putn(const char *rel, const void *content, size_t n, mode_t mode)
-{
-	char *p = tpath(rel);
-	char *dir = ocil_xstrdup(p);
-	*strrchr(dir, '/') = '\0';
-	ocil_error *err = NULL;
-	int r = ocil_mkdir_p(dir, 0755, &err) || ocil_write_file_atomic(p, content, n, &err) ||
-		chmod(p, mode);
-	ocil_error_free(err);
-	free(dir);
-	free(p);
-	return r;
-}
-
 static int put(const char *rel, const char *content)
 {
 	return putn(rel, content, strlen(content), 0644);
-}
-
-static int sym(const char *target, const char *rel)
-{
-	char *p = tpath(rel);
-	int r = symlink(target, p);
-	free(p);
-	return r;
-}
-
-typedef struct {
-	char *name;
-	mode_t type, perm;
-	size_t size;
-	char *data;
-	char *link;
-} rentry;
-
-typedef struct {
-	rentry e[64];
-	size_t n;
-} rlayer;
-
-static void rlayer_clear(rlayer *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->e[i].name);
-		free(l->e[i].data);
-		free(l->e[i].link);
-	}
-	l->n = 0;
-}
-
-static const rentry *find(const rlayer *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->e[i].name, name) == 0)
-			return &l->e[i];
-	return NULL;
-}
-
-static int read_layer(const char *file, rlayer *l)
-{
-	struct archive *a = archive_read_new();
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_tar(a);
-	int r = archive_read_open_filename(a, file, 65536);
-	struct archive_entry *ae;
-	while (r == ARCHIVE_OK && (r = archive_read_next_header(a, &ae)) == ARCHIVE_OK &&
-	       l->n < 64) {
-		rentry *e = &l->e[l->n++];
-		memset(e, 0, sizeof(*e));
-		e->name = ocil_xstrdup(archive_entry_pathname(ae));
-		e->type = archive_entry_filetype(ae);
-		e->perm = archive_entry_perm(ae);
-		if (archive_entry_symlink(ae))
-			e->link = ocil_xstrdup(archive_entry_symlink(ae));
-		if (archive_entry_hardlink(ae))
-			e->link = ocil_xstrdup("HARDLINK");
-		e->size = (size_t)archive_entry_size(ae);
-		e->data = ocil_xmalloc(e->size + 1);
-		if (archive_read_data(a, e->data, e->size) != (la_ssize_t)e->size)
-			r = ARCHIVE_FATAL;
-		e->data[e->size] = '\0';
-	}
-	archive_read_free(a);
-	return r == ARCHIVE_EOF ? 0 : -1;
 }
 
 /* Inspect tmp/<rel> and write its layer at dest into l. */
 static int conda_layer(const char *rel, const char *origin, const char *dest, rlayer *l,
 		       ocil_error **err)
 {
-	char *prefix = tpath(rel), *store = tpath("store");
+	cleanup_free char *prefix = tpath(rel);
 	ocil_conda_info info;
-	ocil_blobstore *bs = NULL;
-	ocil_layer_writer *w = NULL;
-	ocil_layer_result res;
-	char *blob = NULL;
-	int r = ocil_conda_inspect(prefix, origin, &info, err);
-	if (r == 0) {
-		ocil_conda_opts o = {.prefix = prefix, .dest = dest, .info = &info};
-		r = ocil_blobstore_open(store, &bs, err) ||
-		    ocil_layer_writer_new(bs, NULL, &w, err) ||
-		    ocil_conda_write_layer(&o, w, err) || ocil_layer_writer_finish(w, &res, err);
-		ocil_conda_info_clear(&info);
-	}
-	ocil_layer_writer_free(w);
-	if (r == 0) {
-		blob = ocil_blobstore_path(bs, res.digest);
-		r = read_layer(blob, l);
-		if (r == 0 && res.entries != l->n)
-			r = -1;
-	}
-	free(blob);
-	ocil_blobstore_free(bs);
-	free(prefix);
-	free(store);
+	if (ocil_conda_inspect(prefix, origin, &info, err) < 0)
+		return -1;
+	ocil_conda_opts o = {.prefix = prefix, .dest = dest, .info = &info};
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	int r = open_layer_writer(&bs, &w, err) || ocil_conda_write_layer(&o, w, err) ||
+		finish_read_layer(bs, w, l, err);
+	ocil_conda_info_clear(&info);
 	return r;
 }
 
@@ -292,14 +192,8 @@ static void layer(void)
 	    "opt/conda-env/share/tool/",
 	    "opt/conda-env/share/tool/settings.cfg",
 	};
-	size_t nwant = sizeof(want) / sizeof(want[0]);
-	int names_ok = l.n == nwant;
-	for (size_t i = 0; names_ok && i < nwant; i++)
-		names_ok = strcmp(l.e[i].name, want[i]) == 0;
-	if (!names_ok)
-		for (size_t i = 0; i < l.n; i++)
-			fprintf(stderr, "  got %s\n", l.e[i].name);
-#define E(n) find(&l, "opt/conda-env/" n)
+	int names_ok = rlayer_names_are(&l, want, NENTS(want));
+#define E(n) rlayer_find(&l, "opt/conda-env/" n)
 	const rentry *py = E("bin/python3.11"), *tool = E("bin/tool"), *pip = E("bin/pip-script"),
 		     *ns = E("bin/notscript"), *cfg = E("share/tool/settings.cfg"),
 		     *os1 = E("lib/python3.11/os.py"), *os2 = E("lib/python3.11/os2.py");
@@ -336,9 +230,9 @@ static void no_relocation(void)
 	if (r != 0)
 		rlayer_clear(&l);
 	CHECK_OK(r, &err);
-	const rentry *py = find(&l, "opt/build-origin/env/bin/python3.11");
-	const rentry *tool = find(&l, "opt/build-origin/env/bin/tool");
-	const rentry *lk = find(&l, "opt/build-origin/env/bin/abs-link");
+	const rentry *py = rlayer_find(&l, "opt/build-origin/env/bin/python3.11");
+	const rentry *tool = rlayer_find(&l, "opt/build-origin/env/bin/tool");
+	const rentry *lk = rlayer_find(&l, "opt/build-origin/env/bin/abs-link");
 	int ok = py && py->size == sizeof(elf) - 1 && memcmp(py->data, elf, py->size) == 0 &&
 		 tool && strstr(tool->data, "#!" ORIGIN "/bin/python3.11\n") &&
 		 strcmp(lk->link, ORIGIN "/lib/python3.11/os.py") == 0;

@@ -11,76 +11,9 @@
 #include "blobstore.h"
 #include "digest.h"
 #include "layer_writer.h"
+#include "support_tar.h"
 #include "test.h"
 #include "util.h"
-
-/* What libarchive reads back from a layer blob. */
-typedef struct {
-	char *name;
-	mode_t type, perm;
-	int64_t uid, gid, mtime, size;
-	char *data;
-	char *link;
-} rentry;
-
-typedef struct {
-	rentry e[64];
-	size_t n;
-} rlayer;
-
-static void rlayer_clear(rlayer *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->e[i].name);
-		free(l->e[i].data);
-		free(l->e[i].link);
-	}
-	l->n = 0;
-}
-
-static int read_layer(const char *file, rlayer *l)
-{
-	struct archive *a = archive_read_new();
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_tar(a);
-	if (archive_read_open_filename(a, file, 65536) != ARCHIVE_OK) {
-		fprintf(stderr, "open %s: %s\n", file, archive_error_string(a));
-		archive_read_free(a);
-		return -1;
-	}
-	struct archive_entry *ae;
-	int r;
-	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK && l->n < 64) {
-		rentry *e = &l->e[l->n++];
-		memset(e, 0, sizeof(*e));
-		e->name = ocil_xstrdup(archive_entry_pathname(ae));
-		e->type = archive_entry_filetype(ae);
-		e->perm = archive_entry_perm(ae);
-		e->uid = archive_entry_uid(ae);
-		e->gid = archive_entry_gid(ae);
-		e->mtime = archive_entry_mtime(ae);
-		e->size = archive_entry_size(ae);
-		if (archive_entry_symlink(ae))
-			e->link = ocil_xstrdup(archive_entry_symlink(ae));
-		e->data = ocil_xmalloc((size_t)e->size + 1);
-		la_ssize_t got = archive_read_data(a, e->data, (size_t)e->size);
-		if (got != e->size) {
-			r = ARCHIVE_FATAL;
-			break;
-		}
-		e->data[e->size] = '\0';
-		const char *un = archive_entry_uname(ae), *gn = archive_entry_gname(ae);
-		if ((un != NULL && *un) || (gn != NULL && *gn)) {
-			fprintf(stderr, "%s: has uname/gname\n", e->name);
-			r = ARCHIVE_FATAL;
-			break;
-		}
-	}
-	if (r != ARCHIVE_EOF)
-		fprintf(stderr, "read %s: %s\n", file, archive_error_string(a));
-	archive_read_free(a);
-	return r == ARCHIVE_EOF ? 0 : -1;
-}
 
 /* Whole-file gunzip with zlib, independent of libarchive. */
 static char *gunzip_file(const char *file, size_t *outlen)
@@ -377,25 +310,13 @@ static void deterministic(void)
 	CHECK(strcmp(r4.digest, r1.digest) != 0);
 }
 
-static void bs_freep(ocil_blobstore **b)
-{
-	ocil_blobstore_free(*b);
-}
-static void lw_freep(ocil_layer_writer **w)
-{
-	ocil_layer_writer_free(*w);
-}
-/* declare the store first: cleanups run in reverse, so the writer goes first */
-#define cleanup_bs __attribute__((cleanup(bs_freep)))
-#define cleanup_lw __attribute__((cleanup(lw_freep)))
-
 static void size_mismatch(void)
 {
 	ocil_error *err = NULL;
-	cleanup_bs ocil_blobstore *bs = NULL;
+	cleanup_blobstore ocil_blobstore *bs = NULL;
 	CHECK_OK(ocil_blobstore_open(ocil_test_tmpdir(), &bs, &err), &err);
 	{
-		cleanup_lw ocil_layer_writer *w = NULL;
+		cleanup_layer_writer ocil_layer_writer *w = NULL;
 		CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
 		CHECK_OK(ocil_layer_writer_begin_file(w, "/f", 0644, 10, &err), &err);
 		CHECK_OK(ocil_layer_writer_write(w, "12345", 5, &err), &err);
@@ -409,7 +330,7 @@ static void size_mismatch(void)
 	}
 	CHECK(tmp_files(ocil_test_tmpdir()) == 0);
 	{
-		cleanup_lw ocil_layer_writer *w = NULL;
+		cleanup_layer_writer ocil_layer_writer *w = NULL;
 		CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
 		CHECK_OK(ocil_layer_writer_begin_file(w, "/f", 0644, 3, &err), &err);
 		CHECK_FAIL(ocil_layer_writer_write(w, "1234", 4, &err), &err, OCIL_E_IO,
@@ -418,7 +339,7 @@ static void size_mismatch(void)
 	CHECK(tmp_files(ocil_test_tmpdir()) == 0);
 	{
 		/* forgetting end_file */
-		cleanup_lw ocil_layer_writer *w = NULL;
+		cleanup_layer_writer ocil_layer_writer *w = NULL;
 		CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
 		CHECK_OK(ocil_layer_writer_begin_file(w, "/f", 0644, 1, &err), &err);
 		CHECK_OK(ocil_layer_writer_write(w, "1", 1, &err), &err);
@@ -430,8 +351,8 @@ static void size_mismatch(void)
 static void bad_paths(void)
 {
 	ocil_error *err = NULL;
-	cleanup_bs ocil_blobstore *bs = NULL;
-	cleanup_lw ocil_layer_writer *w = NULL;
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
 	CHECK_OK(ocil_blobstore_open(ocil_test_tmpdir(), &bs, &err), &err);
 	CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
 	static const char *bad[] = {"",	 "rel/x",  "/a/../b", "/a//b", "/a/",
@@ -469,10 +390,10 @@ static void bad_paths(void)
 static void unfinished_free(void)
 {
 	ocil_error *err = NULL;
-	cleanup_bs ocil_blobstore *bs = NULL;
+	cleanup_blobstore ocil_blobstore *bs = NULL;
 	CHECK_OK(ocil_blobstore_open(ocil_test_tmpdir(), &bs, &err), &err);
 	{
-		cleanup_lw ocil_layer_writer *w = NULL;
+		cleanup_layer_writer ocil_layer_writer *w = NULL;
 		CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
 		CHECK_OK(ocil_layer_writer_add_parents(w, "/a/b/c", &err), &err);
 		CHECK_OK(ocil_layer_writer_begin_file(w, "/a/b/c", 0644, 100, &err), &err);
@@ -517,7 +438,7 @@ static void big_file(void)
 		free(data);
 	CHECK_OK(r, &err);
 	rlayer l = {.n = 0};
-	int ok = read_layer(blob, &l) == 0 && l.n == 1 && l.e[0].size == (int64_t)size &&
+	int ok = read_layer(blob, &l) == 0 && l.n == 1 && l.e[0].size == size &&
 		 memcmp(l.e[0].data, data, size) == 0 && l.e[0].perm == 0600;
 	rlayer_clear(&l);
 	free(blob);

@@ -5,71 +5,13 @@
 #include <sys/stat.h>
 
 #include "rootfs.h"
+#include "support_tar.h"
 #include "test.h"
 #include "util.h"
 
-typedef struct {
-	const char *name;
-	char type;	  /* f file, d dir, l symlink, h hardlink */
-	const char *data; /* file content or link target */
-	int mode;	  /* 0: 0644 / 0755 */
-} tent;
-
-#define NENTS(a) (sizeof(a) / sizeof((a)[0]))
-#define LAYER(fname, filter, ents) mk_layer(fname, filter, ents, NENTS(ents))
-
-/* Write a layer into the test's tmp dir; filter is NULL, "gzip" or "zstd". */
-static char *mk_layer(const char *fname, const char *filter, const tent *ents, size_t n)
-{
-	char *path = ocil_xasprintf("%s/%s", ocil_test_tmpdir(), fname);
-	struct archive *a = archive_write_new();
-	int ok = archive_write_set_format_pax_restricted(a) == ARCHIVE_OK;
-	if (ok && filter != NULL && strcmp(filter, "gzip") == 0)
-		ok = archive_write_add_filter_gzip(a) == ARCHIVE_OK;
-	if (ok && filter != NULL && strcmp(filter, "zstd") == 0)
-		ok = archive_write_add_filter_zstd(a) == ARCHIVE_OK;
-	ok = ok && archive_write_open_filename(a, path) == ARCHIVE_OK;
-	for (size_t i = 0; ok && i < n; i++) {
-		struct archive_entry *e = archive_entry_new();
-		size_t len = 0;
-		archive_entry_set_pathname(e, ents[i].name);
-		archive_entry_set_perm(e, ents[i].mode		? ents[i].mode
-					  : ents[i].type == 'd' ? 0755
-								: 0644);
-		switch (ents[i].type) {
-		case 'f':
-			len = strlen(ents[i].data);
-			archive_entry_set_filetype(e, AE_IFREG);
-			archive_entry_set_size(e, (la_int64_t)len);
-			break;
-		case 'd':
-			archive_entry_set_filetype(e, AE_IFDIR);
-			break;
-		case 'l':
-			archive_entry_set_filetype(e, AE_IFLNK);
-			archive_entry_set_symlink(e, ents[i].data);
-			break;
-		default:
-			archive_entry_set_filetype(e, AE_IFREG);
-			archive_entry_set_hardlink(e, ents[i].data);
-			break;
-		}
-		ok = archive_write_header(a, e) >= ARCHIVE_WARN;
-		if (ok && len > 0)
-			ok = archive_write_data(a, ents[i].data, len) == (la_ssize_t)len;
-		archive_entry_free(e);
-	}
-	if (archive_write_close(a) != ARCHIVE_OK)
-		ok = 0;
-	if (!ok)
-		fprintf(stderr, "mk_layer %s: %s\n", fname, archive_error_string(a));
-	archive_write_free(a);
-	if (!ok) {
-		free(path);
-		return NULL;
-	}
-	return path;
-}
+/* Layers here are pax; gzip and zstd as the filter says. */
+#define LAYER(fname, filter, ents)                                                                 \
+	mk_tar(fname, filter, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ents, NENTS(ents))
 
 /* Open a rootfs over up to 4 layer files (NULL-terminated). */
 static ocil_rootfs *open_fs(const char *l0, const char *l1, const char *l2, const char *l3)
@@ -87,12 +29,6 @@ static ocil_rootfs *open_fs(const char *l0, const char *l1, const char *l2, cons
 	}
 	return fs;
 }
-
-static void strv_clearp(ocil_strv *sv)
-{
-	ocil_strv_clear(sv);
-}
-#define cleanup_strv __attribute__((cleanup(strv_clearp)))
 
 /* dir's listing joined with ",". */
 static char *list(ocil_rootfs *fs, const char *dir)
@@ -119,30 +55,24 @@ static char *list(ocil_rootfs *fs, const char *dir)
 	return s;
 }
 
-/* Content of a file node, read through open_file. */
+/* Content of a file node, read through open_file; NULL unless it is
+ * exactly node->size bytes. */
 static char *content(ocil_rootfs *fs, const ocil_rootfs_node *node)
 {
-	ocil_error *err = NULL;
+	cleanup_error ocil_error *err = NULL;
 	cleanup_tarstream ocil_tarstream *ts = NULL;
 	if (ocil_rootfs_open_file(fs, node, &ts, &err) < 0) {
 		fprintf(stderr, "open_file: %s\n", err->msg);
-		ocil_error_free(err);
 		return NULL;
 	}
-	char *buf = ocil_xcalloc(1, node->size + 1);
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = ocil_tarstream_read(ts, buf + n, node->size + 1 - n, &err);
-		if (r < 0) {
-			ocil_error_free(err);
-			free(buf);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
+	size_t len = 0;
+	cleanup_free char *buf = slurp(ts, 4096, &len, &err);
+	if (buf == NULL || len != node->size) {
+		fprintf(stderr, "reading a node of %llu bytes: %s\n",
+			(unsigned long long)node->size, err ? err->msg : "wrong length");
+		return NULL;
 	}
-	return buf;
+	return steal_pointer(&buf);
 }
 
 /* lookup with follow, expecting a file with this content */
@@ -182,8 +112,9 @@ static char *content(ocil_rootfs *fs, const ocil_rootfs_node *node)
 
 static void whiteout_file(void)
 {
-	const tent l0[] = {{"a/", 'd', NULL, 0}, {"a/f1", 'f', "one", 0}, {"a/f2", 'f', "two", 0}};
-	const tent l1[] = {{"a/", 'd', NULL, 0}, {"a/.wh.f1", 'f', "", 0}};
+	const tent l0[] = {
+	    {"a/", 'd', NULL, 0, 0}, {"a/f1", 'f', "one", 0, 0}, {"a/f2", 'f', "two", 0, 0}};
+	const tent l1[] = {{"a/", 'd', NULL, 0, 0}, {"a/.wh.f1", 'f', "", 0, 0}};
 	cleanup_free char *p0 = LAYER("l0.tar", NULL, l0);
 	cleanup_free char *p1 = LAYER("l1.tar.gz", "gzip", l1);
 	CHECK(p0 && p1);
@@ -203,9 +134,10 @@ static void whiteout_file(void)
 
 static void whiteout_dir(void)
 {
-	const tent l0[] = {{"d/x/y", 'f', "deep", 0}, {"d/z", 'f', "z", 0}, {"keep", 'f', "k", 0}};
-	const tent l1[] = {{".wh.d", 'f', "", 0}};
-	const tent l2[] = {{"d/new", 'f', "new", 0}};
+	const tent l0[] = {
+	    {"d/x/y", 'f', "deep", 0, 0}, {"d/z", 'f', "z", 0, 0}, {"keep", 'f', "k", 0, 0}};
+	const tent l1[] = {{".wh.d", 'f', "", 0, 0}};
+	const tent l2[] = {{"d/new", 'f', "new", 0, 0}};
 	cleanup_free char *p0 = LAYER("l0.tar.gz", "gzip", l0);
 	cleanup_free char *p1 = LAYER("l1.tar", NULL, l1);
 	cleanup_free char *p2 = LAYER("l2.tar.gz", "gzip", l2);
@@ -227,15 +159,15 @@ static void whiteout_dir(void)
 
 static void opaque_dir(void)
 {
-	const tent l0[] = {{"o/old1", 'f', "1", 0},
-			   {"o/sub/old2", 'f', "2", 0},
-			   {"o/mine", 'f', "lower mine", 0},
-			   {"other/x", 'f', "x", 0}};
+	const tent l0[] = {{"o/old1", 'f', "1", 0, 0},
+			   {"o/sub/old2", 'f', "2", 0, 0},
+			   {"o/mine", 'f', "lower mine", 0, 0},
+			   {"other/x", 'f', "x", 0, 0}};
 	/* the layer's own entries before and after the marker both stay */
-	const tent l1[] = {{"o/", 'd', NULL, 0700},
-			   {"o/mine", 'f', "upper mine", 0},
-			   {"o/.wh..wh..opq", 'f', "", 0},
-			   {"o/sub/mine2", 'f', "m2", 0}};
+	const tent l1[] = {{"o/", 'd', NULL, 0, 0700},
+			   {"o/mine", 'f', "upper mine", 0, 0},
+			   {"o/.wh..wh..opq", 'f', "", 0, 0},
+			   {"o/sub/mine2", 'f', "m2", 0, 0}};
 	cleanup_free char *p0 = LAYER("l0.tar", NULL, l0);
 	cleanup_free char *p1 = LAYER("l1.tar.gz", "gzip", l1);
 	CHECK(p0 && p1);
@@ -256,11 +188,12 @@ static void opaque_dir(void)
 
 static void replaced_by_file(void)
 {
-	const tent l0[] = {{"p/q/r", 'f', "r", 0}, {"p/s", 'f', "s", 0}, {"lnk", 'l', "p", 0}};
+	const tent l0[] = {
+	    {"p/q/r", 'f', "r", 0, 0}, {"p/s", 'f', "s", 0, 0}, {"lnk", 'l', "p", 0, 0}};
 	/* a file over a directory, and a directory over a symlink */
-	const tent l1[] = {{"p/q", 'f', "now a file", 0}, {"lnk/own", 'f', "own", 0}};
+	const tent l1[] = {{"p/q", 'f', "now a file", 0, 0}, {"lnk/own", 'f', "own", 0, 0}};
 	/* a directory again: the old contents do not come back */
-	const tent l2[] = {{"p/q/", 'd', NULL, 0}, {"p/q/new", 'f', "new", 0}};
+	const tent l2[] = {{"p/q/", 'd', NULL, 0, 0}, {"p/q/new", 'f', "new", 0, 0}};
 	cleanup_free char *p0 = LAYER("l0.tar", NULL, l0);
 	cleanup_free char *p1 = LAYER("l1.tar", NULL, l1);
 	cleanup_free char *p2 = LAYER("l2.tar", NULL, l2);
@@ -281,23 +214,23 @@ static void replaced_by_file(void)
 static void symlinks(void)
 {
 	const tent l0[] = {
-	    {"usr/bin/python3.8", 'f', "PY", 0755},
-	    {"usr/lib/libx.so", 'f', "LIB", 0},
-	    {"etc/passwd", 'f', "root:x:0:0", 0},
-	    {"lib", 'l', "usr/lib", 0},			       /* relative */
-	    {"abs", 'l', "/usr/bin", 0},		       /* absolute */
-	    {"usr/bin/rel", 'l', "python3.8", 0},	       /* same dir */
-	    {"usr/bin/up", 'l', "../lib/libx.so", 0},	       /* ".." */
-	    {"chain", 'l', "/abs/rel", 0},		       /* through a dir link */
-	    {"deep", 'l', "../../../../usr/bin/python3.8", 0}, /* clamped at / */
-	    {"escape", 'l', "../../../../etc/passwd", 0},      /* stays in the image */
-	    {"hostabs", 'l', "/etc/passwd", 0},
-	    {"loop1", 'l', "loop2", 0},
-	    {"loop2", 'l', "/loop1", 0},
-	    {"self", 'l', "self", 0},
-	    {"dangling", 'l', "/nope/x", 0},
-	    {"trail", 'l', "usr/bin/python3.8/", 0},
-	    {"usr/lib/abs2", 'l', "/etc/passwd", 0}, /* absolute, from below the root */
+	    {"usr/bin/python3.8", 'f', "PY", 0, 0755},
+	    {"usr/lib/libx.so", 'f', "LIB", 0, 0},
+	    {"etc/passwd", 'f', "root:x:0:0", 0, 0},
+	    {"lib", 'l', "usr/lib", 0, 0},			  /* relative */
+	    {"abs", 'l', "/usr/bin", 0, 0},			  /* absolute */
+	    {"usr/bin/rel", 'l', "python3.8", 0, 0},		  /* same dir */
+	    {"usr/bin/up", 'l', "../lib/libx.so", 0, 0},	  /* ".." */
+	    {"chain", 'l', "/abs/rel", 0, 0},			  /* through a dir link */
+	    {"deep", 'l', "../../../../usr/bin/python3.8", 0, 0}, /* clamped at / */
+	    {"escape", 'l', "../../../../etc/passwd", 0, 0},	  /* stays in the image */
+	    {"hostabs", 'l', "/etc/passwd", 0, 0},
+	    {"loop1", 'l', "loop2", 0, 0},
+	    {"loop2", 'l', "/loop1", 0, 0},
+	    {"self", 'l', "self", 0, 0},
+	    {"dangling", 'l', "/nope/x", 0, 0},
+	    {"trail", 'l', "usr/bin/python3.8/", 0, 0},
+	    {"usr/lib/abs2", 'l', "/etc/passwd", 0, 0}, /* absolute, from below the root */
 	};
 	cleanup_free char *p0 = LAYER("l0.tar.zst", "zstd", l0);
 	CHECK(p0);
@@ -368,10 +301,10 @@ static void hop_limit(void)
 			snprintf(targets[i], sizeof(targets[i]), "f");
 		else
 			snprintf(targets[i], sizeof(targets[i]), "h%d", i + 1);
-		l0[i] = (tent){names[i], 'l', targets[i], 0};
+		l0[i] = (tent){names[i], 'l', targets[i], 0, 0};
 	}
-	l0[OCIL_ROOTFS_MAX_HOPS] = (tent){"g", 'l', "h0", 0};
-	l0[OCIL_ROOTFS_MAX_HOPS + 1] = (tent){"f", 'f', "end", 0};
+	l0[OCIL_ROOTFS_MAX_HOPS] = (tent){"g", 'l', "h0", 0, 0};
+	l0[OCIL_ROOTFS_MAX_HOPS + 1] = (tent){"f", 'f', "end", 0, 0};
 	cleanup_free char *p0 = LAYER("l0.tar", NULL, l0);
 	CHECK(p0);
 	cleanup_rootfs ocil_rootfs *fs = open_fs(p0, NULL, NULL, NULL);
@@ -385,8 +318,8 @@ static void hop_limit(void)
 
 static void hardlinks(void)
 {
-	const tent l0[] = {{"bin/a", 'f', "DATA", 0750}, {"bin/b", 'h', "bin/a", 0}};
-	const tent l1[] = {{"bin/a", 'f', "NEW", 0}, {"bin/c", 'h', "./bin/b", 0}};
+	const tent l0[] = {{"bin/a", 'f', "DATA", 0, 0750}, {"bin/b", 'h', "bin/a", 0, 0}};
+	const tent l1[] = {{"bin/a", 'f', "NEW", 0, 0}, {"bin/c", 'h', "./bin/b", 0, 0}};
 	cleanup_free char *p0 = LAYER("l0.tar.gz", "gzip", l0);
 	cleanup_free char *p1 = LAYER("l1.tar", NULL, l1);
 	CHECK(p0 && p1);
@@ -404,7 +337,7 @@ static void hardlinks(void)
 	CHECK_STREQ(n.layer_path, "/bin/a");
 	CHECK(n.layer == 0 && n.size == 4 && (n.mode & 07777) == 0750 && n.type == OCIL_TAR_FILE);
 
-	const tent bad[] = {{"x", 'h', "missing", 0}};
+	const tent bad[] = {{"x", 'h', "missing", 0, 0}};
 	cleanup_free char *pb = LAYER("bad.tar", NULL, bad);
 	CHECK(pb);
 	const char *paths[] = {p0, pb};
@@ -422,11 +355,12 @@ static void file_in_middle_layer(void)
 		seed = seed * 1103515245u + 12345u;
 		big[i] = (char)('a' + (seed >> 16) % 26);
 	}
-	const tent l0[] = {{"x/other", 'f', "other", 0}, {"var/lang/bin/python3.8", 'f', "OLD", 0}};
-	const tent l1[] = {{"var/lang/bin/python3.8", 'f', "decoy", 0},
-			   {"var/lang/bin/python3.8", 'f', big, 0755},
-			   {"var/lang/bin/after", 'f', "after", 0}};
-	const tent l2[] = {{"tmp/foo", 'f', "foo", 0}, {"x/.wh.other", 'f', "", 0}};
+	const tent l0[] = {{"x/other", 'f', "other", 0, 0},
+			   {"var/lang/bin/python3.8", 'f', "OLD", 0, 0}};
+	const tent l1[] = {{"var/lang/bin/python3.8", 'f', "decoy", 0, 0},
+			   {"var/lang/bin/python3.8", 'f', big, 0, 0755},
+			   {"var/lang/bin/after", 'f', "after", 0, 0}};
+	const tent l2[] = {{"tmp/foo", 'f', "foo", 0, 0}, {"x/.wh.other", 'f', "", 0, 0}};
 	cleanup_free char *p0 = LAYER("l0.tar", NULL, l0);
 	cleanup_free char *p1 = LAYER("l1.tar.gz", "gzip", l1);
 	cleanup_free char *p2 = LAYER("l2.tar.zst", "zstd", l2);
@@ -452,8 +386,8 @@ static void file_in_middle_layer(void)
 
 static void bad_layers(void)
 {
-	const tent ok[] = {{"a", 'f', "a", 0}};
-	const tent trav[] = {{"b", 'f', "b", 0}, {"../../etc/shadow", 'f', "x", 0}};
+	const tent ok[] = {{"a", 'f', "a", 0, 0}};
+	const tent trav[] = {{"b", 'f', "b", 0, 0}, {"../../etc/shadow", 'f', "x", 0, 0}};
 	cleanup_free char *p0 = LAYER("ok.tar", NULL, ok);
 	cleanup_free char *p1 = LAYER("trav.tar", NULL, trav);
 	CHECK(p0 && p1);
@@ -475,7 +409,7 @@ static void bad_layers(void)
 	    "layer 1 (sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef)"
 	    ": entry \"../../etc/shadow\"");
 
-	const tent wh[] = {{"d/.wh.", 'f', "", 0}};
+	const tent wh[] = {{"d/.wh.", 'f', "", 0, 0}};
 	cleanup_free char *p2 = LAYER("wh.tar", NULL, wh);
 	CHECK(p2);
 	paths[1] = p2;

@@ -9,60 +9,13 @@
 #include "layer_writer.h"
 #include "rootfs.h"
 #include "runtime.h"
+#include "support_tar.h"
 #include "test.h"
 #include "util.h"
 
-typedef struct {
-	const char *name;
-	char type;	  /* f file, d dir, l symlink */
-	const char *data; /* file content or link target */
-	size_t len;	  /* file length; 0 means strlen(data) */
-	int mode;	  /* 0: 0644 / 0755 */
-} tent;
-
-#define NENTS(a) (sizeof(a) / sizeof((a)[0]))
-#define LAYER(fname, filter, ents) mk_layer(fname, filter, ents, NENTS(ents))
-
-/* Write a layer into the test's tmp dir; filter is NULL or "gzip". */
-static char *mk_layer(const char *fname, const char *filter, const tent *ents, size_t n)
-{
-	char *path = ocil_xasprintf("%s/%s", ocil_test_tmpdir(), fname);
-	struct archive *a = archive_write_new();
-	int ok = archive_write_set_format_gnutar(a) == ARCHIVE_OK;
-	if (ok && filter != NULL)
-		ok = archive_write_add_filter_gzip(a) == ARCHIVE_OK;
-	ok = ok && archive_write_open_filename(a, path) == ARCHIVE_OK;
-	for (size_t i = 0; ok && i < n; i++) {
-		struct archive_entry *e = archive_entry_new();
-		size_t len = 0;
-		archive_entry_set_pathname(e, ents[i].name);
-		archive_entry_set_perm(e, ents[i].mode		? ents[i].mode
-					  : ents[i].type == 'd' ? 0755
-								: 0644);
-		if (ents[i].type == 'f') {
-			len = ents[i].len ? ents[i].len : strlen(ents[i].data);
-			archive_entry_set_filetype(e, AE_IFREG);
-			archive_entry_set_size(e, (la_int64_t)len);
-		} else if (ents[i].type == 'd') {
-			archive_entry_set_filetype(e, AE_IFDIR);
-		} else {
-			archive_entry_set_filetype(e, AE_IFLNK);
-			archive_entry_set_symlink(e, ents[i].data);
-		}
-		ok = archive_write_header(a, e) >= ARCHIVE_WARN;
-		if (ok && len > 0)
-			ok = archive_write_data(a, ents[i].data, len) == (la_ssize_t)len;
-		archive_entry_free(e);
-	}
-	if (archive_write_close(a) != ARCHIVE_OK)
-		ok = 0;
-	archive_write_free(a);
-	if (!ok) {
-		free(path);
-		return NULL;
-	}
-	return path;
-}
+/* Layers here are GNU tars, gzipped when the filter says "gzip". */
+#define GNUTAR ARCHIVE_FORMAT_TAR_GNUTAR
+#define LAYER(fname, filter, ents) mk_tar(fname, filter, GNUTAR, ents, NENTS(ents))
 
 static ocil_rootfs *open_fs(const char *l0, const char *l1)
 {
@@ -76,24 +29,6 @@ static ocil_rootfs *open_fs(const char *l0, const char *l1)
 	}
 	return fs;
 }
-
-static void strv_clearp(ocil_strv *sv)
-{
-	ocil_strv_clear(sv);
-}
-#define cleanup_strv __attribute__((cleanup(strv_clearp)))
-
-static void layer_writer_freep(ocil_layer_writer **w)
-{
-	ocil_layer_writer_free(*w);
-}
-#define cleanup_writer __attribute__((cleanup(layer_writer_freep)))
-
-static void blobstore_freep(ocil_blobstore **bs)
-{
-	ocil_blobstore_free(*bs);
-}
-#define cleanup_blobstore __attribute__((cleanup(blobstore_freep)))
 
 static void list_pythons_only_minors(void)
 {
@@ -181,11 +116,9 @@ static void writes_layer(void)
 	CHECK(fs != NULL);
 
 	ocil_error *err = NULL;
-	cleanup_free char *store = ocil_xasprintf("%s/store", ocil_test_tmpdir());
 	cleanup_blobstore ocil_blobstore *bs = NULL;
-	CHECK_OK(ocil_blobstore_open(store, &bs, &err), &err);
-	cleanup_writer ocil_layer_writer *w = NULL;
-	CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	CHECK_OK(open_layer_writer(&bs, &w, &err), &err);
 	CHECK_OK(ocil_runtime_write_layer(fs, "3.8", "/opt/conda-env/", w, &err), &err);
 	ocil_layer_result res;
 	CHECK_OK(ocil_layer_writer_finish(w, &res, &err), &err);
@@ -234,17 +167,15 @@ static void writes_layer(void)
 static void expect_no_python(const tent *l0, size_t n0, const tent *l1, size_t n1,
 			     const char *needle)
 {
-	cleanup_free char *p0 = mk_layer("e0.tar", NULL, l0, n0);
-	cleanup_free char *p1 = n1 ? mk_layer("e1.tar", NULL, l1, n1) : NULL;
+	cleanup_free char *p0 = mk_tar("e0.tar", NULL, GNUTAR, l0, n0);
+	cleanup_free char *p1 = n1 ? mk_tar("e1.tar", NULL, GNUTAR, l1, n1) : NULL;
 	CHECK(p0 && (n1 == 0 || p1));
 	cleanup_rootfs ocil_rootfs *fs = open_fs(p0, p1);
 	CHECK(fs != NULL);
 	ocil_error *err = NULL;
-	cleanup_free char *store = ocil_xasprintf("%s/store", ocil_test_tmpdir());
 	cleanup_blobstore ocil_blobstore *bs = NULL;
-	CHECK_OK(ocil_blobstore_open(store, &bs, &err), &err);
-	cleanup_writer ocil_layer_writer *w = NULL;
-	CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	CHECK_OK(open_layer_writer(&bs, &w, &err), &err);
 	CHECK_FAIL(ocil_runtime_write_layer(fs, "3.8", "/opt/conda-env", w, &err), &err,
 		   OCIL_E_INPUT, "base image has no /var/lang/bin/python3.8 (");
 	int r = ocil_runtime_write_layer(fs, "3.8", "/opt/conda-env", w, &err);
@@ -303,11 +234,9 @@ static void bad_arguments(void)
 	cleanup_rootfs ocil_rootfs *fs = open_fs(p0, NULL);
 	CHECK(fs != NULL);
 	ocil_error *err = NULL;
-	cleanup_free char *store = ocil_xasprintf("%s/store", ocil_test_tmpdir());
 	cleanup_blobstore ocil_blobstore *bs = NULL;
-	CHECK_OK(ocil_blobstore_open(store, &bs, &err), &err);
-	cleanup_writer ocil_layer_writer *w = NULL;
-	CHECK_OK(ocil_layer_writer_new(bs, NULL, &w, &err), &err);
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	CHECK_OK(open_layer_writer(&bs, &w, &err), &err);
 	CHECK_FAIL(ocil_runtime_write_layer(fs, "3.8/../x", "/opt/conda-env", w, &err), &err,
 		   OCIL_E_INPUT, "invalid python version");
 	CHECK_FAIL(ocil_runtime_write_layer(fs, "2.7", "/opt/conda-env", w, &err), &err,

@@ -7,107 +7,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "support_tar.h"
 #include "tarstream.h"
 #include "test.h"
 #include "util.h"
 
-typedef struct {
-	const char *name;
-	char type;	  /* f file, d dir, l symlink, h hardlink, c char device */
-	const char *data; /* file content or link target */
-	size_t len;	  /* file length; 0 means strlen(data) */
-} tent;
-
-/* Write a layer into the test's tmp dir; filter is NULL, "gzip" or "zstd". */
-static char *mk_tar(const char *fname, const char *filter, int format, const tent *ents, size_t n)
-{
-	char *path = ocil_xasprintf("%s/%s", ocil_test_tmpdir(), fname);
-	struct archive *a = archive_write_new();
-	int ok = archive_write_set_format(a, format) == ARCHIVE_OK;
-	if (ok && filter != NULL && strcmp(filter, "gzip") == 0)
-		ok = archive_write_add_filter_gzip(a) == ARCHIVE_OK;
-	if (ok && filter != NULL && strcmp(filter, "zstd") == 0)
-		ok = archive_write_add_filter_zstd(a) == ARCHIVE_OK;
-	ok = ok && archive_write_open_filename(a, path) == ARCHIVE_OK;
-	for (size_t i = 0; ok && i < n; i++) {
-		struct archive_entry *e = archive_entry_new();
-		size_t len = 0;
-		archive_entry_set_pathname(e, ents[i].name);
-		archive_entry_set_perm(e, ents[i].type == 'd' ? 0755 : 0644);
-		switch (ents[i].type) {
-		case 'f':
-			len = ents[i].len ? ents[i].len : strlen(ents[i].data);
-			archive_entry_set_filetype(e, AE_IFREG);
-			archive_entry_set_size(e, (la_int64_t)len);
-			break;
-		case 'd':
-			archive_entry_set_filetype(e, AE_IFDIR);
-			break;
-		case 'l':
-			archive_entry_set_filetype(e, AE_IFLNK);
-			archive_entry_set_symlink(e, ents[i].data);
-			break;
-		case 'h':
-			archive_entry_set_filetype(e, AE_IFREG);
-			archive_entry_set_hardlink(e, ents[i].data);
-			break;
-		default:
-			archive_entry_set_filetype(e, AE_IFCHR);
-			break;
-		}
-		ok = archive_write_header(a, e) >= ARCHIVE_WARN;
-		if (ok && len > 0)
-			ok = archive_write_data(a, ents[i].data, len) == (la_ssize_t)len;
-		archive_entry_free(e);
-	}
-	if (archive_write_close(a) != ARCHIVE_OK)
-		ok = 0;
-	if (!ok)
-		fprintf(stderr, "mk_tar %s: %s\n", fname, archive_error_string(a));
-	archive_write_free(a);
-	if (!ok) {
-		free(path);
-		return NULL;
-	}
-	return path;
-}
-
 #define PAX ARCHIVE_FORMAT_TAR_PAX_RESTRICTED
-#define NENTS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Read the current entry's data completely in chunks of step bytes. */
-static char *slurp(ocil_tarstream *ts, size_t step, size_t *len, ocil_error **err)
-{
-	size_t cap = 1024, n = 0;
-	char *buf = ocil_xmalloc(cap);
-	for (;;) {
-		if (n + step > cap) {
-			cap = (n + step) * 2;
-			buf = ocil_xrealloc(buf, cap);
-		}
-		ssize_t r = ocil_tarstream_read(ts, buf + n, step, err);
-		if (r < 0) {
-			free(buf);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*len = n;
-	return buf;
-}
 
 static void normalizes_paths(void)
 {
 	const tent ents[] = {
-	    {"./", 'd', NULL, 0},
-	    {"./a/", 'd', NULL, 0},
-	    {"a//b/./c", 'f', "hello", 0},
-	    {"/abs/x", 'f', "", 0},
-	    {"s", 'l', "../../etc/passwd", 0},
-	    {"./h", 'h', "./a//b/./c", 0},
-	    {"dev/null", 'c', NULL, 0},
+	    {"./", 'd', NULL, 0, 0},
+	    {"./a/", 'd', NULL, 0, 0},
+	    {"a//b/./c", 'f', "hello", 0, 0},
+	    {"/abs/x", 'f', "", 0, 0},
+	    {"s", 'l', "../../etc/passwd", 0, 0},
+	    {"./h", 'h', "./a//b/./c", 0, 0},
+	    {"dev/null", 'c', NULL, 0, 0},
 	};
 	cleanup_free char *p = mk_tar("l.tar", NULL, PAX, ents, NENTS(ents));
 	CHECK(p != NULL);
@@ -198,27 +114,27 @@ static ocil_error *read_all(const char *path, const char *what, int *entries_ok)
 
 static void rejects_traversal(void)
 {
-	const tent rel[] = {{"ok", 'f', "x", 0}, {"../etc/passwd", 'f', "pwned", 0}};
+	const tent rel[] = {{"ok", 'f', "x", 0, 0}, {"../etc/passwd", 'f', "pwned", 0, 0}};
 	cleanup_free char *p1 = mk_tar("rel.tar", NULL, PAX, rel, NENTS(rel));
 	CHECK(p1 != NULL);
 	CHECK_REJECTED(p1, 1, "entry \"../etc/passwd\"", "path traversal");
 
-	const tent mid[] = {{"usr/lib/../../../etc/shadow", 'f', "pwned", 0}};
+	const tent mid[] = {{"usr/lib/../../../etc/shadow", 'f', "pwned", 0, 0}};
 	cleanup_free char *p2 = mk_tar("mid.tar", NULL, PAX, mid, NENTS(mid));
 	CHECK(p2 != NULL);
 	CHECK_REJECTED(p2, 0, "usr/lib/../../../etc/shadow", "\"..\"");
 
-	const tent abs[] = {{"/usr/../etc/shadow", 'f', "pwned", 0}};
+	const tent abs[] = {{"/usr/../etc/shadow", 'f', "pwned", 0, 0}};
 	cleanup_free char *p3 = mk_tar("abs.tar", "gzip", PAX, abs, NENTS(abs));
 	CHECK(p3 != NULL);
 	CHECK_REJECTED(p3, 0, "/usr/../etc/shadow", "path traversal");
 
-	const tent hl[] = {{"x", 'h', "../../etc/passwd", 0}};
+	const tent hl[] = {{"x", 'h', "../../etc/passwd", 0, 0}};
 	cleanup_free char *p4 = mk_tar("hl.tar", NULL, PAX, hl, NENTS(hl));
 	CHECK(p4 != NULL);
 	CHECK_REJECTED(p4, 0, "entry \"x\"", "hardlink target");
 
-	const tent dots[] = {{"..", 'd', NULL, 0}};
+	const tent dots[] = {{"..", 'd', NULL, 0, 0}};
 	cleanup_free char *p5 =
 	    mk_tar("dots.tar", NULL, ARCHIVE_FORMAT_TAR_GNUTAR, dots, NENTS(dots));
 	CHECK(p5 != NULL);
@@ -232,7 +148,7 @@ static void rejects_bad_names(void)
 	for (size_t i = 100; i < sizeof(longname) - 1; i += 100)
 		longname[i] = '/'; /* components stay short; only the total is long */
 	longname[sizeof(longname) - 1] = '\0';
-	const tent lng[] = {{longname, 'f', "x", 0}};
+	const tent lng[] = {{longname, 'f', "x", 0, 0}};
 	cleanup_free char *p1 = mk_tar("long.tar", NULL, PAX, lng, NENTS(lng));
 	CHECK(p1 != NULL);
 	CHECK_REJECTED(p1, 0, "entry \"aaaa", "longer than 4096 bytes");
@@ -240,18 +156,18 @@ static void rejects_bad_names(void)
 	char comp[300];
 	memset(comp, 'b', sizeof(comp) - 1);
 	comp[sizeof(comp) - 1] = '\0';
-	const tent cmp[] = {{comp, 'f', "x", 0}};
+	const tent cmp[] = {{comp, 'f', "x", 0, 0}};
 	cleanup_free char *p2 = mk_tar("comp.tar", NULL, PAX, cmp, NENTS(cmp));
 	CHECK(p2 != NULL);
 	CHECK_REJECTED(p2, 0, "entry \"bbbb", "component longer than 255");
 
 	/* control characters are escaped in the message */
-	const tent ctl[] = {{"a\033[31m/../x", 'f', "x", 0}};
+	const tent ctl[] = {{"a\033[31m/../x", 'f', "x", 0, 0}};
 	cleanup_free char *p3 = mk_tar("ctl.tar", NULL, PAX, ctl, NENTS(ctl));
 	CHECK(p3 != NULL);
 	CHECK_REJECTED(p3, 0, "a\\x1b[31m/../x", "traversal");
 
-	const tent root[] = {{".", 'f', "x", 0}};
+	const tent root[] = {{".", 'f', "x", 0, 0}};
 	cleanup_free char *p4 = mk_tar("root.tar", NULL, PAX, root, NENTS(root));
 	CHECK(p4 != NULL);
 	CHECK_REJECTED(p4, 0, "entry \".\"", "root must be a directory");
@@ -269,7 +185,7 @@ static void truncated_input(void)
 {
 	static char big[300000];
 	fill_random(big, sizeof(big), 7);
-	const tent ents[] = {{"small", 'f', "abc", 0}, {"big", 'f', big, sizeof(big)}};
+	const tent ents[] = {{"small", 'f', "abc", 0, 0}, {"big", 'f', big, sizeof(big), 0}};
 	const char *filters[] = {"gzip", NULL, "zstd"};
 	for (size_t f = 0; f < 3; f++) {
 		cleanup_free char *name = ocil_xasprintf("t%zu.tar", f);
@@ -294,7 +210,7 @@ static void truncated_input(void)
 
 static void rejects_other_formats(void)
 {
-	const tent ents[] = {{"x", 'f', "hello", 0}};
+	const tent ents[] = {{"x", 'f', "hello", 0, 0}};
 	cleanup_free char *zip = mk_tar("x.zip", NULL, ARCHIVE_FORMAT_ZIP, ents, NENTS(ents));
 	CHECK(zip != NULL);
 	int ok = 0;
@@ -327,9 +243,9 @@ static void streams_from_fd(void)
 {
 	static char big[200000];
 	fill_random(big, sizeof(big), 3);
-	const tent ents[] = {{"skipped", 'f', big, sizeof(big)},
-			     {"usr/", 'd', NULL, 0},
-			     {"usr/big", 'f', big, sizeof(big)}};
+	const tent ents[] = {{"skipped", 'f', big, sizeof(big), 0},
+			     {"usr/", 'd', NULL, 0, 0},
+			     {"usr/big", 'f', big, sizeof(big), 0}};
 	cleanup_free char *p =
 	    mk_tar("fd.tar.zst", "zstd", ARCHIVE_FORMAT_TAR_GNUTAR, ents, NENTS(ents));
 	CHECK(p != NULL);
