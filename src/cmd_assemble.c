@@ -12,6 +12,7 @@
 #include "json.h"
 #include "layer_writer.h"
 #include "plan.h"
+#include "registry.h"
 #include "rootfs.h"
 #include "runtime.h"
 #include "sink_layout.h"
@@ -35,7 +36,8 @@ enum {
 };
 
 static const ocil_option options[] = {
-    {"base", OPT_BASE, "REF", "base image: oci:DIR[:TAG] or docker-archive:FILE"},
+    {"base", OPT_BASE, "REF",
+     "base image: [docker://]HOST/REPO[:TAG][@DIGEST], oci:DIR[:TAG] or docker-archive:FILE"},
     {"conda-prefix", OPT_PREFIX, "DIR", "conda environment to pack (a prefix with conda-meta/)"},
     {"code", OPT_CODE, "DIR", "handler code directory"},
     {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
@@ -52,6 +54,7 @@ static const ocil_option options[] = {
      "path the prefix was built at (default: detected from its files)"},
     {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
     {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
+    OCIL_REGISTRY_OPTIONS,
     {NULL},
 };
 
@@ -60,11 +63,16 @@ typedef struct {
 	const char *prefix_dest, *code_dest, *entrypoint, *platform;
 	ocil_strv env;
 	bool allow_mismatch, quiet, progress;
+	ocil_registry_opts registry;
+	ocil_cmd_registry reg;
 } opts;
 
 static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 {
 	opts *o = data;
+	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
+	if (handled != 0)
+		return handled < 0 ? -1 : 0;
 	switch (key) {
 	case OPT_BASE:
 		o->base = arg;
@@ -433,8 +441,23 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return -1;
 
 	say(&pr, "reading base %s", o->base);
-	if (ocil_source_open(&b->base_ref, &b->platform, cancel, &b->src, err) < 0)
+	ocil_registry_opts ro = o->registry;
+	ocil_cmd_progress prog = {0};
+	ocil_cmd_registry_callbacks(&ro, pr.on ? &prog : NULL);
+	ocil_source_opts so = {.platform = &b->platform,
+			       .cancel = cancel,
+			       .registry = &ro,
+			       .cache_dir = o->reg.cache_dir};
+	if (ocil_source_open(&b->base_ref, &so, &b->src, err) < 0) {
+		/* Offline is the case a carried-in layout solves. */
+		if (*err != NULL && (*err)->code == OCIL_E_REGISTRY &&
+		    strstr((*err)->msg, "cannot connect") != NULL)
+			ocil_error_append_hint(err,
+					       "for air-gapped builds, run 'ocilambda pull' "
+					       "where the registry is reachable and use --base "
+					       "oci:DIR:TAG");
 		return -1;
+	}
 	if (import_base_layers(b, cancel, &pr, err) < 0)
 		return -1;
 	ocil_blobstore *bs = ocil_layout_sink_blobs(b->sink);
@@ -514,7 +537,9 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	    .prefix_dest = "/opt/conda-env",
 	    .code_dest = "/opt/my-code",
 	    .platform = "linux/amd64",
+	    .registry = OCIL_REGISTRY_OPTS_DEFAULT,
 	};
+	o.reg.registry = &o.registry;
 	int first = 0;
 	int r = ocil_cmd_parse(cmd, argc, argv, on_opt, &o, &first, err);
 	if (r == 0 && first < argc)

@@ -70,6 +70,15 @@ int ocil_error_wrap(ocil_error **err, const char *fmt, ...)
 	return -1;
 }
 
+void ocil_error_append_hint(ocil_error **err, const char *hint)
+{
+	char *msg = NULL;
+	if (err == NULL || *err == NULL || asprintf(&msg, "%s (%s)", (*err)->msg, hint) < 0)
+		return;
+	free((*err)->msg);
+	(*err)->msg = msg;
+}
+
 void ocil_error_free(ocil_error *err)
 {
 	if (err == NULL)

@@ -32,6 +32,8 @@ int ocil_error_set_errno(ocil_error **err, ocil_code code, int errnum, const cha
     __attribute__((format(printf, 4, 5)));
 /* Prefix "<context>: " to an existing error; returns -1. */
 int ocil_error_wrap(ocil_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append " (<hint>)" to an existing error. */
+void ocil_error_append_hint(ocil_error **err, const char *hint);
 void ocil_error_free(ocil_error *err);
 
 #endif

@@ -98,6 +98,38 @@ const char *ocil_manifest_detect_type(const json_t *doc, const char *hint)
 	return NULL;
 }
 
+int ocil_manifest_write(bool docker, const ocil_descriptor *config, const ocil_descriptor *layers,
+			size_t n_layers, ocil_blobstore *bs, ocil_descriptor *out, ocil_error **err)
+{
+	const char *mt = docker ? OCIL_MT_DOCKER_MANIFEST : OCIL_MT_OCI_MANIFEST;
+	ocil_descriptor cd = *config;
+	cd.media_type = docker ? OCIL_MT_DOCKER_CONFIG : OCIL_MT_OCI_CONFIG;
+	cleanup_json json_t *m = json_object();
+	json_object_set_new(m, "schemaVersion", json_integer(2));
+	json_object_set_new(m, "mediaType", json_string(mt));
+	json_object_set_new(m, "config", ocil_descriptor_to_json(&cd));
+	json_t *la = json_array();
+	json_object_set_new(m, "layers", la);
+	for (size_t i = 0; i < n_layers; i++) {
+		ocil_descriptor d = layers[i];
+		const char *lmt =
+		    ocil_layer_media_type(docker, ocil_layer_media_compression(d.media_type));
+		if (lmt == NULL)
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "layer %s: media type %s has no %s equivalent",
+					      d.digest, d.media_type, docker ? "Docker" : "OCI");
+		d.media_type = (char *)lmt;
+		json_array_append_new(la, ocil_descriptor_to_json(&d));
+	}
+	cleanup_free char *raw = ocil_json_dump(m);
+	memset(out, 0, sizeof(*out));
+	if (ocil_blobstore_put(bs, raw, strlen(raw), out->digest, err) < 0)
+		return ocil_error_wrap(err, "storing manifest");
+	out->media_type = ocil_xstrdup(mt);
+	out->size = (int64_t)strlen(raw);
+	return 0;
+}
+
 int ocil_manifest_parse(const char *buf, size_t len, const char *what, const char *hint,
 			ocil_manifest *out, ocil_error **err)
 {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blobstore.h"
 #include "digest.h"
 #include "error.h"
 
@@ -65,6 +66,13 @@ void ocil_descriptor_copy(ocil_descriptor *dst, const ocil_descriptor *src);
 /* Media type of a manifest document: its mediaType field, else the hint
  * (from the index or Content-Type), else guessed from its shape. */
 const char *ocil_manifest_detect_type(const json_t *doc, const char *hint);
+
+/* Write a single-platform manifest of the OCI or Docker family into bs: the
+ * config and layer descriptors keep digest and size, their media types are
+ * translated to the family (same bytes, other name). Fills out. */
+int ocil_manifest_write(bool docker, const ocil_descriptor *config, const ocil_descriptor *layers,
+			size_t n_layers, ocil_blobstore *bs, ocil_descriptor *out,
+			ocil_error **err);
 
 int ocil_manifest_parse(const char *buf, size_t len, const char *what, const char *hint,
 			ocil_manifest *out, ocil_error **err);

@@ -92,37 +92,18 @@ int ocil_plan_write(const ocil_plan *p, ocil_blobstore *bs, ocil_descriptor *man
 	if (ocil_blobstore_put(bs, cfg_raw, strlen(cfg_raw), cd.digest, err) < 0)
 		return ocil_error_wrap(err, "storing config");
 
-	const char *layer_mt = ocil_layer_media_type(p->docker, OCIL_LAYER_GZIP);
-	const char *mt = p->docker ? OCIL_MT_DOCKER_MANIFEST : OCIL_MT_OCI_MANIFEST;
-	cleanup_json json_t *m = json_object();
-	json_object_set_new(m, "schemaVersion", json_integer(2));
-	json_object_set_new(m, "mediaType", json_string(mt));
-	json_object_set_new(m, "config", ocil_descriptor_to_json(&cd));
-	json_t *layers = json_array();
-	json_object_set_new(m, "layers", layers);
-	for (size_t i = 0; i < p->n_base_layers; i++) {
-		/* Same bytes; the descriptor speaks the output's family. */
-		ocil_descriptor d = p->base_layers[i];
-		const char *lmt =
-		    ocil_layer_media_type(p->docker, ocil_layer_media_compression(d.media_type));
-		if (lmt == NULL)
-			return ocil_error_set(err, OCIL_E_INPUT,
-					      "base layer %s: media type %s has no %s equivalent",
-					      d.digest, d.media_type, p->docker ? "Docker" : "OCI");
-		d.media_type = (char *)lmt;
-		json_array_append_new(layers, ocil_descriptor_to_json(&d));
-	}
+	size_t n = p->n_base_layers + p->n_layers;
+	cleanup_free ocil_descriptor *layers = ocil_xcalloc(n ? n : 1, sizeof(*layers));
+	for (size_t i = 0; i < p->n_base_layers; i++)
+		layers[i] = p->base_layers[i];
 	for (size_t i = 0; i < p->n_layers; i++) {
-		ocil_descriptor d = {.media_type = (char *)layer_mt, .size = p->layers[i].size};
-		memcpy(d.digest, p->layers[i].digest, OCIL_DIGEST_STR_SIZE);
-		json_array_append_new(layers, ocil_descriptor_to_json(&d));
+		ocil_descriptor *d = &layers[p->n_base_layers + i];
+		d->media_type = OCIL_MT_OCI_LAYER_GZIP; /* translated to the family */
+		d->size = p->layers[i].size;
+		memcpy(d->digest, p->layers[i].digest, OCIL_DIGEST_STR_SIZE);
 	}
-	cleanup_free char *raw = ocil_json_dump(m);
-	memset(manifest, 0, sizeof(*manifest));
-	if (ocil_blobstore_put(bs, raw, strlen(raw), manifest->digest, err) < 0)
-		return ocil_error_wrap(err, "storing manifest");
-	manifest->media_type = ocil_xstrdup(mt);
-	manifest->size = (int64_t)strlen(raw);
+	if (ocil_manifest_write(p->docker, &cd, layers, n, bs, manifest, err) < 0)
+		return -1;
 	if (config_out != NULL)
 		*config_out = steal_pointer(&cfg);
 	return 0;

@@ -4,22 +4,27 @@
 
 #include "json.h"
 
-int ocil_source_open(const ocil_ref *ref, const ocil_platform *platform, const ocil_cancel *cancel,
-		     ocil_source **out, ocil_error **err)
+int ocil_source_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
+		     ocil_error **err)
 {
 	switch (ref->transport) {
 	case OCIL_REF_OCI:
-		return ocil_source_layout_open(ref, platform, out, err);
+		return ocil_source_layout_open(ref, o->platform, out, err);
 	case OCIL_REF_DOCKER_ARCHIVE:
-		return ocil_source_archive_open(ref, platform, cancel, out, err);
+		return ocil_source_archive_open(ref, o->platform, o->cancel, out, err);
 	case OCIL_REF_DOCKER:
-		break;
+		return ocil_source_registry_open(ref, o, out, err);
 	}
-	return ocil_error_set(
-	    err, OCIL_E_USAGE,
-	    "%s: pulling from a registry is not supported yet; use oci:DIR[:TAG] or "
-	    "docker-archive:FILE (e.g. from 'skopeo copy')",
-	    ref->input);
+	return ocil_error_set(err, OCIL_E_USAGE, "%s: unknown transport", ref->input);
+}
+
+char *ocil_source_default_cache_dir(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	if (xdg != NULL && xdg[0] == '/')
+		return ocil_xasprintf("%s/ocilambda", xdg);
+	const char *home = getenv("HOME");
+	return ocil_xasprintf("%s/.cache/ocilambda", home && home[0] ? home : "/tmp");
 }
 
 void ocil_source_free(ocil_source *s)
@@ -27,6 +32,7 @@ void ocil_source_free(ocil_source *s)
 	if (s == NULL)
 		return;
 	ocil_manifest_clear(&s->manifest);
+	free(s->manifest_raw);
 	json_decref(s->config);
 	free(s->config_raw);
 	free(s->name);

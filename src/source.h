@@ -27,13 +27,24 @@ struct ocil_source {
 	char *name;		/* the ref as given, for messages */
 	ocil_manifest manifest; /* layers as the source stores them */
 	char manifest_digest[OCIL_DIGEST_STR_SIZE];
+	char *manifest_raw; /* the manifest's bytes as stored by the source */
+	size_t manifest_len;
 	json_t *config; /* parsed, verified config */
 	char *config_raw;
 	size_t config_len;
 };
 
-int ocil_source_open(const ocil_ref *ref, const ocil_platform *platform, const ocil_cancel *cancel,
-		     ocil_source **out, ocil_error **err);
+typedef struct ocil_registry_opts ocil_registry_opts;
+
+typedef struct {
+	const ocil_platform *platform; /* which image of an index; checked against the config */
+	const ocil_cancel *cancel;
+	const ocil_registry_opts *registry; /* docker:// only */
+	const char *cache_dir;		    /* docker:// only: the blob cache */
+} ocil_source_opts;
+
+int ocil_source_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
+		     ocil_error **err);
 void ocil_source_free(ocil_source *s);
 int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
 			  const ocil_cancel *cancel, ocil_error **err);
@@ -53,5 +64,10 @@ int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform, 
 			    ocil_error **err);
 int ocil_source_archive_open(const ocil_ref *ref, const ocil_platform *platform,
 			     const ocil_cancel *cancel, ocil_source **out, ocil_error **err);
+int ocil_source_registry_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
+			      ocil_error **err);
+/* The blob cache: $XDG_CACHE_HOME/ocilambda, else ~/.cache/ocilambda.
+ * Caller frees. */
+char *ocil_source_default_cache_dir(void);
 
 #endif

@@ -330,6 +330,8 @@ static int build(archive_source *as, const ocil_ref *ref, const ocil_platform *p
 	json_object_set_new(mj_out, "layers", la);
 	cleanup_free char *raw = ocil_json_dump(mj_out);
 	ocil_digest_buf(raw, strlen(raw), as->base.manifest_digest);
+	as->base.manifest_len = strlen(raw);
+	as->base.manifest_raw = steal_pointer(&raw);
 	return 0;
 }
 

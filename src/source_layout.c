@@ -158,6 +158,8 @@ int ocil_source_layout_open(const ocil_ref *ref, const ocil_platform *platform, 
 		r = ocil_manifest_parse(buf, len, mwhat, d.media_type, &s->manifest, err);
 	if (r == 0) {
 		memcpy(s->manifest_digest, d.digest, OCIL_DIGEST_STR_SIZE);
+		s->manifest_raw = steal_pointer(&buf);
+		s->manifest_len = len;
 		char *cfg = NULL;
 		size_t cfg_len = 0;
 		r = read_small(ls, &s->manifest.config, "config", &cfg, &cfg_len, err);

@@ -21,20 +21,23 @@ done_testing() {
 	echo "$PASSED passed, 0 failed"
 }
 
-# expect_fail CODE NEEDLE CMD...: CMD exits with CODE and its first stderr
-# line is one "ocilambda <cmd>: ..." line containing NEEDLE.
+# expect_fail CODE NEEDLE CMD...: CMD exits with CODE, prints nothing on
+# stdout, and its error is one "ocilambda[ <cmd>]: ..." line (the last on
+# stderr, before any "Run 'ocilambda <cmd> --help'" line; notices such as
+# "ocilambda: using plain http" may come before it) containing NEEDLE.
 expect_fail() {
 	local code=$1 needle=$2 rc=0
 	shift 2
 	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
 	[ "$rc" = "$code" ] || fail "expected exit $code, got $rc from: $* -- $(cat "$T/stderr")"
-	local first
-	first=$(head -n 1 "$T/stderr")
-	case "$first" in
+	local line
+	line=$(grep -v "^Run 'ocilambda" "$T/stderr" | tail -n 1)
+	case "$line" in
 	"ocilambda"*) ;;
-	*) fail "error line does not start with ocilambda: $first" ;;
+	*) fail "error line does not start with ocilambda: $line" ;;
 	esac
-	grep -qF -- "$needle" <<<"$first" || fail "stderr lacks '$needle': $first"
+	[ "$(grep -c '^ocilambda [a-z]*: ' "$T/stderr")" -le 1 ] || fail "more than one error line: $(cat "$T/stderr")"
+	grep -qF -- "$needle" <<<"$line" || fail "stderr lacks '$needle': $line"
 	[ ! -s "$T/stdout" ] || fail "stdout not empty on failure: $(cat "$T/stdout")"
 }
 

@@ -12,6 +12,17 @@ done
 grep -q 'Exit status: 0 ok, 1 usage, 2 bad input' "$T/h" || fail "help documents exit codes"
 cmp -s "$T/h" <($OCILAMBDA assemble --help) || fail "'help assemble' equals 'assemble --help'"
 ok "assemble --help lists every option and the exit codes"
+$OCILAMBDA help pull >"$T/hp"
+for opt in --output --platform --tls-verify --insecure --cert-dir --ca-file --authfile --retry \
+	--timeout --cache-dir; do
+	grep -q -- "$opt" "$T/hp" || fail "pull help lacks $opt"
+	grep -q -- "$opt" "$T/h" || [ "$opt" = --output ] || fail "assemble help lacks $opt"
+done
+ok "pull --help lists its options; assemble takes the registry options too"
+expect_fail 1 "--tls-verify \"maybe\": want true or false" $OCILAMBDA pull --tls-verify maybe x --output oci:y
+expect_fail 1 "--retry \"-1\": want a number" $OCILAMBDA pull --retry -1 x --output oci:y
+expect_fail 1 "missing the image reference" $OCILAMBDA pull --output oci:y
+ok "pull usage errors"
 $OCILAMBDA version | grep -Eq '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' || fail version
 ok "version"
 

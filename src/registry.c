@@ -1,0 +1,1227 @@
+#include "registry.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "auth.h"
+#include "json.h"
+
+/* Registries redirect blob GETs once (to S3, a CDN); a chain longer than
+ * this is a loop. */
+#define MAX_REDIRECTS 5
+#define HEADER_LINE_MAX ((size_t)8 << 10)
+#define TOKEN_MAX ((size_t)1 << 20)
+/* Error bodies are only read for their message. */
+#define ERROR_BODY_MAX ((size_t)64 << 10)
+#define MAX_CHALLENGES 8
+#define RETRY_AFTER_MAX_S 60
+#define BACKOFF_MAX_S 30
+#define CONNECT_TIMEOUT_S 30
+/* A transfer that moves nothing for this long is dead; the retry resumes it. */
+#define STALL_TIME_S 60
+#define CA_FILE_MAX ((size_t)16 << 20)
+
+#define MANIFEST_ACCEPT                                                                            \
+	"Accept: " OCIL_MT_OCI_MANIFEST ", " OCIL_MT_OCI_INDEX ", " OCIL_MT_DOCKER_MANIFEST        \
+	", " OCIL_MT_DOCKER_LIST
+
+struct ocil_registry {
+	char *host;	/* host[:port] as given */
+	char *hostname; /* host alone ("[::1]" keeps its brackets, as in URLs) */
+	char *repo;
+	char *name; /* host/repo, for messages */
+	ocil_registry_opts o;
+	char *authfile;
+	bool may_use_http; /* loopback, or tls_verify=false */
+	bool scheme_known; /* a response arrived: stop probing */
+	bool plain_http;
+	char *authz;	       /* cached Authorization value for the registry */
+	bool authz_with_creds; /* it carries (or was obtained with) the user's credentials */
+	bool creds_loaded;
+	bool creds_found;
+	ocil_creds creds;
+	char *ca; /* system CAs + ca_file + cert_dir, PEM; NULL for curl's default */
+	size_t ca_len;
+	CURL *curl; /* one handle: connections and TLS sessions are reused */
+	bool curl_inited;
+};
+
+/* One operation (a manifest, a blob, a token): its time budget, retry count
+ * and where a successful body goes. */
+typedef struct {
+	ocil_registry *r;
+	const char *what; /* "manifest 3.8", "blob sha256:…", "token" */
+	long long deadline_ms;
+	int *retries_used; /* shared by an operation and the token request it makes */
+	/* blob sink */
+	ocil_blob_writer *w;
+	const ocil_descriptor *d;
+	/* buffer sink (w == NULL) */
+	char *buf;
+	size_t len, cap, max;
+} op;
+
+/* One HTTP response. */
+typedef struct {
+	op *o;
+	char *host; /* for messages */
+	long status;
+	char *reason;
+	bool body_to_sink;
+	bool on_registry; /* came from the registry itself, not a redirect target */
+	char *content_type, *docker_digest, *retry_after, *content_range;
+	long long content_length; /* -1 when absent */
+	char *www[MAX_CHALLENGES];
+	size_t n_www;
+	char *ebuf; /* an error status's body, truncated */
+	size_t elen;
+	ocil_error *err; /* raised inside a callback: fatal, not retried */
+	char errbuf[CURL_ERROR_SIZE];
+} resp;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void notice(ocil_registry *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notice(ocil_registry *r, const char *fmt, ...)
+{
+	if (r->o.notice == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) >= 0) {
+		r->o.notice(r->o.data, msg);
+		free(msg);
+	}
+	va_end(ap);
+}
+
+static void resp_clear(resp *rs)
+{
+	free(rs->reason);
+	free(rs->content_type);
+	free(rs->docker_digest);
+	free(rs->retry_after);
+	free(rs->content_range);
+	for (size_t i = 0; i < rs->n_www; i++)
+		free(rs->www[i]);
+	free(rs->ebuf);
+	free(rs->host);
+	ocil_error_free(rs->err);
+	op *o = rs->o;
+	memset(rs, 0, sizeof(*rs));
+	rs->o = o;
+}
+static void resp_clearp(resp *rs)
+{
+	resp_clear(rs);
+}
+#define cleanup_resp __attribute__((cleanup(resp_clearp)))
+
+/* Headers of a new response (after a 1xx, or a fresh attempt) replace the
+ * previous ones. */
+static void resp_reset_headers(resp *rs)
+{
+	free(rs->reason);
+	free(rs->content_type);
+	free(rs->docker_digest);
+	free(rs->retry_after);
+	free(rs->content_range);
+	for (size_t i = 0; i < rs->n_www; i++)
+		free(rs->www[i]);
+	rs->reason = rs->content_type = rs->docker_digest = rs->retry_after = rs->content_range =
+	    NULL;
+	rs->n_www = 0;
+	rs->content_length = -1;
+	rs->status = 0;
+	rs->body_to_sink = false;
+}
+
+/* --- names and URLs --- */
+
+static bool valid_registry(const char *s, char **hostname)
+{
+	const char *port;
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end == s + 1)
+			return false;
+		for (const char *p = s + 1; p < end; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+				return false;
+		*hostname = ocil_xstrndup(s, (size_t)(end - s + 1));
+		port = end + 1;
+	} else {
+		size_t n = strcspn(s, ":");
+		if (n == 0)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' &&
+			    s[i] != '_')
+				return false;
+		*hostname = ocil_xstrndup(s, n);
+		port = s + n;
+	}
+	if (*port == '\0')
+		return true;
+	char *end = NULL;
+	long p = *port == ':' && isdigit((unsigned char)port[1]) ? strtol(port + 1, &end, 10) : -1;
+	if (p < 1 || p > 65535 || *end != '\0') {
+		free(*hostname);
+		*hostname = NULL;
+		return false;
+	}
+	return true;
+}
+
+static bool valid_repository(const char *s)
+{
+	if (*s == '\0' || *s == '/' || ocil_str_has_suffix(s, "/") || strstr(s, "//") != NULL)
+		return false;
+	for (const char *p = s; *p != '\0'; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    strchr("._-/", *p) == NULL)
+			return false;
+	/* Components are used as URL path segments. */
+	return strstr(s, "..") == NULL && *s != '.';
+}
+
+static bool valid_tag(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 128 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("._-", s[i]) == NULL)
+			return false;
+	return true;
+}
+
+static bool is_loopback(const char *hostname)
+{
+	if (strcasecmp(hostname, "localhost") == 0)
+		return true;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, hostname, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (hostname[0] == '[') {
+		cleanup_free char *inner = ocil_xstrndup(hostname + 1, strlen(hostname) - 2);
+		struct in6_addr a6;
+		return inet_pton(AF_INET6, inner, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return false;
+}
+
+static char *registry_url(ocil_registry *r, const char *path)
+{
+	return ocil_xasprintf("%s://%s%s", r->plain_http ? "http" : "https", r->host, path);
+}
+
+/* "scheme://host:port" with the default port filled in, lowercase; NULL if
+ * url does not parse. Two URLs may share credentials only when these match. */
+static char *url_origin(const char *url, char **host_out)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *res = NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+		for (char *p = host; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		for (char *p = scheme; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		res = ocil_xasprintf("%s://%s:%s", scheme, host, port);
+		if (host_out != NULL)
+			*host_out = ocil_xstrdup(host);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return res;
+}
+
+/* --- callbacks --- */
+
+static char *trimmed(const char *s, size_t n)
+{
+	while (n > 0 && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	return ocil_xstrndup(s, n);
+}
+
+static int on_headers_done(resp *rs)
+{
+	op *o = rs->o;
+	ocil_registry *r = o->r;
+	long long cl = rs->content_length;
+	if (o->w != NULL) {
+		if (rs->status != 200 && rs->status != 206)
+			return 0;
+		uint64_t have = ocil_blob_writer_size(o->w);
+		/* 200 to a Range request: the server starts over, so do we. */
+		if (rs->status == 200 && have > 0) {
+			if (ocil_blob_writer_reset(o->w, &rs->err) < 0)
+				return -1;
+			have = 0;
+		}
+		if (rs->status == 206) {
+			unsigned long long start = 0;
+			if (rs->content_range == NULL ||
+			    sscanf(rs->content_range, "bytes %llu-", &start) != 1 || start != have)
+				return ocil_error_set(&rs->err, OCIL_E_REGISTRY,
+						      "%s: %s: partial content starts at the wrong "
+						      "offset (Content-Range: %s, have %llu bytes)",
+						      rs->host, o->what,
+						      rs->content_range ? rs->content_range
+									: "none",
+						      (unsigned long long)have);
+		}
+		if (cl >= 0 && have + (uint64_t)cl > (uint64_t)o->d->size)
+			return ocil_error_set(&rs->err, OCIL_E_REGISTRY,
+					      "%s: %s: server sends %llu bytes, more than the "
+					      "expected %lld",
+					      r->name, o->what, (unsigned long long)(have + cl),
+					      (long long)o->d->size);
+		rs->body_to_sink = true;
+		return 0;
+	}
+	if (rs->status != 200)
+		return 0;
+	if (cl >= 0 && (uint64_t)cl > o->max)
+		return ocil_error_set(&rs->err, OCIL_E_REGISTRY,
+				      "%s: %s: larger than %zu bytes (Content-Length: %lld)",
+				      r->name, o->what, o->max, (long long)cl);
+	o->len = 0;
+	rs->body_to_sink = true;
+	return 0;
+}
+
+static size_t header_cb(char *b, size_t size, size_t n, void *data)
+{
+	resp *rs = data;
+	size_t len = size * n;
+	if (len > HEADER_LINE_MAX) {
+		ocil_error_set(&rs->err, OCIL_E_REGISTRY,
+			       "%s: response header longer than %zu bytes", rs->host,
+			       HEADER_LINE_MAX);
+		return 0;
+	}
+	if (len >= 5 && strncmp(b, "HTTP/", 5) == 0) {
+		resp_reset_headers(rs);
+		const char *sp = memchr(b, ' ', len);
+		const char *sp2 = sp ? memchr(sp + 1, ' ', len - (size_t)(sp + 1 - b)) : NULL;
+		if (sp2 != NULL)
+			rs->reason = trimmed(sp2 + 1, len - (size_t)(sp2 + 1 - b));
+		return len;
+	}
+	if (len <= 2 && (b[0] == '\r' || b[0] == '\n')) {
+		long st = 0;
+		curl_easy_getinfo(rs->o->r->curl, CURLINFO_RESPONSE_CODE, &st);
+		rs->status = st;
+		if (st < 200)
+			return len; /* 1xx: the real response follows */
+		return on_headers_done(rs) < 0 ? 0 : len;
+	}
+	const char *colon = memchr(b, ':', len);
+	if (colon == NULL)
+		return len;
+	size_t nlen = (size_t)(colon - b);
+	const char *v = colon + 1;
+	size_t vlen = len - nlen - 1;
+	char **slot = NULL;
+#define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(b, name, nlen) == 0)
+	if (IS("Content-Type"))
+		slot = &rs->content_type;
+	else if (IS("Docker-Content-Digest"))
+		slot = &rs->docker_digest;
+	else if (IS("Retry-After"))
+		slot = &rs->retry_after;
+	else if (IS("Content-Range"))
+		slot = &rs->content_range;
+	else if (IS("WWW-Authenticate") && rs->n_www < MAX_CHALLENGES)
+		slot = &rs->www[rs->n_www++];
+	if (IS("Content-Length")) {
+		cleanup_free char *t = trimmed(v, vlen);
+		char *end = NULL;
+		errno = 0;
+		long long x = strtoll(t, &end, 10);
+		rs->content_length =
+		    isdigit((unsigned char)t[0]) && *end == '\0' && errno == 0 ? x : -1;
+	}
+#undef IS
+	if (slot != NULL) {
+		free(*slot);
+		*slot = trimmed(v, vlen);
+	}
+	return len;
+}
+
+static size_t write_cb(char *b, size_t size, size_t n, void *data)
+{
+	resp *rs = data;
+	op *o = rs->o;
+	size_t len = size * n;
+	if (!rs->body_to_sink) {
+		size_t take = rs->elen < ERROR_BODY_MAX ? ERROR_BODY_MAX - rs->elen : 0;
+		if (take > len)
+			take = len;
+		if (take > 0) {
+			rs->ebuf = ocil_xrealloc(rs->ebuf, rs->elen + take + 1);
+			memcpy(rs->ebuf + rs->elen, b, take);
+			rs->elen += take;
+			rs->ebuf[rs->elen] = '\0';
+		}
+		return len;
+	}
+	if (o->w != NULL) {
+		uint64_t have = ocil_blob_writer_size(o->w);
+		if (have + len > (uint64_t)o->d->size) {
+			ocil_error_set(&rs->err, OCIL_E_REGISTRY,
+				       "%s: %s: server sends more than the expected %lld bytes",
+				       o->r->name, o->what, (long long)o->d->size);
+			return 0;
+		}
+		if (ocil_blob_writer_write(o->w, b, len, &rs->err) < 0)
+			return 0;
+		if (o->r->o.progress != NULL)
+			o->r->o.progress(o->r->o.data, o->d->digest, have + len,
+					 (uint64_t)o->d->size);
+		return len;
+	}
+	if (o->len + len > o->max) {
+		ocil_error_set(&rs->err, OCIL_E_REGISTRY, "%s: %s: larger than %zu bytes",
+			       o->r->name, o->what, o->max);
+		return 0;
+	}
+	if (o->len + len + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap : 16384;
+		while (cap < o->len + len + 1)
+			cap *= 2;
+		o->buf = ocil_xrealloc(o->buf, cap);
+		o->cap = cap;
+	}
+	memcpy(o->buf + o->len, b, len);
+	o->len += len;
+	o->buf[o->len] = '\0';
+	return len;
+}
+
+static int xferinfo_cb(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const ocil_cancel *c = data;
+	return c != NULL && c->flag != NULL && *c->flag ? 1 : 0;
+}
+
+/* --- one HTTP exchange --- */
+
+static void slist_freep(struct curl_slist **l)
+{
+	curl_slist_free_all(*l);
+}
+
+static CURLcode perform(op *o, const char *url, const char *url_host, const char *authz,
+			const char *accept, resp *rs)
+{
+	ocil_registry *r = o->r;
+	CURL *c = r->curl;
+	curl_easy_reset(c);
+	__attribute__((cleanup(slist_freep))) struct curl_slist *h = NULL;
+	if (accept != NULL)
+		h = curl_slist_append(h, accept);
+	cleanup_free char *auth_line = authz ? ocil_xasprintf("Authorization: %s", authz) : NULL;
+	if (auth_line != NULL)
+		h = curl_slist_append(h, auth_line);
+	cleanup_free char *range = NULL;
+	if (o->w != NULL && ocil_blob_writer_size(o->w) > 0) {
+		range = ocil_xasprintf("Range: bytes=%llu-",
+				       (unsigned long long)ocil_blob_writer_size(o->w));
+		h = curl_slist_append(h, range);
+	}
+	long long left = o->deadline_ms - now_ms();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "ocilambda/" OCIL_VERSION);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Redirects are followed by hand, to decide per hop what to send. */
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	/* A proxy's CONNECT answer is not the registry's. */
+	curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)STALL_TIME_S);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->errbuf);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, rs);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r->o.cancel);
+	if (r->ca != NULL) {
+		struct curl_blob blob = {
+		    .data = r->ca, .len = r->ca_len, .flags = CURL_BLOB_NOCOPY};
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	/* --tls-verify=false is about the registry, not about the CDN it
+	 * redirects to. */
+	if (!r->o.tls_verify && strcasecmp(url_host, r->hostname) == 0) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	/* The handle outlives this stack frame; drop pointers into it. */
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	return rc;
+}
+
+/* --- errors --- */
+
+/* "CODE: message; CODE: message" from a distribution-spec error body. Sets
+ * *ref_wrong for the codes that mean the reference names nothing. */
+static char *registry_errors(const char *body, size_t len, bool *ref_wrong)
+{
+	if (body == NULL)
+		return NULL;
+	json_error_t je;
+	cleanup_json json_t *j = json_loadb(body, len, 0, &je);
+	json_t *errs = json_is_object(j) ? json_object_get(j, "errors") : NULL;
+	if (!json_is_array(errs) || json_array_size(errs) == 0)
+		return NULL;
+	char *out = NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(errs, i, e)
+	{
+		if (i == 3)
+			break;
+		const char *code = ocil_json_opt_string(e, "code");
+		const char *msg = ocil_json_opt_string(e, "message");
+		if (code == NULL && msg == NULL)
+			continue;
+		static const char *const unknown[] = {"NAME_UNKNOWN", "MANIFEST_UNKNOWN",
+						      "BLOB_UNKNOWN"};
+		for (size_t k = 0; code != NULL && k < 3; k++)
+			if (strcmp(code, unknown[k]) == 0)
+				*ref_wrong = true;
+		char *part = ocil_xasprintf("%.64s%s%.300s", code ? code : "",
+					    code && msg ? ": " : "", msg ? msg : "");
+		for (char *p = part; *p != '\0'; p++)
+			if (!isprint((unsigned char)*p))
+				*p = '?';
+		char *joined = out ? ocil_xasprintf("%s; %s", out, part) : ocil_xstrdup(part);
+		free(out);
+		free(part);
+		out = joined;
+	}
+	return out;
+}
+
+static char *status_text(const resp *rs)
+{
+	if (rs->reason != NULL && *rs->reason != '\0')
+		return ocil_xasprintf("HTTP %ld %.100s", rs->status, rs->reason);
+	return ocil_xasprintf("HTTP %ld", rs->status);
+}
+
+static int http_error(op *o, resp *rs, ocil_error **err)
+{
+	bool ref_wrong = false;
+	cleanup_free char *msg = registry_errors(rs->ebuf, rs->elen, &ref_wrong);
+	cleanup_free char *st = status_text(rs);
+	ocil_code code = rs->status == 404 || ref_wrong ? OCIL_E_INPUT : OCIL_E_REGISTRY;
+	return ocil_error_set(err, code, "%s: %s: %s", o->r->name, o->what, msg ? msg : st);
+}
+
+static bool retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Errors that mean "nothing speaks TLS there", after which a registry that
+ * may use plain http is tried over http. */
+static bool no_tls_there(CURLcode rc)
+{
+	return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_COULDNT_CONNECT ||
+	       rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR;
+}
+
+static char *net_error(const char *host, CURLcode rc, const char *errbuf)
+{
+	const char *detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+		return ocil_xasprintf("%s: cannot connect: %s", host, detail);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		return ocil_xasprintf("%s: TLS: %s (a private CA goes in --cert-dir or --ca-file)",
+				      host, detail);
+	case CURLE_OPERATION_TIMEDOUT:
+		return ocil_xasprintf("%s: timed out: %s", host, detail);
+	default:
+		return ocil_xasprintf("%s: transfer failed: %s", host, detail);
+	}
+}
+
+/* --- retries --- */
+
+static int check_cancel(ocil_registry *r, ocil_error **err)
+{
+	return ocil_cancel_check(r->o.cancel, err);
+}
+
+/* Wait before the next attempt, or fail when the budget is spent. why is
+ * the short reason for the notice ("HTTP 503", curl's message), full the
+ * error message if there is no retry left. */
+static int backoff(op *o, const char *why, const char *full, long retry_after_s, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	if (*o->retries_used >= r->o.retries)
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s (gave up after %d attempt%s)", full,
+				      *o->retries_used + 1, *o->retries_used ? "s" : "");
+	long delay = retry_after_s >= 0 ? retry_after_s : 1L << *o->retries_used;
+	if (delay > (retry_after_s >= 0 ? RETRY_AFTER_MAX_S : BACKOFF_MAX_S))
+		delay = retry_after_s >= 0 ? RETRY_AFTER_MAX_S : BACKOFF_MAX_S;
+	if (now_ms() + delay * 1000 > o->deadline_ms)
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s (no time left to retry within %ld s)", full,
+				      r->o.timeout_s);
+	(*o->retries_used)++;
+	notice(r, "%s: retrying %s in %ld s (%s)", r->host, o->what, delay, why);
+	long long until = now_ms() + delay * 1000;
+	for (;;) {
+		if (check_cancel(r, err) < 0)
+			return -1;
+		long long left = until - now_ms();
+		if (left <= 0)
+			return 0;
+		if (left > 100)
+			left = 100;
+		struct timespec ts = {0, (long)left * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Retry-After: seconds, or an HTTP date. -1 when absent or unreadable. */
+static long parse_retry_after(const char *v)
+{
+	if (v == NULL || *v == '\0')
+		return -1;
+	char *end = NULL;
+	errno = 0;
+	long s = strtol(v, &end, 10);
+	if (isdigit((unsigned char)*v) && *end == '\0' && errno == 0)
+		return s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s;
+	time_t t = curl_getdate(v, NULL);
+	if (t < 0)
+		return -1;
+	time_t now = time(NULL);
+	return t <= now ? 0 : (t - now > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)(t - now));
+}
+
+/* --- one logical GET --- */
+
+typedef struct {
+	const char *path; /* on the registry ("/v2/…"), or NULL with url */
+	const char *url;  /* absolute (a token realm) */
+	const char *authz;
+	const char *accept;
+} req;
+
+/* GET with the registry's rules: follow redirects by hand (at most
+ * MAX_REDIRECTS, never https to http, authz only to the origin it belongs
+ * to), probe https then http on a registry that may use plain http, retry
+ * connection errors, 429 and 5xx. On 0, *rs is the final response, whatever
+ * its status. */
+static int request(op *o, const req *q, resp *rs, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	cleanup_free char *url = NULL;
+	int hops = 0;
+	for (;;) {
+		if (check_cancel(r, err) < 0)
+			return -1;
+		if (now_ms() >= o->deadline_ms)
+			return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: timed out after %ld s",
+					      r->name, o->what, r->o.timeout_s);
+		bool first_hop = url == NULL;
+		if (first_hop) {
+			url = q->path ? registry_url(r, q->path) : ocil_xstrdup(q->url);
+			hops = 0;
+		}
+		cleanup_free char *start = q->path ? registry_url(r, "/") : ocil_xstrdup(q->url);
+		cleanup_free char *host = NULL;
+		cleanup_free char *origin = url_origin(url, &host);
+		cleanup_free char *auth_origin = url_origin(start, NULL);
+		if (origin == NULL || auth_origin == NULL)
+			return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: invalid URL %s",
+					      r->name, o->what, url);
+		bool same = strcmp(origin, auth_origin) == 0;
+		bool probing = q->path != NULL && same && r->may_use_http && !r->scheme_known;
+		const char *msg_host = q->path && same ? r->host : host;
+
+		resp_clear(rs);
+		rs->content_length = -1;
+		rs->host = ocil_xstrdup(msg_host);
+		rs->on_registry = q->path != NULL && same;
+		uint64_t had = o->w != NULL ? ocil_blob_writer_size(o->w) : 0;
+		CURLcode rc = perform(o, url, host, same ? q->authz : NULL, q->accept, rs);
+		if (rs->err != NULL) {
+			*err = steal_pointer(&rs->err);
+			return -1;
+		}
+		if (rc == CURLE_ABORTED_BY_CALLBACK && check_cancel(r, err) < 0)
+			return -1;
+		if (rc != CURLE_OK) {
+			if (probing && !r->plain_http && no_tls_there(rc)) {
+				r->plain_http = true;
+				free(steal_pointer(&url));
+				continue;
+			}
+			cleanup_free char *full = net_error(msg_host, rc, rs->errbuf);
+			if (!retryable(rc))
+				return ocil_error_set(err, OCIL_E_REGISTRY, "%s", full);
+			/* Probe https again on the next attempt: the server
+			 * may just not have been up yet. */
+			if (probing)
+				r->plain_http = false;
+			const char *why = rs->errbuf[0] ? rs->errbuf : curl_easy_strerror(rc);
+			/* A download that dropped after making progress resumes
+			 * at once: the connection worked until just now. */
+			bool progressed = o->w != NULL && ocil_blob_writer_size(o->w) > had;
+			if (backoff(o, why, full, progressed ? 0 : -1, err) < 0)
+				return -1;
+			free(steal_pointer(&url));
+			continue;
+		}
+		if (probing) {
+			r->scheme_known = true;
+			if (r->plain_http)
+				notice(r, "using plain http for %s", r->host);
+		}
+		long st = rs->status;
+		if (st >= 300 && st < 400 && st != 304) {
+			char *loc = NULL;
+			curl_easy_getinfo(r->curl, CURLINFO_REDIRECT_URL, &loc);
+			if (loc == NULL)
+				return ocil_error_set(err, OCIL_E_REGISTRY,
+						      "%s: %s: HTTP %ld without a Location",
+						      msg_host, o->what, st);
+			if (++hops > MAX_REDIRECTS)
+				return ocil_error_set(err, OCIL_E_REGISTRY,
+						      "%s: %s: more than %d redirects", r->name,
+						      o->what, MAX_REDIRECTS);
+			if (strncasecmp(url, "https:", 6) == 0 &&
+			    strncasecmp(loc, "https:", 6) != 0)
+				return ocil_error_set(
+				    err, OCIL_E_REGISTRY,
+				    "%s: %s: refusing a redirect from https to %s", msg_host,
+				    o->what, loc);
+			char *next = ocil_xstrdup(loc);
+			free(url);
+			url = next;
+			continue;
+		}
+		if (st == 429 || st >= 500) {
+			bool ref_wrong = false;
+			cleanup_free char *emsg = registry_errors(rs->ebuf, rs->elen, &ref_wrong);
+			cleanup_free char *why = status_text(rs);
+			cleanup_free char *full =
+			    emsg ? ocil_xasprintf("%s: %s: %s (%s)", r->name, o->what, why, emsg)
+				 : ocil_xasprintf("%s: %s: %s", r->name, o->what, why);
+			long ra = st == 429 || st == 503 ? parse_retry_after(rs->retry_after) : -1;
+			if (backoff(o, why, full, ra, err) < 0)
+				return -1;
+			free(steal_pointer(&url));
+			continue;
+		}
+		/* Our Range is past the end: start over from byte 0. */
+		if (st == 416 && o->w != NULL && ocil_blob_writer_size(o->w) > 0) {
+			if (ocil_blob_writer_reset(o->w, err) < 0 ||
+			    backoff(o, "HTTP 416 to a resumed download",
+				    "HTTP 416 to a resumed download", 0, err) < 0)
+				return -1;
+			free(steal_pointer(&url));
+			continue;
+		}
+		return 0;
+	}
+}
+
+/* --- authentication --- */
+
+static int load_creds(ocil_registry *r, ocil_error **err)
+{
+	if (r->creds_loaded)
+		return 0;
+	if (ocil_auth_find(r->host, r->o.authfile, &r->creds, &r->creds_found, err) < 0)
+		return ocil_error_wrap(err, "%s: looking up credentials", r->host);
+	r->creds_loaded = true;
+	return 0;
+}
+
+static char *basic_value(const ocil_creds *c)
+{
+	size_t n = strlen(c->username) + 1 + strlen(c->password);
+	char *plain = ocil_xasprintf("%s:%s", c->username, c->password);
+	char *b = ocil_base64_encode(plain, n);
+	explicit_bzero(plain, n);
+	free(plain);
+	char *v = ocil_xasprintf("Basic %s", b);
+	explicit_bzero(b, strlen(b));
+	free(b);
+	return v;
+}
+
+static void set_authz(ocil_registry *r, char *v, bool with_creds)
+{
+	if (r->authz != NULL) {
+		explicit_bzero(r->authz, strlen(r->authz));
+		free(r->authz);
+	}
+	r->authz = v;
+	r->authz_with_creds = with_creds;
+}
+
+/* What the registry said about a 401/403, to append to our message. */
+static char *registry_says(const resp *rs)
+{
+	bool ignored = false;
+	cleanup_free char *m = registry_errors(rs->ebuf, rs->elen, &ignored);
+	return m ? ocil_xasprintf(" (registry: %s)", m) : ocil_xstrdup("");
+}
+
+static int auth_refused(ocil_registry *r, const resp *rs, ocil_error **err)
+{
+	cleanup_free char *says = registry_says(rs);
+	if (r->authz_with_creds)
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s: authentication failed for %s%s",
+				      r->host, r->creds.username, says);
+	cleanup_free char *files = ocil_auth_sources(r->o.authfile);
+	return ocil_error_set(err, OCIL_E_REGISTRY,
+			      "%s: authentication required (no credentials in %s); use --authfile "
+			      "or docker login%s",
+			      r->host, *files ? files : "any auth file", says);
+}
+
+static bool token_ok(const char *t)
+{
+	if (*t == '\0')
+		return false;
+	/* It goes into a header line: visible ASCII only. */
+	for (const unsigned char *p = (const unsigned char *)t; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return false;
+	return true;
+}
+
+static int fetch_token(op *o, const ocil_challenge *ch, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	if (ch->realm == NULL || *ch->realm == '\0')
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s: bearer challenge without a realm",
+				      r->host);
+	bool https = strncasecmp(ch->realm, "https://", 8) == 0;
+	bool http = strncasecmp(ch->realm, "http://", 7) == 0;
+	if (!https && !http)
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: token realm %s is not an http(s) URL", r->host,
+				      ch->realm);
+	if (http && !r->plain_http)
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: refusing to get a token over plain http from %s",
+				      r->host, ch->realm);
+	cleanup_free char *dflt_scope = ocil_xasprintf("repository:%s:pull", r->repo);
+	const char *scope = ch->scope ? ch->scope : dflt_scope;
+	char *esc_scope = curl_easy_escape(r->curl, scope, 0);
+	char *esc_service = ch->service ? curl_easy_escape(r->curl, ch->service, 0) : NULL;
+	const char *sep = strchr(ch->realm, '?') ? "&" : "?";
+	cleanup_free char *url =
+	    esc_service
+		? ocil_xasprintf("%s%sservice=%s&scope=%s", ch->realm, sep, esc_service, esc_scope)
+		: ocil_xasprintf("%s%sscope=%s", ch->realm, sep, esc_scope);
+	curl_free(esc_scope);
+	curl_free(esc_service);
+
+	cleanup_free char *basic = r->creds_found ? basic_value(&r->creds) : NULL;
+	cleanup_free char *what = ocil_xasprintf("token from %s", ch->realm);
+	op t = {.r = r,
+		.what = what,
+		.deadline_ms = o->deadline_ms,
+		.retries_used = o->retries_used,
+		.max = TOKEN_MAX};
+	cleanup_resp resp rs = {.o = &t};
+	req q = {.url = url, .authz = basic, .accept = "Accept: application/json"};
+	int rc = request(&t, &q, &rs, err);
+	if (basic != NULL)
+		explicit_bzero(basic, strlen(basic));
+	cleanup_free char *body = t.buf;
+	if (rc < 0)
+		return -1;
+	if (rs.status == 401 || rs.status == 403) {
+		r->authz_with_creds = r->creds_found;
+		return auth_refused(r, &rs, err);
+	}
+	if (rs.status != 200)
+		return http_error(&t, &rs, err);
+	json_error_t je;
+	cleanup_json json_t *j = json_loadb(body ? body : "", t.len, 0, &je);
+	const char *tok = ocil_json_opt_string(j, "token");
+	if (tok == NULL || *tok == '\0')
+		tok = ocil_json_opt_string(j, "access_token");
+	if (tok == NULL || !token_ok(tok))
+		return ocil_error_set(
+		    err, OCIL_E_REGISTRY,
+		    "%s: %s: no usable \"token\" or \"access_token\" in the answer", r->host, what);
+	set_authz(r, ocil_xasprintf("Bearer %s", tok), r->creds_found);
+	return 0;
+}
+
+/* Answer a 401 from the registry: the first Bearer challenge, else Basic. */
+static int authenticate(op *o, const resp *rs, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	ocil_challenge ch = {0}, pick = {0};
+	cleanup_error ocil_error *perr = NULL;
+	for (size_t i = 0; i < rs->n_www; i++) {
+		ocil_error *e = NULL;
+		if (ocil_challenge_parse(rs->www[i], &ch, &e) < 0) {
+			if (perr == NULL)
+				perr = e;
+			else
+				ocil_error_free(e);
+			continue;
+		}
+		bool bearer = strcmp(ch.scheme, "bearer") == 0;
+		if ((bearer && (pick.scheme == NULL || strcmp(pick.scheme, "bearer") != 0)) ||
+		    pick.scheme == NULL) {
+			ocil_challenge_clear(&pick);
+			pick = ch;
+			memset(&ch, 0, sizeof(ch));
+		} else {
+			ocil_challenge_clear(&ch);
+		}
+	}
+	if (pick.scheme == NULL)
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: %s: HTTP 401 without a usable "
+				      "WWW-Authenticate challenge%s%s",
+				      r->name, o->what, perr ? ": " : "", perr ? perr->msg : "");
+	int rc;
+	if (load_creds(r, err) < 0) {
+		rc = -1;
+	} else if (strcmp(pick.scheme, "bearer") == 0) {
+		rc = fetch_token(o, &pick, err);
+	} else if (strcmp(pick.scheme, "basic") == 0) {
+		if (!r->creds_found) {
+			r->authz_with_creds = false;
+			rc = auth_refused(r, rs, err);
+		} else {
+			set_authz(r, basic_value(&r->creds), true);
+			rc = 0;
+		}
+	} else {
+		rc = ocil_error_set(err, OCIL_E_REGISTRY,
+				    "%s: unsupported authentication scheme \"%s\"", r->host,
+				    pick.scheme);
+	}
+	ocil_challenge_clear(&pick);
+	return rc;
+}
+
+/* GET a registry path, authenticating when challenged. A 401 right after
+ * fresh credentials is final; a 401 with cached ones (an expired token) gets
+ * one more round. */
+static int registry_get(op *o, const char *path, const char *accept, resp *rs, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	bool fresh = false;
+	for (;;) {
+		req q = {.path = path, .authz = r->authz, .accept = accept};
+		if (request(o, &q, rs, err) < 0)
+			return -1;
+		if (rs->status != 401 || !rs->on_registry)
+			return 0;
+		if (fresh)
+			return auth_refused(r, rs, err);
+		if (authenticate(o, rs, err) < 0)
+			return -1;
+		fresh = true;
+	}
+}
+
+/* --- open / free --- */
+
+static int append_file(const char *path, size_t max, char **buf, size_t *len, bool need_cert,
+		       ocil_error **err)
+{
+	cleanup_free char *data = NULL;
+	size_t n = 0;
+	if (ocil_read_file(path, max, &data, &n, err) < 0)
+		return -1;
+	if (need_cert && strstr(data, "-----BEGIN CERTIFICATE-----") == NULL)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: no PEM certificate in it", path);
+	*buf = ocil_xrealloc(*buf, *len + n + 2);
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[(*len)++] = '\n';
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/* Extra CAs go in one in-memory PEM bundle (CURLOPT_CAINFO_BLOB): OpenSSL's
+ * CAPATH wants c_rehash names, which certs.d directories do not have. The
+ * blob replaces curl's CA file, so the system bundle is put first to keep
+ * trusting public CAs (redirect targets need them). */
+static int load_cas(ocil_registry *r, ocil_error **err)
+{
+	if (r->o.ca_file == NULL && r->o.cert_dir == NULL)
+		return 0;
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	char *sys = NULL;
+	if (curl_easy_getinfo(r->curl, CURLINFO_CAINFO, &sys) == CURLE_OK && sys != NULL) {
+		ocil_error *ignored = NULL;
+		if (append_file(sys, CA_FILE_MAX, &buf, &len, false, &ignored) < 0)
+			ocil_error_free(ignored); /* no system bundle: only the given CAs */
+	}
+	if (r->o.ca_file != NULL &&
+	    append_file(r->o.ca_file, CA_FILE_MAX, &buf, &len, true, err) < 0)
+		return ocil_error_wrap(err, "--ca-file");
+	if (r->o.cert_dir != NULL) {
+		DIR *d = opendir(r->o.cert_dir);
+		if (d == NULL)
+			return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "--cert-dir %s",
+						    r->o.cert_dir);
+		ocil_strv names = {0};
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL)
+			if (ocil_str_has_suffix(e->d_name, ".crt"))
+				ocil_strv_push(&names,
+					       ocil_xasprintf("%s/%s", r->o.cert_dir, e->d_name));
+		closedir(d);
+		ocil_strv_sort(&names);
+		int rc = 0;
+		for (size_t i = 0; i < names.n && rc == 0; i++)
+			rc = append_file(names.v[i], CA_FILE_MAX, &buf, &len, true, err);
+		ocil_strv_clear(&names);
+		if (rc < 0)
+			return ocil_error_wrap(err, "--cert-dir");
+	}
+	if (buf == NULL)
+		return 0;
+	r->ca = steal_pointer(&buf);
+	r->ca_len = len;
+	return 0;
+}
+
+void ocil_registry_free(ocil_registry *r)
+{
+	if (r == NULL)
+		return;
+	if (r->curl != NULL)
+		curl_easy_cleanup(r->curl);
+	if (r->curl_inited)
+		curl_global_cleanup();
+	set_authz(r, NULL, false);
+	ocil_creds_clear(&r->creds);
+	free(r->host);
+	free(r->hostname);
+	free(r->repo);
+	free(r->name);
+	free(r->authfile);
+	free(r->ca);
+	free(r);
+}
+
+int ocil_registry_open(const char *registry, const char *repository, const ocil_registry_opts *o,
+		       ocil_registry **out, ocil_error **err)
+{
+	char *hostname = NULL;
+	if (registry == NULL || !valid_registry(registry, &hostname))
+		return ocil_error_set(err, OCIL_E_INPUT, "invalid registry \"%s\"",
+				      registry ? registry : "");
+	if (repository == NULL || !valid_repository(repository)) {
+		free(hostname);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid repository name \"%s\"",
+				      registry, repository ? repository : "");
+	}
+	ocil_registry *r = ocil_xcalloc(1, sizeof(*r));
+	r->hostname = hostname;
+	r->host = ocil_xstrdup(registry);
+	r->repo = ocil_xstrdup(repository);
+	r->name = ocil_xasprintf("%s/%s", registry, repository);
+	if (o != NULL) {
+		r->o = *o;
+	} else {
+		r->o = (ocil_registry_opts){.tls_verify = true, .retries = 3, .timeout_s = 600};
+	}
+	if (r->o.retries < 0)
+		r->o.retries = 3;
+	if (r->o.timeout_s <= 0)
+		r->o.timeout_s = 600;
+	/* Our own copy: the caller's option strings may not outlive us. */
+	r->authfile = r->o.authfile ? ocil_xstrdup(r->o.authfile) : NULL;
+	r->o.authfile = r->authfile;
+	r->may_use_http = !r->o.tls_verify || is_loopback(r->hostname);
+
+	/* Reference-counted and thread-safe since curl 7.84; paired with the
+	 * cleanup in ocil_registry_free. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		ocil_registry_free(r);
+		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+	}
+	r->curl_inited = true;
+	r->curl = curl_easy_init();
+	if (r->curl == NULL) {
+		ocil_registry_free(r);
+		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+	}
+	if (load_cas(r, err) < 0) {
+		ocil_error_wrap(err, "%s", registry);
+		ocil_registry_free(r);
+		return -1;
+	}
+	/* The option strings we keep pointing at are ours or NULL now. */
+	r->o.ca_file = NULL;
+	r->o.cert_dir = NULL;
+	*out = r;
+	return 0;
+}
+
+/* --- operations --- */
+
+int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
+			       char **media_type, char digest[OCIL_DIGEST_STR_SIZE],
+			       ocil_error **err)
+{
+	bool by_digest = ocil_digest_valid(reference);
+	if (!by_digest && !valid_tag(reference))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid tag or digest \"%s\"",
+				      r->name, reference);
+	cleanup_free char *what = ocil_xasprintf("manifest %s", reference);
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/manifests/%s", r->repo, reference);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.max = OCIL_JSON_MAX};
+	cleanup_resp resp rs = {.o = &o};
+	int rc = registry_get(&o, path, MANIFEST_ACCEPT, &rs, err);
+	cleanup_free char *buf = o.buf;
+	if (rc < 0)
+		return -1;
+	if (rs.status != 200)
+		return http_error(&o, &rs, err);
+	if (buf == NULL)
+		buf = ocil_xstrdup("");
+	char got[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(buf, o.len, got);
+	if (by_digest && strcmp(got, reference) != 0)
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: manifest %s: digest mismatch: content is %s", r->name,
+				      reference, got);
+	/* Only sha256 is ours to check; another algorithm is not an error. */
+	if (rs.docker_digest != NULL && ocil_str_has_prefix(rs.docker_digest, "sha256:") &&
+	    strcmp(rs.docker_digest, got) != 0)
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: %s: Docker-Content-Digest %.80s does not match the "
+				      "content (%s)",
+				      r->name, what, rs.docker_digest, got);
+	char *mt = NULL;
+	if (rs.content_type != NULL) {
+		size_t n = strcspn(rs.content_type, ";");
+		while (n > 0 && isspace((unsigned char)rs.content_type[n - 1]))
+			n--;
+		if (n > 0)
+			mt = ocil_xstrndup(rs.content_type, n);
+	}
+	*len = o.len;
+	*body = steal_pointer(&buf);
+	*media_type = mt;
+	memcpy(digest, got, OCIL_DIGEST_STR_SIZE);
+	return 0;
+}
+
+static void writer_freep(ocil_blob_writer **w)
+{
+	ocil_blob_writer_free(*w);
+}
+
+int ocil_registry_fetch_blob(ocil_registry *r, const ocil_descriptor *d, ocil_blobstore *bs,
+			     ocil_error **err)
+{
+	if (ocil_digest_check(d->digest, "blob", err) < 0)
+		return ocil_error_wrap(err, "%s", r->name);
+	if (d->size < 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: blob %s: negative size", r->name,
+				      d->digest);
+	if (ocil_blobstore_has(bs, d->digest))
+		return 0;
+	__attribute__((cleanup(writer_freep))) ocil_blob_writer *w = NULL;
+	if (ocil_blobstore_begin(bs, &w, err) < 0)
+		return -1;
+	cleanup_free char *what = ocil_xasprintf("blob %s", d->digest);
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/%s", r->repo, d->digest);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.w = w,
+		.d = d};
+	cleanup_resp resp rs = {.o = &o};
+	if (registry_get(&o, path, NULL, &rs, err) < 0)
+		return -1;
+	if (rs.status != 200 && rs.status != 206)
+		return http_error(&o, &rs, err);
+	if (ocil_blob_writer_commit(w, d->digest, d->size, NULL, NULL, err) < 0) {
+		/* The registry sent the wrong bytes: a registry problem, not
+		 * a wrong reference. */
+		if (err != NULL && *err != NULL)
+			(*err)->code = OCIL_E_REGISTRY;
+		return ocil_error_wrap(err, "%s", r->name);
+	}
+	return 0;
+}

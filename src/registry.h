@@ -1,0 +1,72 @@
+/* Client for the OCI distribution API (pull side), over libcurl.
+ *
+ * One ocil_registry talks to one repository on one registry. It starts
+ * anonymous and answers the registry's WWW-Authenticate challenge (bearer
+ * token or basic, credentials from ocil_auth_find), follows redirects itself
+ * so that credentials never leave the registry's own host, retries
+ * connection errors, 429 and 5xx with backoff (honouring Retry-After) within
+ * a time budget, and verifies every byte it hands back.
+ *
+ * libcurl's global state: ocil_registry_open calls curl_global_init and
+ * ocil_registry_free the matching curl_global_cleanup (both reference-counted
+ * and thread-safe in the libcurl we build against), so callers need not do
+ * anything and the library keeps no globals of its own. */
+#ifndef OCIL_REGISTRY_H
+#define OCIL_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blobstore.h"
+#include "digest.h"
+#include "error.h"
+#include "image.h"
+#include "util.h"
+
+typedef struct ocil_registry_opts {
+	/* Default true. false (--tls-verify=false): the registry's TLS
+	 * certificate is not verified AND plain http is allowed for it. Hosts a
+	 * blob GET is redirected to are still verified. */
+	bool tls_verify;
+	const char *ca_file;  /* extra CA bundle (PEM), or NULL */
+	const char *cert_dir; /* directory whose *.crt files are CAs (certs.d style), or NULL */
+	const char *authfile; /* --authfile, or NULL for the standard search */
+	int retries;	      /* retries after the first attempt; default 3 */
+	long timeout_s;	      /* bound on one operation including its retries; default 600 */
+	const ocil_cancel *cancel;
+	/* Notices for the user (the CLI prints them on stderr): "using plain
+	 * http for 127.0.0.1:5000", "retrying … in 2 s (HTTP 503)". */
+	void (*notice)(void *data, const char *msg);
+	/* Download progress of a blob: bytes so far of total. Called for every
+	 * chunk received; throttle the display. */
+	void (*progress)(void *data, const char *digest, uint64_t done, uint64_t total);
+	void *data;
+} ocil_registry_opts;
+
+typedef struct ocil_registry ocil_registry;
+
+/* registry is "host[:port]" ("public.ecr.aws", "registry-1.docker.io",
+ * "127.0.0.1:5000", "[::1]:5000"); repository e.g. "lambda/python". o may be
+ * NULL for the defaults. Reads ca_file/cert_dir now; no network I/O yet. */
+int ocil_registry_open(const char *registry, const char *repository, const ocil_registry_opts *o,
+		       ocil_registry **out, ocil_error **err);
+void ocil_registry_free(ocil_registry *r);
+
+/* GET /v2/<repo>/manifests/<reference> (a tag or a digest), accepting OCI
+ * manifest and index and Docker v2s2 manifest and list. The body is capped at
+ * OCIL_JSON_MAX. Returns the body (NUL-terminated; caller frees), its media
+ * type (Content-Type without parameters, NULL if absent; caller frees) and
+ * its sha256. The body must hash to a digest reference, and to the
+ * Docker-Content-Digest header when the registry sends one. */
+int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
+			       char **media_type, char digest[OCIL_DIGEST_STR_SIZE],
+			       ocil_error **err);
+
+/* Download blob d into bs. Nothing becomes visible until digest and size are
+ * verified. Returns 0 at once when bs already has it. A transfer that drops
+ * is resumed with Range within the retry budget. */
+int ocil_registry_fetch_blob(ocil_registry *r, const ocil_descriptor *d, ocil_blobstore *bs,
+			     ocil_error **err);
+
+#endif

@@ -1,0 +1,1106 @@
+/* The registry client against a tiny HTTP/1.1 server running in a thread of
+ * the test: one connection per request (Connection: close), a handler per
+ * test, every request logged so tests can check what the client sent. It
+ * listens on 127.0.0.1 and 127.0.0.2 (another host, for redirects). */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "auth.h"
+#include "json.h"
+#include "registry.h"
+#include "test.h"
+#include "util.h"
+
+typedef struct {
+	char method[16];
+	char path[2048];
+	char host[256];
+	char authz[2048];
+	char range[128];
+	char accept[1024];
+	char ua[256];
+	int listener; /* 0: first address, 1: 127.0.0.2 */
+} sreq;
+
+typedef struct srv srv;
+typedef void (*handler_fn)(srv *s, const sreq *q, int fd);
+
+#define LOG_MAX 64
+
+struct srv {
+	int lfd[2];
+	int port[2];
+	char addr[2][64];
+	pthread_t th;
+	atomic_int stop;
+	handler_fn h;
+	pthread_mutex_t mu;
+	sreq log[LOG_MAX];
+	int n;
+	int tls_probes; /* connections that did not start with an HTTP method */
+	int state;	/* for handlers */
+	char *blob;
+	size_t blob_len;
+	char blob_digest[OCIL_DIGEST_STR_SIZE];
+	const char *manifest;
+	char manifest_digest[OCIL_DIGEST_STR_SIZE];
+	char realm_base[128];
+};
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		p += w;
+		len -= (size_t)w;
+	}
+}
+
+static const char *reason(int st)
+{
+	switch (st) {
+	case 200:
+		return "OK";
+	case 206:
+		return "Partial Content";
+	case 302:
+		return "Found";
+	case 307:
+		return "Temporary Redirect";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 429:
+		return "Too Many Requests";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Whatever";
+	}
+}
+
+/* A complete response; extra is "Name: value\r\n" lines or "". */
+static void reply(int fd, int st, const char *extra, const void *body, size_t len)
+{
+	cleanup_free char *head =
+	    ocil_xasprintf("HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+			   st, reason(st), len, extra);
+	send_all(fd, head, strlen(head));
+	send_all(fd, body, len);
+}
+
+static void reply_str(int fd, int st, const char *extra, const char *body)
+{
+	reply(fd, st, extra, body, strlen(body));
+}
+
+static void header_value(const char *headers, const char *name, char *out, size_t max)
+{
+	out[0] = '\0';
+	size_t nl = strlen(name);
+	for (const char *p = headers; p != NULL && *p != '\0';) {
+		const char *eol = strstr(p, "\r\n");
+		if (eol == NULL)
+			break;
+		if ((size_t)(eol - p) > nl + 1 && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+			while (*v == ' ')
+				v++;
+			size_t n = (size_t)(eol - v);
+			if (n >= max)
+				n = max - 1;
+			memcpy(out, v, n);
+			out[n] = '\0';
+			return;
+		}
+		p = eol + 2;
+	}
+}
+
+static void handle_conn(srv *s, int fd, int which)
+{
+	struct timeval tv = {2, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char buf[16384];
+	size_t n = 0;
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+		if (r <= 0)
+			return;
+		/* A TLS ClientHello (the client probing for https): hang up,
+		 * as a plain http server's garbage answer would end it too. */
+		if (n == 0 && !(buf[0] >= 'A' && buf[0] <= 'Z')) {
+			pthread_mutex_lock(&s->mu);
+			s->tls_probes++;
+			pthread_mutex_unlock(&s->mu);
+			return;
+		}
+		n += (size_t)r;
+		buf[n] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL)
+			break;
+	}
+	sreq q = {.listener = which};
+	if (sscanf(buf, "%15s %2047s", q.method, q.path) != 2)
+		return;
+	const char *hdrs = strstr(buf, "\r\n");
+	hdrs = hdrs ? hdrs + 2 : "";
+	header_value(hdrs, "Host", q.host, sizeof(q.host));
+	header_value(hdrs, "Authorization", q.authz, sizeof(q.authz));
+	header_value(hdrs, "Range", q.range, sizeof(q.range));
+	header_value(hdrs, "Accept", q.accept, sizeof(q.accept));
+	header_value(hdrs, "User-Agent", q.ua, sizeof(q.ua));
+	pthread_mutex_lock(&s->mu);
+	if (s->n < LOG_MAX)
+		s->log[s->n++] = q;
+	pthread_mutex_unlock(&s->mu);
+	s->h(s, &q, fd);
+}
+
+static void *srv_main(void *arg)
+{
+	srv *s = arg;
+	while (!atomic_load(&s->stop)) {
+		struct pollfd p[2] = {{.fd = s->lfd[0], .events = POLLIN},
+				      {.fd = s->lfd[1], .events = POLLIN}};
+		if (poll(p, 2, 20) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			int fd = accept4(s->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				continue;
+			handle_conn(s, fd, i);
+			shutdown(fd, SHUT_WR);
+			close(fd);
+		}
+	}
+	return NULL;
+}
+
+static int listen_on(const char *addr, int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	socklen_t sl = sizeof(sa);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+		perror("test server");
+		abort();
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void srv_start(srv *s, const char *addr0, handler_fn h)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	snprintf(s->addr[0], sizeof(s->addr[0]), "%s", addr0);
+	snprintf(s->addr[1], sizeof(s->addr[1]), "127.0.0.2");
+	s->lfd[0] = listen_on(s->addr[0], &s->port[0]);
+	s->lfd[1] = listen_on(s->addr[1], &s->port[1]);
+	s->h = h;
+	snprintf(s->realm_base, sizeof(s->realm_base), "http://%s:%d", s->addr[0], s->port[0]);
+	/* Test content: a manifest and a blob that is not all one byte. */
+	s->manifest = "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\"}";
+	ocil_digest_buf(s->manifest, strlen(s->manifest), s->manifest_digest);
+	s->blob_len = 300000;
+	s->blob = ocil_xmalloc(s->blob_len);
+	for (size_t i = 0; i < s->blob_len; i++)
+		s->blob[i] = (char)((i * 7919) >> 5);
+	ocil_digest_buf(s->blob, s->blob_len, s->blob_digest);
+	pthread_create(&s->th, NULL, srv_main, s);
+}
+
+static void srv_stop(srv *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_join(s->th, NULL);
+	close(s->lfd[0]);
+	close(s->lfd[1]);
+	pthread_mutex_destroy(&s->mu);
+	free(s->blob);
+}
+static void srv_stopp(srv *s)
+{
+	srv_stop(s);
+}
+#define cleanup_srv __attribute__((cleanup(srv_stopp)))
+
+static int srv_count(srv *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = s->n;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+static char *host_of(srv *s)
+{
+	return ocil_xasprintf("%s:%d", s->addr[0], s->port[0]);
+}
+
+/* Notices collected, one per line. */
+typedef struct {
+	char text[8192];
+	int count;
+	volatile int *cancel_on_retry;
+} notes;
+
+static void on_notice(void *data, const char *msg)
+{
+	notes *n = data;
+	n->count++;
+	size_t used = strlen(n->text);
+	snprintf(n->text + used, sizeof(n->text) - used, "%s\n", msg);
+	if (n->cancel_on_retry != NULL && strstr(msg, "retrying") != NULL)
+		*n->cancel_on_retry = 1;
+}
+
+static uint64_t last_done, last_total;
+static void on_progress(void *data, const char *digest, uint64_t done, uint64_t total)
+{
+	last_done = done;
+	last_total = total;
+}
+
+/* Auth lookups see only the test's own (empty) directories. */
+static void isolate_auth(void)
+{
+	cleanup_free char *home = ocil_xasprintf("%s/home", ocil_test_tmpdir());
+	ocil_error *err = NULL;
+	ocil_mkdir_p(home, 0755, &err);
+	setenv("HOME", home, 1);
+	unsetenv("REGISTRY_AUTH_FILE");
+	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("DOCKER_CONFIG");
+	/* The test server is local: no proxy in between. */
+	static const char *const proxies[] = {"http_proxy", "https_proxy", "all_proxy",
+					      "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"};
+	for (size_t i = 0; i < sizeof(proxies) / sizeof(proxies[0]); i++)
+		unsetenv(proxies[i]);
+}
+
+static ocil_registry_opts opts(notes *n)
+{
+	return (ocil_registry_opts){.tls_verify = true,
+				    .retries = 3,
+				    .timeout_s = 30,
+				    .notice = on_notice,
+				    .progress = on_progress,
+				    .data = n};
+}
+
+static char *authfile_for(const char *host, const char *user, const char *pass)
+{
+	cleanup_free char *up = ocil_xasprintf("%s:%s", user, pass);
+	cleanup_free char *b = ocil_base64_encode(up, strlen(up));
+	char *path = ocil_xasprintf("%s/auth-%s.json", ocil_test_tmpdir(), pass);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "{\"auths\":{\"%s\":{\"auth\":\"%s\"}}}", host, b);
+	fclose(f);
+	return path;
+}
+
+static bool is_path(const sreq *q, const char *prefix)
+{
+	return strncmp(q->path, prefix, strlen(prefix)) == 0;
+}
+
+static ocil_blobstore *new_store(void)
+{
+	cleanup_free char *dir = ocil_xasprintf("%s/store", ocil_test_tmpdir());
+	ocil_blobstore *bs = NULL;
+	ocil_error *err = NULL;
+	if (ocil_blobstore_open(dir, &bs, &err) < 0)
+		abort();
+	return bs;
+}
+
+/* Nothing at all in blobs/sha256: no blob, no temporary file. */
+static int store_entries(ocil_blobstore *bs)
+{
+	cleanup_free char *dir = ocil_xasprintf("%s/blobs/sha256", ocil_blobstore_root(bs));
+	DIR *d = opendir(dir);
+	int n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' || strncmp(e->d_name, ".tmp", 4) == 0)
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void registry_freep(ocil_registry **r)
+{
+	ocil_registry_free(*r);
+}
+static void store_freep(ocil_blobstore **b)
+{
+	ocil_blobstore_free(*b);
+}
+#define cleanup_registry __attribute__((cleanup(registry_freep)))
+#define cleanup_store __attribute__((cleanup(store_freep)))
+
+/* --- anonymous --- */
+
+static void h_anon(srv *s, const sreq *q, int fd)
+{
+	char extra[512];
+	snprintf(extra, sizeof(extra),
+		 "Content-Type: " OCIL_MT_OCI_MANIFEST "; charset=utf-8\r\n"
+		 "Docker-Content-Digest: %s\r\n",
+		 s->manifest_digest);
+	if (strcmp(q->path, "/v2/lambda/python/manifests/3.8") == 0 ||
+	    (is_path(q, "/v2/lambda/python/manifests/sha256:") &&
+	     strcmp(q->path + 28, s->manifest_digest) == 0))
+		reply_str(fd, 200, extra, s->manifest);
+	else
+		reply_str(fd, 404, "", "");
+}
+
+static void manifest_anonymous(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_anon);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	CHECK(srv_count(&s) == 0); /* open does no I/O */
+
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
+	CHECK(len == strlen(s.manifest) && memcmp(body, s.manifest, len) == 0 && body[len] == 0);
+	CHECK_STREQ(mt, OCIL_MT_OCI_MANIFEST);
+	CHECK_STREQ(digest, s.manifest_digest);
+	free(body);
+	free(mt);
+	CHECK_OK(ocil_registry_get_manifest(r, s.manifest_digest, &body, &len, &mt, digest, &err),
+		 &err);
+	CHECK_STREQ(digest, s.manifest_digest);
+	free(body);
+	free(mt);
+
+	/* https was tried (and found missing) once, then plain http, said once. */
+	CHECK(s.tls_probes == 1);
+	cleanup_free char *want = ocil_xasprintf("using plain http for %s\n", host);
+	CHECK_STREQ(n.text, want);
+	CHECK(srv_count(&s) == 2);
+	const sreq *q = &s.log[0];
+	CHECK_STREQ(q->method, "GET");
+	CHECK(q->authz[0] == '\0');
+	CHECK(strstr(q->accept, OCIL_MT_OCI_MANIFEST) && strstr(q->accept, OCIL_MT_OCI_INDEX) &&
+	      strstr(q->accept, OCIL_MT_DOCKER_MANIFEST) && strstr(q->accept, OCIL_MT_DOCKER_LIST));
+	CHECK(strncmp(q->ua, "ocilambda/", 10) == 0);
+}
+
+/* --- bearer --- */
+
+static void h_bearer(srv *s, const sreq *q, int fd)
+{
+	char want[64], extra[512], tok[256];
+	snprintf(want, sizeof(want), "Bearer tok-%d", s->state);
+	if (is_path(q, "/token?")) {
+		/* Rotate tokens: the old one stops working (an expired token). */
+		s->state++;
+		snprintf(tok, sizeof(tok), "{\"%s\":\"tok-%d\",\"expires_in\":300}",
+			 s->state % 2 ? "token" : "access_token", s->state);
+		reply_str(fd, 200, "Content-Type: application/json\r\n", tok);
+		return;
+	}
+	if (q->listener == 1) {
+		reply(fd, 200, "", s->blob, s->blob_len);
+		return;
+	}
+	if (strcmp(q->authz, want) != 0 || s->state == 0) {
+		snprintf(extra, sizeof(extra),
+			 "WWW-Authenticate: Bearer realm=\"%s/token\",service=\"test.registry\"\r\n"
+			 "Content-Type: application/json\r\n",
+			 s->realm_base);
+		reply_str(fd, 401, extra,
+			  "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication "
+			  "required\"}]}");
+		return;
+	}
+	if (is_path(q, "/v2/lambda/python/blobs/")) {
+		/* Relative redirect on the registry, then to another host. */
+		snprintf(extra, sizeof(extra), "Location: /redir/%s\r\n", s->blob_digest);
+		reply_str(fd, 307, extra, "");
+		return;
+	}
+	if (is_path(q, "/redir/")) {
+		snprintf(extra, sizeof(extra), "Location: http://127.0.0.2:%d/cdn/%s?sig=x\r\n",
+			 s->port[1], s->blob_digest);
+		reply_str(fd, 302, extra, "");
+		return;
+	}
+	reply_str(fd, 200, "Content-Type: " OCIL_MT_OCI_MANIFEST "\r\n", s->manifest);
+}
+
+static void manifest_bearer(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_bearer);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
+	free(body);
+	free(mt);
+	CHECK(srv_count(&s) == 3);
+	CHECK(s.log[0].authz[0] == '\0');
+	CHECK_STREQ(s.log[1].path,
+		    "/token?service=test.registry&scope=repository%3Alambda%2Fpython%3Apull");
+	CHECK(s.log[1].authz[0] == '\0'); /* no credentials anywhere: anonymous token */
+	CHECK_STREQ(s.log[2].authz, "Bearer tok-1");
+
+	/* The token is cached ... */
+	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
+	free(body);
+	free(mt);
+	CHECK(srv_count(&s) == 4);
+	CHECK_STREQ(s.log[3].authz, "Bearer tok-1");
+	/* ... and renewed when it stops working ("access_token" this time). */
+	s.state = 5;
+	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
+	free(body);
+	free(mt);
+	CHECK(srv_count(&s) == 7);
+	CHECK_STREQ(s.log[6].authz, "Bearer tok-6");
+
+	/* With credentials, the token request carries them (and only it). */
+	cleanup_free char *af = authfile_for(host, "alice", "pw1");
+	o.authfile = af;
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r2, &err), &err);
+	CHECK_OK(ocil_registry_get_manifest(r2, "3.8", &body, &len, &mt, digest, &err), &err);
+	free(body);
+	free(mt);
+	CHECK(srv_count(&s) == 10);
+	CHECK(s.log[7].authz[0] == '\0');
+	CHECK_STREQ(s.log[8].authz, "Basic YWxpY2U6cHcx");
+	CHECK_STREQ(s.log[9].authz, "Bearer tok-7");
+}
+
+static void redirect_no_credentials(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_bearer);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	cleanup_store ocil_blobstore *bs = new_store();
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
+	CHECK(ocil_blobstore_has(bs, s.blob_digest));
+	CHECK(last_done == s.blob_len && last_total == s.blob_len);
+	/* 401, token, blob (307), /redir (302), the other host. */
+	CHECK(srv_count(&s) == 5);
+	CHECK_STREQ(s.log[2].authz, "Bearer tok-1");
+	CHECK(is_path(&s.log[3], "/redir/"));
+	CHECK_STREQ(s.log[3].authz, "Bearer tok-1"); /* same host: still ours */
+	CHECK(s.log[4].listener == 1 && is_path(&s.log[4], "/cdn/"));
+	CHECK(s.log[4].authz[0] == '\0');
+
+	/* Already there: no I/O at all. */
+	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
+	CHECK(srv_count(&s) == 5);
+}
+
+/* --- basic --- */
+
+static void h_basic(srv *s, const sreq *q, int fd)
+{
+	/* alice:right */
+	if (strcmp(q->authz, "Basic YWxpY2U6cmlnaHQ=") != 0) {
+		reply_str(fd, 401, "WWW-Authenticate: Basic realm=\"Registry Realm\"\r\n", "");
+		return;
+	}
+	reply_str(fd, 200, "", s->manifest);
+}
+
+static void basic_auth(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_basic);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+
+	/* No credentials anywhere. */
+	ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	int rc = ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err);
+	ocil_registry_free(r);
+	CHECK(rc < 0 && err->code == OCIL_E_REGISTRY);
+	cleanup_free char *want =
+	    ocil_xasprintf("%s: authentication required (no credentials in ", host);
+	CHECK(strncmp(err->msg, want, strlen(want)) == 0);
+	CHECK(strstr(err->msg, "use --authfile or docker login") != NULL);
+	ocil_error_free(err);
+	err = NULL;
+
+	/* Wrong password: a clear message that does not show it. */
+	cleanup_free char *bad = authfile_for(host, "alice", "wrong-pw");
+	o.authfile = bad;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	rc = ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err);
+	ocil_registry_free(r);
+	CHECK(rc < 0 && err->code == OCIL_E_REGISTRY);
+	cleanup_free char *want2 = ocil_xasprintf("%s: authentication failed for alice", host);
+	CHECK_STREQ(err->msg, want2);
+	CHECK(strstr(err->msg, "wrong-pw") == NULL);
+	ocil_error_free(err);
+	err = NULL;
+
+	/* Right password: sent after the challenge, then up front. */
+	int before = srv_count(&s);
+	cleanup_free char *good = authfile_for(host, "alice", "right");
+	o.authfile = good;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	rc = ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err);
+	free(body);
+	free(mt);
+	if (rc == 0)
+		rc = ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err);
+	ocil_registry_free(r);
+	CHECK_OK(rc, &err);
+	free(body);
+	free(mt);
+	CHECK(srv_count(&s) == before + 3);
+	CHECK(s.log[before].authz[0] == '\0');
+	CHECK_STREQ(s.log[before + 1].authz, "Basic YWxpY2U6cmlnaHQ=");
+	CHECK_STREQ(s.log[before + 2].authz, "Basic YWxpY2U6cmlnaHQ=");
+}
+
+static void h_token_refused(srv *s, const sreq *q, int fd)
+{
+	char extra[512];
+	if (is_path(q, "/token")) {
+		reply_str(fd, 401, "", "{\"details\":\"incorrect username or password\"}");
+		return;
+	}
+	snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"%s/token\"\r\n",
+		 s->realm_base);
+	reply_str(fd, 401, extra, "");
+}
+
+static void bearer_bad_credentials(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_token_refused);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_free char *af = authfile_for(host, "bob", "nope");
+	o.authfile = af;
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	cleanup_free char *want = ocil_xasprintf("%s: authentication failed for bob", host);
+	CHECK_FAIL(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_REGISTRY, want);
+	/* The token request had the credentials; scope built from the repo. */
+	CHECK(srv_count(&s) == 2);
+	CHECK_STREQ(s.log[1].path, "/token?scope=repository%3Alambda%2Fpython%3Apull");
+	CHECK_STREQ(s.log[1].authz, "Basic Ym9iOm5vcGU=");
+}
+
+/* --- retries --- */
+
+static void h_flaky(srv *s, const sreq *q, int fd)
+{
+	int k = s->state++;
+	if (k == 0)
+		reply_str(fd, 503, "Content-Type: application/json\r\n",
+			  "{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"busy\"}]}");
+	else if (k == 1)
+		reply_str(fd, 429, "Retry-After: 1\r\n", "");
+	else
+		reply_str(fd, 200, "", s->manifest);
+}
+
+static void h_always_503(srv *s, const sreq *q, int fd)
+{
+	reply_str(fd, 503, s->state ? "Retry-After: 5\r\n" : "Retry-After: 0\r\n", "");
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void retries(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_flaky);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	double t0 = now_s();
+	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
+	double took = now_s() - t0;
+	free(body);
+	free(mt);
+	CHECK(srv_count(&s) == 3);
+	/* Backoff of 1 s after the 503, Retry-After: 1 after the 429. */
+	CHECK(took >= 1.9 && took < 20);
+	cleanup_free char *w1 = ocil_xasprintf(
+	    "%s: retrying manifest 3.8 in 1 s (HTTP 503 Service Unavailable)\n", host);
+	cleanup_free char *w2 =
+	    ocil_xasprintf("%s: retrying manifest 3.8 in 1 s (HTTP 429 Too Many Requests)\n", host);
+	CHECK(strstr(n.text, w1) != NULL);
+	CHECK(strstr(n.text, w2) != NULL);
+}
+
+static void retries_exhausted(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_always_503);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.retries = 2;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	cleanup_free char *want = ocil_xasprintf(
+	    "%s/lambda/python: manifest 3.8: HTTP 503 Service Unavailable (gave up after 3 "
+	    "attempts)",
+	    host);
+	CHECK_FAIL(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_REGISTRY, want);
+	CHECK(srv_count(&s) == 3);
+
+	/* A Retry-After beyond the time budget fails at once. */
+	s.state = 1;
+	o.timeout_s = 2;
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r2, &err), &err);
+	double t0 = now_s();
+	CHECK_FAIL(ocil_registry_get_manifest(r2, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_REGISTRY, "no time left to retry within 2 s");
+	CHECK(now_s() - t0 < 4); /* it would wait 5 s */
+
+	/* Cancelled while waiting to retry. */
+	volatile int flag = 0;
+	ocil_cancel cancel = {.flag = &flag};
+	n.cancel_on_retry = &flag;
+	s.state = 0;
+	o.timeout_s = 30;
+	o.cancel = &cancel;
+	o.retries = 5;
+	cleanup_registry ocil_registry *r3 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r3, &err), &err);
+	int before = srv_count(&s);
+	CHECK_FAIL(ocil_registry_get_manifest(r3, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_CANCELLED, "interrupted");
+	CHECK(srv_count(&s) == before + 1);
+}
+
+static void connection_refused(void)
+{
+	isolate_auth();
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.retries = 0;
+	/* A port nobody listens on: take one and close it. */
+	int port = 0;
+	int fd = listen_on("127.0.0.1", &port);
+	close(fd);
+	cleanup_free char *host = ocil_xasprintf("127.0.0.1:%d", port);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	cleanup_free char *want = ocil_xasprintf("%s: cannot connect: ", host);
+	CHECK_FAIL(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_REGISTRY, want);
+}
+
+/* --- resuming --- */
+
+static void h_drop(srv *s, const sreq *q, int fd)
+{
+	int k = s->state++;
+	char extra[256];
+	if (k == 0 || k == 2) {
+		/* Promise everything, send a third, hang up. */
+		snprintf(extra, sizeof(extra),
+			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+			 s->blob_len);
+		send_all(fd, extra, strlen(extra));
+		send_all(fd, s->blob, 100000);
+		return;
+	}
+	unsigned long long from = 0;
+	if (k == 1 && sscanf(q->range, "bytes=%llu-", &from) == 1 && from < s->blob_len) {
+		snprintf(extra, sizeof(extra), "Content-Range: bytes %llu-%zu/%zu\r\n", from,
+			 s->blob_len - 1, s->blob_len);
+		reply(fd, 206, extra, s->blob + from, s->blob_len - from);
+		return;
+	}
+	/* k == 3: a server that ignores Range. */
+	reply(fd, 200, "", s->blob, s->blob_len);
+}
+
+static void resume(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_drop);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	cleanup_store ocil_blobstore *bs = new_store();
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
+	CHECK(ocil_blobstore_has(bs, s.blob_digest));
+	CHECK(srv_count(&s) == 2);
+	CHECK(s.log[0].range[0] == '\0');
+	CHECK_STREQ(s.log[1].range, "bytes=100000-");
+	CHECK(strstr(n.text, "retrying blob sha256:") != NULL);
+
+	/* The server answers the Range with the whole blob: start over. */
+	cleanup_free char *p = ocil_blobstore_path(bs, s.blob_digest);
+	unlink(p);
+	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
+	CHECK(ocil_blobstore_has(bs, s.blob_digest));
+	CHECK(srv_count(&s) == 4);
+	CHECK_STREQ(s.log[3].range, "bytes=100000-");
+	CHECK(store_entries(bs) == 1);
+}
+
+/* --- verification --- */
+
+static void h_bad_blob(srv *s, const sreq *q, int fd)
+{
+	char extra[256];
+	switch (s->state) {
+	case 0: /* right size, wrong content */
+		s->blob[5] ^= 1;
+		reply(fd, 200, "", s->blob, s->blob_len);
+		s->blob[5] ^= 1;
+		return;
+	case 1: /* announces too much */
+		reply(fd, 200, "", s->blob, s->blob_len);
+		return;
+	case 2: /* no length, sends too much */
+		snprintf(extra, sizeof(extra), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+		send_all(fd, extra, strlen(extra));
+		send_all(fd, s->blob, s->blob_len);
+		return;
+	default:
+		reply_str(fd, 404, "Content-Type: application/json\r\n",
+			  "{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"blob unknown to "
+			  "registry\"}]}");
+	}
+}
+
+static void blob_verification(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_bad_blob);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	cleanup_store ocil_blobstore *bs = new_store();
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+
+	CHECK_FAIL(ocil_registry_fetch_blob(r, &d, bs, &err), &err, OCIL_E_REGISTRY,
+		   "digest mismatch");
+	CHECK(!ocil_blobstore_has(bs, s.blob_digest));
+	CHECK(store_entries(bs) == 0);
+
+	/* More bytes than the descriptor says: an error at once, no retry. */
+	d.size = 1000;
+	s.state = 1;
+	int before = srv_count(&s);
+	CHECK_FAIL(ocil_registry_fetch_blob(r, &d, bs, &err), &err, OCIL_E_REGISTRY,
+		   "more than the expected 1000");
+	CHECK(srv_count(&s) == before + 1);
+	s.state = 2;
+	CHECK_FAIL(ocil_registry_fetch_blob(r, &d, bs, &err), &err, OCIL_E_REGISTRY,
+		   "more than the expected 1000 bytes");
+	CHECK(srv_count(&s) == before + 2);
+	CHECK(store_entries(bs) == 0);
+
+	s.state = 3;
+	cleanup_free char *want = ocil_xasprintf(
+	    "%s/lambda/python: blob %s: BLOB_UNKNOWN: blob unknown to registry", host, d.digest);
+	CHECK_FAIL(ocil_registry_fetch_blob(r, &d, bs, &err), &err, OCIL_E_INPUT, want);
+}
+
+static void h_manifests(srv *s, const sreq *q, int fd)
+{
+	char extra[256];
+	if (strcmp(q->path, "/v2/lambda/python/manifests/big") == 0) {
+		snprintf(extra, sizeof(extra),
+			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n{",
+			 OCIL_JSON_MAX + 1);
+		send_all(fd, extra, strlen(extra));
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/stream") == 0) {
+		/* No Content-Length: the cap must hold while reading. */
+		const char *h = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+		send_all(fd, h, strlen(h));
+		char *junk = ocil_xmalloc(1 << 16);
+		memset(junk, ' ', 1 << 16);
+		for (size_t sent = 0; sent <= OCIL_JSON_MAX; sent += 1 << 16)
+			send_all(fd, junk, 1 << 16);
+		free(junk);
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/3.9") == 0) {
+		reply_str(fd, 404, "Content-Type: application/json\r\n",
+			  "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest "
+			  "unknown\",\"detail\":{\"Tag\":\"3.9\"}}]}");
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/denied") == 0) {
+		reply_str(fd, 403, "", "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"no\"}]}");
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/wrongdcd") == 0) {
+		reply_str(fd, 200,
+			  "Docker-Content-Digest: sha256:"
+			  "0000000000000000000000000000000000000000000000000000000000000000\r\n",
+			  s->manifest);
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/longheader") == 0) {
+		char *h = ocil_xmalloc(9000);
+		memset(h, 'a', 8990);
+		memcpy(h, "X-Long: ", 8);
+		memcpy(h + 8990, "\r\n", 3);
+		reply_str(fd, 200, h, s->manifest);
+		free(h);
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/notype") == 0) {
+		reply_str(fd, 200, "", s->manifest);
+	} else if (strcmp(q->path, "/v2/lambda/python/manifests/loop") == 0) {
+		reply_str(fd, 302, "Location: /v2/lambda/python/manifests/loop\r\n", "");
+	} else if (is_path(q, "/v2/lambda/python/manifests/sha256:")) {
+		reply_str(fd, 200, "", "{\"not\":\"it\"}");
+	} else {
+		reply_str(fd, 404, "", "");
+	}
+}
+
+static void manifest_errors(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_manifests);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+#define GET(ref) ocil_registry_get_manifest(r, ref, &body, &len, &mt, digest, &err)
+	CHECK_FAIL(GET("big"), &err, OCIL_E_REGISTRY, "manifest big: larger than 4194304 bytes");
+	CHECK_FAIL(GET("stream"), &err, OCIL_E_REGISTRY,
+		   "manifest stream: larger than 4194304 bytes");
+	cleanup_free char *want = ocil_xasprintf(
+	    "%s/lambda/python: manifest 3.9: MANIFEST_UNKNOWN: manifest unknown", host);
+	CHECK_FAIL(GET("3.9"), &err, OCIL_E_INPUT, want);
+	CHECK_FAIL(GET("nothing"), &err, OCIL_E_INPUT, "manifest nothing: HTTP 404 Not Found");
+	CHECK_FAIL(GET("denied"), &err, OCIL_E_REGISTRY, "manifest denied: DENIED: no");
+	CHECK_FAIL(GET("wrongdcd"), &err, OCIL_E_REGISTRY,
+		   "Docker-Content-Digest sha256:0000000000000000000000000000000000000000000000000"
+		   "000000000000000 does not match");
+	CHECK_FAIL(GET(s.manifest_digest), &err, OCIL_E_REGISTRY, "digest mismatch: content is");
+	CHECK_FAIL(GET("loop"), &err, OCIL_E_REGISTRY, "more than 5 redirects");
+	CHECK_FAIL(GET("longheader"), &err, OCIL_E_REGISTRY, "response header longer than 8192");
+	CHECK_OK(GET("notype"), &err);
+	CHECK(mt == NULL && len == strlen(s.manifest));
+	free(body);
+	CHECK_FAIL(GET("bad/tag"), &err, OCIL_E_INPUT, "invalid tag or digest");
+	CHECK_FAIL(GET("sha256:abc"), &err, OCIL_E_INPUT, "invalid tag or digest");
+#undef GET
+}
+
+/* --- http only where allowed --- */
+
+/* An address of this machine that is not loopback, or NULL. */
+static char *non_loopback_ipv4(void)
+{
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return NULL;
+	char *found = NULL;
+	for (struct ifaddrs *i = ifa; i != NULL && found == NULL; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		if ((ntohl(a.s_addr) >> 24) == 127)
+			continue;
+		char buf[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &a, buf, sizeof(buf));
+		found = ocil_xstrdup(buf);
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+static void no_plain_http_elsewhere(void)
+{
+	cleanup_free char *ip = non_loopback_ipv4();
+	if (ip == NULL) {
+		printf("(skipped: no non-loopback IPv4 address)\n");
+		return;
+	}
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, ip, h_anon);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.retries = 0;
+	cleanup_free char *host = host_of(&s);
+	char *body = NULL, *mt = NULL;
+	size_t len = 0;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r, &err), &err);
+	cleanup_free char *want = ocil_xasprintf("%s: cannot connect: ", host);
+	CHECK_FAIL(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_REGISTRY, want);
+	CHECK(s.tls_probes == 1 && srv_count(&s) == 0);
+	CHECK(n.count == 0);
+
+	/* --tls-verify=false allows it, out loud. */
+	o.tls_verify = false;
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r2, &err), &err);
+	CHECK_OK(ocil_registry_get_manifest(r2, "3.8", &body, &len, &mt, digest, &err), &err);
+	free(body);
+	free(mt);
+	cleanup_free char *note = ocil_xasprintf("using plain http for %s\n", host);
+	CHECK_STREQ(n.text, note);
+}
+
+/* --- open --- */
+
+static void open_checks(void)
+{
+	ocil_error *err = NULL;
+	ocil_registry *r = NULL;
+	CHECK_FAIL(ocil_registry_open("", "a", NULL, &r, &err), &err, OCIL_E_INPUT,
+		   "invalid registry");
+	CHECK_FAIL(ocil_registry_open("host:99999", "a", NULL, &r, &err), &err, OCIL_E_INPUT,
+		   "invalid registry");
+	CHECK_FAIL(ocil_registry_open("user@host", "a", NULL, &r, &err), &err, OCIL_E_INPUT,
+		   "invalid registry");
+	CHECK_FAIL(ocil_registry_open("host", "A/b", NULL, &r, &err), &err, OCIL_E_INPUT,
+		   "invalid repository");
+	CHECK_FAIL(ocil_registry_open("host", "a/../b", NULL, &r, &err), &err, OCIL_E_INPUT,
+		   "invalid repository");
+	CHECK_OK(ocil_registry_open("[::1]:5000", "a/b", NULL, &r, &err), &err);
+	ocil_registry_free(r);
+
+	const char *dir = ocil_test_tmpdir();
+	ocil_registry_opts o = {.tls_verify = true, .retries = 3, .timeout_s = 60};
+	cleanup_free char *nodir = ocil_xasprintf("%s/no-such-dir", dir);
+	o.cert_dir = nodir;
+	CHECK_FAIL(ocil_registry_open("reg.example", "a", &o, &r, &err), &err, OCIL_E_INPUT,
+		   "--cert-dir");
+	cleanup_free char *certs = ocil_xasprintf("%s/certs.d", dir);
+	CHECK_OK(ocil_mkdir_p(certs, 0755, &err), &err);
+	cleanup_free char *junk = ocil_xasprintf("%s/junk.crt", certs);
+	FILE *f = fopen(junk, "w");
+	fputs("not a certificate\n", f);
+	fclose(f);
+	o.cert_dir = certs;
+	CHECK_FAIL(ocil_registry_open("reg.example", "a", &o, &r, &err), &err, OCIL_E_INPUT,
+		   "junk.crt: no PEM certificate");
+	unlink(junk);
+	/* A real one (any system CA will do); other files are ignored. */
+	cleanup_free char *pem = NULL;
+	size_t len = 0;
+	if (ocil_read_file("/etc/ssl/certs/ca-certificates.crt", 1 << 24, &pem, &len, &err) < 0) {
+		ocil_error_free(err);
+		err = NULL;
+		pem = ocil_xstrdup("-----BEGIN CERTIFICATE-----\n");
+	}
+	cleanup_free char *good = ocil_xasprintf("%s/ca.crt", certs);
+	f = fopen(good, "w");
+	fputs(pem, f);
+	fclose(f);
+	cleanup_free char *key = ocil_xasprintf("%s/client.key", certs);
+	f = fopen(key, "w");
+	fputs("ignored", f);
+	fclose(f);
+	o.ca_file = good;
+	CHECK_OK(ocil_registry_open("reg.example", "a", &o, &r, &err), &err);
+	ocil_registry_free(r);
+}
+
+TEST_MAIN(T(manifest_anonymous), T(manifest_bearer), T(redirect_no_credentials), T(basic_auth),
+	  T(bearer_bad_credentials), T(retries), T(retries_exhausted), T(connection_refused),
+	  T(resume), T(blob_verification), T(manifest_errors), T(no_plain_http_elsewhere),
+	  T(open_checks))
