@@ -55,7 +55,7 @@ PYEOF
 ok "skopeo inspect: layers, config edits as designed"
 
 skopeo copy "oci:$T/out:latest" "docker-archive:$T/out.tar:fn:v1" >/dev/null
-tar tf "$T/out.tar" | grep -q manifest.json || fail "docker-archive written by skopeo"
+tar tf "$T/out.tar" | grep -c >/dev/null manifest.json || fail "docker-archive written by skopeo"
 ok "skopeo copy oci: -> docker-archive:"
 
 umoci unpack --rootless --image "$T/out:latest" "$T/bundle" >/dev/null
@@ -76,8 +76,8 @@ C=$R/opt/conda-env
 [ "$(readlink "$C/bin/abs-python")" = /opt/conda-env/bin/python3.8 ] || fail "absolute link relocated"
 grep -q /opt/conda-env "$C/etc/fixture/prefix.txt" || fail "text file relocated"
 ! grep -q "$ORIGIN" "$C/etc/fixture/prefix.txt" || fail "text file still has the origin"
-head -1 "$C/bin/fixture-tool" | grep -qx '#!/opt/conda-env/bin/python3.8' || fail "entry point shebang"
-head -1 "$C/bin/pip-tool" | grep -qx '#!/opt/conda-env/bin/python3.8' || fail "pip script shebang"
+head -1 "$C/bin/fixture-tool" | grep -cx >/dev/null '#!/opt/conda-env/bin/python3.8' || fail "entry point shebang"
+head -1 "$C/bin/pip-tool" | grep -cx >/dev/null '#!/opt/conda-env/bin/python3.8' || fail "pip script shebang"
 [ "$(stat -c %s "$C/lib/fixture-binary.dat")" = "$(stat -c %s "$P/lib/fixture-binary.dat")" ] ||
 	fail "binary file keeps its size"
 grep -qa "$ORIGIN" "$C/lib/fixture-binary.dat" && fail "binary file still has the origin"

@@ -2,7 +2,7 @@
 # The command line itself: help, version, usage errors and their exit codes.
 . "$(dirname "$0")/lib.sh"
 
-$OCILAMBDA --help | grep -q '^  assemble ' || fail "top-level help lists assemble"
+$OCILAMBDA --help | grep -c >/dev/null '^  assemble ' || fail "top-level help lists assemble"
 ok "top-level --help"
 $OCILAMBDA help assemble >"$T/h"
 for opt in --base --conda-prefix --code --handler --output --prefix-dest --code-dest --env \
@@ -23,7 +23,7 @@ expect_fail 1 "--tls-verify \"maybe\": want true or false" $OCILAMBDA pull --tls
 expect_fail 1 "--retry \"-1\": want a number" $OCILAMBDA pull --retry -1 x --output oci:y
 expect_fail 1 "missing the image reference" $OCILAMBDA pull --output oci:y
 ok "pull usage errors"
-$OCILAMBDA version | grep -Eq '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' || fail version
+$OCILAMBDA version | grep -Ec >/dev/null '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' || fail version
 ok "version"
 
 rc=0

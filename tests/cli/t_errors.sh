@@ -22,7 +22,7 @@ cp -a "$P" "$T/badmeta"
 echo '{"name": "python", "version": ' >"$T/badmeta/conda-meta/broken-1.0-0.json"
 expect_fail 2 "broken-1.0-0.json" build --base "oci:$B:3.8" --conda-prefix "$T/badmeta" \
 	--output oci:out
-ls "$T" | grep -q '^out$' && fail "output created"
+ls "$T" | grep -c >/dev/null '^out$' && fail "output created"
 no_litter "$T"
 ok "prefix: missing, not a directory, without conda-meta, malformed record"
 

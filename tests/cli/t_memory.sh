@@ -38,7 +38,7 @@ echo "peak RSS: small prefix ${small} KiB, prefix with 1 GiB + 64 MiB files ${bi
 [ "$big" -lt $((small + 8192)) ] || fail "memory grew with the prefix: $small KiB -> $big KiB"
 umoci unpack --rootless --image "$T/out-big:latest" "$T/bundle" >/dev/null
 [ "$(stat -c %s "$T/bundle/rootfs/opt/conda-env/lib/huge.bin")" = $((1 << 30)) ] || fail "huge file"
-head -1 "$T/bundle/rootfs/opt/conda-env/bin/big-script" | grep -qx '#!/opt/conda-env/bin/python3.8' ||
+head -1 "$T/bundle/rootfs/opt/conda-env/bin/big-script" | grep -cx >/dev/null '#!/opt/conda-env/bin/python3.8' ||
 	fail "big script relocated"
 ! grep -q /tmp/build/envs/blog-test "$T/bundle/rootfs/opt/conda-env/bin/big-script" ||
 	fail "origin left in the big script"

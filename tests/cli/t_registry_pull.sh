@@ -76,6 +76,43 @@ expect_fail 2 "no image for platform linux/s390x (available: linux/amd64, linux/
 grep -q unknown "$T/stderr" && fail "the attestation manifest is not offered as a platform"
 ok "index: --platform selects, attestations are skipped, no match lists what exists"
 
+# A Docker v2s2 image: pulled into the layout as OCI (same blobs), and the
+# same digest either way.
+registry_seed reg "oci:$B:3.8" lambda/python:v2s2 --format v2s2
+skopeo inspect --tls-verify=false --raw "docker://$reg_HOST/lambda/python:v2s2" >"$T/v2s2.json"
+[ "$(json "$T/v2s2.json" 'j["mediaType"]')" = application/vnd.docker.distribution.manifest.v2+json ] ||
+	fail "seeded as Docker v2s2"
+$OCILAMBDA pull "$reg_HOST/lambda/python:v2s2" --output "oci:$T/v2" >/dev/null 2>&1
+skopeo inspect "oci:$T/v2:v2s2" >/dev/null || fail "skopeo reads the converted layout"
+v1=$(build "$reg_HOST/lambda/python:v2s2" --output "oci:$T/v2-direct" 2>/dev/null)
+v2=$(build "oci:$T/v2:v2s2" --output "oci:$T/v2-layout" 2>/dev/null)
+[ "$v1" = "$v2" ] || fail "v2s2: assemble from the registry ($v1) and from the pulled layout ($v2)"
+ok "Docker v2s2 manifests: pulled as OCI, same result as straight from the registry"
+
+# Ctrl-C in the middle of a download: no partial blob in the cache, no
+# output; the next pull starts cleanly.
+export XDG_CACHE_HOME=$T/cache3
+L1=$(json "$T/v2s2.json" 'j["layers"][1]["digest"]')
+faultproxy_rules fp "{\"rules\": [{\"match\": \"/blobs/$L1\", \"action\": \"stall\", \"stall\": 20}]}"
+$OCILAMBDA pull "$REF" --output "oci:$T/int" >/dev/null 2>"$T/int.err" &
+pid=$!
+for _ in $(seq 1 200); do
+	[ "$(reglib_count "$fp_LOG" "^GET /v2/lambda/python/blobs/$L1 ")" -ge 1 ] && break
+	sleep 0.05
+done
+sleep 0.5
+kill -INT $pid
+rc=0
+wait $pid || rc=$?
+[ $rc = 130 ] || fail "interrupted pull: exit $rc ($(cat "$T/int.err"))"
+[ ! -e "$T/int" ] || fail "output written"
+[ ! -e "$T/cache3/ocilambda/blobs/sha256/${L1#sha256:}" ] || fail "partial blob cached"
+no_litter "$T/cache3"
+no_litter "$T"
+faultproxy_rules fp '{"rules": []}'
+[ "$($OCILAMBDA pull "$REF" --output "oci:$T/int" 2>/dev/null)" = "$d" ] || fail "pull after Ctrl-C"
+ok "Ctrl-C mid-download: exit 130, nothing partial cached or written; the next pull works"
+
 expect_fail 2 "MANIFEST_UNKNOWN" $OCILAMBDA pull "$reg_HOST/lambda/python:9.9" --output "oci:$T/x"
 expect_fail 1 "pull reads from a registry" $OCILAMBDA pull "oci:$B:3.8" --output "oci:$T/x"
 expect_fail 1 "--output is required" $OCILAMBDA pull "$REF"
