@@ -84,6 +84,7 @@ void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progr
 
 extern const ocil_command ocil_cmd_assemble;
 extern const ocil_command ocil_cmd_pull;
+extern const ocil_command ocil_cmd_push;
 extern const ocil_command ocil_cmd_version;
 
 #endif

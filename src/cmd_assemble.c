@@ -15,7 +15,7 @@
 #include "registry.h"
 #include "rootfs.h"
 #include "runtime.h"
-#include "sink_layout.h"
+#include "sink.h"
 #include "source.h"
 
 enum {
@@ -33,6 +33,8 @@ enum {
 	OPT_PREFIX_ORIGIN,
 	OPT_QUIET,
 	OPT_PROGRESS,
+	OPT_FORMAT,
+	OPT_DIGESTFILE,
 };
 
 static const ocil_option options[] = {
@@ -41,7 +43,12 @@ static const ocil_option options[] = {
     {"conda-prefix", OPT_PREFIX, "DIR", "conda environment to pack (a prefix with conda-meta/)"},
     {"code", OPT_CODE, "DIR", "handler code directory"},
     {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
-    {"output", OPT_OUTPUT, "REF", "where to write: oci:DIR[:TAG] (TAG defaults to latest)"},
+    {"output", OPT_OUTPUT, "REF",
+     "where to write: oci:DIR[:TAG] (TAG defaults to latest), docker-archive:FILE[:REPO:TAG] "
+     "or [docker://]HOST/REPO[:TAG] (push)"},
+    {"format", OPT_FORMAT, "oci|docker",
+     "manifest format for docker:// (default: the base's; oci: outputs are always OCI)"},
+    {"digestfile", OPT_DIGESTFILE, "FILE", "write the manifest digest to FILE"},
     {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
     {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
     {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
@@ -60,7 +67,8 @@ static const ocil_option options[] = {
 
 typedef struct {
 	const char *base, *prefix, *code, *handler, *output, *prefix_origin;
-	const char *prefix_dest, *code_dest, *entrypoint, *platform;
+	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile;
+	ocil_format format;
 	ocil_strv env;
 	bool allow_mismatch, quiet, progress;
 	ocil_registry_opts registry;
@@ -112,6 +120,11 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_PROGRESS:
 		o->progress = true;
+		break;
+	case OPT_FORMAT:
+		return ocil_format_parse(arg, &o->format, err);
+	case OPT_DIGESTFILE:
+		o->digestfile = arg;
 		break;
 	case OPT_ENV:
 		if (strchr(arg, '=') == NULL || arg[0] == '=')
@@ -231,7 +244,7 @@ typedef struct {
 	ocil_ref base_ref, out_ref;
 	ocil_platform platform;
 	ocil_conda_info conda;
-	ocil_layout_sink *sink;
+	ocil_sink *sink;
 	ocil_source *src;
 	ocil_descriptor *base_layers;
 	size_t n_base_layers;
@@ -250,7 +263,7 @@ static void build_clear(build *b)
 	ocil_conda_info_clear(&b->conda);
 	ocil_rootfs_free(b->fs);
 	ocil_source_free(b->src);
-	ocil_layout_sink_free(b->sink);
+	ocil_sink_free(b->sink);
 	for (size_t i = 0; i < b->n_base_layers; i++)
 		ocil_descriptor_clear(&b->base_layers[i]);
 	free(b->base_layers);
@@ -259,53 +272,6 @@ static void build_clear(build *b)
 	ocil_strv_clear(&b->pythons);
 	free(b->minor);
 	ocil_descriptor_clear(&b->manifest);
-}
-
-static int gzip_fn(void *data, const void *buf, size_t len, ocil_error **err)
-{
-	return ocil_gzip_blob_write(data, buf, len, err);
-}
-
-/* Bring base layers into the output: gzip layers byte for byte (verified),
- * uncompressed ones (docker-archive) compressed, their diff_id verified. */
-static int import_base_layers(build *b, const ocil_cancel *cancel, const progress *pr,
-			      ocil_error **err)
-{
-	ocil_blobstore *bs = ocil_layout_sink_blobs(b->sink);
-	const ocil_manifest *m = &b->src->manifest;
-	b->base_layers = ocil_xcalloc(m->n_layers ? m->n_layers : 1, sizeof(ocil_descriptor));
-	for (size_t i = 0; i < m->n_layers; i++) {
-		const ocil_descriptor *d = &m->layers[i];
-		ocil_descriptor *out = &b->base_layers[i];
-		b->n_base_layers++;
-		say(pr, "base layer %zu/%zu %s", i + 1, m->n_layers, d->digest);
-		if (ocil_layer_media_compression(d->media_type) != OCIL_LAYER_TAR) {
-			ocil_descriptor_copy(out, d);
-			if (ocil_source_copy_blob(b->src, d, bs, cancel, err) < 0)
-				return -1;
-			continue;
-		}
-		ocil_gzip_blob *g = NULL;
-		if (ocil_gzip_blob_begin(bs, 0, &g, err) < 0)
-			return -1;
-		ocil_gzip_result res;
-		int r = ocil_source_read_blob(b->src, d, gzip_fn, g, cancel, err);
-		if (r == 0)
-			r = ocil_gzip_blob_finish(g, &res, err);
-		ocil_gzip_blob_free(g);
-		if (r < 0)
-			return ocil_error_wrap(err, "%s: layer %s", b->src->name, d->digest);
-		if (strcmp(res.diff_id, d->digest) != 0 || (int64_t)res.raw_size != d->size)
-			return ocil_error_set(err, OCIL_E_INPUT,
-					      "%s: layer %s: digest mismatch: content is %s (%llu "
-					      "bytes)",
-					      b->src->name, d->digest, res.diff_id,
-					      (unsigned long long)res.raw_size);
-		out->media_type = ocil_xstrdup(ocil_layer_media_type(m->docker, OCIL_LAYER_GZIP));
-		memcpy(out->digest, res.digest, OCIL_DIGEST_STR_SIZE);
-		out->size = (int64_t)res.size;
-	}
-	return 0;
 }
 
 /* The python the runtime patch targets: the base's /var/lang/bin/python3.X
@@ -372,7 +338,7 @@ static int write_layer(build *b, const opts *o, const ocil_cancel *c, const ocil
 		       producer_fn fn, ocil_plan_layer *out, ocil_error **err)
 {
 	ocil_layer_writer *w = NULL;
-	if (ocil_layer_writer_new(ocil_layout_sink_blobs(b->sink), lo, &w, err) < 0)
+	if (ocil_layer_writer_new(ocil_sink_blobs(b->sink), lo, &w, err) < 0)
 		return -1;
 	ocil_layer_result res;
 	int r = fn(b, o, c, w, err);
@@ -411,6 +377,44 @@ static int check_options(opts *o, ocil_error **err)
 	return 0;
 }
 
+/* Hand the finished image to the sink, then say where it went: stdout gets
+ * the manifest digest (files) or HOST/REPO@sha256:… (registry). */
+static int publish(const opts *o, build *b, const json_t *config, const progress *pr,
+		   ocil_error **err)
+{
+	const json_t *ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+	size_t n = b->n_base_layers + 3;
+	cleanup_free ocil_descriptor *layers = ocil_xcalloc(n, sizeof(*layers));
+	cleanup_free const char **diff_ids = ocil_xcalloc(n, sizeof(char *));
+	ocil_manifest m = {0};
+	cleanup_free char *raw = NULL;
+	size_t len = 0;
+	cleanup_free char *path = ocil_blobstore_path(ocil_sink_blobs(b->sink), b->manifest.digest);
+	if (ocil_read_file(path, OCIL_JSON_MAX, &raw, &len, err) < 0 ||
+	    ocil_manifest_parse(raw, len, "new manifest", NULL, &m, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && i < m.n_layers; i++) {
+		layers[i] = m.layers[i];
+		diff_ids[i] = json_string_value(json_array_get(ids, i));
+	}
+	ocil_sink_image img = {.manifest = &b->manifest,
+			       .config = &m.config,
+			       .layers = layers,
+			       .n_layers = m.n_layers,
+			       .diff_ids = diff_ids};
+	say(pr, "writing %s", o->output);
+	cleanup_free char *published = NULL;
+	int r = ocil_sink_commit(b->sink, &img, &published, err);
+	ocil_manifest_clear(&m);
+	if (r < 0)
+		return ocil_error_wrap(err, "output %s", o->output);
+	if (o->digestfile != NULL && ocil_write_file_atomic(o->digestfile, b->manifest.digest,
+							    strlen(b->manifest.digest), err) < 0)
+		return ocil_error_wrap(err, "--digestfile");
+	printf("%s\n", published);
+	return 0;
+}
+
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
 {
 	progress pr = {.on = !o->quiet && (o->progress || isatty(2))};
@@ -424,10 +428,6 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return ocil_error_wrap(err, "--base");
 	if (ocil_ref_parse(o->output, &b->out_ref, err) < 0)
 		return ocil_error_wrap(err, "--output");
-	if (b->out_ref.transport != OCIL_REF_OCI)
-		return ocil_error_set(
-		    err, OCIL_E_USAGE,
-		    "--output %s: only oci:DIR[:TAG] outputs are supported so far", o->output);
 
 	/* Cheap checks of local inputs before any heavy work. */
 	if (ocil_conda_inspect(o->prefix, o->prefix_origin, &b->conda, err) < 0)
@@ -437,13 +437,21 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "--code %s", o->code);
 	if (!S_ISDIR(st.st_mode))
 		return ocil_error_set(err, OCIL_E_INPUT, "--code %s: not a directory", o->code);
-	if (ocil_layout_sink_open(b->out_ref.path, &b->sink, err) < 0)
-		return -1;
-
-	say(&pr, "reading base %s", o->base);
 	ocil_registry_opts ro = o->registry;
 	ocil_cmd_progress prog = {0};
 	ocil_cmd_registry_callbacks(&ro, pr.on ? &prog : NULL);
+	/* Pushing next to the base: its blobs can be mounted, not uploaded. */
+	bool same_registry = b->base_ref.transport == OCIL_REF_DOCKER;
+	ocil_sink_opts sko = {.registry = &ro,
+			      .cache_dir = o->reg.cache_dir,
+			      .cancel = cancel,
+			      .mtime = epoch,
+			      .mount_registry = same_registry ? b->base_ref.registry : NULL,
+			      .mount_repo = same_registry ? b->base_ref.repository : NULL};
+	if (ocil_sink_open(&b->out_ref, &sko, &b->sink, err) < 0)
+		return -1;
+
+	say(&pr, "reading base %s", o->base);
 	ocil_source_opts so = {.platform = &b->platform,
 			       .cancel = cancel,
 			       .registry = &ro,
@@ -458,9 +466,14 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 					       "oci:DIR:TAG");
 		return -1;
 	}
-	if (import_base_layers(b, cancel, &pr, err) < 0)
+	bool docker = false;
+	if (ocil_sink_family(b->sink, o->format, b->src->manifest.docker, &docker, err) < 0)
 		return -1;
-	ocil_blobstore *bs = ocil_layout_sink_blobs(b->sink);
+	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
+	say(&pr, "importing %zu base layers", b->src->manifest.n_layers);
+	if (ocil_source_import_layers(b->src, bs, docker, cancel, &b->base_layers, err) < 0)
+		return -1;
+	b->n_base_layers = b->src->manifest.n_layers;
 	cleanup_free const char **paths = ocil_xcalloc(b->n_base_layers + 1, sizeof(char *));
 	ocil_strv owned = {0};
 	for (size_t i = 0; i < b->n_base_layers; i++) {
@@ -503,10 +516,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	for (size_t i = 0; i < o->env.n; i++)
 		ocil_strv_push(&b->env, ocil_xstrdup(o->env.v[i]));
 	ocil_plan plan = {
-	    /* An OCI layout holds OCI manifests: skopeo and umoci read nothing
-	     * else from one. The Docker family is for docker-archive and
-	     * registry outputs. */
-	    .docker = false,
+	    .docker = docker,
 	    .base_config = b->src->config,
 	    .base_layers = b->base_layers,
 	    .n_base_layers = b->n_base_layers,
@@ -518,16 +528,10 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	    .handler = o->handler,
 	    .created = epoch,
 	};
-	if (ocil_plan_write(&plan, bs, &b->manifest, NULL, err) < 0)
+	cleanup_json json_t *config = NULL;
+	if (ocil_plan_write(&plan, bs, &b->manifest, &config, err) < 0)
 		return -1;
-	if (ocil_cancel_check(cancel, err) < 0)
-		return -1;
-	const char *tag = b->out_ref.tag ? b->out_ref.tag : "latest";
-	if (ocil_layout_sink_commit(b->sink, tag, &b->manifest, err) < 0)
-		return ocil_error_wrap(err, "output %s", o->output);
-	say(&pr, "wrote oci:%s:%s", b->out_ref.path, tag);
-	printf("%s\n", b->manifest.digest);
-	return 0;
+	return publish(o, b, config, &pr, err);
 }
 
 static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char **argv,

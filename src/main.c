@@ -16,6 +16,7 @@ static void on_signal(int sig)
 static const ocil_command *const commands[] = {
     &ocil_cmd_assemble,
     &ocil_cmd_pull,
+    &ocil_cmd_push,
     &ocil_cmd_version,
 };
 

@@ -5,8 +5,10 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "auth.h"
@@ -26,6 +28,12 @@
 /* A transfer that moves nothing for this long is dead; the retry resumes it. */
 #define STALL_TIME_S 60
 #define CA_FILE_MAX ((size_t)16 << 20)
+#define CHUNK_DEFAULT ((uint64_t)32 << 20)
+/* A registry's OCI-Chunk-Min-Length above this is not believed. */
+#define CHUNK_MIN_MAX ((uint64_t)1 << 30)
+/* Cancelling an abandoned upload session is a courtesy: brief, no retries. */
+#define SESSION_DELETE_TIMEOUT_S 10
+#define OCTET_STREAM "application/octet-stream"
 
 #define MANIFEST_ACCEPT                                                                            \
 	"Accept: " OCIL_MT_OCI_MANIFEST ", " OCIL_MT_OCI_INDEX ", " OCIL_MT_DOCKER_MANIFEST        \
@@ -58,7 +66,10 @@ typedef struct {
 	ocil_registry *r;
 	const char *what; /* "manifest 3.8", "blob sha256:…", "token" */
 	long long deadline_ms;
-	int *retries_used; /* shared by an operation and the token request it makes */
+	int *retries_used;	/* shared by an operation and the token request it makes */
+	bool push;		/* writes: needs a push token; 401/403 mean push denied */
+	const char *mount_from; /* the token also needs pull on this repository */
+	bool discard;		/* a 2xx body is not wanted (HEAD, push requests) */
 	/* blob sink */
 	ocil_blob_writer *w;
 	const ocil_descriptor *d;
@@ -67,21 +78,44 @@ typedef struct {
 	size_t len, cap, max;
 } op;
 
+/* A request body: a buffer, or a range of a file read as curl sends it. */
+typedef struct {
+	const char *buf; /* or NULL: read from fd */
+	int fd;
+	const char *path;  /* the file, for messages */
+	uint64_t off, len; /* the part sent by this request */
+	uint64_t pos;	   /* bytes of it sent so far */
+	/* Across requests, for the whole blob: progress, and its hash. */
+	const char *digest; /* NULL: no progress reports */
+	uint64_t total;
+	ocil_hasher *h;
+	uint64_t hashed; /* bytes hashed, always a prefix of the file */
+	bool hash_done;
+	char got[OCIL_DIGEST_STR_SIZE];
+} req_body;
+
 /* One HTTP response. */
 typedef struct {
 	op *o;
-	char *host; /* for messages */
+	char *host;	/* for messages */
+	char *url;	/* that answered; relative Locations resolve against it */
+	req_body *body; /* what the request sends, or NULL */
 	long status;
 	char *reason;
 	bool body_to_sink;
 	bool on_registry; /* came from the registry itself, not a redirect target */
 	char *content_type, *docker_digest, *retry_after, *content_range;
-	long long content_length; /* -1 when absent */
+	char *location, *range, *chunk_min; /* upload session answers */
+	long long content_length;	    /* -1 when absent */
 	char *www[MAX_CHALLENGES];
 	size_t n_www;
 	char *ebuf; /* an error status's body, truncated */
 	size_t elen;
 	ocil_error *err; /* raised inside a callback: fatal, not retried */
+	/* Set when a request made once (an upload step) failed in a way that
+	 * is worth another try: the notice's reason and Retry-After. */
+	char *retry_why;
+	long retry_ra;
 	char errbuf[CURL_ERROR_SIZE];
 } resp;
 
@@ -114,10 +148,15 @@ static void resp_clear(resp *rs)
 	free(rs->docker_digest);
 	free(rs->retry_after);
 	free(rs->content_range);
+	free(rs->location);
+	free(rs->range);
+	free(rs->chunk_min);
 	for (size_t i = 0; i < rs->n_www; i++)
 		free(rs->www[i]);
 	free(rs->ebuf);
 	free(rs->host);
+	free(rs->url);
+	free(rs->retry_why);
 	ocil_error_free(rs->err);
 	op *o = rs->o;
 	memset(rs, 0, sizeof(*rs));
@@ -138,10 +177,14 @@ static void resp_reset_headers(resp *rs)
 	free(rs->docker_digest);
 	free(rs->retry_after);
 	free(rs->content_range);
+	free(rs->location);
+	free(rs->range);
+	free(rs->chunk_min);
 	for (size_t i = 0; i < rs->n_www; i++)
 		free(rs->www[i]);
 	rs->reason = rs->content_type = rs->docker_digest = rs->retry_after = rs->content_range =
 	    NULL;
+	rs->location = rs->range = rs->chunk_min = NULL;
 	rs->n_www = 0;
 	rs->content_length = -1;
 	rs->status = 0;
@@ -271,6 +314,8 @@ static int on_headers_done(resp *rs)
 	op *o = rs->o;
 	ocil_registry *r = o->r;
 	long long cl = rs->content_length;
+	if (o->discard)
+		return 0;
 	if (o->w != NULL) {
 		if (rs->status != 200 && rs->status != 206)
 			return 0;
@@ -355,6 +400,12 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 		slot = &rs->retry_after;
 	else if (IS("Content-Range"))
 		slot = &rs->content_range;
+	else if (IS("Location"))
+		slot = &rs->location;
+	else if (IS("Range"))
+		slot = &rs->range;
+	else if (IS("OCI-Chunk-Min-Length"))
+		slot = &rs->chunk_min;
 	else if (IS("WWW-Authenticate") && rs->n_www < MAX_CHALLENGES)
 		slot = &rs->www[rs->n_www++];
 	if (IS("Content-Length")) {
@@ -430,22 +481,107 @@ static int xferinfo_cb(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_of
 	return c != NULL && c->flag != NULL && *c->flag ? 1 : 0;
 }
 
+/* The hash of the whole file, once every byte of it went through. */
+static const char *body_digest(req_body *b)
+{
+	if (b->h == NULL || b->hashed != b->total)
+		return NULL;
+	if (!b->hash_done) {
+		ocil_hasher_final(b->h, b->got);
+		b->hash_done = true;
+	}
+	return b->got;
+}
+
+static size_t read_cb(char *b, size_t size, size_t n, void *data)
+{
+	resp *rs = data;
+	req_body *bd = rs->body;
+	size_t want = size * n;
+	if (bd == NULL || bd->pos >= bd->len)
+		return 0;
+	if (want > bd->len - bd->pos)
+		want = (size_t)(bd->len - bd->pos);
+	uint64_t at = bd->off + bd->pos;
+	if (bd->buf != NULL) {
+		memcpy(b, bd->buf + at, want);
+	} else {
+		ssize_t got;
+		do
+			got = pread(bd->fd, b, want, (off_t)at);
+		while (got < 0 && errno == EINTR);
+		if (got < 0) {
+			ocil_error_set_errno(&rs->err, OCIL_E_IO, errno, "reading %s", bd->path);
+			return CURL_READFUNC_ABORT;
+		}
+		if (got == 0) {
+			ocil_error_set(&rs->err, OCIL_E_INPUT,
+				       "%s: ends at %llu bytes, expected %llu (changed while "
+				       "uploading?)",
+				       bd->path, (unsigned long long)at,
+				       (unsigned long long)bd->total);
+			return CURL_READFUNC_ABORT;
+		}
+		want = (size_t)got;
+	}
+	/* Each byte is hashed once and in order, whatever curl sends again. */
+	if (bd->h != NULL && !bd->hash_done && at <= bd->hashed && at + want > bd->hashed) {
+		ocil_hasher_update(bd->h, b + (bd->hashed - at), (size_t)(at + want - bd->hashed));
+		bd->hashed = at + want;
+	}
+	bd->pos += want;
+	ocil_registry *r = rs->o->r;
+	if (bd->digest != NULL && r->o.progress != NULL)
+		r->o.progress(r->o.data, bd->digest, bd->off + bd->pos, bd->total);
+	return want;
+}
+
+static int seek_cb(void *data, curl_off_t offset, int origin)
+{
+	resp *rs = data;
+	if (rs->body == NULL || origin != SEEK_SET || offset < 0 ||
+	    (uint64_t)offset > rs->body->len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	rs->body->pos = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 /* --- one HTTP exchange --- */
+
+typedef struct {
+	const char *method;   /* NULL: GET */
+	const char *path;     /* on the registry ("/v2/…"), or NULL with url */
+	const char *url;      /* absolute (a token realm, an upload session) */
+	bool url_on_registry; /* url came from the registry: its authz goes where its origin is */
+	const char *authz;
+	const char *accept;
+	const char *content_type;
+	const char *content_range;
+	req_body *body; /* for PUT and PATCH; NULL sends nothing */
+	/* One step of an upload: a failure worth retrying is reported (in
+	 * resp.retry_why) rather than retried, as the whole upload starts over. */
+	bool once;
+} req;
+
+static bool is_method(const req *q, const char *m)
+{
+	return strcmp(q->method ? q->method : "GET", m) == 0;
+}
 
 static void slist_freep(struct curl_slist **l)
 {
 	curl_slist_free_all(*l);
 }
 
-static CURLcode perform(op *o, const char *url, const char *url_host, const char *authz,
-			const char *accept, resp *rs)
+static CURLcode perform(op *o, const req *q, const char *url, const char *url_host,
+			const char *authz, resp *rs)
 {
 	ocil_registry *r = o->r;
 	CURL *c = r->curl;
 	curl_easy_reset(c);
 	__attribute__((cleanup(slist_freep))) struct curl_slist *h = NULL;
-	if (accept != NULL)
-		h = curl_slist_append(h, accept);
+	if (q->accept != NULL)
+		h = curl_slist_append(h, q->accept);
 	cleanup_free char *auth_line = authz ? ocil_xasprintf("Authorization: %s", authz) : NULL;
 	if (auth_line != NULL)
 		h = curl_slist_append(h, auth_line);
@@ -455,9 +591,45 @@ static CURLcode perform(op *o, const char *url, const char *url_host, const char
 				       (unsigned long long)ocil_blob_writer_size(o->w));
 		h = curl_slist_append(h, range);
 	}
+	/* "Content-Type:" alone drops the form type curl gives a POST. */
+	cleanup_free char *ctype = ocil_xasprintf("Content-Type:%s%s", q->content_type ? " " : "",
+						  q->content_type ? q->content_type : "");
+	cleanup_free char *crange =
+	    q->content_range ? ocil_xasprintf("Content-Range: %s", q->content_range) : NULL;
+	bool upload = is_method(q, "PUT") || is_method(q, "PATCH");
+	if (upload || is_method(q, "POST")) {
+		h = curl_slist_append(h, ctype);
+		/* Registries answer at once; waiting for a 100 only costs time
+		 * (and Go clients do not ask either). */
+		h = curl_slist_append(h, "Expect:");
+	}
+	if (crange != NULL)
+		h = curl_slist_append(h, crange);
 	long long left = o->deadline_ms - now_ms();
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	if (is_method(q, "HEAD")) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (is_method(q, "POST")) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+	} else if (upload) {
+		if (q->body != NULL)
+			q->body->pos = 0;
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)(q->body ? q->body->len : 0));
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+		curl_easy_setopt(c, CURLOPT_READDATA, rs);
+		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, rs);
+		if (is_method(q, "PATCH"))
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PATCH");
+	} else if (is_method(q, "GET")) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "ocilambda/" OCIL_VERSION);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -493,6 +665,8 @@ static CURLcode perform(op *o, const char *url, const char *url_host, const char
 	/* The handle outlives this stack frame; drop pointers into it. */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(c, CURLOPT_READDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
 	return rc;
 }
 
@@ -659,19 +833,24 @@ static long parse_retry_after(const char *v)
 	return t <= now ? 0 : (t - now > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)(t - now));
 }
 
-/* --- one logical GET --- */
+/* --- one logical request --- */
 
-typedef struct {
-	const char *path; /* on the registry ("/v2/…"), or NULL with url */
-	const char *url;  /* absolute (a token realm) */
-	const char *authz;
-	const char *accept;
-} req;
+/* A failure worth another try, in a request made once: say why and
+ * return, the caller decides. */
+static int retry_later(resp *rs, const char *why, const char *full, long retry_after_s,
+		       ocil_error **err)
+{
+	free(rs->retry_why);
+	rs->retry_why = ocil_xstrdup(why);
+	rs->retry_ra = retry_after_s;
+	return ocil_error_set(err, OCIL_E_REGISTRY, "%s", full);
+}
 
-/* GET with the registry's rules: follow redirects by hand (at most
+/* A request with the registry's rules: follow redirects by hand (at most
  * MAX_REDIRECTS, never https to http, authz only to the origin it belongs
- * to), probe https then http on a registry that may use plain http, retry
- * connection errors, 429 and 5xx. On 0, *rs is the final response, whatever
+ * to; a request with a body only on 307/308, sending it again), probe https
+ * then http on a registry that may use plain http, retry connection errors,
+ * 429 and 5xx (unless q->once). On 0, *rs is the final response, whatever
  * its status. */
 static int request(op *o, const req *q, resp *rs, ocil_error **err)
 {
@@ -689,7 +868,8 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 			url = q->path ? registry_url(r, q->path) : ocil_xstrdup(q->url);
 			hops = 0;
 		}
-		cleanup_free char *start = q->path ? registry_url(r, "/") : ocil_xstrdup(q->url);
+		bool ours = q->path != NULL || q->url_on_registry;
+		cleanup_free char *start = ours ? registry_url(r, "/") : ocil_xstrdup(q->url);
 		cleanup_free char *host = NULL;
 		cleanup_free char *origin = url_origin(url, &host);
 		cleanup_free char *auth_origin = url_origin(start, NULL);
@@ -698,14 +878,16 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 					      r->name, o->what, url);
 		bool same = strcmp(origin, auth_origin) == 0;
 		bool probing = q->path != NULL && same && r->may_use_http && !r->scheme_known;
-		const char *msg_host = q->path && same ? r->host : host;
+		const char *msg_host = ours && same ? r->host : host;
 
 		resp_clear(rs);
 		rs->content_length = -1;
 		rs->host = ocil_xstrdup(msg_host);
-		rs->on_registry = q->path != NULL && same;
+		rs->url = ocil_xstrdup(url);
+		rs->body = q->body;
+		rs->on_registry = ours && same;
 		uint64_t had = o->w != NULL ? ocil_blob_writer_size(o->w) : 0;
-		CURLcode rc = perform(o, url, host, same ? q->authz : NULL, q->accept, rs);
+		CURLcode rc = perform(o, q, url, host, same ? q->authz : NULL, rs);
 		if (rs->err != NULL) {
 			*err = steal_pointer(&rs->err);
 			return -1;
@@ -726,6 +908,8 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 			if (probing)
 				r->plain_http = false;
 			const char *why = rs->errbuf[0] ? rs->errbuf : curl_easy_strerror(rc);
+			if (q->once)
+				return retry_later(rs, why, full, -1, err);
 			/* A download that dropped after making progress resumes
 			 * at once: the connection worked until just now. */
 			bool progressed = o->w != NULL && ocil_blob_writer_size(o->w) > had;
@@ -751,6 +935,11 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 				return ocil_error_set(err, OCIL_E_REGISTRY,
 						      "%s: %s: more than %d redirects", r->name,
 						      o->what, MAX_REDIRECTS);
+			/* Only these keep the method and the body. */
+			if (!is_method(q, "GET") && !is_method(q, "HEAD") && st != 307 && st != 308)
+				return ocil_error_set(err, OCIL_E_REGISTRY,
+						      "%s: %s: HTTP %ld redirect to a %s", msg_host,
+						      o->what, st, q->method);
 			if (strncasecmp(url, "https:", 6) == 0 &&
 			    strncasecmp(loc, "https:", 6) != 0)
 				return ocil_error_set(
@@ -770,6 +959,8 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 			    emsg ? ocil_xasprintf("%s: %s: %s (%s)", r->name, o->what, why, emsg)
 				 : ocil_xasprintf("%s: %s: %s", r->name, o->what, why);
 			long ra = st == 429 || st == 503 ? parse_retry_after(rs->retry_after) : -1;
+			if (q->once)
+				return retry_later(rs, why, full, ra, err);
 			if (backoff(o, why, full, ra, err) < 0)
 				return -1;
 			free(steal_pointer(&url));
@@ -855,6 +1046,72 @@ static bool token_ok(const char *t)
 	return true;
 }
 
+/* Whether one scope of a challenge ("repository:NAME:a,b") asks for no
+ * more than ours: pull,push on our repository, pull on the one mounted
+ * from. */
+static bool scope_covered(const op *o, const char *scope)
+{
+	const ocil_registry *r = o->r;
+	if (!ocil_str_has_prefix(scope, "repository:"))
+		return false;
+	const char *name = scope + strlen("repository:");
+	const char *colon = strrchr(name, ':');
+	if (colon == NULL)
+		return false;
+	size_t n = (size_t)(colon - name);
+	bool ours = strlen(r->repo) == n && strncmp(name, r->repo, n) == 0;
+	bool from = o->mount_from != NULL && strlen(o->mount_from) == n &&
+		    strncmp(name, o->mount_from, n) == 0;
+	if (!ours && !from)
+		return false;
+	cleanup_free char *actions = ocil_xstrdup(colon + 1);
+	char *save = NULL;
+	for (char *a = strtok_r(actions, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save))
+		if (strcmp(a, "pull") != 0 && !(ours && strcmp(a, "push") == 0))
+			return false;
+	return true;
+}
+
+/* The scope parameters of a token request. A pull asks for what the
+ * challenge names (the registry knows what the request needs), else pull on
+ * the repository. A push asks for pull,push on the repository, pull on the
+ * one mounted from, and any other scope the challenge names; one scope
+ * parameter each, as docker and containerd send them. */
+static char *scope_params(const op *o, const ocil_challenge *ch)
+{
+	ocil_registry *r = o->r;
+	ocil_strv v = {0};
+	if (!r->o.push && !o->push && o->mount_from == NULL) {
+		ocil_strv_push(&v, ch->scope ? ocil_xstrdup(ch->scope)
+					     : ocil_xasprintf("repository:%s:pull", r->repo));
+	} else {
+		ocil_strv_push(&v, ocil_xasprintf("repository:%s:pull,push", r->repo));
+		if (o->mount_from != NULL)
+			ocil_strv_push(&v, ocil_xasprintf("repository:%s:pull", o->mount_from));
+		cleanup_free char *extra = ch->scope ? ocil_xstrdup(ch->scope) : NULL;
+		char *save = NULL;
+		for (char *sc = extra ? strtok_r(extra, " ", &save) : NULL; sc != NULL;
+		     sc = strtok_r(NULL, " ", &save)) {
+			bool dup = scope_covered(o, sc);
+			for (size_t i = 0; i < v.n && !dup; i++)
+				dup = strcmp(v.v[i], sc) == 0;
+			if (!dup)
+				ocil_strv_push(&v, ocil_xstrdup(sc));
+		}
+	}
+	char *out = NULL;
+	for (size_t i = 0; i < v.n; i++) {
+		char *esc = curl_easy_escape(r->curl, v.v[i], 0);
+		char *next =
+		    ocil_xasprintf("%s%sscope=%s", out ? out : "", out ? "&" : "", esc ? esc : "");
+		curl_free(esc);
+		free(out);
+		out = next;
+	}
+	ocil_strv_clear(&v);
+	return out;
+}
+
 static int fetch_token(op *o, const ocil_challenge *ch, ocil_error **err)
 {
 	ocil_registry *r = o->r;
@@ -871,16 +1128,12 @@ static int fetch_token(op *o, const ocil_challenge *ch, ocil_error **err)
 		return ocil_error_set(err, OCIL_E_REGISTRY,
 				      "%s: refusing to get a token over plain http from %s",
 				      r->host, ch->realm);
-	cleanup_free char *dflt_scope = ocil_xasprintf("repository:%s:pull", r->repo);
-	const char *scope = ch->scope ? ch->scope : dflt_scope;
-	char *esc_scope = curl_easy_escape(r->curl, scope, 0);
+	cleanup_free char *scopes = scope_params(o, ch);
 	char *esc_service = ch->service ? curl_easy_escape(r->curl, ch->service, 0) : NULL;
 	const char *sep = strchr(ch->realm, '?') ? "&" : "?";
 	cleanup_free char *url =
-	    esc_service
-		? ocil_xasprintf("%s%sservice=%s&scope=%s", ch->realm, sep, esc_service, esc_scope)
-		: ocil_xasprintf("%s%sscope=%s", ch->realm, sep, esc_scope);
-	curl_free(esc_scope);
+	    esc_service ? ocil_xasprintf("%s%sservice=%s&%s", ch->realm, sep, esc_service, scopes)
+			: ocil_xasprintf("%s%s%s", ch->realm, sep, scopes);
 	curl_free(esc_service);
 
 	cleanup_free char *basic = r->creds_found ? basic_value(&r->creds) : NULL;
@@ -969,25 +1222,78 @@ static int authenticate(op *o, const resp *rs, ocil_error **err)
 	return rc;
 }
 
-/* GET a registry path, authenticating when challenged. A 401 right after
- * fresh credentials is final; a 401 with cached ones (an expired token) gets
- * one more round. */
-static int registry_get(op *o, const char *path, const char *accept, resp *rs, ocil_error **err)
+/* Whether the registry's error body has this errors[].code. */
+static bool has_error_code(const resp *rs, const char *code)
+{
+	if (rs->ebuf == NULL)
+		return false;
+	json_error_t je;
+	cleanup_json json_t *j = json_loadb(rs->ebuf, rs->elen, 0, &je);
+	json_t *errs = json_is_object(j) ? json_object_get(j, "errors") : NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(errs, i, e)
+	{
+		const char *c = ocil_json_opt_string(e, "code");
+		if (c != NULL && strcmp(c, code) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A 401/403 (or DENIED) to a push: the credentials, if any, were good
+ * enough to get in but not to write. */
+static int push_denied(op *o, const resp *rs, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	ocil_error *ignored = NULL;
+	if (load_creds(r, &ignored) < 0)
+		ocil_error_free(ignored);
+	bool unused = false;
+	cleanup_free char *m = registry_errors(rs->ebuf, rs->elen, &unused);
+	cleanup_free char *st = status_text(rs);
+	if (r->creds_found)
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s: push denied: %s (as %s)", r->name,
+				      m ? m : st, r->creds.username);
+	cleanup_free char *files = ocil_auth_sources(r->o.authfile);
+	return ocil_error_set(err, OCIL_E_REGISTRY,
+			      "%s: push denied: %s (no credentials in %s; use --authfile or docker "
+			      "login)",
+			      r->name, m ? m : st, *files ? files : "any auth file");
+}
+
+/* Send a request to the registry, authenticating when challenged. A 401
+ * right after fresh credentials is final; a 401 with cached ones (an
+ * expired token, or one without the scope this request needs) gets one
+ * more round. */
+static int registry_request(op *o, const req *q0, resp *rs, ocil_error **err)
 {
 	ocil_registry *r = o->r;
 	bool fresh = false;
 	for (;;) {
-		req q = {.path = path, .authz = r->authz, .accept = accept};
+		req q = *q0;
+		q.authz = r->authz;
 		if (request(o, &q, rs, err) < 0)
 			return -1;
 		if (rs->status != 401 || !rs->on_registry)
 			return 0;
-		if (fresh)
-			return auth_refused(r, rs, err);
+		if (fresh) {
+			/* Basic credentials that do not work are wrong; a
+			 * token that does not is one without push rights. */
+			bool basic = r->authz != NULL && strncmp(r->authz, "Basic ", 6) == 0;
+			return o->push && !basic ? push_denied(o, rs, err)
+						 : auth_refused(r, rs, err);
+		}
 		if (authenticate(o, rs, err) < 0)
 			return -1;
 		fresh = true;
 	}
+}
+
+static int registry_get(op *o, const char *path, const char *accept, resp *rs, ocil_error **err)
+{
+	req q = {.path = path, .accept = accept};
+	return registry_request(o, &q, rs, err);
 }
 
 /* --- open / free --- */
@@ -1223,5 +1529,442 @@ int ocil_registry_fetch_blob(ocil_registry *r, const ocil_descriptor *d, ocil_bl
 			(*err)->code = OCIL_E_REGISTRY;
 		return ocil_error_wrap(err, "%s", r->name);
 	}
+	return 0;
+}
+
+/* --- push --- */
+
+static int check_descriptor(ocil_registry *r, const ocil_descriptor *d, ocil_error **err)
+{
+	if (ocil_digest_check(d->digest, "blob", err) < 0)
+		return ocil_error_wrap(err, "%s", r->name);
+	if (d->size < 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: blob %s: negative size", r->name,
+				      d->digest);
+	return 0;
+}
+
+/* An error answer to a push request (or to the HEAD before it). hint_404:
+ * it was the POST that opens an upload, where a 404 means no repository. */
+static int push_error(op *o, const resp *rs, bool hint_404, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	if (rs->status == 401 || rs->status == 403 || has_error_code(rs, "DENIED"))
+		return push_denied(o, rs, err);
+	bool unused = false;
+	cleanup_free char *msg = registry_errors(rs->ebuf, rs->elen, &unused);
+	cleanup_free char *st = status_text(rs);
+	if (has_error_code(rs, "NAME_UNKNOWN") || (hint_404 && rs->status == 404))
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: %s: %s (on ECR, create the repository first: aws ecr "
+				      "create-repository --repository-name %s)",
+				      r->name, o->what, msg ? msg : st, r->repo);
+	return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: %s", r->name, o->what, msg ? msg : st);
+}
+
+/* Only sha256 is ours to check; another algorithm is not an error. */
+static int check_docker_digest(op *o, const resp *rs, const char *want, ocil_error **err)
+{
+	if (rs->docker_digest == NULL || !ocil_str_has_prefix(rs->docker_digest, "sha256:") ||
+	    strcmp(rs->docker_digest, want) == 0)
+		return 0;
+	return ocil_error_set(err, OCIL_E_REGISTRY,
+			      "%s: %s: Docker-Content-Digest %.80s does not match the content (%s)",
+			      o->r->name, o->what, rs->docker_digest, want);
+}
+
+/* The Location of a 201/202 as an absolute URL; a relative one is resolved
+ * against the URL that answered. Its query is the registry's and is kept. */
+static int session_location(op *o, const resp *rs, char **out, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	if (rs->location == NULL || *rs->location == '\0')
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: HTTP %ld without a Location",
+				      r->name, o->what, rs->status);
+	CURLU *u = curl_url();
+	char *abs = NULL;
+	bool ok = curl_url_set(u, CURLUPART_URL, rs->url, 0) == CURLUE_OK &&
+		  curl_url_set(u, CURLUPART_URL, rs->location, 0) == CURLUE_OK &&
+		  curl_url_get(u, CURLUPART_URL, &abs, 0) == CURLUE_OK;
+	curl_url_cleanup(u);
+	if (!ok) {
+		curl_free(abs);
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: invalid Location %.200s",
+				      r->name, o->what, rs->location);
+	}
+	bool down = strncasecmp(rs->url, "https:", 6) == 0 && strncasecmp(abs, "https:", 6) != 0;
+	bool web = strncasecmp(abs, "https:", 6) == 0 || strncasecmp(abs, "http:", 5) == 0;
+	if (down || !web) {
+		int rc = ocil_error_set(err, OCIL_E_REGISTRY,
+					"%s: %s: refusing an upload location %.200s from %s",
+					r->name, o->what, abs, rs->url);
+		curl_free(abs);
+		return rc;
+	}
+	*out = ocil_xstrdup(abs);
+	curl_free(abs);
+	return 0;
+}
+
+/* location?digest=… or location?their=query&digest=… */
+static char *with_digest(const char *location, const char *digest)
+{
+	const char *q = strchr(location, '?');
+	const char *sep = q == NULL						 ? "?"
+			  : (q[1] == '\0' || ocil_str_has_suffix(location, "&")) ? ""
+										 : "&";
+	/* Escaped as Go clients do (docker, containerd, skopeo). */
+	return ocil_xasprintf("%s%sdigest=sha256%%3A%s", location, sep, ocil_digest_hex(digest));
+}
+
+/* Tell the registry an upload session is abandoned. Failures do not
+ * matter (the registry expires sessions anyway), so they are dropped. */
+static void cancel_session(ocil_registry *r, const char *url)
+{
+	if (url == NULL || (r->o.cancel && r->o.cancel->flag && *r->o.cancel->flag))
+		return;
+	int retries = 0;
+	op o = {.r = r,
+		.what = "cancelling an upload",
+		.deadline_ms = now_ms() + SESSION_DELETE_TIMEOUT_S * 1000,
+		.retries_used = &retries,
+		.push = true,
+		.discard = true};
+	cleanup_resp resp rs = {.o = &o};
+	req q = {.method = "DELETE",
+		 .url = url,
+		 .url_on_registry = true,
+		 .authz = r->authz,
+		 .once = true};
+	cleanup_error ocil_error *ignored = NULL;
+	request(&o, &q, &rs, &ignored);
+}
+
+int ocil_registry_blob_exists(ocil_registry *r, const ocil_descriptor *d, bool *exists,
+			      ocil_error **err)
+{
+	if (check_descriptor(r, d, err) < 0)
+		return -1;
+	cleanup_free char *what = ocil_xasprintf("blob %s", d->digest);
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/%s", r->repo, d->digest);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.discard = true};
+	cleanup_resp resp rs = {.o = &o};
+	req q = {.method = "HEAD", .path = path};
+	if (registry_request(&o, &q, &rs, err) < 0)
+		return -1;
+	if (rs.status == 404) {
+		*exists = false;
+		return 0;
+	}
+	if (rs.status != 200)
+		return push_error(&o, &rs, false, err);
+	if (rs.content_length >= 0 && rs.content_length != d->size) {
+		notice(r, "%s: %s has %lld bytes there, expected %lld: uploading it again", r->name,
+		       what, rs.content_length, (long long)d->size);
+		*exists = false;
+		return 0;
+	}
+	*exists = true;
+	return 0;
+}
+
+int ocil_registry_mount_blob(ocil_registry *r, const ocil_descriptor *d, const char *from_repo,
+			     bool *mounted, ocil_error **err)
+{
+	if (check_descriptor(r, d, err) < 0)
+		return -1;
+	if (from_repo == NULL || !valid_repository(from_repo))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid repository name \"%s\"",
+				      r->host, from_repo ? from_repo : "");
+	cleanup_free char *what = ocil_xasprintf("blob %s (mount from %s)", d->digest, from_repo);
+	char *esc_from = curl_easy_escape(r->curl, from_repo, 0);
+	cleanup_free char *path =
+	    ocil_xasprintf("/v2/%s/blobs/uploads/?mount=sha256%%3A%s&from=%s", r->repo,
+			   ocil_digest_hex(d->digest), esc_from ? esc_from : "");
+	curl_free(esc_from);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.push = true,
+		.mount_from = from_repo,
+		.discard = true};
+	cleanup_resp resp rs = {.o = &o};
+	req q = {.method = "POST", .path = path};
+	if (registry_request(&o, &q, &rs, err) < 0)
+		return -1;
+	if (rs.status == 201) {
+		if (check_docker_digest(&o, &rs, d->digest, err) < 0)
+			return -1;
+		*mounted = true;
+		return 0;
+	}
+	if (rs.status >= 300 || rs.status < 200)
+		return push_error(&o, &rs, true, err);
+	/* Not mounted: the registry opened an upload session instead. */
+	cleanup_free char *session = NULL;
+	cleanup_error ocil_error *ignored = NULL;
+	if (rs.location != NULL && session_location(&o, &rs, &session, &ignored) == 0)
+		cancel_session(r, session);
+	*mounted = false;
+	return 0;
+}
+
+/* One attempt at an upload. */
+typedef struct {
+	char *session;	  /* the upload's current URL */
+	bool answered;	  /* the registry answered the last request */
+	char *why;	  /* set (with the error) when the upload is worth another try */
+	long retry_after; /* for backoff */
+} attempt;
+
+static void attempt_clear(attempt *a)
+{
+	free(a->session);
+	free(a->why);
+	memset(a, 0, sizeof(*a));
+}
+
+/* One PATCH or PUT of an upload. 1: a failure worth trying the whole upload
+ * again for (a->why set, *err the message). */
+static int upload_step(op *o, const req *q, resp *rs, attempt *a, ocil_error **err)
+{
+	int rc = registry_request(o, q, rs, err);
+	a->answered = rs->status != 0;
+	if (rc == 0)
+		return 0;
+	if (rs->retry_why == NULL)
+		return -1;
+	a->why = steal_pointer(&rs->retry_why);
+	a->retry_after = rs->retry_ra;
+	return 1;
+}
+
+/* An answer to a PATCH or PUT that is not success. The session gone
+ * (expired, or another replica) or out of step is worth a new one. */
+static int upload_refused(op *o, const resp *rs, attempt *a, ocil_error **err)
+{
+	bool lost =
+	    rs->status == 416 ||
+	    (rs->status == 404 && (has_error_code(rs, "BLOB_UPLOAD_UNKNOWN") || rs->elen == 0));
+	if (!lost)
+		return push_error(o, rs, false, err);
+	bool unused = false;
+	cleanup_free char *msg = registry_errors(rs->ebuf, rs->elen, &unused);
+	a->why = status_text(rs);
+	a->retry_after = 0;
+	ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: upload session lost: %s", o->r->name, o->what,
+		       msg ? msg : a->why);
+	return 1;
+}
+
+/* A file that is not the blob is the caller's problem, not the registry's. */
+static int check_file_digest(op *o, req_body *bd, const ocil_descriptor *d, ocil_error **err)
+{
+	const char *got = body_digest(bd);
+	if (got == NULL || strcmp(got, d->digest) == 0)
+		return 0;
+	return ocil_error_set(err, OCIL_E_INPUT, "%s: %s: content is %s, not the blob's digest",
+			      o->r->name, bd->path, got);
+}
+
+/* Registries tell which bytes they have as "0-<last>" ("bytes=0-<last>"
+ * from some). */
+static bool range_ends_at(const char *range, uint64_t last)
+{
+	unsigned long long a = 0, b = 0;
+	int used = 0;
+	if (ocil_str_has_prefix(range, "bytes="))
+		range += 6;
+	return sscanf(range, "%llu-%llu%n", &a, &b, &used) == 2 && range[used] == '\0' && a == 0 &&
+	       b == last;
+}
+
+static int upload_attempt(op *o, const ocil_descriptor *d, req_body *bd, uint64_t chunk, attempt *a,
+			  ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/uploads/", r->repo);
+	cleanup_resp resp rs = {.o = o};
+	req post = {.method = "POST", .path = path};
+	if (registry_request(o, &post, &rs, err) < 0)
+		return -1;
+	if (rs.status != 202)
+		return push_error(o, &rs, true, err);
+	if (session_location(o, &rs, &a->session, err) < 0)
+		return -1;
+	unsigned long long min = 0;
+	if (rs.chunk_min != NULL && sscanf(rs.chunk_min, "%llu", &min) == 1 && min > chunk &&
+	    min <= CHUNK_MIN_MAX)
+		chunk = min;
+	uint64_t size = (uint64_t)d->size;
+	bool chunked = size > chunk;
+	for (uint64_t off = 0; chunked && off < size; off += chunk) {
+		uint64_t n = size - off < chunk ? size - off : chunk;
+		cleanup_free char *range = ocil_xasprintf("%llu-%llu", (unsigned long long)off,
+							  (unsigned long long)(off + n - 1));
+		bd->off = off;
+		bd->len = n;
+		req q = {.method = "PATCH",
+			 .url = a->session,
+			 .url_on_registry = true,
+			 .content_type = OCTET_STREAM,
+			 .content_range = range,
+			 .body = bd,
+			 .once = true};
+		int rc = upload_step(o, &q, &rs, a, err);
+		if (rc != 0)
+			return rc;
+		if (rs.status != 202 && rs.status != 204)
+			return upload_refused(o, &rs, a, err);
+		if (rs.range != NULL && !range_ends_at(rs.range, off + n - 1)) {
+			a->why = ocil_xasprintf("registry has Range %.40s", rs.range);
+			a->retry_after = 0;
+			return ocil_error_set(err, OCIL_E_REGISTRY,
+					      "%s: %s: after sending bytes %s the registry "
+					      "reports Range %.80s",
+					      r->name, o->what, range, rs.range);
+		}
+		if (rs.location != NULL) {
+			char *next = NULL;
+			if (session_location(o, &rs, &next, err) < 0)
+				return -1;
+			free(a->session);
+			a->session = next;
+		}
+	}
+	/* Everything went through in a chunked upload: check before it is
+	 * committed. */
+	if (chunked && check_file_digest(o, bd, d, err) < 0)
+		return -1;
+	cleanup_free char *url = with_digest(a->session, d->digest);
+	bd->off = 0;
+	bd->len = size;
+	req put = {.method = "PUT",
+		   .url = url,
+		   .url_on_registry = true,
+		   .content_type = chunked ? NULL : OCTET_STREAM,
+		   .body = chunked ? NULL : bd,
+		   .once = true};
+	int rc = upload_step(o, &put, &rs, a, err);
+	/* Monolithic: the registry's DIGEST_INVALID says less than this. */
+	if (!chunked && rc != 1 && check_file_digest(o, bd, d, err) < 0)
+		return -1;
+	if (rc != 0)
+		return rc;
+	if (rs.status < 200 || rs.status >= 300)
+		return upload_refused(o, &rs, a, err);
+	if (check_docker_digest(o, &rs, d->digest, err) < 0)
+		return -1;
+	free(steal_pointer(&a->session)); /* done: nothing to cancel */
+	return 0;
+}
+
+static void hasher_freep(ocil_hasher **h)
+{
+	ocil_hasher_free(*h);
+}
+
+int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const char *path,
+			    ocil_error **err)
+{
+	if (check_descriptor(r, d, err) < 0)
+		return -1;
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "%s: blob %s: %s", r->name,
+					    d->digest, path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "%s", path);
+	if (!S_ISREG(st.st_mode) || st.st_size != d->size)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: blob %s: %s has %lld bytes, expected %lld", r->name,
+				      d->digest, path, (long long)st.st_size, (long long)d->size);
+	cleanup_free char *what = ocil_xasprintf("blob %s", d->digest);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.push = true,
+		.discard = true};
+	__attribute__((cleanup(hasher_freep))) ocil_hasher *h = ocil_hasher_new();
+	req_body bd = {
+	    .fd = fd, .path = path, .digest = d->digest, .total = (uint64_t)d->size, .h = h};
+	uint64_t chunk = r->o.chunk_size > 0 ? r->o.chunk_size : CHUNK_DEFAULT;
+	for (;;) {
+		attempt a = {0};
+		ocil_error *e = NULL;
+		int rc = upload_attempt(&o, d, &bd, chunk, &a, &e);
+		/* An abandoned session is cancelled if the registry is
+		 * there to hear it. */
+		if (rc != 0 && a.answered)
+			cancel_session(r, a.session);
+		if (rc <= 0) {
+			attempt_clear(&a);
+			if (rc == 0)
+				return 0;
+			if (err != NULL && *err == NULL)
+				*err = e;
+			else
+				ocil_error_free(e);
+			return -1;
+		}
+		rc = backoff(&o, a.why, e->msg, a.retry_after, err);
+		ocil_error_free(e);
+		attempt_clear(&a);
+		if (rc < 0)
+			return -1;
+	}
+}
+
+int ocil_registry_put_manifest(ocil_registry *r, const char *reference, const char *body_buf,
+			       size_t len, const char *media_type,
+			       char digest_out[OCIL_DIGEST_STR_SIZE], ocil_error **err)
+{
+	bool by_digest = ocil_digest_valid(reference);
+	if (!by_digest && !valid_tag(reference))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid tag or digest \"%s\"",
+				      r->name, reference);
+	if (len > OCIL_JSON_MAX)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: manifest %s: larger than %zu bytes",
+				      r->name, reference, (size_t)OCIL_JSON_MAX);
+	bool mt_ok = media_type != NULL && *media_type != '\0' && strlen(media_type) <= 255;
+	for (const char *p = media_type; mt_ok && *p != '\0'; p++)
+		mt_ok = *p > 0x20 && *p < 0x7f;
+	if (!mt_ok)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: manifest %s: invalid media type",
+				      r->name, reference);
+	char got[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(body_buf, len, got);
+	if (by_digest && strcmp(got, reference) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: manifest %s: content is %s", r->name,
+				      reference, got);
+	cleanup_free char *what = ocil_xasprintf("manifest %s", reference);
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/manifests/%s", r->repo, reference);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.push = true,
+		.discard = true};
+	cleanup_resp resp rs = {.o = &o};
+	req_body bd = {.buf = body_buf, .len = len};
+	req q = {.method = "PUT", .path = path, .content_type = media_type, .body = &bd};
+	if (registry_request(&o, &q, &rs, err) < 0)
+		return -1;
+	if (rs.status < 200 || rs.status >= 300)
+		return push_error(&o, &rs, false, err);
+	if (check_docker_digest(&o, &rs, got, err) < 0)
+		return -1;
+	memcpy(digest_out, got, OCIL_DIGEST_STR_SIZE);
 	return 0;
 }

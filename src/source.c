@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "gzip.h"
 #include "json.h"
 
 int ocil_source_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
@@ -123,5 +124,73 @@ int ocil_source_set_config(ocil_source *s, char *raw, size_t len, const ocil_pla
 	s->config = steal_pointer(&cfg);
 	s->config_raw = steal_pointer(&owned);
 	s->config_len = len;
+	return 0;
+}
+
+static int gzip_fn(void *data, const void *buf, size_t len, ocil_error **err)
+{
+	return ocil_gzip_blob_write(data, buf, len, err);
+}
+
+/* Recompress an uncompressed layer; its content must hash to d's digest
+ * (for an uncompressed layer that is also its diff_id). */
+static int import_tar_layer(ocil_source *s, const ocil_descriptor *d, ocil_blobstore *bs,
+			    bool docker, const ocil_cancel *cancel, ocil_descriptor *out,
+			    ocil_error **err)
+{
+	ocil_gzip_blob *g = NULL;
+	if (ocil_gzip_blob_begin(bs, 0, &g, err) < 0)
+		return -1;
+	ocil_gzip_result res;
+	int r = ocil_source_read_blob(s, d, gzip_fn, g, cancel, err);
+	if (r == 0)
+		r = ocil_gzip_blob_finish(g, &res, err);
+	ocil_gzip_blob_free(g);
+	if (r < 0)
+		return ocil_error_wrap(err, "%s: layer %s", s->name, d->digest);
+	if (strcmp(res.diff_id, d->digest) != 0 || (int64_t)res.raw_size != d->size)
+		return ocil_error_set(
+		    err, OCIL_E_INPUT, "%s: layer %s: digest mismatch: content is %s (%llu bytes)",
+		    s->name, d->digest, res.diff_id, (unsigned long long)res.raw_size);
+	out->media_type = ocil_xstrdup(ocil_layer_media_type(docker, OCIL_LAYER_GZIP));
+	memcpy(out->digest, res.digest, OCIL_DIGEST_STR_SIZE);
+	out->size = (int64_t)res.size;
+	return 0;
+}
+
+int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
+			      const ocil_cancel *cancel, ocil_descriptor **out, ocil_error **err)
+{
+	const ocil_manifest *m = &s->manifest;
+	size_t n = 0;
+	ocil_descriptor *ds = ocil_xcalloc(m->n_layers ? m->n_layers : 1, sizeof(*ds));
+	int r = 0;
+	for (; r == 0 && n < m->n_layers; n++) {
+		const ocil_descriptor *d = &m->layers[n];
+		ocil_layer_compression c = ocil_layer_media_compression(d->media_type);
+		if (c == OCIL_LAYER_TAR) {
+			r = import_tar_layer(s, d, bs, docker, cancel, &ds[n], err);
+			continue;
+		}
+		const char *mt = ocil_layer_media_type(docker, c);
+		if (mt == NULL)
+			r = ocil_error_set(err, OCIL_E_INPUT,
+					   "%s: layer %s: %s has no %s equivalent", s->name,
+					   d->digest, d->media_type, docker ? "Docker" : "OCI");
+		else
+			r = ocil_source_copy_blob(s, d, bs, cancel, err);
+		if (r == 0) {
+			ocil_descriptor_copy(&ds[n], d);
+			free(ds[n].media_type);
+			ds[n].media_type = ocil_xstrdup(mt);
+		}
+	}
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			ocil_descriptor_clear(&ds[i]);
+		free(ds);
+		return -1;
+	}
+	*out = ds;
 	return 0;
 }

@@ -52,6 +52,13 @@ int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_f
 int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobstore *bs,
 			  const ocil_cancel *cancel, ocil_error **err);
 
+/* Bring the image's layers into bs as Lambda wants them: gzip layers byte
+ * for byte (verified), uncompressed ones (docker-archive) compressed with
+ * their diff_id verified. *out gets one descriptor per layer, media types
+ * in the docker or OCI family; free each with ocil_descriptor_clear. */
+int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
+			      const ocil_cancel *cancel, ocil_descriptor **out, ocil_error **err);
+
 /* For implementations: check the config against the manifest and platform,
  * then keep it (takes ownership of raw). */
 int ocil_source_set_config(ocil_source *s, char *raw, size_t len, const ocil_platform *platform,

@@ -1,7 +1,8 @@
 /* The registry client against a tiny HTTP/1.1 server running in a thread of
  * the test: one connection per request (Connection: close), a handler per
- * test, every request logged so tests can check what the client sent. It
- * listens on 127.0.0.1 and 127.0.0.2 (another host, for redirects). */
+ * test, every request logged so tests can check what the client sent (and
+ * the size and sha256 of the body it sent). It listens on 127.0.0.1 and
+ * 127.0.0.2 (another host, for redirects). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <ifaddrs.h>
@@ -27,13 +28,23 @@ typedef struct {
 	char range[128];
 	char accept[1024];
 	char ua[256];
+	char content_type[256];
+	char content_range[128];
+	char content_length[32];
+	char expect[64];
+	char te[64];  /* Transfer-Encoding */
 	int listener; /* 0: first address, 1: 127.0.0.2 */
+	size_t body_len;
+	char body_digest[OCIL_DIGEST_STR_SIZE];
+	const char *body; /* only while the handler runs */
 } sreq;
 
 typedef struct srv srv;
 typedef void (*handler_fn)(srv *s, const sreq *q, int fd);
 
 #define LOG_MAX 64
+/* Request bodies the test server accepts. */
+#define BODY_MAX ((size_t)4 << 20)
 
 struct srv {
 	int lfd[2];
@@ -53,6 +64,12 @@ struct srv {
 	const char *manifest;
 	char manifest_digest[OCIL_DIGEST_STR_SIZE];
 	char realm_base[128];
+	/* Push handlers: the upload session being written. */
+	char *up;
+	size_t up_len;
+	int sessions;
+	int patches;	  /* in the current session */
+	char fail_on[64]; /* "s1-p2": 503 to the second PATCH of session 1 */
 };
 
 static void send_all(int fd, const void *buf, size_t len)
@@ -72,6 +89,14 @@ static const char *reason(int st)
 	switch (st) {
 	case 200:
 		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
 	case 206:
 		return "Partial Content";
 	case 302:
@@ -157,6 +182,10 @@ static void handle_conn(srv *s, int fd, int which)
 	sreq q = {.listener = which};
 	if (sscanf(buf, "%15s %2047s", q.method, q.path) != 2)
 		return;
+	char *end = strstr(buf, "\r\n\r\n");
+	if (end == NULL)
+		return;
+	end[2] = '\0'; /* headers end with the last "\r\n" */
 	const char *hdrs = strstr(buf, "\r\n");
 	hdrs = hdrs ? hdrs + 2 : "";
 	header_value(hdrs, "Host", q.host, sizeof(q.host));
@@ -164,10 +193,33 @@ static void handle_conn(srv *s, int fd, int which)
 	header_value(hdrs, "Range", q.range, sizeof(q.range));
 	header_value(hdrs, "Accept", q.accept, sizeof(q.accept));
 	header_value(hdrs, "User-Agent", q.ua, sizeof(q.ua));
+	header_value(hdrs, "Content-Type", q.content_type, sizeof(q.content_type));
+	header_value(hdrs, "Content-Range", q.content_range, sizeof(q.content_range));
+	header_value(hdrs, "Content-Length", q.content_length, sizeof(q.content_length));
+	header_value(hdrs, "Expect", q.expect, sizeof(q.expect));
+	header_value(hdrs, "Transfer-Encoding", q.te, sizeof(q.te));
+	/* The body: what came with the headers, then the rest. */
+	size_t want = q.content_length[0] ? strtoul(q.content_length, NULL, 10) : 0;
+	if (want > BODY_MAX)
+		return;
+	cleanup_free char *body = ocil_xmalloc(want + 1);
+	size_t have = n - (size_t)(end + 4 - buf);
+	if (have > want)
+		have = want;
+	memcpy(body, end + 4, have);
+	while (have < want) {
+		ssize_t r = recv(fd, body + have, want - have, 0);
+		if (r <= 0)
+			return;
+		have += (size_t)r;
+	}
+	q.body_len = want;
+	ocil_digest_buf(body, want, q.body_digest);
 	pthread_mutex_lock(&s->mu);
 	if (s->n < LOG_MAX)
 		s->log[s->n++] = q;
 	pthread_mutex_unlock(&s->mu);
+	q.body = body;
 	s->h(s, &q, fd);
 }
 
@@ -237,6 +289,7 @@ static void srv_stop(srv *s)
 	close(s->lfd[1]);
 	pthread_mutex_destroy(&s->mu);
 	free(s->blob);
+	free(s->up);
 }
 static void srv_stopp(srv *s)
 {
@@ -1044,6 +1097,620 @@ static void no_plain_http_elsewhere(void)
 	CHECK_STREQ(n.text, note);
 }
 
+/* --- push --- */
+
+/* A registry that takes pushes to lambda/fn the way distribution does:
+ * relative upload Locations whose _state query changes with every PATCH
+ * (a stale one is refused), Range answers, the blob checked against
+ * ?digest= when the session is closed. Repositories "nope", "bare404" and
+ * "denied" refuse uploads. s->fail_on makes one request of one session
+ * fail with 503 ("s1-p2": the second PATCH of session 1; "s1-put"). */
+static void h_push(srv *s, const sreq *q, int fd)
+{
+	char extra[512], hex_blob[80], want[256];
+	snprintf(hex_blob, sizeof(hex_blob), "%s", ocil_digest_hex(s->blob_digest));
+	const char *json = "Content-Type: application/json\r\n";
+	if (is_path(q, "/v2/nope/")) {
+		reply_str(
+		    fd, 404, json,
+		    "{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"message\":\"repository name not "
+		    "known to registry\",\"detail\":{\"name\":\"nope\"}}]}");
+		return;
+	}
+	if (is_path(q, "/v2/bare404/")) {
+		reply_str(fd, 404, "", "");
+		return;
+	}
+	if (is_path(q, "/v2/denied/")) {
+		reply_str(fd, 403, json,
+			  "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"requested access to the "
+			  "resource is denied\"}]}");
+		return;
+	}
+	if (strcmp(q->method, "HEAD") == 0 && is_path(q, "/v2/lambda/fn/blobs/sha256:")) {
+		const char *d = q->path + strlen("/v2/lambda/fn/blobs/");
+		/* HEAD: the length of what a GET would send, and no body. */
+		size_t len = strcmp(d, s->blob_digest) == 0	  ? s->blob_len
+			     : strcmp(d, s->manifest_digest) == 0 ? 5
+								  : 0;
+		snprintf(extra, sizeof(extra),
+			 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nDocker-Content-Digest: "
+			 "%s\r\nConnection: close\r\n\r\n",
+			 len ? "200 OK" : "404 Not Found", len, d);
+		send_all(fd, extra, strlen(extra));
+		return;
+	}
+	if (strcmp(q->method, "POST") == 0 && is_path(q, "/v2/lambda/fn/blobs/uploads/?mount=")) {
+		snprintf(want, sizeof(want),
+			 "/v2/lambda/fn/blobs/uploads/?mount=sha256%%3A%s&from=lambda%%2Fpython",
+			 hex_blob);
+		if (strcmp(q->path, want) == 0) {
+			snprintf(
+			    extra, sizeof(extra),
+			    "Location: /v2/lambda/fn/blobs/%s\r\nDocker-Content-Digest: %s\r\n",
+			    s->blob_digest, s->blob_digest);
+			reply_str(fd, 201, extra, "");
+		} else {
+			reply_str(fd, 202, "Location: /v2/lambda/fn/blobs/uploads/m1?_state=m\r\n",
+				  "");
+		}
+		return;
+	}
+	if (strcmp(q->method, "POST") == 0 &&
+	    strcmp(q->path, "/v2/lambda/fn/blobs/uploads/") == 0) {
+		s->sessions++;
+		s->patches = 0;
+		s->up_len = 0;
+		snprintf(extra, sizeof(extra),
+			 "Location: /v2/lambda/fn/blobs/uploads/s%d?_state=%d-0\r\nRange: 0-0\r\n",
+			 s->sessions, s->sessions);
+		reply_str(fd, 202, extra, "");
+		return;
+	}
+	if (strcmp(q->method, "DELETE") == 0) {
+		reply_str(fd, 204, "", "");
+		return;
+	}
+	int sess = 0, st = -1, used = 0;
+	if (sscanf(q->path, "/v2/lambda/fn/blobs/uploads/s%d?_state=%*d-%d%n", &sess, &st, &used) ==
+		2 &&
+	    (strcmp(q->method, "PATCH") == 0 || strcmp(q->method, "PUT") == 0)) {
+		bool patch = strcmp(q->method, "PATCH") == 0;
+		char step[64];
+		snprintf(step, sizeof(step), patch ? "s%d-p%d" : "s%d-put", sess, s->patches + 1);
+		if (strcmp(step, s->fail_on) == 0) {
+			reply_str(fd, 503, "Retry-After: 0\r\n", "");
+			return;
+		}
+		if (sess != s->sessions || st != s->patches) {
+			reply_str(
+			    fd, 400, json,
+			    "{\"errors\":[{\"code\":\"BLOB_UPLOAD_INVALID\",\"message\":\"stale "
+			    "upload location\"}]}");
+			return;
+		}
+		unsigned long long a = 0, b = 0;
+		if (patch && (strcmp(q->content_type, "application/octet-stream") != 0 ||
+			      sscanf(q->content_range, "%llu-%llu", &a, &b) != 2 ||
+			      a != s->up_len || b - a + 1 != q->body_len)) {
+			reply_str(fd, 416, "", "");
+			return;
+		}
+		s->up = ocil_xrealloc(s->up, s->up_len + q->body_len + 1);
+		memcpy(s->up + s->up_len, q->body, q->body_len);
+		s->up_len += q->body_len;
+		if (patch) {
+			s->patches++;
+			snprintf(extra, sizeof(extra),
+				 "Location: /v2/lambda/fn/blobs/uploads/s%d?_state=%d-%d\r\nRange: "
+				 "0-%zu\r\n",
+				 sess, sess, s->patches, s->up_len - 1);
+			reply_str(fd, 202, extra, "");
+			return;
+		}
+		char got[OCIL_DIGEST_STR_SIZE];
+		ocil_digest_buf(s->up, s->up_len, got);
+		snprintf(want, sizeof(want), "&digest=sha256%%3A%s", ocil_digest_hex(got));
+		if (strcmp(q->path + used, want) != 0) {
+			reply_str(
+			    fd, 400, json,
+			    "{\"errors\":[{\"code\":\"DIGEST_INVALID\",\"message\":\"provided "
+			    "digest did not match uploaded content\"}]}");
+			return;
+		}
+		snprintf(extra, sizeof(extra),
+			 "Location: /v2/lambda/fn/blobs/%s\r\nDocker-Content-Digest: %s\r\n", got,
+			 got);
+		reply_str(fd, 201, extra, "");
+		return;
+	}
+	if (strcmp(q->method, "PUT") == 0 && is_path(q, "/v2/lambda/fn/manifests/")) {
+		const char *ref = q->path + strlen("/v2/lambda/fn/manifests/");
+		if (strcmp(ref, "unknownblob") == 0) {
+			reply_str(
+			    fd, 400, json,
+			    "{\"errors\":[{\"code\":\"MANIFEST_BLOB_UNKNOWN\",\"message\":\"blob "
+			    "unknown to registry\"}]}");
+			return;
+		}
+		snprintf(extra, sizeof(extra), "Docker-Content-Digest: %s\r\n",
+			 strcmp(ref, "wrongdcd") == 0 ? "sha256:0000000000000000000000000000000000"
+							"000000000000000000000000000000"
+						      : q->body_digest);
+		reply_str(fd, 201, extra, "");
+		return;
+	}
+	reply_str(fd, 404, "", "");
+}
+
+/* s->blob as a file. */
+static char *blob_file(srv *s, bool corrupt)
+{
+	char *path = ocil_xasprintf("%s/blob%s", ocil_test_tmpdir(), corrupt ? "-bad" : "");
+	FILE *f = fopen(path, "w");
+	s->blob[7] ^= corrupt;
+	fwrite(s->blob, 1, s->blob_len, f);
+	s->blob[7] ^= corrupt;
+	fclose(f);
+	return path;
+}
+
+static void blob_exists(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	bool have = false;
+	CHECK_OK(ocil_registry_blob_exists(r, &d, &have, &err), &err);
+	CHECK(have);
+	CHECK_STREQ(s.log[0].method, "HEAD");
+	cleanup_free char *path = ocil_xasprintf("/v2/lambda/fn/blobs/%s", s.blob_digest);
+	CHECK_STREQ(s.log[0].path, path);
+
+	/* Missing. */
+	ocil_descriptor other = {.size = 3};
+	ocil_digest_buf("abc", 3, other.digest);
+	CHECK_OK(ocil_registry_blob_exists(r, &other, &have, &err), &err);
+	CHECK(!have);
+
+	/* There, but not with this size: upload it again. */
+	ocil_descriptor wrong = {.size = 1234};
+	memcpy(wrong.digest, s.manifest_digest, sizeof(wrong.digest));
+	have = true;
+	CHECK_OK(ocil_registry_blob_exists(r, &wrong, &have, &err), &err);
+	CHECK(!have);
+	CHECK(strstr(n.text, "has 5 bytes there, expected 1234: uploading it again") != NULL);
+	CHECK(srv_count(&s) == 3);
+
+	/* Basic-only registry: the credentials, no token. */
+	cleanup_srv srv b;
+	srv_start(&b, "127.0.0.1", h_basic);
+	cleanup_free char *bhost = host_of(&b);
+	cleanup_free char *af = authfile_for(bhost, "alice", "right");
+	o.authfile = af;
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(bhost, "lambda/fn", &o, &r2, &err), &err);
+	ocil_descriptor m = {.size = (int64_t)strlen(b.manifest)};
+	memcpy(m.digest, b.manifest_digest, sizeof(m.digest));
+	CHECK_OK(ocil_registry_blob_exists(r2, &m, &have, &err), &err);
+	CHECK(have);
+	CHECK(srv_count(&b) == 2);
+	CHECK_STREQ(b.log[1].authz, "Basic YWxpY2U6cmlnaHQ=");
+}
+
+static void mount(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	bool mounted = false;
+	CHECK_OK(ocil_registry_mount_blob(r, &d, "lambda/python", &mounted, &err), &err);
+	CHECK(mounted);
+	CHECK(srv_count(&s) == 1);
+	CHECK_STREQ(s.log[0].method, "POST");
+	cleanup_free char *want =
+	    ocil_xasprintf("/v2/lambda/fn/blobs/uploads/?mount=sha256%%3A%s&from=lambda%%2Fpython",
+			   ocil_digest_hex(s.blob_digest));
+	CHECK_STREQ(s.log[0].path, want);
+	CHECK(s.log[0].content_type[0] == '\0'); /* not curl's form type */
+	CHECK_STREQ(s.log[0].content_length, "0");
+
+	/* Not there: 202, and the session it opened is cancelled. */
+	ocil_descriptor other = {.size = 3};
+	ocil_digest_buf("abc", 3, other.digest);
+	mounted = true;
+	CHECK_OK(ocil_registry_mount_blob(r, &other, "lambda/python", &mounted, &err), &err);
+	CHECK(!mounted);
+	CHECK(srv_count(&s) == 3);
+	CHECK_STREQ(s.log[2].method, "DELETE");
+	CHECK_STREQ(s.log[2].path, "/v2/lambda/fn/blobs/uploads/m1?_state=m");
+
+	CHECK_FAIL(ocil_registry_mount_blob(r, &d, "../x", &mounted, &err), &err, OCIL_E_INPUT,
+		   "invalid repository name");
+}
+
+static void push_monolithic(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	cleanup_free char *file = blob_file(&s, false);
+	last_done = last_total = 0;
+	CHECK_OK(ocil_registry_push_blob(r, &d, file, &err), &err);
+	CHECK(last_done == s.blob_len && last_total == s.blob_len);
+	CHECK(srv_count(&s) == 2);
+	CHECK_STREQ(s.log[0].method, "POST");
+	CHECK_STREQ(s.log[0].path, "/v2/lambda/fn/blobs/uploads/");
+	const sreq *q = &s.log[1];
+	CHECK_STREQ(q->method, "PUT");
+	/* The Location's query is kept, digest= appended. */
+	cleanup_free char *want =
+	    ocil_xasprintf("/v2/lambda/fn/blobs/uploads/s1?_state=1-0&digest=sha256%%3A%s",
+			   ocil_digest_hex(s.blob_digest));
+	CHECK_STREQ(q->path, want);
+	CHECK_STREQ(q->content_type, "application/octet-stream");
+	CHECK_STREQ(q->content_length, "300000");
+	CHECK(q->expect[0] == '\0' && q->te[0] == '\0');
+	CHECK_STREQ(q->body_digest, s.blob_digest);
+
+	/* The file is not what the descriptor says. */
+	d.size = 1000;
+	CHECK_FAIL(ocil_registry_push_blob(r, &d, file, &err), &err, OCIL_E_INPUT,
+		   "has 300000 bytes, expected 1000");
+	d.size = (int64_t)s.blob_len;
+	cleanup_free char *bad = blob_file(&s, true);
+	CHECK_FAIL(ocil_registry_push_blob(r, &d, bad, &err), &err, OCIL_E_INPUT,
+		   "-bad: content is sha256:");
+	/* The registry refused it (DIGEST_INVALID); the session is cancelled. */
+	CHECK(srv_count(&s) == 5);
+	CHECK_STREQ(s.log[4].method, "DELETE");
+	cleanup_free char *nofile = ocil_xasprintf("%s/none", ocil_test_tmpdir());
+	CHECK_FAIL(ocil_registry_push_blob(r, &d, nofile, &err), &err, OCIL_E_IO, "No such file");
+}
+
+static volatile int push_cancel_flag;
+static uint64_t cancel_after;
+static void on_progress_cancel(void *data, const char *digest, uint64_t done, uint64_t total)
+{
+	on_progress(data, digest, done, total);
+	if (cancel_after > 0 && done >= cancel_after)
+		push_cancel_flag = 1;
+}
+
+static void push_chunked(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	o.chunk_size = 120000;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	cleanup_free char *file = blob_file(&s, false);
+	last_done = 0;
+	CHECK_OK(ocil_registry_push_blob(r, &d, file, &err), &err);
+	CHECK(last_done == s.blob_len);
+	CHECK(srv_count(&s) == 5);
+	static const char *const ranges[] = {"0-119999", "120000-239999", "240000-299999"};
+	for (int i = 0; i < 3; i++) {
+		const sreq *q = &s.log[1 + i];
+		CHECK_STREQ(q->method, "PATCH");
+		CHECK_STREQ(q->content_range, ranges[i]);
+		CHECK_STREQ(q->content_type, "application/octet-stream");
+		/* Each to the Location the previous answer gave. */
+		cleanup_free char *at =
+		    ocil_xasprintf("/v2/lambda/fn/blobs/uploads/s1?_state=1-%d", i);
+		CHECK_STREQ(q->path, at);
+		CHECK(q->body_len == (i < 2 ? 120000 : 60000));
+	}
+	const sreq *put = &s.log[4];
+	CHECK_STREQ(put->method, "PUT");
+	cleanup_free char *want =
+	    ocil_xasprintf("/v2/lambda/fn/blobs/uploads/s1?_state=1-3&digest=sha256%%3A%s",
+			   ocil_digest_hex(s.blob_digest));
+	CHECK_STREQ(put->path, want);
+	CHECK(put->body_len == 0 && put->content_type[0] == '\0');
+
+	/* A corrupt file is caught before the session is closed. */
+	cleanup_free char *bad = blob_file(&s, true);
+	int before = srv_count(&s);
+	CHECK_FAIL(ocil_registry_push_blob(r, &d, bad, &err), &err, OCIL_E_INPUT,
+		   "-bad: content is sha256:");
+	CHECK(srv_count(&s) == before + 5);
+	CHECK_STREQ(s.log[before + 4].method, "DELETE");
+
+	/* Cancelled half way: no more requests. */
+	ocil_cancel cancel = {.flag = &push_cancel_flag};
+	o.cancel = &cancel;
+	o.progress = on_progress_cancel;
+	cancel_after = 150000;
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r2, &err), &err);
+	before = srv_count(&s);
+	int rc = ocil_registry_push_blob(r2, &d, file, &err);
+	cancel_after = 0;
+	push_cancel_flag = 0;
+	CHECK(rc < 0 && err != NULL && err->code == OCIL_E_CANCELLED);
+	ocil_error_free(err);
+	err = NULL;
+	CHECK(srv_count(&s) <= before + 3);
+	CHECK_STREQ(s.log[srv_count(&s) - 1].method, "PATCH");
+}
+
+static void push_retry(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	o.chunk_size = 120000;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	cleanup_free char *file = blob_file(&s, false);
+
+	/* 503 to the second PATCH: the session is cancelled, a new one
+	 * uploads everything from byte 0. */
+	snprintf(s.fail_on, sizeof(s.fail_on), "s1-p2");
+	CHECK_OK(ocil_registry_push_blob(r, &d, file, &err), &err);
+	CHECK(s.sessions == 2);
+	static const char *const want[] = {"POST",  "PATCH", "PATCH", "DELETE", "POST",
+					   "PATCH", "PATCH", "PATCH", "PUT"};
+	CHECK(srv_count(&s) == 9);
+	for (int i = 0; i < 9; i++)
+		CHECK_STREQ(s.log[i].method, want[i]);
+	CHECK(is_path(&s.log[3], "/v2/lambda/fn/blobs/uploads/s1?_state=1-1"));
+	CHECK_STREQ(s.log[5].content_range, "0-119999");
+	cleanup_free char *note = ocil_xasprintf(
+	    "%s: retrying blob %s in 0 s (HTTP 503 Service Unavailable)\n", host, s.blob_digest);
+	CHECK(strstr(n.text, note) != NULL);
+
+	/* The same in a monolithic upload, and when the budget is spent. */
+	o.chunk_size = 0;
+	o.retries = 0;
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r2, &err), &err);
+	snprintf(s.fail_on, sizeof(s.fail_on), "s3-put");
+	cleanup_free char *gave_up = ocil_xasprintf(
+	    "%s/lambda/fn: blob %s: HTTP 503 Service Unavailable (gave up after 1 attempt)", host,
+	    s.blob_digest);
+	CHECK_FAIL(ocil_registry_push_blob(r2, &d, file, &err), &err, OCIL_E_REGISTRY, gave_up);
+	CHECK(s.sessions == 3);
+	o.retries = 3;
+	cleanup_registry ocil_registry *r3 = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r3, &err), &err);
+	snprintf(s.fail_on, sizeof(s.fail_on), "s4-put");
+	CHECK_OK(ocil_registry_push_blob(r3, &d, file, &err), &err);
+	CHECK(s.sessions == 5);
+}
+
+static void put_manifest(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	const char *m = s.manifest;
+	size_t len = strlen(m);
+	char digest[OCIL_DIGEST_STR_SIZE];
+	CHECK_OK(ocil_registry_put_manifest(r, "v1", m, len, OCIL_MT_OCI_MANIFEST, digest, &err),
+		 &err);
+	CHECK_STREQ(digest, s.manifest_digest);
+	const sreq *q = &s.log[0];
+	CHECK_STREQ(q->method, "PUT");
+	CHECK_STREQ(q->path, "/v2/lambda/fn/manifests/v1");
+	CHECK_STREQ(q->content_type, OCIL_MT_OCI_MANIFEST);
+	CHECK_STREQ(q->body_digest, s.manifest_digest);
+	CHECK(q->body_len == len);
+	CHECK_OK(ocil_registry_put_manifest(r, s.manifest_digest, m, len, OCIL_MT_DOCKER_MANIFEST,
+					    digest, &err),
+		 &err);
+	CHECK_STREQ(s.log[1].content_type, OCIL_MT_DOCKER_MANIFEST);
+
+	CHECK_FAIL(
+	    ocil_registry_put_manifest(r, "wrongdcd", m, len, OCIL_MT_OCI_MANIFEST, digest, &err),
+	    &err, OCIL_E_REGISTRY,
+	    "manifest wrongdcd: Docker-Content-Digest sha256:00000000000000000000000000000"
+	    "00000000000000000000000000000000000 does not match the content");
+	CHECK_FAIL(ocil_registry_put_manifest(r, "unknownblob", m, len, OCIL_MT_OCI_MANIFEST,
+					      digest, &err),
+		   &err, OCIL_E_REGISTRY,
+		   "manifest unknownblob: MANIFEST_BLOB_UNKNOWN: blob unknown to registry");
+	CHECK(srv_count(&s) == 4);
+	CHECK_FAIL(ocil_registry_put_manifest(r, s.blob_digest, m, len, OCIL_MT_OCI_MANIFEST,
+					      digest, &err),
+		   &err, OCIL_E_INPUT, "content is sha256:");
+	CHECK_FAIL(
+	    ocil_registry_put_manifest(r, "v1", m, len, "text/plain\r\nX-Evil: 1", digest, &err),
+	    &err, OCIL_E_INPUT, "invalid media type");
+	CHECK(srv_count(&s) == 4);
+}
+
+static void push_errors(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	cleanup_free char *host = host_of(&s);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	cleanup_free char *file = blob_file(&s, false);
+	char digest[OCIL_DIGEST_STR_SIZE];
+
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "nope", &o, &r, &err), &err);
+	cleanup_free char *want = ocil_xasprintf(
+	    "%s/nope: blob %s: NAME_UNKNOWN: repository name not known to registry (on ECR, "
+	    "create the repository first: aws ecr create-repository --repository-name nope)",
+	    host, s.blob_digest);
+	CHECK_FAIL(ocil_registry_push_blob(r, &d, file, &err), &err, OCIL_E_REGISTRY, want);
+	CHECK_FAIL(ocil_registry_put_manifest(r, "v1", s.manifest, strlen(s.manifest),
+					      OCIL_MT_OCI_MANIFEST, digest, &err),
+		   &err, OCIL_E_REGISTRY,
+		   "manifest v1: NAME_UNKNOWN: repository name not known to registry (on ECR, "
+		   "create the repository first");
+
+	cleanup_registry ocil_registry *r2 = NULL;
+	CHECK_OK(ocil_registry_open(host, "bare404", &o, &r2, &err), &err);
+	CHECK_FAIL(ocil_registry_push_blob(r2, &d, file, &err), &err, OCIL_E_REGISTRY,
+		   "HTTP 404 Not Found (on ECR, create the repository first: aws ecr "
+		   "create-repository --repository-name bare404)");
+
+	cleanup_registry ocil_registry *r3 = NULL;
+	CHECK_OK(ocil_registry_open(host, "denied", &o, &r3, &err), &err);
+	cleanup_free char *denied = ocil_xasprintf(
+	    "%s/denied: push denied: DENIED: requested access to the resource is denied (no "
+	    "credentials in ",
+	    host);
+	CHECK_FAIL(ocil_registry_push_blob(r3, &d, file, &err), &err, OCIL_E_REGISTRY, denied);
+	CHECK_FAIL(ocil_registry_put_manifest(r3, "v1", s.manifest, strlen(s.manifest),
+					      OCIL_MT_OCI_MANIFEST, digest, &err),
+		   &err, OCIL_E_REGISTRY, "push denied: DENIED");
+	/* No retries for any of these. */
+	CHECK(strstr(n.text, "retrying") == NULL);
+}
+
+/* Bearer auth with scopes: tok-p is good for lambda/fn, tok-m also for a
+ * mount from lambda/python. Uploads go to 127.0.0.2 (the PUT is redirected
+ * there with 307), which must not see the token. */
+static void h_push_bearer(srv *s, const sreq *q, int fd)
+{
+	char extra[1024];
+	if (q->listener == 1) {
+		char want[160];
+		snprintf(want, sizeof(want), "?sig=x&_state=1&digest=sha256%%3A%s",
+			 ocil_digest_hex(s->blob_digest));
+		if (q->authz[0] != '\0' || strcmp(q->method, "PUT") != 0 ||
+		    strcmp(q->path + strcspn(q->path, "?"), want) != 0 ||
+		    strcmp(q->body_digest, s->blob_digest) != 0) {
+			reply_str(fd, 400, "", "no");
+			return;
+		}
+		snprintf(extra, sizeof(extra), "Docker-Content-Digest: %s\r\n", s->blob_digest);
+		reply_str(fd, 201, extra, "");
+		return;
+	}
+	if (is_path(q, "/token?")) {
+		bool from = strstr(q->path, "lambda%2Fpython") != NULL;
+		reply_str(fd, 200, "Content-Type: application/json\r\n",
+			  from ? "{\"token\":\"tok-m\"}" : "{\"token\":\"tok-p\"}");
+		return;
+	}
+	bool mounting = strstr(q->path, "mount=") != NULL;
+	if (strcmp(q->authz, "Bearer tok-m") != 0 &&
+	    (mounting || strcmp(q->authz, "Bearer tok-p") != 0)) {
+		snprintf(extra, sizeof(extra),
+			 "WWW-Authenticate: Bearer realm=\"%s/token\",service=\"test.registry\","
+			 "scope=\"repository:lambda/fn:push,pull%s\"\r\n",
+			 s->realm_base,
+			 mounting ? " repository:lambda/python:pull registry:catalog:*" : "");
+		reply_str(fd, 401, extra, "");
+		return;
+	}
+	if (mounting) {
+		snprintf(extra, sizeof(extra), "Docker-Content-Digest: %s\r\n", s->blob_digest);
+		reply_str(fd, 201, extra, "");
+	} else if (strcmp(q->method, "POST") == 0) {
+		snprintf(extra, sizeof(extra),
+			 "Location: http://%s:%d/v2/lambda/fn/blobs/uploads/abs?_state=1\r\n",
+			 s->addr[0], s->port[0]);
+		reply_str(fd, 202, extra, "");
+	} else if (strcmp(q->method, "PUT") == 0) {
+		snprintf(extra, sizeof(extra), "Location: http://127.0.0.2:%d/up?sig=x&%s\r\n",
+			 s->port[1], q->path + strcspn(q->path, "?") + 1);
+		reply_str(fd, 307, extra, "");
+	} else {
+		reply_str(fd, 404, "", "");
+	}
+}
+
+static void push_bearer(void)
+{
+	isolate_auth();
+	cleanup_srv srv s;
+	srv_start(&s, "127.0.0.1", h_push_bearer);
+	ocil_error *err = NULL;
+	notes n = {0};
+	ocil_registry_opts o = opts(&n);
+	o.push = true;
+	cleanup_free char *host = host_of(&s);
+	cleanup_registry ocil_registry *r = NULL;
+	CHECK_OK(ocil_registry_open(host, "lambda/fn", &o, &r, &err), &err);
+	ocil_descriptor d = {.size = (int64_t)s.blob_len};
+	memcpy(d.digest, s.blob_digest, sizeof(d.digest));
+	cleanup_free char *file = blob_file(&s, false);
+	CHECK_OK(ocil_registry_push_blob(r, &d, file, &err), &err);
+	CHECK(srv_count(&s) == 5);
+	/* Push scope, and not the challenge's own again (it asks for less). */
+	CHECK_STREQ(s.log[1].path,
+		    "/token?service=test.registry&scope=repository%3Alambda%2Ffn%3Apull%2Cpush");
+	CHECK_STREQ(s.log[2].authz, "Bearer tok-p");
+	CHECK_STREQ(s.log[3].method, "PUT");
+	CHECK_STREQ(s.log[3].authz, "Bearer tok-p");
+	CHECK(s.log[4].listener == 1);
+	CHECK_STREQ(s.log[4].method, "PUT");
+	CHECK(s.log[4].authz[0] == '\0');
+	CHECK_STREQ(s.log[4].body_digest, s.blob_digest);
+
+	/* A mount needs pull on the source too: a second token. */
+	bool mounted = false;
+	CHECK_OK(ocil_registry_mount_blob(r, &d, "lambda/python", &mounted, &err), &err);
+	CHECK(mounted);
+	CHECK(srv_count(&s) == 8);
+	CHECK_STREQ(s.log[6].path, "/token?service=test.registry&scope=repository%3Alambda%2Ffn%3A"
+				   "pull%2Cpush&scope=repository%3Alambda%2Fpython%3Apull&scope="
+				   "registry%3Acatalog%3A%2A");
+	CHECK_STREQ(s.log[7].authz, "Bearer tok-m");
+}
+
 /* --- open --- */
 
 static void open_checks(void)
@@ -1103,4 +1770,5 @@ static void open_checks(void)
 TEST_MAIN(T(manifest_anonymous), T(manifest_bearer), T(redirect_no_credentials), T(basic_auth),
 	  T(bearer_bad_credentials), T(retries), T(retries_exhausted), T(connection_refused),
 	  T(resume), T(blob_verification), T(manifest_errors), T(no_plain_http_elsewhere),
-	  T(open_checks))
+	  T(blob_exists), T(mount), T(push_monolithic), T(push_chunked), T(push_retry),
+	  T(put_manifest), T(push_errors), T(push_bearer), T(open_checks))
