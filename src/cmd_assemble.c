@@ -30,7 +30,7 @@ enum {
 	OPT_ENTRYPOINT,
 	OPT_PLATFORM,
 	OPT_ALLOW_MISMATCH,
-	OPT_PREFIX_ORIGIN,
+	OPT_SOURCE_PREFIX,
 	OPT_QUIET,
 	OPT_PROGRESS,
 	OPT_FORMAT,
@@ -57,7 +57,7 @@ static const ocil_option options[] = {
     {"platform", OPT_PLATFORM, "OS/ARCH", "platform the base must have (linux/amd64)"},
     {"allow-python-mismatch", OPT_ALLOW_MISMATCH, NULL,
      "build even if the prefix's python minor differs from the base's"},
-    {"prefix-origin", OPT_PREFIX_ORIGIN, "PATH",
+    {"source-prefix", OPT_SOURCE_PREFIX, "PATH",
      "path the prefix was built at (default: detected from its files)"},
     {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
     {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
@@ -66,7 +66,7 @@ static const ocil_option options[] = {
 };
 
 typedef struct {
-	const char *base, *prefix, *code, *handler, *output, *prefix_origin;
+	const char *base, *prefix, *code, *handler, *output, *source_prefix;
 	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile;
 	ocil_format format;
 	ocil_strv env;
@@ -109,8 +109,8 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	case OPT_PLATFORM:
 		o->platform = arg;
 		break;
-	case OPT_PREFIX_ORIGIN:
-		o->prefix_origin = arg;
+	case OPT_SOURCE_PREFIX:
+		o->source_prefix = arg;
 		break;
 	case OPT_ALLOW_MISMATCH:
 		o->allow_mismatch = true;
@@ -430,7 +430,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return ocil_error_wrap(err, "--output");
 
 	/* Cheap checks of local inputs before any heavy work. */
-	if (ocil_conda_inspect(o->prefix, o->prefix_origin, &b->conda, err) < 0)
+	if (ocil_conda_inspect(o->prefix, o->source_prefix, &b->conda, err) < 0)
 		return -1;
 	struct stat st;
 	if (stat(o->code, &st) < 0)
