@@ -35,6 +35,8 @@ enum {
 	OPT_PROGRESS,
 	OPT_FORMAT,
 	OPT_DIGESTFILE,
+	OPT_EXCLUDE,
+	OPT_STRICT,
 };
 
 static const ocil_option options[] = {
@@ -59,6 +61,10 @@ static const ocil_option options[] = {
      "build even if the prefix's python minor differs from the base's"},
     {"source-prefix", OPT_SOURCE_PREFIX, "PATH",
      "path the prefix was built at (default: detected from its files)"},
+    {"exclude", OPT_EXCLUDE, "GLOB",
+     "leave prefix files matching GLOB out (relative to the prefix; repeatable)"},
+    {"strict", OPT_STRICT, NULL,
+     "fail on unmanaged prefix files that still name the build path (default: warn)"},
     {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
     {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
     OCIL_REGISTRY_OPTIONS,
@@ -69,8 +75,8 @@ typedef struct {
 	const char *base, *prefix, *code, *handler, *output, *source_prefix;
 	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile;
 	ocil_format format;
-	ocil_strv env;
-	bool allow_mismatch, quiet, progress;
+	ocil_strv env, excludes;
+	bool allow_mismatch, quiet, progress, strict;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
 } opts;
@@ -123,6 +129,12 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_FORMAT:
 		return ocil_format_parse(arg, &o->format, err);
+	case OPT_EXCLUDE:
+		ocil_strv_push(&o->excludes, ocil_xstrdup(arg));
+		break;
+	case OPT_STRICT:
+		o->strict = true;
+		break;
 	case OPT_DIGESTFILE:
 		o->digestfile = arg;
 		break;
@@ -317,9 +329,18 @@ typedef int (*producer_fn)(build *b, const opts *o, const ocil_cancel *c, ocil_l
 static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			 ocil_error **err)
 {
-	ocil_conda_opts co = {
-	    .prefix = o->prefix, .dest = o->prefix_dest, .info = &b->conda, .cancel = c};
-	return ocil_conda_write_layer(&co, w, err);
+	ocil_conda_opts co = {.prefix = o->prefix,
+			      .dest = o->prefix_dest,
+			      .info = &b->conda,
+			      .cancel = c,
+			      .strict = o->strict};
+	ocil_conda_report rep = {0};
+	int r = ocil_conda_write_layer(&co, w, &rep, err);
+	/* What relocation could not fix is the user's to know, even on failure. */
+	for (size_t i = 0; !o->quiet && i < rep.warnings.n; i++)
+		fprintf(stderr, "ocilambda: warning: %s\n", rep.warnings.v[i]);
+	ocil_conda_report_clear(&rep);
+	return r;
 }
 
 static int produce_code(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
@@ -430,8 +451,16 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return ocil_error_wrap(err, "--output");
 
 	/* Cheap checks of local inputs before any heavy work. */
-	if (ocil_conda_inspect(o->prefix, o->source_prefix, &b->conda, err) < 0)
+	ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
+				      .excludes = (const char *const *)o->excludes.v,
+				      .n_excludes = o->excludes.n};
+	if (ocil_conda_inspect(o->prefix, &io, &b->conda, err) < 0 ||
+	    ocil_conda_check_platform(&b->conda, b->platform.os, b->platform.arch, err) < 0)
 		return -1;
+	say(&pr, "conda prefix %s: python %s, %s, awslambdaric %s", o->prefix,
+	    b->conda.python_version, b->conda.subdir ? b->conda.subdir : "no platform recorded",
+	    b->conda.has_awslambdaric ? "present"
+				      : "not present (the base's runtime client is used)");
 	struct stat st;
 	if (stat(o->code, &st) < 0)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "--code %s", o->code);
@@ -557,6 +586,7 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 		build_clear(&b);
 	}
 	ocil_strv_clear(&o.env);
+	ocil_strv_clear(&o.excludes);
 	return r < 0 ? -1 : 0;
 }
 

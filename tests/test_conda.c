@@ -21,21 +21,53 @@ static int put(const char *rel, const char *content)
 	return putn(rel, content, strlen(content), 0644);
 }
 
-/* Inspect tmp/<rel> and write its layer at dest into l. */
-static int conda_layer(const char *rel, const char *origin, const char *dest, rlayer *l,
-		       ocil_error **err)
+/* Inspect tmp/<rel> with io and write its layer at dest into l, the report
+ * into rep (cleared by the caller). */
+static int conda_layer_with(const char *rel, const ocil_conda_inspect_opts *io, const char *dest,
+			    bool strict, rlayer *l, ocil_conda_report *rep, ocil_error **err)
 {
 	cleanup_free char *prefix = tpath(rel);
 	ocil_conda_info info;
-	if (ocil_conda_inspect(prefix, origin, &info, err) < 0)
+	if (ocil_conda_inspect(prefix, io, &info, err) < 0)
 		return -1;
-	ocil_conda_opts o = {.prefix = prefix, .dest = dest, .info = &info};
+	ocil_conda_opts o = {.prefix = prefix, .dest = dest, .info = &info, .strict = strict};
 	cleanup_blobstore ocil_blobstore *bs = NULL;
 	cleanup_layer_writer ocil_layer_writer *w = NULL;
-	int r = open_layer_writer(&bs, &w, err) || ocil_conda_write_layer(&o, w, err) ||
+	int r = open_layer_writer(&bs, &w, err) || ocil_conda_write_layer(&o, w, rep, err) ||
 		finish_read_layer(bs, w, l, err);
 	ocil_conda_info_clear(&info);
 	return r;
+}
+
+/* The same with only an origin override and no report. */
+static int conda_layer(const char *rel, const char *origin, const char *dest, rlayer *l,
+		       ocil_error **err)
+{
+	ocil_conda_inspect_opts io = {.source_prefix = origin};
+	return conda_layer_with(rel, &io, dest, false, l, NULL, err);
+}
+
+/* Inspect tmp/<rel>: 0 or -1 with *err set; info cleared either way. */
+static int inspect_at(const char *rel, const ocil_conda_inspect_opts *io, ocil_error **err)
+{
+	cleanup_free char *prefix = tpath(rel);
+	ocil_conda_info info;
+	int r = ocil_conda_inspect(prefix, io, &info, err);
+	ocil_conda_info_clear(&info);
+	return r;
+}
+
+/* Whether rep holds exactly these warnings in this order; prints what it
+ * holds when not. */
+static bool warnings_are(const ocil_conda_report *rep, const char *const *want, size_t n)
+{
+	bool same = rep->warnings.n == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = strcmp(rep->warnings.v[i], want[i]) == 0;
+	if (!same)
+		for (size_t i = 0; i < rep->warnings.n; i++)
+			fprintf(stderr, "  warning: %s\n", rep->warnings.v[i]);
+	return same;
 }
 
 static const char python_rec[] =
@@ -112,7 +144,10 @@ static void inspect(void)
 	int ok = strcmp(info.python_version, "3.11.2") == 0 &&
 		 strcmp(info.python_minor, "3.11") == 0 && strcmp(info.origin, ORIGIN) == 0 &&
 		 info.subdir && strcmp(info.subdir, "linux-64") == 0 && info.has_awslambdaric &&
-		 info.records == 2;
+		 info.records == 2 && info.files.n == 6 &&
+		 ocil_strmap_get(&info.files, "bin/tool", NULL) &&
+		 ocil_strmap_get(&info.files, "bin/python", NULL) &&
+		 !ocil_strmap_get(&info.files, "bin/pip-script", NULL);
 	if (!ok)
 		fprintf(stderr, "python %s minor %s origin %s subdir %s aws %d records %zu\n",
 			info.python_version, info.python_minor, info.origin, info.subdir,
@@ -122,7 +157,8 @@ static void inspect(void)
 
 	/* override wins (trailing slash dropped) */
 	prefix = tpath("env");
-	r = ocil_conda_inspect(prefix, "/somewhere/else/", &info, &err);
+	ocil_conda_inspect_opts io = {.source_prefix = "/somewhere/else/"};
+	r = ocil_conda_inspect(prefix, &io, &info, &err);
 	free(prefix);
 	CHECK_OK(r, &err);
 	ok = strcmp(info.origin, "/somewhere/else") == 0;
@@ -135,6 +171,7 @@ static void origin_fallback(void)
 	/* no entry points or text placeholders: the env is where it lies */
 	CHECK(put("plain/conda-meta/python-3.9.1-0.json",
 		  "{\"name\": \"python\", \"version\": \"3.9.1\", \"build\": \"0\"}") == 0);
+	CHECK(put("plain/lib/python3.9/site-packages/awslambdaric_not/__init__.py", "") == 0);
 	CHECK(put("plain/bin/x", "#!/usr/bin/env python\n") == 0);
 	char *prefix = tpath("plain");
 	char *real = realpath(prefix, NULL);
@@ -156,10 +193,22 @@ static void layer(void)
 	CHECK(make_prefix("env") == 0);
 	ocil_error *err = NULL;
 	rlayer l = {.n = 0};
-	int r = conda_layer("env", NULL, DEST, &l, &err);
+	ocil_conda_report rep = {0};
+	int r = conda_layer_with("env", NULL, DEST, false, &l, &rep, &err);
+	static const char *const want_warnings[] = {
+	    "bin/env-link -> /usr/bin/env points outside the prefix",
+	    "bin/notscript: not managed by conda and still contains " ORIGIN "; left as is",
+	};
+	bool rep_ok = r == 0 && warnings_are(&rep, want_warnings, NENTS(want_warnings)) &&
+		      rep.unmanaged_with_prefix == 1 && rep.unmanaged_pyc == 0 &&
+		      rep.links_outside == 1;
+	ocil_conda_report_clear(&rep);
 	if (r != 0)
 		rlayer_clear(&l);
 	CHECK_OK(r, &err);
+	if (!rep_ok)
+		rlayer_clear(&l);
+	CHECK(rep_ok);
 	static const char *want[] = {
 	    "opt/",
 	    "opt/conda-env/",
@@ -284,7 +333,8 @@ static void inspect_errors(void)
 	free(p);
 	CHECK_FAIL(r, &err, OCIL_E_INPUT, "nometa is not a conda prefix: no conda-meta directory");
 
-	CHECK(put("bad/conda-meta/python-3.11.2-0.json", python_rec) == 0);
+	CHECK(put("bad/conda-meta/python-3.11.2-0.json",
+		  "{\"name\": \"python\", \"version\": \"3.11.2\", \"build\": \"0\"}") == 0);
 	CHECK(put("bad/conda-meta/zlib-1.2-0.json", "{\"name\": \"zlib\", ") == 0);
 	p = tpath("bad");
 	r = ocil_conda_inspect(p, NULL, &info, &err);
@@ -298,22 +348,22 @@ static void inspect_errors(void)
 	CHECK_FAIL(r, &err, OCIL_E_INPUT, "x-1-0.json: malformed conda record: not a JSON object");
 
 	CHECK(put("escape/conda-meta/x-1-0.json",
-		  "{\"name\": \"x\", \"paths_data\": {\"paths\": [{\"_path\": \"../../etc\"}]}}") ==
-	      0);
+		  "{\"name\": \"x\", \"version\": \"1\", \"build\": \"0\", \"paths_data\": "
+		  "{\"paths\": [{\"_path\": \"../../etc\"}]}}") == 0);
 	p = tpath("escape");
 	r = ocil_conda_inspect(p, NULL, &info, &err);
 	free(p);
 	CHECK_FAIL(r, &err, OCIL_E_INPUT, "is not inside the prefix");
 
 	CHECK(put("nopy/conda-meta/zlib-1.2-0.json",
-		  "{\"name\": \"zlib\", \"version\": \"1.2\"}") == 0);
+		  "{\"name\": \"zlib\", \"version\": \"1.2\", \"build\": \"0\"}") == 0);
 	p = tpath("nopy");
 	r = ocil_conda_inspect(p, NULL, &info, &err);
 	free(p);
 	CHECK_FAIL(r, &err, OCIL_E_INPUT, "nopy: no python package in conda-meta");
 
 	CHECK(put("badver/conda-meta/python-x.json",
-		  "{\"name\": \"python\", \"version\": \"3\"}") == 0);
+		  "{\"name\": \"python\", \"version\": \"3\", \"build\": \"0\"}") == 0);
 	p = tpath("badver");
 	r = ocil_conda_inspect(p, NULL, &info, &err);
 	free(p);
@@ -321,10 +371,533 @@ static void inspect_errors(void)
 
 	CHECK(make_prefix("env") == 0);
 	p = tpath("env");
-	r = ocil_conda_inspect(p, "relative/origin", &info, &err);
+	ocil_conda_inspect_opts io = {.source_prefix = "relative/origin"};
+	r = ocil_conda_inspect(p, &io, &info, &err);
 	free(p);
 	CHECK_FAIL(r, &err, OCIL_E_INPUT, "not an absolute path");
 }
 
+/* ---- records ---- */
+
+static const char mini_python[] = "{\"name\": \"python\", \"version\": \"3.11.2\", \"build\": "
+				  "\"h1_0\", \"subdir\": \"linux-64\"}";
+
+/* A prefix tmp/<p> with a python record that lists nothing. */
+static int mini_prefix(const char *p)
+{
+	cleanup_free char *rel = ocil_xasprintf("%s/conda-meta/python-3.11.2-h1_0.json", p);
+	return put(rel, mini_python);
+}
+
+#define REC(body) "{\"name\": \"x\", \"version\": \"1\", \"build\": \"0\", " body "}"
+#define SHA "0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef"
+
+static void records(void)
+{
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+	    {"{\"version\": \"1\", \"build\": \"0\"}", "no \"name\""},
+	    {"{\"name\": \"x\", \"build\": \"0\"}", "no \"version\""},
+	    {"{\"name\": \"x\", \"version\": \"1\"}", "no \"build\""},
+	    {"{\"name\": \"x\", \"version\": \"1\", \"build\": \"\"}", "no \"build\""},
+	    {"{\"name\": 5, \"version\": \"1\", \"build\": \"0\"}", "\"name\" is not a string"},
+	    {REC("\"channel\": []"), "\"channel\" is not a string"},
+	    {REC("\"subdir\": 64"), "\"subdir\" is not a string"},
+	    {REC("\"subdir\": \"Linux 64\""), "subdir \"Linux 64\" is not a conda subdir"},
+	    {REC("\"platform\": 1"), "\"platform\" is not a string"},
+	    {REC("\"sha256\": \"abc\""), "\"sha256\" is not 64 hex digits"},
+	    {REC("\"sha256\": 5"), "\"sha256\" is not 64 hex digits"},
+	    {REC("\"files\": {}"), "\"files\" is not an array"},
+	    {REC("\"files\": [\"a\", 2]"), "files[1] is not a string"},
+	    {REC("\"files\": [\"a/../../b\"]"), "path \"a/../../b\" is not inside the prefix"},
+	    {REC("\"paths_data\": []"), "\"paths_data.paths\" is not an array"},
+	    {REC("\"paths_data\": {\"paths\": {}}"), "\"paths_data.paths\" is not an array"},
+	    {REC("\"paths_data\": {\"paths_version\": 1}"), "\"paths_data.paths\" is not an array"},
+	    {REC("\"paths_data\": {\"paths\": [\"a\"]}"), "paths_data.paths[0] is not an object"},
+	    {REC("\"paths_data\": {\"paths\": [{\"path_type\": \"hardlink\"}]}"),
+	     "paths_data.paths[0] has no \"_path\""},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": 7}]}"),
+	     "paths_data.paths[0]: \"_path\" is not a string"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"/etc/passwd\"}]}"),
+	     "path \"/etc/passwd\" is not inside the prefix"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"lib/../../x\"}]}"),
+	     "path \"lib/../../x\" is not inside the prefix"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\"}, {\"_path\": \"a\", \"sha256\": "
+		 "\"" SHA "0\"}]}"),
+	     "paths_data.paths[1] (a): \"sha256\" is not 64 hex digits"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"sha256\": "
+		 "\"g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}]}"),
+	     "paths_data.paths[0] (a): \"sha256\" is not 64 hex digits"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"size_in_bytes\": -1}]}"),
+	     "paths_data.paths[0] (a): \"size_in_bytes\" is not a non-negative integer"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"size_in_bytes\": \"5\"}]}"),
+	     "paths_data.paths[0] (a): \"size_in_bytes\" is not a non-negative integer"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"size_in_bytes\": 1.5}]}"),
+	     "paths_data.paths[0] (a): \"size_in_bytes\" is not a non-negative integer"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"path_type\": 1}]}"),
+	     "paths_data.paths[0] (a): \"path_type\" is not a string"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"prefix_placeholder\": "
+		 "true}]}"),
+	     "paths_data.paths[0] (a): \"prefix_placeholder\" is not a string"},
+	    {REC("\"paths_data\": {\"paths\": [{\"_path\": \"a\", \"prefix_placeholder\": "
+		 "\"/p\", \"file_mode\": \"octal\"}]}"),
+	     "a: unknown file_mode \"octal\""},
+	};
+	ocil_error *err = NULL;
+	for (size_t i = 0; i < NENTS(bad); i++) {
+		char dir[32];
+		snprintf(dir, sizeof(dir), "rec%zu", i);
+		cleanup_free char *rec = ocil_xasprintf("%s/conda-meta/x-1-0.json", dir);
+		cleanup_free char *a = ocil_xasprintf("%s/a", dir);
+		CHECK(mini_prefix(dir) == 0 && put(rec, bad[i].json) == 0 && put(a, "a") == 0);
+		cleanup_free char *want = ocil_xasprintf(
+		    "%s/conda-meta/x-1-0.json: malformed conda record: %s", dir, bad[i].msg);
+		CHECK_FAIL(inspect_at(dir, NULL, &err), &err, OCIL_E_INPUT, want);
+	}
+
+	/* the same fields, well formed; old-style platform + arch */
+	CHECK(mini_prefix("good") == 0);
+	CHECK(
+	    put("good/conda-meta/x-1-0.json",
+		REC("\"channel\": \"https://conda.anaconda.org/conda-forge/linux-64\", "
+		    "\"subdir\": \"linux-64\", \"sha256\": \"" SHA "\", \"sha256_in_prefix\": "
+		    "null, \"files\": [\"a\", \"lib/b\"], \"paths_data\": {\"paths_version\": 1, "
+		    "\"paths\": [{\"_path\": \"a\", \"path_type\": \"hardlink\", \"sha256\": "
+		    "\"" SHA "\", \"size_in_bytes\": 0}, {\"_path\": \"lib/b\", \"size_in_bytes\": "
+		    "12, \"sha256\": null}]}")) == 0);
+	CHECK(put("good/conda-meta/y-1-0.json",
+		  "{\"name\": \"y\", \"version\": \"1\", \"build\": \"0\", \"platform\": "
+		  "\"linux\", \"arch\": \"x86_64\", \"files\": null, \"paths_data\": null}") == 0);
+	CHECK(put("good/a", "") == 0 && put("good/lib/b", "twelve bytes") == 0);
+	CHECK_OK(inspect_at("good", NULL, &err), &err);
+}
+
+/* A record listing what the prefix does not have. */
+static void missing_files(void)
+{
+	ocil_error *err = NULL;
+	CHECK(mini_prefix("m") == 0);
+	CHECK(put("m/conda-meta/x-1-0.json",
+		  REC("\"paths_data\": {\"paths\": [{\"_path\": \"lib/here.py\"}, {\"_path\": "
+		      "\"share/doc/x/README\"}, {\"_path\": \"lib/gone.py\"}, {\"_path\": "
+		      "\"bin/dangling\", \"path_type\": \"softlink\"}]}")) == 0);
+	CHECK(put("m/lib/here.py", "") == 0 && put("m/bin/real", "") == 0 &&
+	      sym("nowhere", "m/bin/dangling") == 0);
+	cleanup_free char *prefix = tpath("m");
+	cleanup_free char *want = ocil_xasprintf(
+	    "%s/conda-meta/x-1-0.json lists share/doc/x/README, which is not in the prefix",
+	    prefix);
+	CHECK_FAIL(inspect_at("m", NULL, &err), &err, OCIL_E_INPUT, want);
+
+	/* an excluded directory exempts what is under it, nothing else */
+	const char *const ex1[] = {"share/doc"};
+	ocil_conda_inspect_opts io = {.excludes = ex1, .n_excludes = 1};
+	free(want);
+	want = ocil_xasprintf(
+	    "%s/conda-meta/x-1-0.json lists lib/gone.py, which is not in the prefix", prefix);
+	CHECK_FAIL(inspect_at("m", &io, &err), &err, OCIL_E_INPUT, want);
+
+	const char *const ex2[] = {"./share/doc/", "lib/gone*"};
+	io.excludes = ex2;
+	io.n_excludes = 2;
+	CHECK_OK(inspect_at("m", &io, &err), &err);
+
+	/* bare "files" (old records) are checked too; a path under a file */
+	CHECK(mini_prefix("f") == 0);
+	CHECK(put("f/conda-meta/x-1-0.json", REC("\"files\": [\"lib/here.py/sub\"]")) == 0);
+	CHECK(put("f/lib/here.py", "") == 0);
+	CHECK_FAIL(inspect_at("f", NULL, &err), &err, OCIL_E_INPUT,
+		   "x-1-0.json lists lib/here.py/sub, which is not in the prefix");
+
+	/* bad patterns */
+	const char *const ex3[] = {"/opt/x"};
+	io.excludes = ex3;
+	io.n_excludes = 1;
+	CHECK_FAIL(inspect_at("m", &io, &err), &err, OCIL_E_USAGE,
+		   "exclude pattern \"/opt/x\": not a path relative to the prefix");
+	const char *const ex4[] = {"./"};
+	io.excludes = ex4;
+	CHECK_FAIL(inspect_at("m", &io, &err), &err, OCIL_E_USAGE,
+		   "exclude pattern \"./\": not a path relative to the prefix");
+}
+
+/* ---- platform ---- */
+
+static char *subdir_of(const char *rel, ocil_error **err)
+{
+	cleanup_free char *prefix = tpath(rel);
+	ocil_conda_info info;
+	if (ocil_conda_inspect(prefix, NULL, &info, err) < 0)
+		return NULL;
+	char *s = info.subdir ? ocil_xstrdup(info.subdir) : ocil_xstrdup("(none)");
+	ocil_conda_info_clear(&info);
+	return s;
+}
+
+static void subdir(void)
+{
+	ocil_error *err = NULL;
+	/* python's record decides */
+	CHECK(mini_prefix("a") == 0);
+	CHECK(put("a/conda-meta/z-1-0.json",
+		  "{\"name\": \"z\", \"version\": \"1\", \"build\": \"0\", \"subdir\": "
+		  "\"linux-aarch64\"}") == 0);
+	cleanup_free char *a = subdir_of("a", &err);
+	CHECK_OK(a == NULL, &err);
+	CHECK_STREQ(a, "linux-64");
+
+	/* else the most common one but noarch */
+	static const char *const recs[][2] = {
+	    {"python-3.11.2-0.json", "\"name\": \"python\", \"version\": \"3.11.2\""},
+	    {"a-1-0.json", "\"name\": \"a\", \"version\": \"1\", \"subdir\": \"linux-aarch64\""},
+	    {"b-1-0.json", "\"name\": \"b\", \"version\": \"1\", \"subdir\": \"linux-aarch64\""},
+	    {"c-1-0.json", "\"name\": \"c\", \"version\": \"1\", \"subdir\": \"linux-64\""},
+	    {"d-1-0.json", "\"name\": \"d\", \"version\": \"1\", \"subdir\": \"noarch\""},
+	    {"e-1-0.json", "\"name\": \"e\", \"version\": \"1\", \"subdir\": \"noarch\""},
+	    {"f-1-0.json", "\"name\": \"f\", \"version\": \"1\", \"subdir\": \"noarch\""},
+	};
+	for (size_t i = 0; i < NENTS(recs); i++) {
+		cleanup_free char *rel = ocil_xasprintf("b/conda-meta/%s", recs[i][0]);
+		cleanup_free char *json = ocil_xasprintf("{%s, \"build\": \"0\"}", recs[i][1]);
+		CHECK(put(rel, json) == 0);
+	}
+	cleanup_free char *b = subdir_of("b", &err);
+	CHECK_OK(b == NULL, &err);
+	CHECK_STREQ(b, "linux-aarch64");
+
+	/* a tie: the first in bytewise order; old records: platform + arch */
+	CHECK(put("c/conda-meta/python-3.11.2-0.json",
+		  "{\"name\": \"python\", \"version\": \"3.11.2\", \"build\": \"0\", \"subdir\": "
+		  "\"noarch\"}") == 0);
+	CHECK(put("c/conda-meta/a-1-0.json",
+		  "{\"name\": \"a\", \"version\": \"1\", \"build\": \"0\", \"platform\": \"osx\", "
+		  "\"arch\": \"x86_64\"}") == 0);
+	CHECK(put("c/conda-meta/b-1-0.json",
+		  "{\"name\": \"b\", \"version\": \"1\", \"build\": \"0\", \"subdir\": "
+		  "\"linux-64\"}") == 0);
+	cleanup_free char *c = subdir_of("c", &err);
+	CHECK_OK(c == NULL, &err);
+	CHECK_STREQ(c, "linux-64");
+	CHECK(put("c/conda-meta/d-1-0.json",
+		  "{\"name\": \"d\", \"version\": \"1\", \"build\": \"0\", \"platform\": \"osx\", "
+		  "\"arch\": \"x86_64\"}") == 0);
+	cleanup_free char *c2 = subdir_of("c", &err);
+	CHECK_OK(c2 == NULL, &err);
+	CHECK_STREQ(c2, "osx-64");
+
+	/* noarch only */
+	CHECK(put("d/conda-meta/python-3.11.2-0.json",
+		  "{\"name\": \"python\", \"version\": \"3.11.2\", \"build\": \"0\"}") == 0);
+	CHECK(put("d/conda-meta/a-1-0.json",
+		  "{\"name\": \"a\", \"version\": \"1\", \"build\": \"0\", \"subdir\": "
+		  "\"noarch\"}") == 0);
+	cleanup_free char *d = subdir_of("d", &err);
+	CHECK_OK(d == NULL, &err);
+	CHECK_STREQ(d, "(none)");
+}
+
+static void platform(void)
+{
+	ocil_error *err = NULL;
+	ocil_conda_info info = {.subdir = "linux-64"};
+	CHECK_OK(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err);
+	CHECK_OK(ocil_conda_check_platform(&info, NULL, NULL, &err), &err);
+	CHECK_FAIL(ocil_conda_check_platform(&info, "linux", "arm64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for linux-64 but the base image is linux/arm64");
+	CHECK_FAIL(ocil_conda_check_platform(&info, "windows", "amd64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for linux-64 but the base image is windows/amd64");
+	info.subdir = "linux-aarch64";
+	CHECK_OK(ocil_conda_check_platform(&info, "linux", "arm64", &err), &err);
+	CHECK_OK(ocil_conda_check_platform(&info, "linux", "aarch64", &err), &err);
+	CHECK_FAIL(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for linux-aarch64 but the base image is linux/amd64");
+	info.subdir = "linux-ppc64le";
+	CHECK_FAIL(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for linux-ppc64le but the base image is linux/amd64");
+	info.subdir = "osx-64";
+	CHECK_FAIL(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for osx-64; Lambda runs linux (build the environment on "
+		   "linux-64)");
+	CHECK_FAIL(ocil_conda_check_platform(&info, NULL, NULL, &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for osx-64; Lambda runs linux");
+	info.subdir = "osx-arm64";
+	CHECK_FAIL(ocil_conda_check_platform(&info, "linux", "arm64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for osx-arm64; Lambda runs linux (build the environment "
+		   "on linux-aarch64)");
+	info.subdir = "win-64";
+	CHECK_FAIL(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err, OCIL_E_INPUT,
+		   "conda prefix is built for win-64; Lambda runs linux");
+	info.subdir = "noarch";
+	CHECK_OK(ocil_conda_check_platform(&info, "linux", "arm64", &err), &err);
+	info.subdir = "linux-riscv64";
+	CHECK_OK(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err);
+	info.subdir = NULL;
+	CHECK_OK(ocil_conda_check_platform(&info, "linux", "amd64", &err), &err);
+}
+
+/* ---- editable installs ---- */
+
+static void editable(void)
+{
+	static const struct {
+		const char *file, *content, *msg;
+	} bad[] = {
+	    {"lib/python3.11/site-packages/mypkg.egg-link", "/home/me/src/mypkg\n.\n",
+	     "site-packages/mypkg.egg-link: editable install (pip install -e or setup.py "
+	     "develop)"},
+	    {"lib/python3.11/site-packages/__editable__.mypkg-1.0.pth", "import x\n",
+	     "site-packages/__editable__.mypkg-1.0.pth: editable install"},
+	    {"lib/python3.12/site-packages/sub/dir/__editable___mypkg_1_0_finder.py", "",
+	     "python3.12/site-packages/sub/dir/__editable___mypkg_1_0_finder.py: editable"},
+	    {"lib/python3.11/site-packages/mypkg-1.0.dist-info/direct_url.json",
+	     "{\"dir_info\": {\"editable\": true}, \"url\": \"file:///home/me/src/mypkg\"}",
+	     "mypkg-1.0.dist-info/direct_url.json: editable install of "
+	     "file:///home/me/src/mypkg (pip install -e)"},
+	};
+	ocil_error *err = NULL;
+	for (size_t i = 0; i < NENTS(bad); i++) {
+		char dir[32];
+		snprintf(dir, sizeof(dir), "ed%zu", i);
+		cleanup_free char *f = ocil_xasprintf("%s/%s", dir, bad[i].file);
+		CHECK(mini_prefix(dir) == 0 && put(f, bad[i].content) == 0);
+		CHECK_FAIL(inspect_at(dir, NULL, &err), &err, OCIL_E_INPUT, bad[i].msg);
+	}
+
+	/* not editable: a plain pip install, direct_url.json elsewhere or
+	 * broken, an excluded editable install */
+	CHECK(mini_prefix("ok") == 0);
+	CHECK(put("ok/lib/python3.11/site-packages/a-1.0.dist-info/direct_url.json",
+		  "{\"dir_info\": {\"editable\": false}, \"url\": \"file:///src/a\"}") == 0);
+	CHECK(put("ok/lib/python3.11/site-packages/b-1.0.dist-info/direct_url.json",
+		  "{\"url\": \"https://x/b.whl\", \"archive_info\": {}}") == 0);
+	CHECK(put("ok/lib/python3.11/site-packages/c-1.0.dist-info/direct_url.json",
+		  "{\"dir_info\": {\"editable\": tru") == 0);
+	CHECK(put("ok/lib/python3.11/site-packages/d/direct_url.json",
+		  "{\"dir_info\": {\"editable\": true}}") == 0);
+	CHECK(put("ok/lib/python3.11/site-packages/e.egg-link-not", "") == 0);
+	CHECK(put("ok/share/mypkg.egg-link", "") == 0);
+	CHECK_OK(inspect_at("ok", NULL, &err), &err);
+	CHECK(put("ok/lib/python3.11/site-packages/excluded/mypkg.egg-link", "") == 0);
+	CHECK_FAIL(inspect_at("ok", NULL, &err), &err, OCIL_E_INPUT, "excluded/mypkg.egg-link");
+	const char *const ex[] = {"lib/python3.11/site-packages/excluded"};
+	ocil_conda_inspect_opts io = {.excludes = ex, .n_excludes = 1};
+	CHECK_OK(inspect_at("ok", &io, &err), &err);
+}
+
+/* pip's awslambdaric has a dist-info directory and no conda record. */
+static void awslambdaric(void)
+{
+	ocil_error *err = NULL;
+	CHECK(mini_prefix("p") == 0);
+	CHECK(put("p/lib/python3.11/site-packages/awslambdaric-2.0.10.dist-info/RECORD", "") == 0);
+	cleanup_free char *prefix = tpath("p");
+	ocil_conda_info info;
+	CHECK_OK(ocil_conda_inspect(prefix, NULL, &info, &err), &err);
+	bool pip = info.has_awslambdaric;
+	ocil_conda_info_clear(&info);
+	CHECK(pip);
+
+	const char *const ex[] = {"*.dist-info"};
+	ocil_conda_inspect_opts io = {.excludes = ex, .n_excludes = 1};
+	CHECK_OK(ocil_conda_inspect(prefix, &io, &info, &err), &err);
+	bool excluded = info.has_awslambdaric;
+	ocil_conda_info_clear(&info);
+	CHECK(!excluded);
+
+	CHECK(mini_prefix("c") == 0);
+	CHECK(
+	    put("c/conda-meta/awslambdaric-2.0.10-py311_0.json",
+		"{\"name\": \"awslambdaric\", \"version\": \"2.0.10\", \"build\": \"py311_0\"}") ==
+	    0);
+	free(prefix);
+	prefix = tpath("c");
+	CHECK_OK(ocil_conda_inspect(prefix, NULL, &info, &err), &err);
+	bool conda = info.has_awslambdaric;
+	ocil_conda_info_clear(&info);
+	CHECK(conda);
+}
+
+/* ---- excludes and the default skips ---- */
+
+static void excludes(void)
+{
+	CHECK(mini_prefix("x") == 0);
+	CHECK(put("x/conda-meta/z-1-0.json",
+		  REC("\"paths_data\": {\"paths\": [{\"_path\": \"share/doc/z/README\"}, "
+		      "{\"_path\": \"lib/libz.a\"}]}")) == 0);
+	CHECK(put("x/conda-meta/.lock-4711", "") == 0 && put("x/conda-meta/history", "h\n") == 0);
+	CHECK(put("x/.condarc", "channels: [x]\n") == 0 && put("x/.conda_lock", "") == 0);
+	CHECK(put("x/lib/libz.so.conda_trash", "") == 0);
+	CHECK(put("x/lib/libz.so", "so") == 0 && put("x/lib/deep/er/libq.a", "a") == 0);
+	CHECK(put("x/lib/python3.11/test/test_os.py", "") == 0);
+	CHECK(put("x/lib/python3.11/textwrap.py", "") == 0);
+	CHECK(put("x/share/doc/z/README", "") == 0 && put("x/share/docs/keep", "") == 0);
+	CHECK(put("x/share/.condarc", "kept: not at the top") == 0);
+	const char *const ex[] = {"share/doc/", "*.a", "lib/python3.11/test"};
+	ocil_conda_inspect_opts io = {.excludes = ex, .n_excludes = NENTS(ex)};
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	int r = conda_layer_with("x", &io, DEST, false, &l, NULL, &err);
+	if (r != 0)
+		rlayer_clear(&l);
+	CHECK_OK(r, &err);
+	static const char *want[] = {
+	    "opt/",
+	    "opt/conda-env/",
+	    "opt/conda-env/conda-meta/",
+	    "opt/conda-env/conda-meta/history",
+	    "opt/conda-env/conda-meta/python-3.11.2-h1_0.json",
+	    "opt/conda-env/conda-meta/z-1-0.json",
+	    "opt/conda-env/lib/",
+	    "opt/conda-env/lib/deep/",
+	    "opt/conda-env/lib/deep/er/",
+	    "opt/conda-env/lib/libz.so",
+	    "opt/conda-env/lib/python3.11/",
+	    "opt/conda-env/lib/python3.11/textwrap.py",
+	    "opt/conda-env/share/",
+	    "opt/conda-env/share/.condarc",
+	    "opt/conda-env/share/docs/",
+	    "opt/conda-env/share/docs/keep",
+	};
+	bool ok = rlayer_names_are(&l, want, NENTS(want));
+	rlayer_clear(&l);
+	CHECK(ok);
+}
+
+/* ---- the report ---- */
+
+/* A file of n bytes of 'x' with s written at offset off. */
+static int put_at(const char *rel, size_t n, size_t off, const char *s)
+{
+	cleanup_free char *buf = ocil_xmalloc(n);
+	memset(buf, 'x', n);
+	memcpy(buf + off, s, strlen(s));
+	return putn(rel, buf, n, 0644);
+}
+
+#define CHUNK 65536
+
+static int make_report_prefix(const char *p)
+{
+	char rel[256];
+#define P(x) (snprintf(rel, sizeof(rel), "%s/%s", p, x), rel)
+	return mini_prefix(p) ||
+	       put(P("conda-meta/tool-1.0-0.json"),
+		   REC("\"paths_data\": {\"paths\": [{\"_path\": \"libexec/tool\", \"path_type\": "
+		       "\"unix_python_entry_point\"}, {\"_path\": \"share/managed.txt\"}]}")) ||
+	       put(P("conda-meta/history"), "# cmd: conda create -p " ORIGIN "\n") ||
+	       put(P("libexec/tool"), "#!" ORIGIN "/bin/python3.11\n# " ORIGIN "\n") ||
+	       put(P("share/managed.txt"), "built at " ORIGIN "\n") ||
+	       put(P("bin/pip-tool"), "#!" ORIGIN "/bin/python3.11\nimport x\n") ||
+	       put(P("bin/sub/helper"), "#!" ORIGIN "/bin/python3.11\n") ||
+	       put(P("bin/env-tool"), "#!/usr/bin/env python\n# " ORIGIN "\n") ||
+	       put(P("lib/script.sh"), "#!" ORIGIN "/bin/python3.11\n") ||
+	       put(P("etc/clean.cfg"), "nothing here /opt/build-origin/en\n") ||
+	       /* the origin across the reads of the copy, and almost */
+	       put_at(P("share/straddle.bin"), CHUNK + 100, CHUNK - 5, ORIGIN) ||
+	       put_at(P("share/almost.bin"), CHUNK + 100, CHUNK - 5, "/opt/build-origin/en") ||
+	       put(P("lib/python3.11/site-packages/p/__pycache__/a.cpython-311.pyc"),
+		   "\x03pyc " ORIGIN "/lib/python3.11/site-packages/p/a.py") ||
+	       put(P("lib/python3.11/site-packages/p/__pycache__/b.cpython-311.pyc"),
+		   "\x03pyc " ORIGIN "/lib/python3.11/site-packages/p/b.py") ||
+	       put(P("lib/python3.11/site-packages/p/__pycache__/c.cpython-311.pyc"), "\x03pyc") ||
+	       sym("../lib/script.sh", P("bin/in-link")) ||
+	       sym("../../../etc/passwd", P("bin/out-link")) ||
+	       sym("./x/../../..", P("lib/up-link")) || sym(ORIGIN "/lib", P("lib/abs-in")) ||
+	       sym(DEST "/lib", P("lib/abs-dest")) || sym("/usr/lib/x", P("lib/abs-out"));
+#undef P
+}
+
+static void report(void)
+{
+	CHECK(make_report_prefix("r") == 0);
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	ocil_conda_report rep = {0};
+	ocil_conda_inspect_opts io = {.source_prefix = ORIGIN};
+	int r = conda_layer_with("r", &io, DEST, false, &l, &rep, &err);
+	if (r != 0) {
+		rlayer_clear(&l);
+		ocil_conda_report_clear(&rep);
+	}
+	CHECK_OK(r, &err);
+	static const char *const want[] = {
+	    "bin/env-tool: not managed by conda and still contains " ORIGIN "; left as is",
+	    "bin/out-link -> ../../../etc/passwd points outside the prefix",
+	    "lib/abs-out -> /usr/lib/x points outside the prefix",
+	    "lib/script.sh: not managed by conda and still contains " ORIGIN "; left as is",
+	    "lib/up-link -> ./x/../../.. points outside the prefix",
+	    "share/straddle.bin: not managed by conda and still contains " ORIGIN "; left as is",
+	    "2 .pyc files not managed by conda (e.g. "
+	    "lib/python3.11/site-packages/p/__pycache__/a.cpython-311.pyc) still contain " ORIGIN
+	    ", which only tracebacks show; left as is",
+	};
+	bool rep_ok = warnings_are(&rep, want, NENTS(want)) && rep.unmanaged_with_prefix == 3 &&
+		      rep.unmanaged_pyc == 2 && rep.links_outside == 3;
+	ocil_conda_report_clear(&rep);
+#define E(n) rlayer_find(&l, "opt/conda-env/" n)
+	const rentry *st = E("share/straddle.bin"), *hist = E("conda-meta/history");
+	bool data_ok =
+	    strcmp(E("libexec/tool")->data, "#!" DEST "/bin/python3.11\n# " DEST "\n") == 0 &&
+	    strcmp(E("bin/pip-tool")->data, "#!" DEST "/bin/python3.11\nimport x\n") == 0 &&
+	    strcmp(E("bin/sub/helper")->data, "#!" DEST "/bin/python3.11\n") == 0 &&
+	    strcmp(E("lib/script.sh")->data, "#!" ORIGIN "/bin/python3.11\n") == 0 &&
+	    strcmp(E("share/managed.txt")->data, "built at " ORIGIN "\n") == 0 &&
+	    strcmp(hist->data, "# cmd: conda create -p " ORIGIN "\n") == 0 &&
+	    st->size == CHUNK + 100 && memcmp(st->data + CHUNK - 5, ORIGIN, strlen(ORIGIN)) == 0 &&
+	    st->data[0] == 'x' && st->data[CHUNK + 99] == 'x' &&
+	    strcmp(E("lib/abs-in")->link, DEST "/lib") == 0 &&
+	    strcmp(E("lib/abs-dest")->link, DEST "/lib") == 0 &&
+	    strcmp(E("bin/in-link")->link, "../lib/script.sh") == 0;
+#undef E
+	rlayer_clear(&l);
+	CHECK(rep_ok);
+	CHECK(data_ok);
+
+	/* strict: the first unmanaged file is an error */
+	rep = (ocil_conda_report){0};
+	l.n = 0;
+	cleanup_free char *prefix = tpath("r");
+	cleanup_free char *msg = ocil_xasprintf(
+	    "%s/bin/env-tool: not managed by conda and still contains " ORIGIN " (strict mode)",
+	    prefix);
+	r = conda_layer_with("r", &io, DEST, true, &l, &rep, &err);
+	rlayer_clear(&l);
+	bool strict_counted = rep.unmanaged_with_prefix == 1 && rep.warnings.n == 0;
+	ocil_conda_report_clear(&rep);
+	CHECK_FAIL(r, &err, OCIL_E_INPUT, msg);
+	CHECK(strict_counted);
+
+	/* strict, without that file: links and .pyc files stay warnings */
+	cleanup_free char *f = tpath("r/bin/env-tool");
+	cleanup_free char *g = tpath("r/lib/script.sh");
+	cleanup_free char *h = tpath("r/share/straddle.bin");
+	CHECK(unlink(f) == 0 && unlink(g) == 0 && unlink(h) == 0);
+	l.n = 0;
+	r = conda_layer_with("r", &io, DEST, true, &l, &rep, &err);
+	rlayer_clear(&l);
+	bool strict_ok = rep.warnings.n == 4 && rep.unmanaged_with_prefix == 0 &&
+			 rep.unmanaged_pyc == 2 && rep.links_outside == 3;
+	ocil_conda_report_clear(&rep);
+	CHECK_OK(r, &err);
+	CHECK(strict_ok);
+
+	/* no relocation: nothing to say about contents; ORIGIN is outside now */
+	CHECK(make_report_prefix("same") == 0);
+	io.source_prefix = DEST;
+	l.n = 0;
+	r = conda_layer_with("same", &io, DEST, true, &l, &rep, &err);
+	rlayer_clear(&l);
+	bool same_ok = rep.warnings.n == 4 && rep.unmanaged_with_prefix == 0 &&
+		       rep.unmanaged_pyc == 0 && rep.links_outside == 4 &&
+		       strcmp(rep.warnings.v[1],
+			      "lib/abs-in -> " ORIGIN "/lib points outside the prefix") == 0;
+	ocil_conda_report_clear(&rep);
+	CHECK_OK(r, &err);
+	CHECK(same_ok);
+}
+
 TEST_MAIN(T(inspect), T(origin_fallback), T(layer), T(no_relocation), T(dest_too_long),
-	  T(special_files), T(inspect_errors))
+	  T(special_files), T(inspect_errors), T(records), T(missing_files), T(subdir), T(platform),
+	  T(editable), T(awslambdaric), T(excludes), T(report))

@@ -6,7 +6,8 @@ $OCILAMBDA --help | grep -c >/dev/null '^  assemble ' || fail "top-level help li
 ok "top-level --help"
 $OCILAMBDA help assemble >"$T/h"
 for opt in --base --conda-prefix --code --handler --output --prefix-dest --code-dest --env \
-	--entrypoint --platform --allow-python-mismatch --source-prefix --quiet --progress; do
+	--entrypoint --platform --allow-python-mismatch --source-prefix --exclude --strict --format \
+	--digestfile --quiet --progress; do
 	grep -q -- "$opt" "$T/h" || fail "assemble help lacks $opt"
 done
 grep -q 'Exit status: 0 ok, 1 usage, 2 bad input' "$T/h" || fail "help documents exit codes"
