@@ -212,3 +212,50 @@ int ocil_blobstore_put_fd(ocil_blobstore *bs, int fd, const char *digest, int64_
 	ocil_blob_writer_free(w);
 	return r;
 }
+
+int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest, int64_t size,
+			const ocil_cancel *cancel, ocil_error **err)
+{
+	if (ocil_digest_check(digest, "blob", err) < 0)
+		return -1;
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, errno == ENOENT ? OCIL_E_INPUT : OCIL_E_IO, errno,
+					    "blob %s", digest);
+	/* Read-only pass: hashing is much cheaper than writing a copy. */
+	ocil_hasher *h = ocil_hasher_new();
+	static const size_t bufsize = 1 << 17;
+	cleanup_free char *buf = ocil_xmalloc(bufsize);
+	uint64_t n = 0;
+	int r = 0;
+	for (;;) {
+		if ((r = ocil_cancel_check(cancel, err)) < 0)
+			break;
+		ssize_t got = read(fd, buf, bufsize);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", path);
+			break;
+		}
+		if (got == 0)
+			break;
+		ocil_hasher_update(h, buf, (size_t)got);
+		n += (uint64_t)got;
+	}
+	char d[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(h, d);
+	ocil_hasher_free(h);
+	if (r < 0)
+		return -1;
+	if ((size >= 0 && (uint64_t)size != n) || strcmp(d, digest) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "blob %s: digest mismatch: content is %s (%llu bytes)",
+				      digest, d, (unsigned long long)n);
+	cleanup_free char *dst = ocil_blobstore_path(bs, digest);
+	if (link(path, dst) == 0 || errno == EEXIST)
+		return 1;
+	if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
+		return 0;
+	return ocil_error_set_errno(err, OCIL_E_IO, errno, "linking %s to %s", path, dst);
+}

@@ -11,6 +11,7 @@
 
 #include "digest.h"
 #include "error.h"
+#include "util.h"
 
 typedef struct ocil_blobstore ocil_blobstore;
 typedef struct ocil_blob_writer ocil_blob_writer;
@@ -52,6 +53,12 @@ void ocil_blob_writer_free(ocil_blob_writer *w);
 /* Store a buffer; returns its digest. */
 int ocil_blobstore_put(ocil_blobstore *bs, const void *buf, size_t len,
 		       char digest_out[OCIL_DIGEST_STR_SIZE], ocil_error **err);
+/* Verify the file at path (digest and size), then hardlink it into the
+ * store. Returns 1 when linked, 0 when linking is not possible here (other
+ * filesystem, no permission: copy instead), -1 on error (mismatch:
+ * OCIL_E_INPUT). */
+int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest, int64_t size,
+			const ocil_cancel *cancel, ocil_error **err);
 /* Copy from fd to the store, verifying digest and size (both required). */
 int ocil_blobstore_put_fd(ocil_blobstore *bs, int fd, const char *digest, int64_t size,
 			  ocil_error **err);

@@ -72,6 +72,16 @@ int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobsto
 {
 	if (ocil_blobstore_has(bs, d->digest))
 		return 0;
+	if (s->ops->blob_path != NULL) {
+		cleanup_free char *path = NULL;
+		int linked = s->ops->blob_path(s, d, &path, cancel, err);
+		if (linked == 0)
+			linked = ocil_blobstore_link(bs, path, d->digest, d->size, cancel, err);
+		if (linked < 0)
+			return ocil_error_wrap(err, "%s", s->name);
+		if (linked > 0)
+			return 0;
+	}
 	ocil_blob_writer *w = NULL;
 	if (ocil_blobstore_begin(bs, &w, err) < 0)
 		return -1;

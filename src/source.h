@@ -19,6 +19,10 @@ typedef int (*ocil_bytes_fn)(void *data, const void *buf, size_t len, ocil_error
 typedef struct {
 	int (*read_blob)(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
 			 const ocil_cancel *cancel, ocil_error **err);
+	/* Optional: the blob as a file (fetched first if need be), so a copy
+	 * can be a hardlink. Caller frees *path. */
+	int (*blob_path)(ocil_source *s, const ocil_descriptor *d, char **path,
+			 const ocil_cancel *cancel, ocil_error **err);
 	void (*free)(ocil_source *s);
 } ocil_source_ops;
 
@@ -48,7 +52,9 @@ int ocil_source_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source
 void ocil_source_free(ocil_source *s);
 int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
 			  const ocil_cancel *cancel, ocil_error **err);
-/* Copy a blob into bs, verifying digest and size before it becomes visible. */
+/* Copy a blob into bs, verifying digest and size before it becomes visible.
+ * When the source keeps the blob as a file, the verified file is hardlinked
+ * instead of copied (blobs are never modified in place). */
 int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobstore *bs,
 			  const ocil_cancel *cancel, ocil_error **err);
 

@@ -39,6 +39,16 @@ static int layout_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes
 	}
 }
 
+static int layout_blob_path(ocil_source *s, const ocil_descriptor *d, char **path,
+			    const ocil_cancel *cancel, ocil_error **err)
+{
+	layout_source *ls = (layout_source *)s;
+	if (ocil_digest_check(d->digest, "blob", err) < 0)
+		return -1;
+	*path = ocil_blobstore_path(ls->bs, d->digest);
+	return 0;
+}
+
 static void layout_free(ocil_source *s)
 {
 	layout_source *ls = (layout_source *)s;
@@ -48,6 +58,7 @@ static void layout_free(ocil_source *s)
 
 static const ocil_source_ops layout_ops = {
     .read_blob = layout_read_blob,
+    .blob_path = layout_blob_path,
     .free = layout_free,
 };
 

@@ -114,6 +114,16 @@ static int registry_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_byt
 	}
 }
 
+static int registry_blob_path(ocil_source *s, const ocil_descriptor *d, char **path,
+			      const ocil_cancel *cancel, ocil_error **err)
+{
+	registry_source *rs = (registry_source *)s;
+	if (ensure_blob(rs, d, err) < 0)
+		return -1;
+	*path = ocil_blobstore_path(rs->cache, d->digest);
+	return 0;
+}
+
 static void registry_free(ocil_source *s)
 {
 	registry_source *rs = (registry_source *)s;
@@ -125,6 +135,7 @@ static void registry_free(ocil_source *s)
 
 static const ocil_source_ops registry_ops = {
     .read_blob = registry_read_blob,
+    .blob_path = registry_blob_path,
     .free = registry_free,
 };
 

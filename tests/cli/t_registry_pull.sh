@@ -40,7 +40,11 @@ a2=$(build "oci:$T/pulled:3.8" --output "oci:$T/from-layout")
 [ "$a1" = "$a2" ] || fail "assemble from the registry ($a1) and from the pulled layout ($a2)"
 a3=$(build "oci:$B:3.8" --output "oci:$T/from-fixture")
 [ "$a1" = "$a3" ] || fail "and from the original layout"
-ok "assemble --base HOST/REPO:TAG = assemble from the pulled layout; blobs come from the cache"
+L0=$(skopeo inspect --raw "oci:$T/pulled:3.8" | json /dev/stdin 'j["layers"][0]["digest"]')
+[ "$(stat -c %i "$T/from-registry/blobs/sha256/${L0#sha256:}")" = \
+	"$(stat -c %i "$T/cache/ocilambda/blobs/sha256/${L0#sha256:}")" ] ||
+	fail "base layer hardlinked from the cache, not copied"
+ok "assemble --base HOST/REPO:TAG = assemble from the pulled layout; blobs come from the cache (hardlinked)"
 
 before=$(requests)
 a4=$(build "docker://$fp_HOST/lambda/python@$d" --output "oci:$T/by-digest" 2>/dev/null)
