@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 # judges (skopeo, umoci, bubblewrap) and what the fixtures are made from.
 PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
-	docker-registry apache2-utils openssl curl podman \
+	docker-registry apache2-utils openssl curl podman python3-jsonschema \
 	clang-format cppcheck valgrind
 
 .PHONY: all deps build test demo format format-check lint clean
