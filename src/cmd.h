@@ -83,6 +83,8 @@ typedef struct {
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress);
 
 extern const ocil_command ocil_cmd_assemble;
+extern const ocil_command ocil_cmd_check;
+extern const ocil_command ocil_cmd_inspect;
 extern const ocil_command ocil_cmd_pull;
 extern const ocil_command ocil_cmd_push;
 extern const ocil_command ocil_cmd_version;

@@ -15,6 +15,8 @@ static void on_signal(int sig)
 
 static const ocil_command *const commands[] = {
     &ocil_cmd_assemble,
+    &ocil_cmd_check,
+    &ocil_cmd_inspect,
     &ocil_cmd_pull,
     &ocil_cmd_push,
     &ocil_cmd_version,
