@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "check.h"
 #include "cmd.h"
 #include "code.h"
 #include "conda.h"
@@ -15,6 +16,7 @@
 #include "registry.h"
 #include "rootfs.h"
 #include "runtime.h"
+#include "sbom.h"
 #include "sink.h"
 #include "source.h"
 
@@ -37,6 +39,8 @@ enum {
 	OPT_DIGESTFILE,
 	OPT_EXCLUDE,
 	OPT_STRICT,
+	OPT_SBOM,
+	OPT_NO_CHECK,
 };
 
 static const ocil_option options[] = {
@@ -51,6 +55,9 @@ static const ocil_option options[] = {
     {"format", OPT_FORMAT, "oci|docker",
      "manifest format for docker:// (default: the base's; oci: outputs are always OCI)"},
     {"digestfile", OPT_DIGESTFILE, "FILE", "write the manifest digest to FILE"},
+    {"sbom", OPT_SBOM, "FILE", "write an SPDX 2.3 JSON SBOM of the conda packages to FILE"},
+    {"no-check", OPT_NO_CHECK, NULL,
+     "publish even if the image fails Lambda's rules (see 'ocilambda check')"},
     {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
     {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
     {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
@@ -73,10 +80,10 @@ static const ocil_option options[] = {
 
 typedef struct {
 	const char *base, *prefix, *code, *handler, *output, *source_prefix;
-	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile;
+	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile, *sbom;
 	ocil_format format;
 	ocil_strv env, excludes;
-	bool allow_mismatch, quiet, progress, strict;
+	bool allow_mismatch, quiet, progress, strict, no_check;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
 } opts;
@@ -134,6 +141,12 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_STRICT:
 		o->strict = true;
+		break;
+	case OPT_SBOM:
+		o->sbom = arg;
+		break;
+	case OPT_NO_CHECK:
+		o->no_check = true;
 		break;
 	case OPT_DIGESTFILE:
 		o->digestfile = arg;
@@ -398,11 +411,65 @@ static int check_options(opts *o, ocil_error **err)
 	return 0;
 }
 
+/* The conda packages of the prefix as SPDX, named after the output and
+ * tied to the image's digest. */
+static int write_sbom(const opts *o, build *b, ocil_error **err)
+{
+	int64_t epoch = 0;
+	if (source_date_epoch(&epoch, err) < 0)
+		return -1;
+	cleanup_sbom_packages ocil_sbom_packages pk = {0};
+	ocil_sbom_opts so = {.name = o->output,
+			     .image_digest = b->manifest.digest,
+			     .prefix = o->prefix_dest,
+			     .created = epoch};
+	if (ocil_sbom_read_prefix(o->prefix, &pk, err) < 0 ||
+	    ocil_sbom_write(o->sbom, &so, &pk, err) < 0)
+		return ocil_error_wrap(err, "--sbom");
+	return 0;
+}
+
 /* Hand the finished image to the sink, then say where it went: stdout gets
  * the manifest digest (files) or HOST/REPO@sha256:… (registry). */
-static int publish(const opts *o, build *b, const json_t *config, const progress *pr,
-		   ocil_error **err)
+/* Lambda's rules on what is about to be published: errors stop the build
+ * (exit 4) unless --no-check; warnings (mostly the base's own, e.g. /root
+ * 0550 on Amazon Linux) are shown with the progress. A python mismatch the
+ * user allowed is not an error here either. */
+static int check_output(const opts *o, build *b, const progress *pr, const ocil_cancel *cancel,
+			ocil_error **err)
 {
+	ocil_findings f = {0};
+	ocil_check_opts co = {.platform = &b->platform, .cancel = cancel};
+	int r = ocil_check_blobs(ocil_sink_blobs(b->sink), &b->manifest, &co, &f, err);
+	cleanup_free char *failed = ocil_xstrdup("");
+	for (size_t i = 0; r == 0 && i < f.n; i++) {
+		ocil_finding *x = &f.v[i];
+		if (x->sev == OCIL_SEV_ERROR && o->allow_mismatch && strcmp(x->rule, "L014") == 0)
+			x->sev = OCIL_SEV_WARNING;
+		if (x->sev == OCIL_SEV_INFO || o->quiet || (x->sev == OCIL_SEV_WARNING && !pr->on))
+			continue;
+		cleanup_free char *line = ocil_finding_format(x);
+		fprintf(stderr, "ocilambda: check: %s\n", line);
+		if (x->sev == OCIL_SEV_ERROR && strstr(failed, x->rule) == NULL) {
+			char *n = ocil_xasprintf("%s%s%s", failed, failed[0] ? ", " : "", x->rule);
+			free(failed);
+			failed = n;
+		}
+	}
+	if (r == 0 && ocil_findings_have_errors(&f))
+		r = ocil_error_set(err, OCIL_E_CHECK,
+				   "the image breaks Lambda's rules (%s); nothing was published "
+				   "(--no-check publishes anyway)",
+				   failed[0] ? failed : "see 'ocilambda check'");
+	ocil_findings_clear(&f);
+	return r;
+}
+
+static int publish(const opts *o, build *b, const json_t *config, const progress *pr,
+		   const ocil_cancel *cancel, ocil_error **err)
+{
+	if (!o->no_check && check_output(o, b, pr, cancel, err) < 0)
+		return -1;
 	const json_t *ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
 	size_t n = b->n_base_layers + 3;
 	cleanup_free ocil_descriptor *layers = ocil_xcalloc(n, sizeof(*layers));
@@ -423,6 +490,9 @@ static int publish(const opts *o, build *b, const json_t *config, const progress
 			       .layers = layers,
 			       .n_layers = m.n_layers,
 			       .diff_ids = diff_ids};
+	/* Before publishing: a failed SBOM must not leave a published image. */
+	if (o->sbom != NULL && write_sbom(o, b, err) < 0)
+		return -1;
 	say(pr, "writing %s", o->output);
 	cleanup_free char *published = NULL;
 	int r = ocil_sink_commit(b->sink, &img, &published, err);
@@ -560,7 +630,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	cleanup_json json_t *config = NULL;
 	if (ocil_plan_write(&plan, bs, &b->manifest, &config, err) < 0)
 		return -1;
-	return publish(o, b, config, &pr, err);
+	return publish(o, b, config, &pr, cancel, err);
 }
 
 static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char **argv,

@@ -123,7 +123,7 @@ mkdir -p "$R/var/lang/bin" "$R/var/lang/lib/python$PYVER/site-packages" "$R/var/
 if [ "$MODE" = run ]; then
   cp "$HOSTPY" "$R/var/lang/bin/python$PYVER"
   # a trimmed copy of Debian's stdlib so that the base python really runs
-  tar -C "/usr/lib/python$PYVER" -hcf - \
+  tar -C "/usr/lib/python$PYVER" --hard-dereference -hcf - \
       --exclude=./test --exclude=./idlelib --exclude=./tkinter --exclude=./turtledemo \
       --exclude=./ensurepip --exclude=./dist-packages --exclude=./site-packages \
       --exclude='./config-*' --exclude=__pycache__ --exclude='./lib-dynload/_tkinter*' \

@@ -118,14 +118,18 @@ PYEOF
 ok "new layers: 0:0, mtime 0, no hardlinks, readable, parents present"
 
 # A second tag in the same layout keeps the first.
+expect_fail 4 "the image breaks Lambda's rules (L012)" $OCILAMBDA assemble --base "oci:$B:3.8" \
+	--conda-prefix "$P" --code "$T/code" --handler other.handler --output "oci:$T/out:v2"
+grep -F "L012 error config.Cmd[0]: handler other.handler" "$T/stderr" >/dev/null || fail "L012 shown"
+skopeo inspect "oci:$T/out:v2" >/dev/null 2>&1 && fail "published although the check failed"
 d2=$($OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
-	--handler other.handler --output "oci:$T/out:v2")
+	--handler other.handler --no-check --output "oci:$T/out:v2")
 skopeo inspect --raw "oci:$T/out:latest" | cmp -s - "$T/manifest.json" || fail "first tag kept"
 [ "$(skopeo inspect --config "oci:$T/out:v2" | json /dev/stdin 'j["config"]["Cmd"]')" = "['other.handler']" ] ||
 	fail "second tag"
 [ "$d2" != "$digest" ] || fail "different handler, different digest"
 no_litter "$T"
-ok "second tag added, first kept"
+ok "the check stops a handler that does not exist (exit 4); --no-check; a second tag keeps the first"
 
 # docker-archive base (as skopeo writes it: uncompressed layers).
 d3=$($OCILAMBDA assemble --base "docker-archive:$B.tar" --conda-prefix "$P" --code "$T/code" \
@@ -144,7 +148,7 @@ ok "docker-archive: base (layers recompressed, diff_ids verified)"
 # --env, --entrypoint, --prefix-dest, --code-dest.
 $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
 	--handler example.lambda_handler --env FOO=bar --env PYTHONPATH=/x --env LANG=C.UTF-8 \
-	--entrypoint '["/bin/sh", "-c"]' --prefix-dest /opt/env --code-dest /var/task/app \
+	--entrypoint '["/bin/busybox", "env"]' --prefix-dest /opt/env --code-dest /var/task/app \
 	--output "oci:$T/opts" >/dev/null
 skopeo inspect --config "oci:$T/opts:latest" >"$T/c4.json"
 "$PY" - "$T/c4.json" <<'PYEOF' || fail "options reach the config"
@@ -154,11 +158,24 @@ env = c["Env"]
 assert "FOO=bar" in env and "PYTHONPATH=/x" in env and "LANG=C.UTF-8" in env, env
 assert not any(e.startswith("LANG=en_US") for e in env), env
 assert sum(e.startswith("PYTHONPATH=") for e in env) == 1, env
-assert c["Entrypoint"] == ["/bin/sh", "-c"], c
+assert c["Entrypoint"] == ["/bin/busybox", "env"], c
 PYEOF
 umoci unpack --rootless --image "$T/opts:latest" "$T/b4" >/dev/null
 [ "$(readlink "$T/b4/rootfs/var/lang/bin/python3.8")" = /opt/env/bin/python ] || fail "prefix-dest"
 [ -f "$T/b4/rootfs/var/task/app/example.py" ] || fail "code-dest"
 grep -q /opt/env "$T/b4/rootfs/opt/env/etc/fixture/prefix.txt" || fail "relocated to prefix-dest"
 ok "--env, --entrypoint, --prefix-dest, --code-dest"
+
+$OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
+	--handler example.lambda_handler --output "oci:$T/sb" --sbom "$T/sbom.json" >/dev/null
+"$PY" - "$T/sbom.json" "$SRCDIR/testdata/spdx/spdx-schema-2.3.json" <<'PYEOF' || fail "SBOM"
+import json, sys, jsonschema
+doc = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator(json.load(open(sys.argv[2]))).validate(doc)
+assert [(p["name"], p["versionInfo"]) for p in doc["packages"]] == [("python", "3.8.16")], doc["packages"]
+PYEOF
+expect_fail 5 "--sbom" $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
+	--handler example.lambda_handler --output "oci:$T/sb2" --sbom "$T/no/such/dir/sbom.json"
+[ ! -e "$T/sb2" ] || fail "image published although the SBOM failed"
+ok "--sbom writes SPDX 2.3 (schema-valid) before anything is published"
 done_testing

@@ -7,7 +7,7 @@ ok "top-level --help"
 $OCILAMBDA help assemble >"$T/h"
 for opt in --base --conda-prefix --code --handler --output --prefix-dest --code-dest --env \
 	--entrypoint --platform --allow-python-mismatch --source-prefix --exclude --strict --format \
-	--digestfile --quiet --progress; do
+	--digestfile --sbom --quiet --progress; do
 	grep -q -- "$opt" "$T/h" || fail "assemble help lacks $opt"
 done
 grep -q 'Exit status: 0 ok, 1 usage, 2 bad input' "$T/h" || fail "help documents exit codes"
