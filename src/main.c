@@ -13,6 +13,7 @@ static void on_signal(int sig)
 	cancel_flag = 1;
 }
 
+/* clang-format off: one command a line */
 static const ocil_command *const commands[] = {
     &ocil_cmd_assemble,
     &ocil_cmd_check,
@@ -21,6 +22,7 @@ static const ocil_command *const commands[] = {
     &ocil_cmd_push,
     &ocil_cmd_version,
 };
+/* clang-format on */
 
 static void usage(FILE *f)
 {
