@@ -13,7 +13,8 @@ static void on_signal(int sig)
 	cancel_flag = 1;
 }
 
-/* clang-format off: one command a line */
+/* One command a line. */
+/* clang-format off */
 static const ocil_command *const commands[] = {
     &ocil_cmd_assemble,
     &ocil_cmd_check,
