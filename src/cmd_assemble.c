@@ -470,29 +470,25 @@ static int publish(const opts *o, build *b, const json_t *config, const progress
 {
 	if (!o->no_check && check_output(o, b, pr, cancel, err) < 0)
 		return -1;
-	const json_t *ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
-	size_t n = b->n_base_layers + 3;
-	cleanup_free ocil_descriptor *layers = ocil_xcalloc(n, sizeof(*layers));
-	cleanup_free const char **diff_ids = ocil_xcalloc(n, sizeof(char *));
-	ocil_manifest m = {0};
-	cleanup_free char *raw = NULL;
-	size_t len = 0;
-	cleanup_free char *path = ocil_blobstore_path(ocil_sink_blobs(b->sink), b->manifest.digest);
-	if (ocil_read_file(path, OCIL_JSON_MAX, &raw, &len, err) < 0 ||
-	    ocil_manifest_parse(raw, len, "new manifest", NULL, &m, err) < 0)
-		return -1;
-	for (size_t i = 0; i < n && i < m.n_layers; i++) {
-		layers[i] = m.layers[i];
-		diff_ids[i] = json_string_value(json_array_get(ids, i));
-	}
-	ocil_sink_image img = {.manifest = &b->manifest,
-			       .config = &m.config,
-			       .layers = layers,
-			       .n_layers = m.n_layers,
-			       .diff_ids = diff_ids};
 	/* Before publishing: a failed SBOM must not leave a published image. */
 	if (o->sbom != NULL && write_sbom(o, b, err) < 0)
 		return -1;
+	cleanup_free char *raw = NULL;
+	size_t len = 0;
+	cleanup_free char *path = ocil_blobstore_path(ocil_sink_blobs(b->sink), b->manifest.digest);
+	ocil_manifest m = {0};
+	if (ocil_read_file(path, OCIL_JSON_MAX, &raw, &len, err) < 0 ||
+	    ocil_manifest_parse(raw, len, "new manifest", NULL, &m, err) < 0)
+		return -1;
+	const json_t *ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+	cleanup_free const char **diff_ids = ocil_xcalloc(m.n_layers + 1, sizeof(char *));
+	for (size_t i = 0; i < m.n_layers; i++)
+		diff_ids[i] = json_string_value(json_array_get(ids, i));
+	ocil_sink_image img = {.manifest = &b->manifest,
+			       .config = &m.config,
+			       .layers = m.layers,
+			       .n_layers = m.n_layers,
+			       .diff_ids = diff_ids};
 	say(pr, "writing %s", o->output);
 	cleanup_free char *published = NULL;
 	int r = ocil_sink_commit(b->sink, &img, &published, err);
