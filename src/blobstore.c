@@ -213,8 +213,51 @@ int ocil_blobstore_put_fd(ocil_blobstore *bs, int fd, const char *digest, int64_
 	return r;
 }
 
-int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest, int64_t size,
-			const ocil_cancel *cancel, ocil_error **err)
+/* Read fd to the end, handing each chunk to fn. */
+static int stream_fd(int fd, const char *what, ocil_bytes_fn fn, void *data,
+		     const ocil_cancel *cancel, ocil_error **err)
+{
+	static const size_t bufsize = 1 << 17;
+	cleanup_free char *buf = ocil_xmalloc(bufsize);
+	for (;;) {
+		if (ocil_cancel_check(cancel, err) < 0)
+			return -1;
+		ssize_t n = read(fd, buf, bufsize);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", what);
+		if (n == 0)
+			return 0;
+		if (fn(data, buf, (size_t)n, err) < 0)
+			return -1;
+	}
+}
+
+int ocil_blobstore_stream(const ocil_blobstore *bs, const char *digest, ocil_bytes_fn fn,
+			  void *data, const ocil_cancel *cancel, ocil_error **err)
+{
+	cleanup_close int fd = -1;
+	if (ocil_blobstore_open_blob(bs, digest, &fd, err) < 0)
+		return -1;
+	return stream_fd(fd, digest, fn, data, cancel, err);
+}
+
+typedef struct {
+	ocil_hasher *h;
+	uint64_t n;
+} hash_state;
+
+static int hash_fn(void *data, const void *buf, size_t len, ocil_error **err)
+{
+	hash_state *st = data;
+	ocil_hasher_update(st->h, buf, len);
+	st->n += len;
+	return 0;
+}
+
+int ocil_blob_file_verify(const char *path, const char *digest, int64_t size,
+			  const ocil_cancel *cancel, ocil_error **err)
 {
 	if (ocil_digest_check(digest, "blob", err) < 0)
 		return -1;
@@ -222,36 +265,26 @@ int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest
 	if (fd < 0)
 		return ocil_error_set_errno(err, errno == ENOENT ? OCIL_E_INPUT : OCIL_E_IO, errno,
 					    "blob %s", digest);
-	/* Read-only pass: hashing is much cheaper than writing a copy. */
-	ocil_hasher *h = ocil_hasher_new();
-	static const size_t bufsize = 1 << 17;
-	cleanup_free char *buf = ocil_xmalloc(bufsize);
-	uint64_t n = 0;
-	int r = 0;
-	for (;;) {
-		if ((r = ocil_cancel_check(cancel, err)) < 0)
-			break;
-		ssize_t got = read(fd, buf, bufsize);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", path);
-			break;
-		}
-		if (got == 0)
-			break;
-		ocil_hasher_update(h, buf, (size_t)got);
-		n += (uint64_t)got;
-	}
+	hash_state st = {.h = ocil_hasher_new()};
+	int r = stream_fd(fd, path, hash_fn, &st, cancel, err);
 	char d[OCIL_DIGEST_STR_SIZE];
-	ocil_hasher_final(h, d);
-	ocil_hasher_free(h);
+	ocil_hasher_final(st.h, d);
+	ocil_hasher_free(st.h);
 	if (r < 0)
 		return -1;
-	if ((size >= 0 && (uint64_t)size != n) || strcmp(d, digest) != 0)
+	if ((size >= 0 && (uint64_t)size != st.n) || strcmp(d, digest) != 0)
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "blob %s: digest mismatch: content is %s (%llu bytes)",
-				      digest, d, (unsigned long long)n);
+				      digest, d, (unsigned long long)st.n);
+	return 0;
+}
+
+int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest, int64_t size,
+			const ocil_cancel *cancel, ocil_error **err)
+{
+	/* A read-only pass: hashing is much cheaper than writing a copy. */
+	if (ocil_blob_file_verify(path, digest, size, cancel, err) < 0)
+		return -1;
 	cleanup_free char *dst = ocil_blobstore_path(bs, digest);
 	if (link(path, dst) == 0 || errno == EEXIST)
 		return 1;

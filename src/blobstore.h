@@ -14,6 +14,8 @@
 #include "util.h"
 
 typedef struct ocil_blobstore ocil_blobstore;
+/* A consumer of streamed bytes. */
+typedef int (*ocil_bytes_fn)(void *data, const void *buf, size_t len, ocil_error **err);
 typedef struct ocil_blob_writer ocil_blob_writer;
 
 /* Open (creating blobs/sha256 if needed) a store rooted at dir. */
@@ -53,6 +55,13 @@ void ocil_blob_writer_free(ocil_blob_writer *w);
 /* Store a buffer; returns its digest. */
 int ocil_blobstore_put(ocil_blobstore *bs, const void *buf, size_t len,
 		       char digest_out[OCIL_DIGEST_STR_SIZE], ocil_error **err);
+/* Hand a stored blob's bytes to fn, in bounded chunks. */
+int ocil_blobstore_stream(const ocil_blobstore *bs, const char *digest, ocil_bytes_fn fn,
+			  void *data, const ocil_cancel *cancel, ocil_error **err);
+/* Check that the file at path has this digest and size (size < 0: any),
+ * reading it once. Mismatch: OCIL_E_INPUT. */
+int ocil_blob_file_verify(const char *path, const char *digest, int64_t size,
+			  const ocil_cancel *cancel, ocil_error **err);
 /* Verify the file at path (digest and size), then hardlink it into the
  * store. Returns 1 when linked, 0 when linking is not possible here (other
  * filesystem, no permission: copy instead), -1 on error (mismatch:

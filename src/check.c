@@ -1088,39 +1088,7 @@ static int check_image(const image *img, const ocil_check_opts *o, ocil_findings
 static int verify_file(const char *path, const ocil_descriptor *d, const ocil_cancel *cancel,
 		       ocil_error **err)
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_IO, errno, "blob %s", d->digest);
-	ocil_hasher *h = ocil_hasher_new();
-	static const size_t bufsize = 1 << 17;
-	cleanup_free char *buf = ocil_xmalloc(bufsize);
-	uint64_t n = 0;
-	int r = 0;
-	for (;;) {
-		if ((r = ocil_cancel_check(cancel, err)) < 0)
-			break;
-		ssize_t got = read(fd, buf, bufsize);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", path);
-			break;
-		}
-		if (got == 0)
-			break;
-		ocil_hasher_update(h, buf, (size_t)got);
-		n += (uint64_t)got;
-	}
-	char got[OCIL_DIGEST_STR_SIZE];
-	ocil_hasher_final(h, got);
-	ocil_hasher_free(h);
-	if (r < 0)
-		return -1;
-	if ((int64_t)n != d->size || strcmp(got, d->digest) != 0)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "blob %s: digest mismatch: content is %s (%llu bytes)",
-				      d->digest, got, (unsigned long long)n);
-	return 0;
+	return ocil_blob_file_verify(path, d->digest, d->size, cancel, err);
 }
 
 static void remove_tmp(char **dir)

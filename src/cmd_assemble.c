@@ -231,22 +231,6 @@ static int parse_entrypoint(const char *s, json_t **out, ocil_error **err)
 	return 0;
 }
 
-static int source_date_epoch(int64_t *out, ocil_error **err)
-{
-	const char *s = getenv("SOURCE_DATE_EPOCH");
-	*out = 0;
-	if (s == NULL || s[0] == '\0')
-		return 0;
-	char *end = NULL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 0 || v > 253402300799LL)
-		return ocil_error_set(err, OCIL_E_USAGE,
-				      "SOURCE_DATE_EPOCH=\"%s\": want seconds since 1970", s);
-	*out = v;
-	return 0;
-}
-
 typedef struct {
 	bool on;
 } progress;
@@ -416,7 +400,7 @@ static int check_options(opts *o, ocil_error **err)
 static int write_sbom(const opts *o, build *b, ocil_error **err)
 {
 	int64_t epoch = 0;
-	if (source_date_epoch(&epoch, err) < 0)
+	if (ocil_source_date_epoch(&epoch, err) < 0)
 		return -1;
 	cleanup_sbom_packages ocil_sbom_packages pk = {0};
 	ocil_sbom_opts so = {.name = o->output,
@@ -506,7 +490,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 {
 	progress pr = {.on = !o->quiet && (o->progress || isatty(2))};
 	int64_t epoch = 0;
-	if (source_date_epoch(&epoch, err) < 0 ||
+	if (ocil_source_date_epoch(&epoch, err) < 0 ||
 	    ocil_platform_parse(o->platform, &b->platform, err) < 0)
 		return -1;
 	if (o->entrypoint != NULL && parse_entrypoint(o->entrypoint, &b->entrypoint, err) < 0)

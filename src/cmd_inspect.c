@@ -270,22 +270,6 @@ static void print_text(const json_t *doc)
 
 /* ---- the command ---- */
 
-static int source_date_epoch(int64_t *out, ocil_error **err)
-{
-	const char *s = getenv("SOURCE_DATE_EPOCH");
-	*out = 0;
-	if (s == NULL || s[0] == '\0')
-		return 0;
-	char *end = NULL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 0 || v > 253402300799LL)
-		return ocil_error_set(err, OCIL_E_USAGE,
-				      "SOURCE_DATE_EPOCH=\"%s\": want seconds since 1970", s);
-	*out = v;
-	return 0;
-}
-
 typedef struct {
 	ocil_ref ref;
 	ocil_platform platform;
@@ -305,7 +289,7 @@ static int do_inspect(const opts *o, const char *image, inspect *x, const ocil_c
 		      ocil_error **err)
 {
 	int64_t epoch = 0;
-	if (source_date_epoch(&epoch, err) < 0 ||
+	if (ocil_source_date_epoch(&epoch, err) < 0 ||
 	    ocil_platform_parse(o->platform, &x->platform, err) < 0 ||
 	    ocil_ref_parse(image, &x->ref, err) < 0)
 		return -1;

@@ -14,7 +14,6 @@
 #include "util.h"
 
 typedef struct ocil_source ocil_source;
-typedef int (*ocil_bytes_fn)(void *data, const void *buf, size_t len, ocil_error **err);
 
 typedef struct {
 	int (*read_blob)(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,

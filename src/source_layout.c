@@ -18,25 +18,9 @@ static int layout_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes
 			    const ocil_cancel *cancel, ocil_error **err)
 {
 	layout_source *ls = (layout_source *)s;
-	cleanup_close int fd = -1;
-	if (ocil_blobstore_open_blob(ls->bs, d->digest, &fd, err) < 0)
+	if (ocil_blobstore_stream(ls->bs, d->digest, fn, data, cancel, err) < 0)
 		return ocil_error_wrap(err, "%s", s->name);
-	static const size_t bufsize = 1 << 17;
-	cleanup_free char *buf = ocil_xmalloc(bufsize);
-	for (;;) {
-		if (ocil_cancel_check(cancel, err) < 0)
-			return -1;
-		ssize_t n = read(fd, buf, bufsize);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ocil_error_set_errno(err, OCIL_E_IO, errno, "%s: reading blob %s",
-						    s->name, d->digest);
-		if (n == 0)
-			return 0;
-		if (fn(data, buf, (size_t)n, err) < 0)
-			return -1;
-	}
+	return 0;
 }
 
 static int layout_blob_path(ocil_source *s, const ocil_descriptor *d, char **path,

@@ -93,25 +93,7 @@ static int registry_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_byt
 	registry_source *rs = (registry_source *)s;
 	if (ensure_blob(rs, d, err) < 0)
 		return -1;
-	cleanup_close int fd = -1;
-	if (ocil_blobstore_open_blob(rs->cache, d->digest, &fd, err) < 0)
-		return -1;
-	static const size_t bufsize = 1 << 17;
-	cleanup_free char *buf = ocil_xmalloc(bufsize);
-	for (;;) {
-		if (ocil_cancel_check(cancel, err) < 0)
-			return -1;
-		ssize_t n = read(fd, buf, bufsize);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ocil_error_set_errno(err, OCIL_E_IO, errno, "blob cache: reading %s",
-						    d->digest);
-		if (n == 0)
-			return 0;
-		if (fn(data, buf, (size_t)n, err) < 0)
-			return -1;
-	}
+	return ocil_blobstore_stream(rs->cache, d->digest, fn, data, cancel, err);
 }
 
 static int registry_blob_path(ocil_source *s, const ocil_descriptor *d, char **path,

@@ -103,6 +103,9 @@ void ocil_strmap_put(ocil_strmap *m, const char *key, unsigned char val);
 bool ocil_strmap_get(const ocil_strmap *m, const char *key, unsigned char *val);
 void ocil_strmap_clear(ocil_strmap *m);
 
+/* SOURCE_DATE_EPOCH (0 when unset); a malformed value is OCIL_E_USAGE. */
+int ocil_source_date_epoch(int64_t *out, ocil_error **err);
+
 /* Cooperative cancellation: main.c points this at its signal flag. */
 typedef struct {
 	volatile int *flag;
