@@ -721,14 +721,7 @@ static void h_flaky(srv *s, const sreq *q, int fd)
 
 static void h_always_503(srv *s, const sreq *q, int fd)
 {
-	reply_str(fd, 503, s->state ? "Retry-After: 5\r\n" : "Retry-After: 0\r\n", "");
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	reply_str(fd, 503, s->state ? "Retry-After: 3600\r\n" : "Retry-After: 0\r\n", "");
 }
 
 static void retries(void)
@@ -745,14 +738,12 @@ static void retries(void)
 	char *body = NULL, *mt = NULL;
 	size_t len = 0;
 	char digest[OCIL_DIGEST_STR_SIZE];
-	double t0 = now_s();
 	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
-	double took = now_s() - t0;
 	free(body);
 	free(mt);
 	CHECK(srv_count(&s) == 3);
-	/* Backoff of 1 s after the 503, Retry-After: 1 after the 429. */
-	CHECK(took >= 1.9 && took < 20);
+	/* Backoff of 1 s after the 503, Retry-After: 1 after the 429 (the
+	 * notices say so; no clock is read here: no timing assertions). */
 	cleanup_free char *w1 = ocil_xasprintf(
 	    "%s: retrying manifest 3.8 in 1 s (HTTP 503 Service Unavailable)\n", host);
 	cleanup_free char *w2 =
@@ -784,15 +775,14 @@ static void retries_exhausted(void)
 		   OCIL_E_REGISTRY, want);
 	CHECK(srv_count(&s) == 3);
 
-	/* A Retry-After beyond the time budget fails at once. */
+	/* A Retry-After beyond the time budget fails at once (an hour against
+	 * 30 s: far apart, so a slow machine cannot blur the two). */
 	s.state = 1;
-	o.timeout_s = 2;
+	o.timeout_s = 30;
 	cleanup_registry ocil_registry *r2 = NULL;
 	CHECK_OK(ocil_registry_open(host, "lambda/python", &o, &r2, &err), &err);
-	double t0 = now_s();
 	CHECK_FAIL(ocil_registry_get_manifest(r2, "3.8", &body, &len, &mt, digest, &err), &err,
-		   OCIL_E_REGISTRY, "no time left to retry within 2 s");
-	CHECK(now_s() - t0 < 4); /* it would wait 5 s */
+		   OCIL_E_REGISTRY, "no time left to retry within 30 s");
 
 	/* Cancelled while waiting to retry. */
 	volatile int flag = 0;
