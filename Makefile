@@ -8,6 +8,7 @@ JOBS ?= $(shell nproc)
 # Build dependencies, then what the tests and the demo run as independent
 # judges (skopeo, umoci, bubblewrap) and what the fixtures are made from.
 PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
+	libdeflate-dev libisal-dev \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
 	docker-registry apache2-utils openssl curl podman python3-jsonschema \
 	clang-format cppcheck valgrind
