@@ -141,33 +141,6 @@ static void notice(ocil_registry *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void resp_clear(resp *rs)
-{
-	free(rs->reason);
-	free(rs->content_type);
-	free(rs->docker_digest);
-	free(rs->retry_after);
-	free(rs->content_range);
-	free(rs->location);
-	free(rs->range);
-	free(rs->chunk_min);
-	for (size_t i = 0; i < rs->n_www; i++)
-		free(rs->www[i]);
-	free(rs->ebuf);
-	free(rs->host);
-	free(rs->url);
-	free(rs->retry_why);
-	ocil_error_free(rs->err);
-	op *o = rs->o;
-	memset(rs, 0, sizeof(*rs));
-	rs->o = o;
-}
-static void resp_clearp(resp *rs)
-{
-	resp_clear(rs);
-}
-#define cleanup_resp __attribute__((cleanup(resp_clearp)))
-
 /* Headers of a new response (after a 1xx, or a fresh attempt) replace the
  * previous ones. */
 static void resp_reset_headers(resp *rs)
@@ -190,6 +163,24 @@ static void resp_reset_headers(resp *rs)
 	rs->status = 0;
 	rs->body_to_sink = false;
 }
+
+static void resp_clear(resp *rs)
+{
+	resp_reset_headers(rs);
+	free(rs->ebuf);
+	free(rs->host);
+	free(rs->url);
+	free(rs->retry_why);
+	ocil_error_free(rs->err);
+	op *o = rs->o;
+	memset(rs, 0, sizeof(*rs));
+	rs->o = o;
+}
+static void resp_clearp(resp *rs)
+{
+	resp_clear(rs);
+}
+#define cleanup_resp __attribute__((cleanup(resp_clearp)))
 
 /* --- names and URLs --- */
 
