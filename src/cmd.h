@@ -14,9 +14,35 @@ typedef struct {
 	const char *help; /* one line */
 } ocil_option;
 
+struct ocil_command;
+
 typedef struct {
 	volatile int *cancel_flag; /* set by main's SIGINT/SIGTERM handler */
+	/* main's command table, for help, the man page and the completion */
+	const struct ocil_command *const *commands;
+	size_t n_commands;
 } ocil_cmd_ctx;
+
+/* The exit codes a command documents (besides 0), one bit each. */
+enum {
+	OCIL_X_USAGE = 1 << 0,
+	OCIL_X_INPUT = 1 << 1,
+	OCIL_X_REGISTRY = 1 << 2,
+	OCIL_X_CHECK = 1 << 3,
+	OCIL_X_IO = 1 << 4,
+	OCIL_X_CANCELLED = 1 << 5,
+};
+/* What a command that reads images can end with. */
+#define OCIL_X_IMAGE (OCIL_X_USAGE | OCIL_X_INPUT | OCIL_X_REGISTRY | OCIL_X_IO | OCIL_X_CANCELLED)
+
+/* One documented exit status; the table ends with {0, 0, NULL}. README's
+ * table and the man page say the same (tests/cli/t_exit_codes.sh). */
+typedef struct {
+	int code;
+	unsigned bit; /* OCIL_X_*, 0 for success */
+	const char *meaning;
+} ocil_exit_status;
+extern const ocil_exit_status ocil_exit_statuses[];
 
 typedef struct ocil_command {
 	const char *name;
@@ -24,12 +50,21 @@ typedef struct ocil_command {
 	const char *summary;	    /* one line */
 	const char *details;	    /* extra --help text or NULL */
 	const ocil_option *options; /* terminated by {NULL} */
+	unsigned exits;		    /* OCIL_X_* it can end with; 0: all of them */
 	int (*run)(const struct ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char **argv,
 		   ocil_error **err);
 } ocil_command;
 
+/* Whether cmd documents exit status bit (OCIL_X_*; 0, success, always). */
+bool ocil_cmd_exits(const ocil_command *cmd, unsigned bit);
 /* Print generated help for cmd to f. */
-void ocil_cmd_help(const ocil_command *cmd, FILE *f);
+void ocil_cmd_print_help(const ocil_command *cmd, FILE *f);
+/* The command list: what `ocilambda help` prints. */
+void ocil_cmd_usage(const ocil_cmd_ctx *ctx, FILE *f);
+/* The command named name in ctx's table, or NULL. */
+const ocil_command *ocil_cmd_find(const ocil_cmd_ctx *ctx, const char *name);
+/* "unknown command 'x'", with the nearest command's name when one is close. */
+int ocil_cmd_unknown(const ocil_cmd_ctx *ctx, const char *name, ocil_error **err);
 /* Parse argv against cmd->options with getopt_long; calls on_opt for each
  * option. --help is handled here (returns 1 after printing). Returns 0 to
  * proceed, 1 if help was printed, -1 on a usage error (err set). *optind_out
@@ -82,8 +117,24 @@ typedef struct {
 } ocil_cmd_progress;
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress);
 
+/* Colour for terminals: on when fd is a TTY and NO_COLOR is unset or
+ * empty (https://no-color.org). */
+bool ocil_cmd_color(int fd);
+/* Whether progress goes to stderr: not --quiet, and --progress or a TTY. */
+bool ocil_cmd_progress_on(bool quiet, bool progress);
+/* "12.3 MiB" */
+void ocil_cmd_human_size(int64_t n, char *buf, size_t len);
+
+/* Environment variables ocilambda reads; the table ends with {NULL}. */
+typedef struct {
+	const char *name;
+	const char *meaning;
+} ocil_env_var;
+extern const ocil_env_var ocil_env_vars[];
+
 extern const ocil_command ocil_cmd_assemble;
 extern const ocil_command ocil_cmd_check;
+extern const ocil_command ocil_cmd_help;
 extern const ocil_command ocil_cmd_inspect;
 extern const ocil_command ocil_cmd_pull;
 extern const ocil_command ocil_cmd_push;

@@ -488,7 +488,7 @@ static int publish(const opts *o, build *b, const json_t *config, const progress
 
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
 {
-	progress pr = {.on = !o->quiet && (o->progress || isatty(2))};
+	progress pr = {.on = ocil_cmd_progress_on(o->quiet, o->progress)};
 	int64_t epoch = 0;
 	if (ocil_source_date_epoch(&epoch, err) < 0 ||
 	    ocil_platform_parse(o->platform, &b->platform, err) < 0)

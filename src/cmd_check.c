@@ -11,19 +11,24 @@
 enum {
 	OPT_PLATFORM = 256,
 	OPT_JSON,
+	OPT_QUIET,
+	OPT_PROGRESS,
 };
 
 static const ocil_option options[] = {
     {"platform", OPT_PLATFORM, "OS/ARCH",
      "the function's platform (default: linux/amd64 or linux/arm64, reported)"},
     {"json", OPT_JSON, NULL, "print the findings and a summary as JSON"},
+    {"quiet", OPT_QUIET, NULL, "no progress on stderr"},
+    {"progress", OPT_PROGRESS, NULL,
+     "print progress on stderr even when it is not a terminal or with --json"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
 };
 
 typedef struct {
 	const char *platform;
-	bool json;
+	bool json, quiet, progress;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
 } opts;
@@ -40,6 +45,12 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_JSON:
 		o->json = true;
+		break;
+	case OPT_QUIET:
+		o->quiet = true;
+		break;
+	case OPT_PROGRESS:
+		o->progress = true;
 		break;
 	}
 	return 0;
@@ -126,7 +137,9 @@ static int do_check(const opts *o, const char *input, check *c, const ocil_cance
 		return -1;
 	ocil_registry_opts ro = o->registry;
 	ocil_cmd_progress prog = {0};
-	ocil_cmd_registry_callbacks(&ro, isatty(2) && !o->json ? &prog : NULL);
+	ocil_cmd_registry_callbacks(
+	    &ro, ocil_cmd_progress_on(o->quiet || (o->json && !o->progress), o->progress) ? &prog
+											  : NULL);
 	ocil_source_opts so = {.cancel = cancel, .registry = &ro, .cache_dir = o->reg.cache_dir};
 	ocil_check_opts co = {.platform = o->platform ? &c->platform : NULL, .cancel = cancel};
 	if (ocil_check_target_open(&c->ref, &so, &co, &c->target, &c->findings, err) < 0)

@@ -17,6 +17,8 @@ enum {
 	OPT_JSON = 256,
 	OPT_SBOM,
 	OPT_PLATFORM,
+	OPT_QUIET,
+	OPT_PROGRESS,
 };
 
 static const ocil_option options[] = {
@@ -24,13 +26,16 @@ static const ocil_option options[] = {
     {"sbom", OPT_SBOM, "FILE", "also write an SPDX 2.3 JSON SBOM of the conda packages to FILE"},
     {"platform", OPT_PLATFORM, "OS/ARCH",
      "which image of a multi-platform index, and the platform expected (linux/amd64)"},
+    {"quiet", OPT_QUIET, NULL, "no progress on stderr"},
+    {"progress", OPT_PROGRESS, NULL,
+     "print progress on stderr even when it is not a terminal or with --json"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
 };
 
 typedef struct {
 	const char *sbom, *platform;
-	bool json;
+	bool json, quiet, progress;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
 } opts;
@@ -50,6 +55,12 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_PLATFORM:
 		o->platform = arg;
+		break;
+	case OPT_QUIET:
+		o->quiet = true;
+		break;
+	case OPT_PROGRESS:
+		o->progress = true;
 		break;
 	}
 	return 0;
@@ -92,18 +103,6 @@ static const char *str_q(const json_t *obj, const char *key)
 	return s ? s : "?";
 }
 
-static void human_size(int64_t n, char *buf, size_t len)
-{
-	if (n < 1024)
-		snprintf(buf, len, "%lld B", (long long)n);
-	else if (n < 1024 * 1024)
-		snprintf(buf, len, "%.1f KiB", n / 1024.0);
-	else if (n < (int64_t)1024 * 1024 * 1024)
-		snprintf(buf, len, "%.1f MiB", n / 1048576.0);
-	else
-		snprintf(buf, len, "%.2f GiB", n / 1073741824.0);
-}
-
 static void label(const char *name)
 {
 	printf("%-12s ", name);
@@ -126,14 +125,16 @@ static void print_layers(const json_t *doc)
 {
 	const json_t *layers = json_object_get(doc, "layers");
 	char size[32];
-	human_size(json_integer_value(json_object_get(doc, "layersSize")), size, sizeof(size));
+	ocil_cmd_human_size(json_integer_value(json_object_get(doc, "layersSize")), size,
+			    sizeof(size));
 	label("Layers:");
 	printf("%zu, %s as stored\n", json_array_size(layers), size);
 	size_t i;
 	const json_t *l;
 	json_array_foreach(layers, i, l)
 	{
-		human_size(json_integer_value(json_object_get(l, "size")), size, sizeof(size));
+		ocil_cmd_human_size(json_integer_value(json_object_get(l, "size")), size,
+				    sizeof(size));
 		printf("  %-3zu %s %10s  ", i, str_q(l, "digest"), size);
 		const char *by = str(l, "createdBy");
 		put_safe(by ? by : "?", 100);
@@ -294,7 +295,10 @@ static int do_inspect(const opts *o, const char *image, inspect *x, const ocil_c
 	    ocil_ref_parse(image, &x->ref, err) < 0)
 		return -1;
 	ocil_registry_opts ro = o->registry;
-	ocil_cmd_registry_callbacks(&ro, NULL);
+	ocil_cmd_progress prog = {0};
+	ocil_cmd_registry_callbacks(
+	    &ro, ocil_cmd_progress_on(o->quiet || (o->json && !o->progress), o->progress) ? &prog
+											  : NULL);
 	ocil_source_opts so = {.platform = &x->platform,
 			       .cancel = cancel,
 			       .registry = &ro,
@@ -374,5 +378,6 @@ const ocil_command ocil_cmd_inspect = {
 	"  ocilambda inspect oci:./out:latest\n"
 	"  ocilambda inspect --json --sbom sbom.spdx.json oci:./out:latest\n",
     .options = options,
+    .exits = OCIL_X_IMAGE,
     .run = run,
 };

@@ -93,7 +93,7 @@ static int store_manifest(pull *p, ocil_blobstore *bs, bool *converted, ocil_err
 static int do_pull(const opts *o, const char *ref, pull *p, const ocil_cancel *cancel,
 		   ocil_error **err)
 {
-	bool progress = !o->quiet && (o->progress || isatty(2));
+	bool progress = ocil_cmd_progress_on(o->quiet, o->progress);
 	if (ocil_platform_parse(o->platform, &p->platform, err) < 0)
 		return -1;
 	if (ocil_ref_parse(ref, &p->in, err) < 0)
@@ -173,5 +173,6 @@ const ocil_command ocil_cmd_pull = {
 	       "  ocilambda pull public.ecr.aws/lambda/python:3.8 --output oci:./base:3.8\n"
 	       "  ocilambda assemble --base oci:./base:3.8 ...\n",
     .options = options,
+    .exits = OCIL_X_IMAGE,
     .run = run,
 };

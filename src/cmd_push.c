@@ -106,7 +106,7 @@ static int store_manifest(push *p, bool docker, ocil_blobstore *bs, ocil_error *
 static int do_push(const opts *o, const char *from, const char *to, push *p,
 		   const ocil_cancel *cancel, ocil_error **err)
 {
-	bool progress = !o->quiet && (o->progress || isatty(2));
+	bool progress = ocil_cmd_progress_on(o->quiet, o->progress);
 	if (ocil_platform_parse(o->platform, &p->platform, err) < 0)
 		return -1;
 	if (ocil_ref_parse(from, &p->in, err) < 0 || ocil_ref_parse(to, &p->out, err) < 0)
@@ -195,5 +195,6 @@ const ocil_command ocil_cmd_push = {
 	       "  ocilambda push oci:./out:latest "
 	       "docker://123456789012.dkr.ecr.eu-west-1.amazonaws.com/fn:v1\n",
     .options = options,
+    .exits = OCIL_X_IMAGE,
     .run = run,
 };

@@ -1,4 +1,5 @@
 /* ocilambda: the only place that prints errors and picks exit codes. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static void on_signal(int sig)
 static const ocil_command *const commands[] = {
     &ocil_cmd_assemble,
     &ocil_cmd_check,
+    &ocil_cmd_help,
     &ocil_cmd_inspect,
     &ocil_cmd_pull,
     &ocil_cmd_push,
@@ -25,51 +27,41 @@ static const ocil_command *const commands[] = {
 };
 /* clang-format on */
 
-static void usage(FILE *f)
+/* stdout is where results go: a failed write (a full disk, a closed pipe)
+ * is an I/O error, not a success. */
+static int flush_stdout(ocil_error **err)
 {
-	fputs("Usage: ocilambda <command> [options]\n\n"
-	      "Build AWS Lambda container images from a conda environment, without Docker.\n\n"
-	      "Commands:\n",
-	      f);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
-	fputs("  help       show this help, or a command's (help <command>)\n\n"
-	      "Run 'ocilambda <command> --help' for a command's options.\n",
-	      f);
-}
-
-static const ocil_command *find(const char *name)
-{
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(commands[i]->name, name) == 0)
-			return commands[i];
-	return NULL;
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "writing to standard output");
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	ocil_cmd_ctx ctx = {.cancel_flag = &cancel_flag,
+			    .commands = commands,
+			    .n_commands = sizeof(commands) / sizeof(commands[0])};
 	if (argc < 2) {
-		usage(stderr);
+		ocil_cmd_usage(&ctx, stderr);
 		return OCIL_E_USAGE;
 	}
 	const char *name = argv[1];
-	if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
-		const ocil_command *c = argc > 2 ? find(argv[2]) : NULL;
-		if (argc > 2 && c == NULL) {
-			fprintf(stderr, "ocilambda: unknown command '%s'\n", argv[2]);
-			return OCIL_E_USAGE;
-		}
-		if (c != NULL)
-			ocil_cmd_help(c, stdout);
-		else
-			usage(stdout);
-		return 0;
-	}
-	if (strcmp(name, "--version") == 0)
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+		name = "help";
+	else if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0)
 		name = "version";
-	const ocil_command *cmd = find(name);
+	ocil_error *err = NULL;
+	const ocil_command *cmd = ocil_cmd_find(&ctx, name);
 	if (cmd == NULL) {
-		fprintf(stderr, "ocilambda: unknown command '%s' (see 'ocilambda help')\n", name);
+		if (name[0] == '-')
+			ocil_error_set(&err, OCIL_E_USAGE,
+				       "unknown option '%s' (options follow the command; see "
+				       "'ocilambda help')",
+				       name);
+		else
+			ocil_cmd_unknown(&ctx, name, &err);
+		fprintf(stderr, "ocilambda: %s\n", err->msg);
+		ocil_error_free(err);
 		return OCIL_E_USAGE;
 	}
 
@@ -82,9 +74,9 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	ocil_cmd_ctx ctx = {.cancel_flag = &cancel_flag};
-	ocil_error *err = NULL;
 	int r = cmd->run(cmd, &ctx, argc - 1, argv + 1, &err);
+	if (flush_stdout(r == 0 ? &err : NULL) < 0)
+		r = -1;
 	if (r == 0)
 		return 0;
 	int code = err ? (int)err->code : OCIL_E_IO;
