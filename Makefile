@@ -11,6 +11,7 @@ PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zl
 	libdeflate-dev libisal-dev \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
 	docker-registry apache2-utils openssl curl podman python3-jsonschema \
+	groff-base man-db bsdextrautils bsdutils \
 	clang-format cppcheck valgrind
 
 .PHONY: all deps build test demo format format-check lint clean

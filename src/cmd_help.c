@@ -273,8 +273,11 @@ static void print_bash(const ocil_cmd_ctx *ctx, FILE *f)
 	      "\tcmd=${words[1]-}\n"
 	      "\tprev=${words[${#words[@]}-1]}\n"
 	      "\tif [[ -z $cmd ]]; then\n"
-	      "\t\t_ocilambda_commands\n"
-	      "\t\t_ocilambda_words --help --version\n"
+	      "\t\tif [[ $cur == -* ]]; then\n"
+	      "\t\t\t_ocilambda_words --help --version\n"
+	      "\t\telse\n"
+	      "\t\t\t_ocilambda_commands\n"
+	      "\t\tfi\n"
 	      "\telse\n"
 	      "\t\tlocal opts= operand= arg=\n"
 	      "\t\tcase $cmd in\n",

@@ -24,8 +24,47 @@ expect_fail 1 "--tls-verify \"maybe\": want true or false" $OCILAMBDA pull --tls
 expect_fail 1 "--retry \"-1\": want a number" $OCILAMBDA pull --retry -1 x --output oci:y
 expect_fail 1 "missing the image reference" $OCILAMBDA pull --output oci:y
 ok "pull usage errors"
-$OCILAMBDA version | grep -Ec >/dev/null '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' || fail version
-ok "version"
+$OCILAMBDA version >"$T/v"
+grep -Eq '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' "$T/v" || fail "version: $(cat "$T/v")"
+for lib in libarchive jansson OpenSSL zlib libcurl libdeflate isa-l; do
+	grep -Eq "^  $lib +[0-9]+\.[0-9]+" "$T/v" || fail "version lacks $lib: $(cat "$T/v")"
+done
+cmp -s "$T/v" <($OCILAMBDA --version) || fail "--version is version"
+$OCILAMBDA version --json >"$T/v.json"
+[ "$(json "$T/v.json" 'j["version"]')" = "$(head -n1 "$T/v" | cut -d' ' -f2)" ] || fail "version --json"
+[ "$(json "$T/v.json" '" ".join(l["name"] for l in j["libraries"])')" = \
+	"libarchive jansson OpenSSL zlib libcurl libdeflate isa-l" ] || fail "version --json libraries"
+[ "$(json "$T/v.json" '[l["source"] for l in j["libraries"]].count("runtime")')" = 5 ] ||
+	fail "five libraries report their version at run time"
+ok "version: ours and the libraries', also as JSON"
+
+$OCILAMBDA help >"$T/help"
+cmp -s "$T/help" <($OCILAMBDA --help) || fail "help is --help"
+cmp -s "$T/help" <($OCILAMBDA -h) || fail "help is -h"
+for c in assemble check help inspect pull push version; do
+	grep -q "^  $c " "$T/help" || fail "help lacks $c"
+	$OCILAMBDA "$c" --help >"$T/h-$c"
+	cmp -s "$T/h-$c" <($OCILAMBDA help "$c") || fail "help $c differs from $c --help"
+	cmp -s "$T/h-$c" <($OCILAMBDA "$c" -h) || fail "$c -h differs from $c --help"
+	grep -q "^Usage: ocilambda $c" "$T/h-$c" || fail "$c --help has no usage line"
+	grep -q "^Exit status:" "$T/h-$c" || fail "$c --help has no exit status"
+	grep -q "^  -h, --help  " "$T/h-$c" || fail "$c --help lists --help"
+	# the generated parts (the details are the command's own text)
+	awk '/^(Options|Exit status):$/ {on = 1} /^$/ {on = 0} on && length > 79 {bad = 1} END {exit bad}' \
+		"$T/h-$c" || fail "$c --help: options or exit status wider than 79 columns"
+done
+ok "help, --help, -h, help COMMAND and COMMAND --help agree; options wrapped at 79 columns"
+expect_fail 1 "unknown command 'frob' (see 'ocilambda help')" $OCILAMBDA help frob
+expect_fail 1 "unknown command 'asemble' (did you mean 'assemble'?" $OCILAMBDA asemble
+expect_fail 1 "unknown option '--bse' (did you mean '--base'?)" $OCILAMBDA assemble --bse
+expect_fail 1 "option '--c' is ambiguous (--conda-prefix, --code," $OCILAMBDA assemble --c
+expect_fail 1 "unknown option '--frobnicate'" $OCILAMBDA check --frobnicate x
+expect_fail 1 "unknown option '--json'" $OCILAMBDA --json
+expect_fail 1 "unexpected argument 'x'" $OCILAMBDA version x
+expect_fail 1 "unexpected argument 'b'" $OCILAMBDA help a b
+grep -q "^Run 'ocilambda check --help' for usage.$" <<<"$($OCILAMBDA check --frobnicate 2>&1)" ||
+	fail "a usage error points at --help"
+ok "unknown commands and options: exit 1 and a hint"
 
 rc=0
 $OCILAMBDA >/dev/null 2>&1 || rc=$?
