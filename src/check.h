@@ -80,7 +80,7 @@
 
 typedef enum { OCIL_SEV_ERROR, OCIL_SEV_WARNING, OCIL_SEV_INFO } ocil_severity;
 
-typedef struct {
+typedef struct ocil_finding {
 	const char *rule; /* "L004": static, from the table */
 	ocil_severity sev;
 	char *where; /* path in the image, config field, "manifest", "layer 2 (sha256:...)" */

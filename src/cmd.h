@@ -120,10 +120,35 @@ void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progr
 /* Colour for terminals: on when fd is a TTY and NO_COLOR is unset or
  * empty (https://no-color.org). */
 bool ocil_cmd_color(int fd);
+/* SGR sequences, or "" when colour is off. */
+#define OCIL_SGR_RED "\033[31m"
+#define OCIL_SGR_YELLOW "\033[33m"
+#define OCIL_SGR_GREEN "\033[32m"
+#define OCIL_SGR_RESET "\033[0m"
+typedef struct ocil_finding ocil_finding;
+/* prefix, then the finding's line, red for errors and yellow for warnings
+ * when color. */
+void ocil_cmd_put_finding(FILE *f, const char *prefix, const ocil_finding *x, bool color);
 /* Whether progress goes to stderr: not --quiet, and --progress or a TTY. */
 bool ocil_cmd_progress_on(bool quiet, bool progress);
 /* "12.3 MiB" */
 void ocil_cmd_human_size(int64_t n, char *buf, size_t len);
+
+/* Monotonic seconds, for durations. */
+double ocil_cmd_now(void);
+
+/* One row of assemble's summary table. */
+typedef struct {
+	const char *made_by; /* "base", "conda", "code", "runtime" */
+	const char *digest;
+	int64_t size;	      /* as stored (compressed) */
+	int64_t uncompressed; /* -1: not known (base layers are not unpacked) */
+	bool cached;	      /* taken from a cache, not made now */
+	bool base;	      /* a base layer: neither cached nor new */
+} ocil_cmd_layer_row;
+/* The table of what was built, then the ref, the digest and the time. */
+void ocil_cmd_print_summary(FILE *f, const char *output, const char *digest,
+			    const ocil_cmd_layer_row *rows, size_t n, double seconds);
 
 /* Environment variables ocilambda reads; the table ends with {NULL}. */
 typedef struct {

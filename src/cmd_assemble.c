@@ -352,23 +352,47 @@ static int produce_runtime(build *b, const opts *o, const ocil_cancel *c, ocil_l
 	return ocil_runtime_write_layer(b->fs, b->minor, o->prefix_dest, w, err);
 }
 
+/* res: what the summary table shows of the layer. */
 static int write_layer(build *b, const opts *o, const ocil_cancel *c, const ocil_layer_opts *lo,
-		       producer_fn fn, ocil_plan_layer *out, ocil_error **err)
+		       producer_fn fn, ocil_plan_layer *out, ocil_layer_result *res,
+		       ocil_error **err)
 {
 	ocil_layer_writer *w = NULL;
 	if (ocil_layer_writer_new(ocil_sink_blobs(b->sink), lo, &w, err) < 0)
 		return -1;
-	ocil_layer_result res;
 	int r = fn(b, o, c, w, err);
 	if (r == 0)
-		r = ocil_layer_writer_finish(w, &res, err);
+		r = ocil_layer_writer_finish(w, res, err);
 	ocil_layer_writer_free(w);
 	if (r < 0)
 		return -1;
-	memcpy(out->digest, res.digest, OCIL_DIGEST_STR_SIZE);
-	memcpy(out->diff_id, res.diff_id, OCIL_DIGEST_STR_SIZE);
-	out->size = (int64_t)res.size;
+	memcpy(out->digest, res->digest, OCIL_DIGEST_STR_SIZE);
+	memcpy(out->diff_id, res->diff_id, OCIL_DIGEST_STR_SIZE);
+	out->size = (int64_t)res->size;
 	return 0;
+}
+
+/* On stderr after a build (not with --quiet): each layer, what made it,
+ * its sizes, whether a cache gave it; the output, its digest, the time. */
+static void print_summary(const opts *o, const build *b, const ocil_layer_result *res,
+			  const char *const *made_by, size_t n, double seconds)
+{
+	size_t total = b->n_base_layers + n;
+	cleanup_free ocil_cmd_layer_row *rows = ocil_xcalloc(total, sizeof(*rows));
+	for (size_t i = 0; i < b->n_base_layers; i++)
+		rows[i] = (ocil_cmd_layer_row){.made_by = "base",
+					       .digest = b->base_layers[i].digest,
+					       .size = b->base_layers[i].size,
+					       .uncompressed = -1,
+					       .base = true};
+	for (size_t i = 0; i < n; i++)
+		rows[b->n_base_layers + i] =
+		    (ocil_cmd_layer_row){.made_by = made_by[i],
+					 .digest = res[i].digest,
+					 .size = (int64_t)res[i].size,
+					 .uncompressed = (int64_t)res[i].uncompressed_size,
+					 .cached = res[i].cached};
+	ocil_cmd_print_summary(stderr, o->output, b->manifest.digest, rows, total, seconds);
 }
 
 static int check_options(opts *o, ocil_error **err)
@@ -432,8 +456,7 @@ static int check_output(const opts *o, build *b, const progress *pr, const ocil_
 			x->sev = OCIL_SEV_WARNING;
 		if (x->sev == OCIL_SEV_INFO || o->quiet || (x->sev == OCIL_SEV_WARNING && !pr->on))
 			continue;
-		cleanup_free char *line = ocil_finding_format(x);
-		fprintf(stderr, "ocilambda: check: %s\n", line);
+		ocil_cmd_put_finding(stderr, "ocilambda: check: ", x, ocil_cmd_color(2));
 		if (x->sev == OCIL_SEV_ERROR && strstr(failed, x->rule) == NULL) {
 			char *n = ocil_xasprintf("%s%s%s", failed, failed[0] ? ", " : "", x->rule);
 			free(failed);
@@ -488,6 +511,7 @@ static int publish(const opts *o, build *b, const json_t *config, const progress
 
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
 {
+	double t0 = ocil_cmd_now();
 	progress pr = {.on = ocil_cmd_progress_on(o->quiet, o->progress)};
 	int64_t epoch = 0;
 	if (ocil_source_date_epoch(&epoch, err) < 0 ||
@@ -566,6 +590,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 
 	ocil_layer_opts lo = {.mtime = epoch};
 	ocil_plan_layer layers[3] = {0};
+	ocil_layer_result results[3] = {0};
+	static const char *const made_by[3] = {"conda", "code", "runtime"};
 	cleanup_free char *conda_by =
 	    ocil_xasprintf("ocilambda: conda prefix at %s", o->prefix_dest);
 	cleanup_free char *code_by = ocil_xasprintf("ocilambda: handler code at %s", o->code_dest);
@@ -578,13 +604,13 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	layers[2].created_by = rt_by;
 	say(&pr, "packing conda prefix %s (python %s) at %s", o->prefix, b->conda.python_version,
 	    o->prefix_dest);
-	if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], err) < 0)
+	if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
 		return ocil_error_wrap(err, "conda prefix %s", o->prefix);
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
-	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], err) < 0)
+	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
 		return ocil_error_wrap(err, "code %s", o->code);
 	say(&pr, "pointing /var/lang/bin/python%s at %s/bin/python", b->minor, o->prefix_dest);
-	if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], err) < 0)
+	if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], &results[2], err) < 0)
 		return ocil_error_wrap(err, "runtime patch");
 
 	/* PYTHONPATH by default, then the user's --env in order. */
@@ -610,7 +636,11 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	cleanup_json json_t *config = NULL;
 	if (ocil_plan_write(&plan, bs, &b->manifest, &config, err) < 0)
 		return -1;
-	return publish(o, b, config, &pr, cancel, err);
+	if (publish(o, b, config, &pr, cancel, err) < 0)
+		return -1;
+	if (!o->quiet)
+		print_summary(o, b, results, made_by, 3, ocil_cmd_now() - t0);
+	return 0;
 }
 
 static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char **argv,

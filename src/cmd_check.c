@@ -113,19 +113,21 @@ static void print_json(const char *input, const check *c, const ocil_findings *f
 
 static void print_human(const char *input, const check *c, const ocil_findings *f)
 {
-	for (size_t i = 0; i < f->n; i++) {
-		cleanup_free char *line = ocil_finding_format(&f->v[i]);
-		printf("%s\n", line);
-	}
+	bool color = ocil_cmd_color(1);
+	for (size_t i = 0; i < f->n; i++)
+		ocil_cmd_put_finding(stdout, "", &f->v[i], color);
 	const ocil_source *src = c->target.src;
 	cleanup_free char *plat = image_platform(src);
 	size_t ne = ocil_findings_count(f, OCIL_SEV_ERROR);
 	size_t nw = ocil_findings_count(f, OCIL_SEV_WARNING);
 	size_t ni = ocil_findings_count(f, OCIL_SEV_INFO);
-	printf("%s%s%.19s%s%s%s: %zu error%s, %zu warning%s, %zu info: %s\n", input,
+	printf("%s%s%.19s%s%s%s: %zu error%s, %zu warning%s, %zu info: %s%s%s\n", input,
 	       src ? " (" : "", src ? src->manifest_digest : "", plat ? ", " : "", plat ? plat : "",
 	       src ? ")" : "", ne, ne == 1 ? "" : "s", nw, nw == 1 ? "" : "s", ni,
-	       ne ? "fails" : "passes");
+	       !color ? ""
+	       : ne   ? OCIL_SGR_RED
+		      : OCIL_SGR_GREEN,
+	       ne ? "fails" : "passes", color ? OCIL_SGR_RESET : "");
 }
 
 static int do_check(const opts *o, const char *input, check *c, const ocil_cancel *cancel,

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "cmd.h"
 #include "registry.h"
 
@@ -305,7 +306,7 @@ static void print_notice(void *data, const char *msg)
 	fprintf(stderr, "ocilambda: %s\n", msg);
 }
 
-static double now_s(void)
+double ocil_cmd_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -316,7 +317,7 @@ static double now_s(void)
 static void print_progress(void *data, const char *digest, uint64_t done, uint64_t total)
 {
 	ocil_cmd_progress *p = data;
-	double t = now_s();
+	double t = ocil_cmd_now();
 	if (strcmp(p->digest, digest) != 0) {
 		snprintf(p->digest, sizeof(p->digest), "%s", digest);
 		p->start = t;
@@ -347,6 +348,16 @@ bool ocil_cmd_color(int fd)
 	return isatty(fd) && (no == NULL || no[0] == '\0');
 }
 
+void ocil_cmd_put_finding(FILE *f, const char *prefix, const ocil_finding *x, bool color)
+{
+	cleanup_free char *line = ocil_finding_format(x);
+	const char *on = !color			      ? ""
+			 : x->sev == OCIL_SEV_ERROR   ? OCIL_SGR_RED
+			 : x->sev == OCIL_SEV_WARNING ? OCIL_SGR_YELLOW
+						      : "";
+	fprintf(f, "%s%s%s%s\n", prefix, on, line, on[0] ? OCIL_SGR_RESET : "");
+}
+
 bool ocil_cmd_progress_on(bool quiet, bool progress)
 {
 	return !quiet && (progress || isatty(2));
@@ -362,4 +373,37 @@ void ocil_cmd_human_size(int64_t n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f MiB", n / 1048576.0);
 	else
 		snprintf(buf, len, "%.2f GiB", n / 1073741824.0);
+}
+
+void ocil_cmd_print_summary(FILE *f, const char *output, const char *digest,
+			    const ocil_cmd_layer_row *rows, size_t n, double seconds)
+{
+	/* after the digest on stdout, when both are a terminal */
+	fflush(stdout);
+	fprintf(f, "  %-3s %-8s %11s %12s  %-6s  %s\n", "#", "layer", "compressed", "uncompressed",
+		"cache", "digest");
+	int64_t total = 0, total_raw = 0;
+	bool raw_known = true;
+	for (size_t i = 0; i < n; i++) {
+		const ocil_cmd_layer_row *r = &rows[i];
+		char z[32], u[32];
+		ocil_cmd_human_size(r->size, z, sizeof(z));
+		if (r->uncompressed >= 0)
+			ocil_cmd_human_size(r->uncompressed, u, sizeof(u));
+		else
+			snprintf(u, sizeof(u), "-");
+		total += r->size;
+		total_raw += r->uncompressed > 0 ? r->uncompressed : 0;
+		raw_known = raw_known && r->uncompressed >= 0;
+		fprintf(f, "  %-3zu %-8s %11s %12s  %-6s  %.19s\n", i + 1, r->made_by, z, u,
+			r->base	    ? "-"
+			: r->cached ? "cached"
+				    : "new",
+			r->digest);
+	}
+	char z[32], u[32];
+	ocil_cmd_human_size(total, z, sizeof(z));
+	ocil_cmd_human_size(total_raw, u, sizeof(u));
+	fprintf(f, "  %-3s %-8s %11s %12s\n", "", "total", z, raw_known ? u : "-");
+	fprintf(f, "ocilambda: built %s (%s) in %.1f s\n", output, digest, seconds);
 }

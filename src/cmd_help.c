@@ -130,6 +130,12 @@ static void print_man(const ocil_cmd_ctx *ctx, FILE *f)
 	      ".BR \\-\\-progress );\n"
 	      ".B \\-\\-quiet\n"
 	      "silences it. Results go to standard output.\n"
+	      ".B assemble\n"
+	      "ends with a table of the layers it wrote on standard error (not with\n"
+	      ".BR \\-\\-quiet ).\n"
+	      "On a terminal, failed rules and errors are red unless\n"
+	      ".B NO_COLOR\n"
+	      "is set.\n"
 	      "Errors are one line naming the file or reference and the problem.\n"
 	      ".SH COMMANDS\n",
 	      f);

@@ -38,6 +38,7 @@ typedef struct {
 	uint64_t size;			    /* compressed size */
 	uint64_t uncompressed_size;
 	uint64_t entries;
+	bool cached; /* taken from a layer cache, not written now (the writer: false) */
 } ocil_layer_result;
 
 int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_layer_writer **out,

@@ -80,7 +80,9 @@ int main(int argc, char **argv)
 	if (r == 0)
 		return 0;
 	int code = err ? (int)err->code : OCIL_E_IO;
-	fprintf(stderr, "ocilambda %s: %s\n", cmd->name, err ? err->msg : "unknown error");
+	bool color = ocil_cmd_color(2);
+	fprintf(stderr, "%socilambda %s: %s%s\n", color ? OCIL_SGR_RED : "", cmd->name,
+		err ? err->msg : "unknown error", color ? OCIL_SGR_RESET : "");
 	if (code == OCIL_E_USAGE)
 		fprintf(stderr, "Run 'ocilambda %s --help' for usage.\n", cmd->name);
 	ocil_error_free(err);
