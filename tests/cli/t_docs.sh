@@ -66,7 +66,7 @@ complete_is() { # EXPECTED LINE WORDS...: the sorted candidates, one a line
 }
 bash -c ". '$COMP'; complete -p ocilambda" | grep -c >/dev/null "_ocilambda" ||
 	fail "the script registers _ocilambda"
-complete_is "assemble check help inspect pull push version" "ocilambda " ocilambda ""
+complete_is "$(LC_ALL=C sort "$T/commands" | paste -sd" ")" "ocilambda " ocilambda ""
 complete_is "pull push" "ocilambda pu" ocilambda pu
 complete_is "--help --version" "ocilambda --" ocilambda --
 complete_is "--base" "ocilambda assemble --ba" ocilambda assemble --ba
