@@ -129,6 +129,12 @@ typedef struct ocil_finding ocil_finding;
 /* prefix, then the finding's line, red for errors and yellow for warnings
  * when color. */
 void ocil_cmd_put_finding(FILE *f, const char *prefix, const ocil_finding *x, bool color);
+/* --quiet and --progress: the same keys in every table that has them (the
+ * help text says what --quiet leaves), applied by ocil_cmd_output_opt. */
+#define OCIL_OPT_QUIET 900
+#define OCIL_OPT_PROGRESS 901
+/* Whether key was --quiet or --progress (then applied). */
+bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress);
 /* Whether progress goes to stderr: not --quiet, and --progress or a TTY. */
 bool ocil_cmd_progress_on(bool quiet, bool progress);
 /* "12.3 MiB" */

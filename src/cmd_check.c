@@ -11,16 +11,14 @@
 enum {
 	OPT_PLATFORM = 256,
 	OPT_JSON,
-	OPT_QUIET,
-	OPT_PROGRESS,
 };
 
 static const ocil_option options[] = {
     {"platform", OPT_PLATFORM, "OS/ARCH",
      "the function's platform (default: linux/amd64 or linux/arm64, reported)"},
     {"json", OPT_JSON, NULL, "print the findings and a summary as JSON"},
-    {"quiet", OPT_QUIET, NULL, "no progress on stderr"},
-    {"progress", OPT_PROGRESS, NULL,
+    {"quiet", OCIL_OPT_QUIET, NULL, "no progress on stderr"},
+    {"progress", OCIL_OPT_PROGRESS, NULL,
      "print progress on stderr even when it is not a terminal or with --json"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
@@ -39,18 +37,14 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
+	if (ocil_cmd_output_opt(key, &o->quiet, &o->progress))
+		return 0;
 	switch (key) {
 	case OPT_PLATFORM:
 		o->platform = arg;
 		break;
 	case OPT_JSON:
 		o->json = true;
-		break;
-	case OPT_QUIET:
-		o->quiet = true;
-		break;
-	case OPT_PROGRESS:
-		o->progress = true;
 		break;
 	}
 	return 0;

@@ -206,6 +206,10 @@ static int bad_option(const ocil_command *cmd, const char *arg, ocil_error **err
 	if (nmatch > 1)
 		return ocil_error_set(err, OCIL_E_USAGE, "option '--%s' is ambiguous (%s)", name,
 				      matches);
+	for (size_t i = 0; nmatch == 1 && strchr(arg, '=') != NULL && i <= n; i++)
+		if (strncmp(names[i], name, strlen(name)) == 0)
+			return ocil_error_set(err, OCIL_E_USAGE, "option '--%s' takes no argument",
+					      names[i]);
 	const char *near = nearest(name, names, n + 1);
 	if (near != NULL)
 		return ocil_error_set(err, OCIL_E_USAGE,
@@ -356,6 +360,15 @@ void ocil_cmd_put_finding(FILE *f, const char *prefix, const ocil_finding *x, bo
 			 : x->sev == OCIL_SEV_WARNING ? OCIL_SGR_YELLOW
 						      : "";
 	fprintf(f, "%s%s%s%s\n", prefix, on, line, on[0] ? OCIL_SGR_RESET : "");
+}
+
+bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress)
+{
+	if (key == OCIL_OPT_QUIET)
+		*quiet = true;
+	else if (key == OCIL_OPT_PROGRESS)
+		*progress = true;
+	return key == OCIL_OPT_QUIET || key == OCIL_OPT_PROGRESS;
 }
 
 bool ocil_cmd_progress_on(bool quiet, bool progress)

@@ -17,8 +17,6 @@ enum {
 	OPT_JSON = 256,
 	OPT_SBOM,
 	OPT_PLATFORM,
-	OPT_QUIET,
-	OPT_PROGRESS,
 };
 
 static const ocil_option options[] = {
@@ -26,8 +24,8 @@ static const ocil_option options[] = {
     {"sbom", OPT_SBOM, "FILE", "also write an SPDX 2.3 JSON SBOM of the conda packages to FILE"},
     {"platform", OPT_PLATFORM, "OS/ARCH",
      "which image of a multi-platform index, and the platform expected (linux/amd64)"},
-    {"quiet", OPT_QUIET, NULL, "no progress on stderr"},
-    {"progress", OPT_PROGRESS, NULL,
+    {"quiet", OCIL_OPT_QUIET, NULL, "no progress on stderr"},
+    {"progress", OCIL_OPT_PROGRESS, NULL,
      "print progress on stderr even when it is not a terminal or with --json"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
@@ -46,6 +44,8 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
+	if (ocil_cmd_output_opt(key, &o->quiet, &o->progress))
+		return 0;
 	switch (key) {
 	case OPT_JSON:
 		o->json = true;
@@ -55,12 +55,6 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_PLATFORM:
 		o->platform = arg;
-		break;
-	case OPT_QUIET:
-		o->quiet = true;
-		break;
-	case OPT_PROGRESS:
-		o->progress = true;
 		break;
 	}
 	return 0;

@@ -11,15 +11,14 @@
 enum {
 	OPT_OUTPUT = 256,
 	OPT_PLATFORM,
-	OPT_QUIET,
-	OPT_PROGRESS,
 };
 
 static const ocil_option options[] = {
     {"output", OPT_OUTPUT, "oci:DIR[:TAG]", "layout to write (TAG defaults to the ref's tag)"},
     {"platform", OPT_PLATFORM, "OS/ARCH", "which image of a multi-platform index (linux/amd64)"},
-    {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
-    {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
+    {"quiet", OCIL_OPT_QUIET, NULL, "print nothing but the manifest digest"},
+    {"progress", OCIL_OPT_PROGRESS, NULL,
+     "print progress on stderr even when it is not a terminal"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
 };
@@ -37,18 +36,14 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
+	if (ocil_cmd_output_opt(key, &o->quiet, &o->progress))
+		return 0;
 	switch (key) {
 	case OPT_OUTPUT:
 		o->output = arg;
 		break;
 	case OPT_PLATFORM:
 		o->platform = arg;
-		break;
-	case OPT_QUIET:
-		o->quiet = true;
-		break;
-	case OPT_PROGRESS:
-		o->progress = true;
 		break;
 	}
 	return 0;

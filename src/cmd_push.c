@@ -13,16 +13,15 @@ enum {
 	OPT_FORMAT = 256,
 	OPT_DIGESTFILE,
 	OPT_PLATFORM,
-	OPT_QUIET,
-	OPT_PROGRESS,
 };
 
 static const ocil_option options[] = {
     {"format", OPT_FORMAT, "oci|docker", "manifest format (default: the source's)"},
     {"digestfile", OPT_DIGESTFILE, "FILE", "write the manifest digest to FILE"},
     {"platform", OPT_PLATFORM, "OS/ARCH", "which image of a multi-platform source (linux/amd64)"},
-    {"quiet", OPT_QUIET, NULL, "print nothing but the result"},
-    {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
+    {"quiet", OCIL_OPT_QUIET, NULL, "print nothing but the result"},
+    {"progress", OCIL_OPT_PROGRESS, NULL,
+     "print progress on stderr even when it is not a terminal"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
 };
@@ -41,6 +40,8 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
+	if (ocil_cmd_output_opt(key, &o->quiet, &o->progress))
+		return 0;
 	switch (key) {
 	case OPT_FORMAT:
 		return ocil_format_parse(arg, &o->format, err);
@@ -49,12 +50,6 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_PLATFORM:
 		o->platform = arg;
-		break;
-	case OPT_QUIET:
-		o->quiet = true;
-		break;
-	case OPT_PROGRESS:
-		o->progress = true;
 		break;
 	}
 	return 0;

@@ -59,6 +59,7 @@ expect_fail 1 "unknown command 'asemble' (did you mean 'assemble'?" $OCILAMBDA a
 expect_fail 1 "unknown option '--bse' (did you mean '--base'?)" $OCILAMBDA assemble --bse
 expect_fail 1 "option '--c' is ambiguous (--conda-prefix, --code," $OCILAMBDA assemble --c
 expect_fail 1 "unknown option '--frobnicate'" $OCILAMBDA check --frobnicate x
+expect_fail 1 "option '--quiet' takes no argument" $OCILAMBDA assemble --quiet=yes
 expect_fail 1 "unknown option '--json'" $OCILAMBDA --json
 expect_fail 1 "unexpected argument 'x'" $OCILAMBDA version x
 expect_fail 1 "unexpected argument 'b'" $OCILAMBDA help a b
