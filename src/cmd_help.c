@@ -210,8 +210,9 @@ static const char *arg_completion(const char *arg, char *buf, size_t len)
 	return buf;
 }
 
-/* Whether the usage line names operands (words that are neither options,
- * their arguments, nor "[options]"), and whether they are commands. */
+/* How the operands the usage line names (words that are neither options,
+ * their arguments, nor "[options]") complete: command names or image
+ * references; NULL when it names none. */
 static const char *operand_completion(const ocil_command *c)
 {
 	cleanup_free char *u = ocil_xstrdup(c->usage);
