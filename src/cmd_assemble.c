@@ -41,6 +41,8 @@ enum {
 	OPT_STRICT,
 	OPT_SBOM,
 	OPT_NO_CHECK,
+	OPT_COMPRESSION,
+	OPT_LEVEL,
 };
 
 static const ocil_option options[] = {
@@ -58,6 +60,10 @@ static const ocil_option options[] = {
     {"sbom", OPT_SBOM, "FILE", "write an SPDX 2.3 JSON SBOM of the conda packages to FILE"},
     {"no-check", OPT_NO_CHECK, NULL,
      "publish even if the image fails Lambda's rules (see 'ocilambda check')"},
+    {"compression", OPT_COMPRESSION, "gzip|zstd",
+     "new layers' compression (default gzip; Lambda does not take zstd images)"},
+    {"compression-level", OPT_LEVEL, "N",
+     "1 (fastest) .. 9 (smallest), as gzip's (default 6; zstd: see README)"},
     {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
     {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
     {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
@@ -83,7 +89,8 @@ typedef struct {
 	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile, *sbom;
 	ocil_format format;
 	ocil_strv env, excludes;
-	bool allow_mismatch, quiet, progress, strict, no_check;
+	bool allow_mismatch, quiet, progress, strict, no_check, zstd;
+	int level;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
 } opts;
@@ -150,6 +157,18 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_DIGESTFILE:
 		o->digestfile = arg;
+		break;
+	case OPT_COMPRESSION:
+		if (strcmp(arg, "gzip") != 0 && strcmp(arg, "zstd") != 0)
+			return ocil_error_set(err, OCIL_E_USAGE,
+					      "--compression \"%s\": want gzip or zstd", arg);
+		o->zstd = strcmp(arg, "zstd") == 0;
+		break;
+	case OPT_LEVEL:
+		if (strlen(arg) != 1 || arg[0] < '1' || arg[0] > '9')
+			return ocil_error_set(err, OCIL_E_USAGE,
+					      "--compression-level \"%s\": want 1..9", arg);
+		o->level = arg[0] - '0';
 		break;
 	case OPT_ENV:
 		if (strchr(arg, '=') == NULL || arg[0] == '=')
@@ -416,6 +435,10 @@ static int check_options(opts *o, ocil_error **err)
 	if (strcmp(o->prefix_dest, o->code_dest) == 0)
 		return ocil_error_set(err, OCIL_E_USAGE,
 				      "--prefix-dest and --code-dest are the same");
+	if (o->zstd && o->format == OCIL_FORMAT_DOCKER)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--compression zstd needs OCI manifests; Docker v2s2 "
+				      "(--format docker) has no zstd layers");
 	return 0;
 }
 
@@ -454,7 +477,13 @@ static int check_output(const opts *o, build *b, const progress *pr, const ocil_
 		ocil_finding *x = &f.v[i];
 		if (x->sev == OCIL_SEV_ERROR && o->allow_mismatch && strcmp(x->rule, "L014") == 0)
 			x->sev = OCIL_SEV_WARNING;
-		if (x->sev == OCIL_SEV_INFO || o->quiet || (x->sev == OCIL_SEV_WARNING && !pr->on))
+		/* zstd was asked for: say once more what it costs, but build */
+		bool asked = x->sev == OCIL_SEV_ERROR && o->zstd && strcmp(x->rule, "L002") == 0 &&
+			     strstr(x->msg, "zstd-compressed") != NULL;
+		if (asked)
+			x->sev = OCIL_SEV_WARNING;
+		if (x->sev == OCIL_SEV_INFO || o->quiet ||
+		    (x->sev == OCIL_SEV_WARNING && !pr->on && !asked))
 			continue;
 		ocil_cmd_put_finding(stderr, "ocilambda: check: ", x, ocil_cmd_color(2));
 		if (x->sev == OCIL_SEV_ERROR && strstr(failed, x->rule) == NULL) {
@@ -523,6 +552,10 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return ocil_error_wrap(err, "--base");
 	if (ocil_ref_parse(o->output, &b->out_ref, err) < 0)
 		return ocil_error_wrap(err, "--output");
+	if (o->zstd && b->out_ref.transport == OCIL_REF_DOCKER_ARCHIVE)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--compression zstd: a docker-archive holds Docker v2s2 "
+				      "images, which have no zstd layers; write oci:DIR instead");
 
 	/* Cheap checks of local inputs before any heavy work. */
 	ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
@@ -572,6 +605,11 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	bool docker = false;
 	if (ocil_sink_family(b->sink, o->format, b->src->manifest.docker, &docker, err) < 0)
 		return -1;
+	if (docker && o->zstd)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--compression zstd needs OCI manifests but the base %s is "
+				      "Docker v2s2; add --format oci",
+				      o->base);
 	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
 	say(&pr, "importing %zu base layers", b->src->manifest.n_layers);
 	if (ocil_source_import_layers(b->src, bs, docker, cancel, &b->base_layers, err) < 0)
@@ -588,7 +626,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0)
 		return -1;
 
-	ocil_layer_opts lo = {.mtime = epoch};
+	ocil_layer_opts lo = {.mtime = epoch, .compression_level = o->level, .zstd = o->zstd};
 	ocil_plan_layer layers[3] = {0};
 	ocil_layer_result results[3] = {0};
 	static const char *const made_by[3] = {"conda", "code", "runtime"};
@@ -599,6 +637,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	    ocil_xasprintf("ocilambda: /var/lang/bin/python%s -> %s/bin/python (original kept as "
 			   "python%s-clean)",
 			   b->minor, o->prefix_dest, b->minor);
+	for (size_t i = 0; i < 3; i++)
+		layers[i].zstd = o->zstd;
 	layers[0].created_by = conda_by;
 	layers[1].created_by = code_by;
 	layers[2].created_by = rt_by;
@@ -675,13 +715,16 @@ const ocil_command ocil_cmd_assemble = {
     .usage = "--base REF --conda-prefix DIR --code DIR --handler MODULE.FUNCTION --output REF "
 	     "[options]",
     .summary = "build a Lambda container image from a base image, a conda prefix and code",
-    .details = "Writes the base layers unchanged plus three gzip layers: the conda prefix\n"
+    .details = "Writes the base layers unchanged plus three new layers: the conda prefix\n"
 	       "(relocated to --prefix-dest), the code, and a runtime patch that keeps the\n"
 	       "base python as /var/lang/bin/python3.X-clean and points python3.X at the\n"
 	       "prefix's bin/python. The config gets PYTHONPATH, Entrypoint and Cmd [handler].\n"
 	       "Prints the manifest digest on stdout. Output is built under a temporary name\n"
 	       "and renamed into place; an existing layout keeps its other tags.\n"
 	       "SOURCE_DATE_EPOCH sets the timestamps (default 0): same inputs, same digests.\n"
+	       "New layers are gzip (one member, what Lambda takes); --compression zstd\n"
+	       "writes OCI zstd layers instead, which Lambda does not deploy: check's L002\n"
+	       "finding is then shown as a warning.\n"
 	       "\nExample:\n"
 	       "  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
 	       "      --handler example.lambda_handler --output oci:./out:latest\n",

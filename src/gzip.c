@@ -738,7 +738,7 @@ static void submit(ocil_gzip_blob *g, slot *s, bool last)
 	pthread_mutex_unlock(&g->mu);
 }
 
-static int env_threads(unsigned *out, ocil_error **err)
+int ocil_gzip_threads(unsigned *out, ocil_error **err)
 {
 	const char *e = getenv("OCIL_GZIP_THREADS");
 	if (e == NULL || e[0] == '\0') {
@@ -771,7 +771,7 @@ int ocil_gzip_blob_begin_opts(ocil_blobstore *bs, const ocil_gzip_opts *opts, oc
 		return ocil_error_set(err, OCIL_E_USAGE, "gzip: block size %zu is not in %zu..%zu",
 				      block_size, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
 	unsigned threads = opts->threads;
-	if (threads == 0 && env_threads(&threads, err) < 0)
+	if (threads == 0 && ocil_gzip_threads(&threads, err) < 0)
 		return -1;
 	if (threads > MAX_THREADS)
 		threads = MAX_THREADS;

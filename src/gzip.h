@@ -38,6 +38,9 @@ typedef struct {
 			      give other bytes, for tests only */
 } ocil_gzip_opts;
 
+/* Worker threads to use: $OCIL_GZIP_THREADS (1..64; else OCIL_E_USAGE),
+ * else min(usable CPUs, OCIL_GZIP_MAX_THREADS). zstd layers use the same. */
+int ocil_gzip_threads(unsigned *out, ocil_error **err);
 /* level: 1 (fastest) .. 9 (smallest), as gzip's, or 0 for the default (6);
  * src/gzip.c maps them to isa-l and libdeflate levels. */
 int ocil_gzip_blob_begin(ocil_blobstore *bs, int level, ocil_gzip_blob **out, ocil_error **err);

@@ -17,6 +17,7 @@
 #include "digest.h"
 #include "gzip.h"
 #include "util.h"
+#include "zstd_blob.h"
 
 /* Longest image path we accept; the kernel's PATH_MAX is what a runtime can
  * create anyway. */
@@ -30,7 +31,8 @@ typedef enum { ST_IDLE, ST_IN_FILE, ST_FAILED, ST_FINISHED } writer_state;
 
 struct ocil_layer_writer {
 	struct archive *a;
-	ocil_gzip_blob *gz;
+	ocil_gzip_blob *gz; /* one of these two */
+	ocil_zstd_blob *zs;
 	uint64_t entries;
 	int64_t mtime;
 	writer_state state;
@@ -57,7 +59,9 @@ static la_ssize_t write_cb(struct archive *a, void *cd, const void *buf, size_t 
 		return (la_ssize_t)len;
 	if (w->io_err != NULL)
 		return -1;
-	if (ocil_gzip_blob_write(w->gz, buf, len, &w->io_err) < 0) {
+	int r = w->zs != NULL ? ocil_zstd_blob_write(w->zs, buf, len, &w->io_err)
+			      : ocil_gzip_blob_write(w->gz, buf, len, &w->io_err);
+	if (r < 0) {
 		archive_set_error(a, EIO, "%s", w->io_err ? w->io_err->msg : "write failed");
 		return -1;
 	}
@@ -207,7 +211,9 @@ int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_
 		ocil_layer_writer_free(w);
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "layer writer: C locale");
 	}
-	if (ocil_gzip_blob_begin(bs, level, &w->gz, err) < 0) {
+	ocil_zstd_opts zo = {.level = level};
+	if (opts && opts->zstd ? ocil_zstd_blob_begin(bs, &zo, &w->zs, err) < 0
+			       : ocil_gzip_blob_begin(bs, level, &w->gz, err) < 0) {
 		ocil_layer_writer_free(w);
 		return ocil_error_wrap(err, "layer writer");
 	}
@@ -385,7 +391,8 @@ int ocil_layer_writer_finish(ocil_layer_writer *w, ocil_layer_result *res, ocil_
 	if (archive_write_close(w->a) != ARCHIVE_OK)
 		return archive_fail(w, "closing the tar stream", err);
 	ocil_gzip_result g;
-	if (ocil_gzip_blob_finish(w->gz, &g, err) < 0) {
+	if ((w->zs != NULL ? ocil_zstd_blob_finish(w->zs, &g, err)
+			   : ocil_gzip_blob_finish(w->gz, &g, err)) < 0) {
 		ocil_error_wrap(err, "layer writer");
 		return fail(w);
 	}
@@ -412,6 +419,7 @@ void ocil_layer_writer_free(ocil_layer_writer *w)
 		archive_write_free(w->a);
 	}
 	ocil_gzip_blob_free(w->gz); /* removes the temp file unless committed */
+	ocil_zstd_blob_free(w->zs);
 	ocil_error_free(w->io_err);
 	ocil_strmap_clear(&w->dirs);
 	if (w->c_locale != (locale_t)0)

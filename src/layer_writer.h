@@ -1,4 +1,4 @@
-/* Deterministic layer writer: tar entries -> gzip -> blob store, hashing the
+/* Deterministic layer writer: tar entries -> gzip (or zstd) -> blob store, hashing the
  * uncompressed stream (diff_id) and the compressed stream (digest) in the
  * same pass.
  *
@@ -29,11 +29,12 @@ typedef struct ocil_layer_writer ocil_layer_writer;
 
 typedef struct {
 	int64_t mtime;	       /* SOURCE_DATE_EPOCH or 0 */
-	int compression_level; /* zlib level; 0 means the default (6) */
+	int compression_level; /* gzip meaning, 1..9; 0 means the default (6) */
+	bool zstd;	       /* zstd (see zstd_blob.h) instead of gzip */
 } ocil_layer_opts;
 
 typedef struct {
-	char digest[OCIL_DIGEST_STR_SIZE];  /* sha256 of the gzip blob */
+	char digest[OCIL_DIGEST_STR_SIZE];  /* sha256 of the compressed blob */
 	char diff_id[OCIL_DIGEST_STR_SIZE]; /* sha256 of the tar */
 	uint64_t size;			    /* compressed size */
 	uint64_t uncompressed_size;

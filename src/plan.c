@@ -98,7 +98,8 @@ int ocil_plan_write(const ocil_plan *p, ocil_blobstore *bs, ocil_descriptor *man
 		layers[i] = p->base_layers[i];
 	for (size_t i = 0; i < p->n_layers; i++) {
 		ocil_descriptor *d = &layers[p->n_base_layers + i];
-		d->media_type = OCIL_MT_OCI_LAYER_GZIP; /* translated to the family */
+		/* translated to the family */
+		d->media_type = p->layers[i].zstd ? OCIL_MT_OCI_LAYER_ZSTD : OCIL_MT_OCI_LAYER_GZIP;
 		d->size = p->layers[i].size;
 		memcpy(d->digest, p->layers[i].digest, OCIL_DIGEST_STR_SIZE);
 	}

@@ -12,6 +12,7 @@ typedef struct {
 	char digest[OCIL_DIGEST_STR_SIZE];
 	char diff_id[OCIL_DIGEST_STR_SIZE];
 	int64_t size;
+	bool zstd;		/* a zstd layer (OCI only), else gzip */
 	const char *created_by; /* history text */
 } ocil_plan_layer;
 
