@@ -46,6 +46,35 @@ void ocil_conda_report_clear(ocil_conda_report *r)
 	memset(r, 0, sizeof(*r));
 }
 
+json_t *ocil_conda_info_to_json(const ocil_conda_info *info)
+{
+	return json_pack("{s:s, s:s, s:s, s:s?, s:b, s:I}", "python_version", info->python_version,
+			 "python_minor", info->python_minor, "origin", info->origin, "subdir",
+			 info->subdir, "has_awslambdaric", info->has_awslambdaric, "records",
+			 (json_int_t)info->records);
+}
+
+bool ocil_conda_info_from_json(const json_t *j, ocil_conda_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	const char *version = NULL, *minor = NULL, *origin = NULL, *subdir = NULL;
+	int aws = 0;
+	json_int_t records = 0;
+	if (j == NULL ||
+	    json_unpack((json_t *)j, "{s:s, s:s, s:s, s?s, s:b, s:I}", "python_version", &version,
+			"python_minor", &minor, "origin", &origin, "subdir", &subdir,
+			"has_awslambdaric", &aws, "records", &records) != 0 ||
+	    records < 0)
+		return false;
+	info->python_version = ocil_xstrdup(version);
+	info->python_minor = ocil_xstrdup(minor);
+	info->origin = ocil_xstrdup(origin);
+	info->subdir = subdir ? ocil_xstrdup(subdir) : NULL;
+	info->has_awslambdaric = aws != 0;
+	info->records = (size_t)records;
+	return true;
+}
+
 /* A recorded path must stay inside the prefix. */
 static bool valid_rel(const char *p)
 {

@@ -38,6 +38,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "error.h"
 #include "layer_writer.h"
 #include "util.h"
@@ -96,6 +98,12 @@ typedef struct {
 int ocil_conda_inspect(const char *prefix, const ocil_conda_inspect_opts *io, ocil_conda_info *info,
 		       ocil_error **err);
 void ocil_conda_info_clear(ocil_conda_info *info);
+/* What inspecting found, as JSON, for the layer cache: everything but the
+ * managed file map and the excludes (only packing needs them). */
+json_t *ocil_conda_info_to_json(const ocil_conda_info *info);
+/* Back from ocil_conda_info_to_json; false (info cleared) when j is not
+ * such a document. */
+bool ocil_conda_info_from_json(const json_t *j, ocil_conda_info *info);
 
 /* Whether the prefix can run on the base image's platform (OCI names: os
  * "linux", arch "amd64"/"arm64"). linux-64 <-> linux/amd64, linux-aarch64

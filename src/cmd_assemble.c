@@ -11,6 +11,7 @@
 #include "conda.h"
 #include "gzip.h"
 #include "json.h"
+#include "layer_cache.h"
 #include "layer_writer.h"
 #include "plan.h"
 #include "registry.h"
@@ -19,6 +20,7 @@
 #include "sbom.h"
 #include "sink.h"
 #include "source.h"
+#include "walk.h"
 
 enum {
 	OPT_BASE = 256,
@@ -43,6 +45,7 @@ enum {
 	OPT_NO_CHECK,
 	OPT_COMPRESSION,
 	OPT_LEVEL,
+	OPT_NO_CACHE,
 };
 
 static const ocil_option options[] = {
@@ -64,6 +67,8 @@ static const ocil_option options[] = {
      "new layers' compression (default gzip; Lambda does not take zstd images)"},
     {"compression-level", OPT_LEVEL, "N",
      "1 (fastest) .. 9 (smallest), as gzip's (default 6; zstd: see README)"},
+    {"no-cache", OPT_NO_CACHE, NULL,
+     "pack the conda prefix even if the layer cache has it (and refresh the cache)"},
     {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
     {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
     {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
@@ -89,7 +94,7 @@ typedef struct {
 	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile, *sbom;
 	ocil_format format;
 	ocil_strv env, excludes;
-	bool allow_mismatch, quiet, progress, strict, no_check, zstd;
+	bool allow_mismatch, quiet, progress, strict, no_check, zstd, no_cache;
 	int level;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
@@ -157,6 +162,9 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_DIGESTFILE:
 		o->digestfile = arg;
+		break;
+	case OPT_NO_CACHE:
+		o->no_cache = true;
 		break;
 	case OPT_COMPRESSION:
 		if (strcmp(arg, "gzip") != 0 && strcmp(arg, "zstd") != 0)
@@ -279,6 +287,8 @@ typedef struct {
 	ocil_rootfs *fs;
 	json_t *entrypoint;
 	ocil_strv env, pythons;
+	ocil_strv conda_warnings; /* what packing the prefix reported */
+	ocil_layer_cache *cache;  /* NULL: none usable */
 	char *minor;
 	ocil_descriptor manifest;
 } build;
@@ -298,6 +308,8 @@ static void build_clear(build *b)
 	json_decref(b->entrypoint);
 	ocil_strv_clear(&b->env);
 	ocil_strv_clear(&b->pythons);
+	ocil_strv_clear(&b->conda_warnings);
+	ocil_layer_cache_free(b->cache);
 	free(b->minor);
 	ocil_descriptor_clear(&b->manifest);
 }
@@ -355,6 +367,8 @@ static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_lay
 	/* What relocation could not fix is the user's to know, even on failure. */
 	for (size_t i = 0; !o->quiet && i < rep.warnings.n; i++)
 		fprintf(stderr, "ocilambda: warning: %s\n", rep.warnings.v[i]);
+	b->conda_warnings = rep.warnings;
+	rep.warnings = (ocil_strv){0};
 	ocil_conda_report_clear(&rep);
 	return r;
 }
@@ -538,6 +552,71 @@ static int publish(const opts *o, build *b, const json_t *config, const progress
 	return 0;
 }
 
+/* The conda layer's cache key: every option that changes its bytes, then
+ * the metadata of every file of the prefix (ocil_walk_fingerprint). */
+static int conda_key(const opts *o, int64_t epoch, const ocil_cancel *cancel,
+		     char key[OCIL_DIGEST_STR_SIZE], ocil_error **err)
+{
+	cleanup_free char *real = realpath(o->prefix, NULL);
+	if (real == NULL)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "conda prefix %s", o->prefix);
+	ocil_hasher *h = ocil_layer_cache_key_begin("conda-layer/1");
+	ocil_layer_cache_key_str(h, real);
+	ocil_layer_cache_key_str(h, o->prefix_dest);
+	ocil_layer_cache_key_str(h, o->source_prefix);
+	ocil_layer_cache_key_int(h, (int64_t)o->excludes.n);
+	for (size_t i = 0; i < o->excludes.n; i++)
+		ocil_layer_cache_key_str(h, o->excludes.v[i]);
+	ocil_layer_cache_key_int(h, o->strict);
+	ocil_layer_cache_key_int(h, o->zstd);
+	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
+	ocil_layer_cache_key_int(h, epoch);
+	int r = ocil_walk_fingerprint(real, h, cancel, err);
+	ocil_layer_cache_key_finish(h, key);
+	return r;
+}
+
+/* The conda layer from the cache: 1 when found (b->conda and the warnings
+ * filled from what the first build found), 0 when it has to be packed. */
+static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cache_entry *ce,
+			const ocil_cancel *cancel, ocil_error **err)
+{
+	if (b->cache == NULL || o->no_cache)
+		return 0;
+	int r = ocil_layer_cache_get(b->cache, key, ce, cancel, err);
+	if (r <= 0)
+		return r;
+	const json_t *warnings = json_object_get(ce->facts, "warnings");
+	if (!ocil_conda_info_from_json(json_object_get(ce->facts, "conda"), &b->conda) ||
+	    !json_is_array(warnings)) {
+		ocil_conda_info_clear(&b->conda);
+		ocil_layer_cache_entry_clear(ce);
+		return 0;
+	}
+	size_t i;
+	json_t *w;
+	json_array_foreach(warnings, i, w) if (json_is_string(w))
+	    ocil_strv_push(&b->conda_warnings, ocil_xstrdup(json_string_value(w)));
+	return 1;
+}
+
+static int conda_remember(build *b, const char *key, const ocil_plan_layer *l, ocil_error **err)
+{
+	if (b->cache == NULL)
+		return 0;
+	ocil_layer_cache_entry ce = {.size = l->size};
+	memcpy(ce.digest, l->digest, sizeof(ce.digest));
+	memcpy(ce.diff_id, l->diff_id, sizeof(ce.diff_id));
+	json_t *warnings = json_array();
+	for (size_t i = 0; i < b->conda_warnings.n; i++)
+		json_array_append_new(warnings, json_string(b->conda_warnings.v[i]));
+	ce.facts = json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda), "warnings",
+			     warnings);
+	int r = ocil_layer_cache_put(b->cache, key, &ce, ocil_sink_blobs(b->sink), err);
+	ocil_layer_cache_entry_clear(&ce);
+	return r;
+}
+
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
 {
 	double t0 = ocil_cmd_now();
@@ -557,11 +636,26 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 				      "--compression zstd: a docker-archive holds Docker v2s2 "
 				      "images, which have no zstd layers; write oci:DIR instead");
 
-	/* Cheap checks of local inputs before any heavy work. */
+	/* Cheap checks of local inputs before any heavy work; an unchanged
+	 * prefix was inspected (and packed) before. */
+	char key[OCIL_DIGEST_STR_SIZE];
+	if (conda_key(o, epoch, cancel, key, err) < 0)
+		return -1;
+	cleanup_free char *cache_dir =
+	    o->reg.cache_dir ? ocil_xstrdup(o->reg.cache_dir) : ocil_source_default_cache_dir();
+	ocil_error *no_cache = NULL;
+	if (ocil_layer_cache_open(cache_dir, &b->cache, &no_cache) < 0) {
+		say(&pr, "not caching the conda layer: %s", no_cache->msg);
+		ocil_error_free(no_cache);
+	}
+	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
+	int hit = conda_cached(o, b, key, &ce, cancel, err);
+	if (hit < 0)
+		return -1;
 	ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
 				      .excludes = (const char *const *)o->excludes.v,
 				      .n_excludes = o->excludes.n};
-	if (ocil_conda_inspect(o->prefix, &io, &b->conda, err) < 0 ||
+	if ((!hit && ocil_conda_inspect(o->prefix, &io, &b->conda, err) < 0) ||
 	    ocil_conda_check_platform(&b->conda, b->platform.os, b->platform.arch, err) < 0)
 		return -1;
 	say(&pr, "conda prefix %s: python %s, %s, awslambdaric %s", o->prefix,
@@ -642,10 +736,31 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	layers[0].created_by = conda_by;
 	layers[1].created_by = code_by;
 	layers[2].created_by = rt_by;
-	say(&pr, "packing conda prefix %s (python %s) at %s", o->prefix, b->conda.python_version,
-	    o->prefix_dest);
-	if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
-		return ocil_error_wrap(err, "conda prefix %s", o->prefix);
+	if (hit) {
+		say(&pr, "conda prefix %s unchanged: layer %s from the cache", o->prefix,
+		    ce.digest);
+		for (size_t i = 0; !o->quiet && i < b->conda_warnings.n; i++)
+			fprintf(stderr, "ocilambda: warning: %s\n", b->conda_warnings.v[i]);
+		if (ocil_layer_cache_export(b->cache, &ce, bs, err) < 0)
+			return -1;
+		memcpy(layers[0].digest, ce.digest, OCIL_DIGEST_STR_SIZE);
+		memcpy(layers[0].diff_id, ce.diff_id, OCIL_DIGEST_STR_SIZE);
+		layers[0].size = ce.size;
+		memcpy(results[0].digest, ce.digest, OCIL_DIGEST_STR_SIZE);
+		memcpy(results[0].diff_id, ce.diff_id, OCIL_DIGEST_STR_SIZE);
+		results[0].size = (uint64_t)ce.size;
+		results[0].cached = true;
+	} else {
+		say(&pr, "packing conda prefix %s (python %s) at %s", o->prefix,
+		    b->conda.python_version, o->prefix_dest);
+		if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
+			return ocil_error_wrap(err, "conda prefix %s", o->prefix);
+		ocil_error *not_kept = NULL;
+		if (conda_remember(b, key, &layers[0], &not_kept) < 0) {
+			say(&pr, "not caching the conda layer: %s", not_kept->msg);
+			ocil_error_free(not_kept);
+		}
+	}
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
 	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
 		return ocil_error_wrap(err, "code %s", o->code);

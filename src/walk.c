@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "digest.h"
 
 typedef struct {
 	const ocil_walk_opts *o;
@@ -186,4 +189,42 @@ const char *ocil_walk_kind(mode_t m)
 	if (S_ISCHR(m) || S_ISBLK(m))
 		return "device";
 	return "special file";
+}
+
+/* One fixed-width record a stat, then the path (and a symlink's target),
+ * NUL-terminated so no two entries can run together. */
+static void fold_stat(ocil_hasher *h, const struct stat *st)
+{
+	uint64_t v[] = {
+	    (uint64_t)st->st_mode,	  (uint64_t)st->st_size,
+	    (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec,
+	    (uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec,
+	    (uint64_t)st->st_ino,	  (uint64_t)st->st_dev,
+	};
+	ocil_hasher_update(h, v, sizeof(v));
+}
+
+static int fingerprint_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
+{
+	ocil_hasher *h = ud;
+	fold_stat(h, e->st);
+	ocil_hasher_update(h, e->rel, strlen(e->rel) + 1);
+	if (S_ISLNK(e->st->st_mode)) {
+		cleanup_free char *target = NULL;
+		if (ocil_walk_readlink(e, &target, err) < 0)
+			return -1;
+		ocil_hasher_update(h, target, strlen(target) + 1);
+	}
+	return 0;
+}
+
+int ocil_walk_fingerprint(const char *root, ocil_hasher *h, const ocil_cancel *cancel,
+			  ocil_error **err)
+{
+	struct stat st;
+	if (stat(root, &st) < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", root);
+	fold_stat(h, &st);
+	ocil_walk_opts o = {.fn = fingerprint_entry, .ud = h, .cancel = cancel};
+	return ocil_walk(root, &o, err);
 }

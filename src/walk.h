@@ -56,6 +56,14 @@ int ocil_walk(const char *root, const ocil_walk_opts *o, ocil_error **err);
 int ocil_walk_open(const ocil_walk_entry *e, int *fd, ocil_error **err);
 /* Read a symlink entry's target (at most PATH_MAX bytes); caller frees. */
 int ocil_walk_readlink(const ocil_walk_entry *e, char **target, ocil_error **err);
+/* Fold the metadata of root and of every entry below it (walk order) into
+ * h: relative path, type and mode, size, mtime and ctime in nanoseconds,
+ * inode and device, and a symlink's target; never file contents. A file
+ * rewritten in place with its size and mtime restored still changes
+ * (ctime), and so does a copy of the tree (inodes). Errors: as ocil_walk. */
+struct ocil_hasher;
+int ocil_walk_fingerprint(const char *root, struct ocil_hasher *h, const ocil_cancel *cancel,
+			  ocil_error **err);
 /* What an entry that is not a directory, regular file or symlink is
  * ("socket", "fifo", "device", "special file"), for the producers' "a %s
  * can not go into an image layer". */

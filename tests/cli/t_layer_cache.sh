@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The conda layer cache: a rebuild of an unchanged prefix takes the layer
+# from the cache (same digests as packing it); any change to a file is
+# noticed, even one that keeps size and mtime (ctime); --no-cache and a
+# damaged cached blob repack.
+. "$(dirname "$0")/lib.sh"
+
+B=$FIXTURES/base38
+cp -a "$FIXTURES/prefix38" "$T/prefix"
+P=$T/prefix
+C=$T/cache
+make_code "$T/code"
+n=0
+# build [ARGS...]: assemble into a fresh layout; sets OUT, DIGEST, LOG
+build() {
+	n=$((n + 1))
+	OUT=$T/out$n
+	LOG=$T/log$n
+	DIGEST=$($OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
+		--handler example.lambda_handler --output "oci:$OUT:latest" --cache-dir "$C" \
+		--progress "$@" 2>"$LOG")
+}
+cached() { grep -q "unchanged: layer .* from the cache" "$LOG"; }
+conda_layer() { json "$OUT/blobs/sha256/${DIGEST#sha256:}" 'j["layers"][-3]["digest"]'; }
+
+build
+first=$DIGEST
+first_layer=$(conda_layer)
+! cached || fail "first build packs"
+[ -s "$C/blobs/sha256/${first_layer#sha256:}" ] || fail "the layer is in the blob cache"
+[ "$(ls "$C/layers" | wc -l)" = 1 ] || fail "one cache record: $(ls "$C/layers")"
+build
+cached || fail "second build uses the cache: $(cat "$LOG")"
+[ "$DIGEST" = "$first" ] || fail "cached build gives the same image"
+f=$OUT/blobs/sha256/${first_layer#sha256:}
+[ "$(stat -c %i "$f")" = "$(stat -c %i "$C/blobs/sha256/${first_layer#sha256:}")" ] ||
+	fail "the cached layer is hardlinked into the output"
+no_litter "$T"
+ok "unchanged prefix: layer from the cache, hardlinked, same digest"
+
+build --no-cache
+! cached || fail "--no-cache packs"
+[ "$DIGEST" = "$first" ] || fail "--no-cache gives the same image"
+ok "--no-cache repacks, same digest"
+
+# same size, same mtime, other content: only ctime tells
+t=$P/etc/fixture/prefix.txt
+m=$(stat -c %y "$t")
+sz=$(stat -c %s "$t")
+"$PY" - "$t" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[-2] = ord("Z") if b[-2] != ord("Z") else ord("Y")
+open(p, "r+b").write(b)
+PYEOF
+touch -d "$m" "$t"
+[ "$(stat -c %y "$t")" = "$m" ] && [ "$(stat -c %s "$t")" = "$sz" ] || fail "size and mtime kept"
+build
+! cached || fail "same size and mtime, other content: repacked"
+[ "$(conda_layer)" != "$first_layer" ] || fail "the new content is in the layer"
+changed=$DIGEST
+build
+cached || fail "and cached again afterwards"
+[ "$DIGEST" = "$changed" ] || fail "same digest from the cache"
+ok "content changed with size and mtime restored (touch -d) is noticed"
+
+chmod +x "$P/etc/fixture/prefix.txt"
+build
+! cached || fail "mode change repacks"
+mode_layer=$(conda_layer)
+ok "a mode change is noticed"
+
+echo new >"$P/lib/new-file.txt"
+build
+! cached || fail "a new file repacks"
+grep -q "lib/new-file.txt" <<<"$(zcat "$OUT/blobs/sha256/$(conda_layer | cut -d: -f2)" | tar t)" ||
+	fail "the new file is in the layer"
+ok "a new file is noticed"
+
+# options that change the bytes are part of the key
+build --compression-level 1
+! cached || fail "another level repacks"
+SOURCE_DATE_EPOCH=1700000000 build
+! cached || fail "another SOURCE_DATE_EPOCH repacks"
+build --prefix-dest /opt/other-env
+! cached || fail "another --prefix-dest repacks"
+build --exclude 'lib/new-file.txt'
+! cached || fail "an --exclude repacks"
+build
+cached || fail "back to the first options: cached"
+ok "level, SOURCE_DATE_EPOCH, --prefix-dest, --exclude are in the key"
+
+# a damaged cached blob (same size and mtime; another inode, so it is
+# hashed again) is found wrong and repacked; a missing one too
+layer=$(conda_layer)
+cb=$C/blobs/sha256/${layer#sha256:}
+m=$(stat -c %y "$cb")
+rm "$cb" # break the hardlinks to the outputs before writing
+cp "$OUT/blobs/sha256/${layer#sha256:}" "$cb"
+printf 'X' | dd of="$cb" bs=1 seek=100 conv=notrunc 2>/dev/null
+touch -d "$m" "$cb"
+before=$DIGEST
+build
+! cached || fail "a corrupt cached blob is not used"
+[ "$DIGEST" = "$before" ] || fail "repacked to the same image"
+build
+cached || fail "the repacked layer is cached again"
+rm "$C/blobs/sha256/${layer#sha256:}"
+build
+! cached || fail "a missing cached blob repacks"
+[ "$DIGEST" = "$before" ] || fail "same image again"
+echo '{broken' >"$(ls "$C"/layers/*.json | head -1)"
+build
+[ "$DIGEST" = "$before" ] || fail "a broken record is a miss, not a failure"
+ok "a corrupt or missing cached blob or a broken record means a repack, not a failure"
+
+# a cache directory that cannot be made does not stop the build
+mkdir -p "$T/nodir" && touch "$T/nodir/file"
+build --cache-dir "$T/nodir/file/cache"
+[ "$DIGEST" = "$before" ] || fail "an unusable cache dir: the build goes on"
+ok "an unusable cache directory does not stop the build"
+no_litter "$T"
+
+done_testing
