@@ -24,7 +24,6 @@ mkdir -p "$BUILD"
 BUILD=$(cd "$BUILD" && pwd)
 WORK=$BUILD/bench
 RUNS=${BENCH_RUNS:-2}
-TARGET_BYTES=${BENCH_BYTES:-600000000}
 mkdir -p "$WORK"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -37,30 +36,8 @@ cmake --build "$REL" --target test_gzip -j "$(nproc)" >/dev/null
 DRIVER=$REL/test_gzip
 
 # --- the corpus: built once ----------------------------------------------------
-CORPUS=$WORK/corpus.tar
-TREE=$WORK/tree
-if [ ! -s "$CORPUS" ]; then
-	log "building $CORPUS (once)"
-	list=$WORK/corpus.list
-	find /usr/lib/python3 /usr/lib/python3.*[0-9] -xdev \( -type f -o -type d -o -type l \) \
-		-print 2>/dev/null | LC_ALL=C sort >"$list.tmp"
-	have=$(tar --no-recursion -cf - -T "$list.tmp" 2>/dev/null | wc -c)
-	# top up to the target with shared libraries (no archives, none over
-	# 16 MB so no single file dominates), in name order
-	find /usr/lib/x86_64-linux-gnu -maxdepth 1 -type f ! -name '*.a' -size -16M \
-		-printf '%s\t%p\n' | LC_ALL=C sort -t"$(printf '\t')" -k2 |
-		awk -F'\t' -v need=$((TARGET_BYTES - have)) \
-			'{ if (tot >= need) exit; tot += $1 + 512; print $2 }' >>"$list.tmp"
-	tar --no-recursion -cf "$CORPUS.tmp" -T "$list.tmp" 2>/dev/null
-	mv "$list.tmp" "$list"
-	mv "$CORPUS.tmp" "$CORPUS"
-	rm -rf "$TREE"
-fi
-if [ ! -d "$TREE" ]; then
-	mkdir -p "$TREE.tmp"
-	tar -xf "$CORPUS" -C "$TREE.tmp"
-	mv "$TREE.tmp" "$TREE"
-fi
+. "$SRC/bench/corpus.sh"
+bench_corpus "$WORK"
 RAW=$(stat -c %s "$CORPUS")
 NFILES=$(tar -tf "$CORPUS" | wc -l)
 cat "$CORPUS" >/dev/null

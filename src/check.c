@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "json.h"
+#include "layer_index.h"
 #include "registry.h"
 #include "rootfs.h"
 #include "tarstream.h"
@@ -572,14 +573,14 @@ static int scan_layers(ctx *c, const ocil_manifest *m, const char *const *paths,
 {
 	for (size_t i = 0; i < m->n_layers; i++) {
 		cleanup_free char *lname = layer_name(i, &m->layers[i]);
-		cleanup_tarstream ocil_tarstream *ts = NULL;
-		if (ocil_tarstream_open_path(paths[i], lname, &ts, err) < 0)
+		cleanup_layer_entries ocil_layer_entries *it = NULL;
+		if (ocil_layer_entries_open(paths[i], lname, c->o->index_dir, &it, err) < 0)
 			return -1;
 		for (;;) {
 			if (ocil_cancel_check(c->o->cancel, err) < 0)
 				return -1;
 			const ocil_tar_entry *e;
-			int r = ocil_tarstream_next(ts, &e, err);
+			int r = ocil_layer_entries_next(it, &e, err);
 			if (r < 0)
 				return -1;
 			if (r == 0)
@@ -984,6 +985,7 @@ static int rules_rootfs(ctx *c, ocil_rootfs *fs, const json_t *cc, const char *h
 typedef struct {
 	const char *const *paths;
 	size_t n;
+	const char *index_dir;
 	ocil_cancel cancel;
 	volatile int stop;
 	ocil_rootfs *fs;
@@ -997,7 +999,7 @@ typedef struct {
 static void *fs_thread(void *p)
 {
 	fs_job *j = p;
-	j->r = ocil_rootfs_open(j->paths, j->n, &j->cancel, &j->fs, &j->err);
+	j->r = ocil_rootfs_open_indexed(j->paths, j->n, j->index_dir, &j->cancel, &j->fs, &j->err);
 	pthread_mutex_lock(&j->mu);
 	j->done = true;
 	pthread_cond_signal(&j->cv);
@@ -1046,7 +1048,7 @@ static int check_image(const image *img, const ocil_check_opts *o, ocil_findings
 	function_roots(cc, &c.roots);
 
 	/* the merged view in a thread of its own, while this one scans */
-	fs_job job = {.paths = img->paths, .n = img->m->n_layers};
+	fs_job job = {.paths = img->paths, .n = img->m->n_layers, .index_dir = o->index_dir};
 	job.cancel.flag = &job.stop;
 	pthread_mutex_init(&job.mu, NULL);
 	pthread_cond_init(&job.cv, NULL);

@@ -105,6 +105,9 @@ typedef struct {
 	/* Uncompressed layers are fine (info, not error): a docker-archive,
 	 * whose layers `docker push` / skopeo compress with gzip. */
 	bool layers_compressed_on_push;
+	/* Layer entry indexes (layer_index.h) to use and to leave for next
+	 * time, or NULL. */
+	const char *index_dir;
 } ocil_check_opts;
 
 const char *ocil_severity_name(ocil_severity s);

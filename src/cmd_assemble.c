@@ -289,6 +289,7 @@ typedef struct {
 	ocil_strv env, pythons;
 	ocil_strv conda_warnings; /* what packing the prefix reported */
 	ocil_layer_cache *cache;  /* NULL: none usable */
+	char *index_dir;	  /* layer entry indexes (under the cache), or NULL */
 	char *minor;
 	ocil_descriptor manifest;
 } build;
@@ -310,6 +311,7 @@ static void build_clear(build *b)
 	ocil_strv_clear(&b->pythons);
 	ocil_strv_clear(&b->conda_warnings);
 	ocil_layer_cache_free(b->cache);
+	free(b->index_dir);
 	free(b->minor);
 	ocil_descriptor_clear(&b->manifest);
 }
@@ -484,7 +486,8 @@ static int check_output(const opts *o, build *b, const progress *pr, const ocil_
 			ocil_error **err)
 {
 	ocil_findings f = {0};
-	ocil_check_opts co = {.platform = &b->platform, .cancel = cancel};
+	ocil_check_opts co = {
+	    .platform = &b->platform, .cancel = cancel, .index_dir = b->index_dir};
 	int r = ocil_check_blobs(ocil_sink_blobs(b->sink), &b->manifest, &co, &f, err);
 	cleanup_free char *failed = ocil_xstrdup("");
 	for (size_t i = 0; r == 0 && i < f.n; i++) {
@@ -647,6 +650,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	if (ocil_layer_cache_open(cache_dir, &b->cache, &no_cache) < 0) {
 		say(&pr, "not caching the conda layer: %s", no_cache->msg);
 		ocil_error_free(no_cache);
+	} else {
+		b->index_dir = ocil_xasprintf("%s/index", cache_dir);
 	}
 	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
 	int hit = conda_cached(o, b, key, &ce, cancel, err);
@@ -715,12 +720,16 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		ocil_strv_push(&owned, ocil_blobstore_path(bs, b->base_layers[i].digest));
 		paths[i] = owned.v[i];
 	}
-	int r = ocil_rootfs_open(paths, b->n_base_layers, cancel, &b->fs, err);
+	int r =
+	    ocil_rootfs_open_indexed(paths, b->n_base_layers, b->index_dir, cancel, &b->fs, err);
 	ocil_strv_clear(&owned);
 	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0)
 		return -1;
 
-	ocil_layer_opts lo = {.mtime = epoch, .compression_level = o->level, .zstd = o->zstd};
+	ocil_layer_opts lo = {.mtime = epoch,
+			      .compression_level = o->level,
+			      .zstd = o->zstd,
+			      .index_dir = b->index_dir};
 	ocil_plan_layer layers[3] = {0};
 	ocil_layer_result results[3] = {0};
 	static const char *const made_by[3] = {"conda", "code", "runtime"};

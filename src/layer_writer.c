@@ -16,6 +16,7 @@
 
 #include "digest.h"
 #include "gzip.h"
+#include "layer_index.h"
 #include "util.h"
 #include "zstd_blob.h"
 
@@ -33,6 +34,8 @@ struct ocil_layer_writer {
 	struct archive *a;
 	ocil_gzip_blob *gz; /* one of these two */
 	ocil_zstd_blob *zs;
+	/* the entries as ocil_tarstream will read them back; NULL: none */
+	ocil_layer_index_writer *index;
 	uint64_t entries;
 	int64_t mtime;
 	writer_state state;
@@ -175,15 +178,37 @@ static struct archive_entry *new_entry(ocil_layer_writer *w, const char *path, m
 	return e;
 }
 
+/* The entry as ocil_tarstream reads it back: the image path, type bits and
+ * permissions, data size for files, a symlink's target. */
+static void index_entry(ocil_layer_writer *w, struct archive_entry *e, const char *path)
+{
+	if (w->index == NULL)
+		return;
+	mode_t type = archive_entry_filetype(e);
+	ocil_tar_entry x = {
+	    .path = path,
+	    .type = type == AE_IFDIR   ? OCIL_TAR_DIR
+		    : type == AE_IFLNK ? OCIL_TAR_SYMLINK
+				       : OCIL_TAR_FILE,
+	    .mode = archive_entry_mode(e),
+	    .size = type == AE_IFREG ? (uint64_t)archive_entry_size(e) : 0,
+	    .link = type == AE_IFLNK ? archive_entry_symlink(e) : NULL,
+	    .index = w->entries,
+	};
+	ocil_layer_index_writer_add(w->index, &x);
+}
+
 static int write_header(ocil_layer_writer *w, struct archive_entry *e, const char *path,
 			ocil_error **err)
 {
 	locale_t old = uselocale(w->c_locale);
 	int r = archive_write_header(w->a, e);
 	uselocale(old);
-	archive_entry_free(e);
 	/* WARN means a name had to be stored as raw bytes (hdrcharset=BINARY);
 	 * that is fine for a Linux image. */
+	if (r >= ARCHIVE_WARN)
+		index_entry(w, e, path);
+	archive_entry_free(e);
 	if (r < ARCHIVE_WARN)
 		return archive_fail(w, path, err);
 	w->entries++;
@@ -217,6 +242,10 @@ int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_
 		ocil_layer_writer_free(w);
 		return ocil_error_wrap(err, "layer writer");
 	}
+	ocil_error *no_index = NULL;
+	if (opts && opts->index_dir &&
+	    ocil_layer_index_writer_begin(opts->index_dir, &w->index, &no_index) < 0)
+		ocil_error_free(no_index); /* only a cache */
 	w->a = archive_write_new();
 	if (w->a == NULL)
 		abort();
@@ -404,6 +433,9 @@ int ocil_layer_writer_finish(ocil_layer_writer *w, ocil_layer_result *res, ocil_
 	r.uncompressed_size = g.raw_size;
 	r.entries = w->entries;
 	w->state = ST_FINISHED;
+	ocil_error *no_index = NULL;
+	if (w->index != NULL && ocil_layer_index_writer_commit(w->index, r.digest, &no_index) < 0)
+		ocil_error_free(no_index); /* only a cache */
 	if (res != NULL)
 		*res = r;
 	return 0;
@@ -420,6 +452,7 @@ void ocil_layer_writer_free(ocil_layer_writer *w)
 	}
 	ocil_gzip_blob_free(w->gz); /* removes the temp file unless committed */
 	ocil_zstd_blob_free(w->zs);
+	ocil_layer_index_writer_free(w->index);
 	ocil_error_free(w->io_err);
 	ocil_strmap_clear(&w->dirs);
 	if (w->c_locale != (locale_t)0)

@@ -31,6 +31,8 @@ typedef struct {
 	int64_t mtime;	       /* SOURCE_DATE_EPOCH or 0 */
 	int compression_level; /* gzip meaning, 1..9; 0 means the default (6) */
 	bool zstd;	       /* zstd (see zstd_blob.h) instead of gzip */
+	/* leave the new layer's entry index there (layer_index.h), or NULL */
+	const char *index_dir;
 } ocil_layer_opts;
 
 typedef struct {

@@ -8,6 +8,8 @@
  * Nodes and names live in arenas freed all at once. */
 #include "rootfs.h"
 
+#include "layer_index.h"
+
 #include <ctype.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -415,16 +417,17 @@ static char *layer_what(size_t i, const char *path)
 	return ocil_xasprintf("layer %zu (%s)", i, path);
 }
 
-static int index_layer(ocil_rootfs *fs, size_t i, const ocil_cancel *cancel, ocil_error **err)
+static int index_layer(ocil_rootfs *fs, size_t i, const char *index_dir, const ocil_cancel *cancel,
+		       ocil_error **err)
 {
-	cleanup_tarstream ocil_tarstream *ts = NULL;
-	if (ocil_tarstream_open_path(fs->paths[i], fs->whats[i], &ts, err) < 0)
+	cleanup_layer_entries ocil_layer_entries *it = NULL;
+	if (ocil_layer_entries_open(fs->paths[i], fs->whats[i], index_dir, &it, err) < 0)
 		return -1;
 	for (;;) {
 		if (ocil_cancel_check(cancel, err) < 0)
 			return -1;
 		const ocil_tar_entry *e;
-		int r = ocil_tarstream_next(ts, &e, err);
+		int r = ocil_layer_entries_next(it, &e, err);
 		if (r <= 0)
 			return r;
 		if (add_entry(fs, e, (uint32_t)i, fs->whats[i], err) < 0)
@@ -434,6 +437,12 @@ static int index_layer(ocil_rootfs *fs, size_t i, const ocil_cancel *cancel, oci
 
 int ocil_rootfs_open(const char *const *layer_paths, size_t n, const ocil_cancel *cancel,
 		     ocil_rootfs **out, ocil_error **err)
+{
+	return ocil_rootfs_open_indexed(layer_paths, n, NULL, cancel, out, err);
+}
+
+int ocil_rootfs_open_indexed(const char *const *layer_paths, size_t n, const char *index_dir,
+			     const ocil_cancel *cancel, ocil_rootfs **out, ocil_error **err)
 {
 	if (n > OCIL_ROOTFS_MAX_LAYERS)
 		return ocil_error_set(err, OCIL_E_INPUT, "image has %zu layers, more than %d", n,
@@ -448,7 +457,7 @@ int ocil_rootfs_open(const char *const *layer_paths, size_t n, const ocil_cancel
 		fs->paths[i] = ocil_xstrdup(layer_paths[i]);
 		fs->whats[i] = layer_what(i, layer_paths[i]);
 		fs->nlayers = i + 1;
-		if (index_layer(fs, i, cancel, err) < 0)
+		if (index_layer(fs, i, index_dir, cancel, err) < 0)
 			return -1;
 	}
 	*out = steal_pointer(&fs);

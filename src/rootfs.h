@@ -65,6 +65,12 @@ typedef struct {
  * ("layer 2 (sha256:...)") and the entry. */
 int ocil_rootfs_open(const char *const *layer_paths, size_t n, const ocil_cancel *cancel,
 		     ocil_rootfs **out, ocil_error **err);
+/* The same, taking the entries of layers seen before from their indexes in
+ * index_dir (see layer_index.h; the layer paths must be verified blobs
+ * named by their digest), and leaving indexes of the others there. File
+ * data still comes from the blobs. */
+int ocil_rootfs_open_indexed(const char *const *layer_paths, size_t n, const char *index_dir,
+			     const ocil_cancel *cancel, ocil_rootfs **out, ocil_error **err);
 /* Safe on NULL. */
 void ocil_rootfs_free(ocil_rootfs *fs);
 size_t ocil_rootfs_layer_count(const ocil_rootfs *fs);

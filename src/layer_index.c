@@ -1,0 +1,278 @@
+/* Layer entry indexes (see layer_index.h).
+ *
+ * Format: "OCILIDX1", then per entry: type (1 byte), mode (4), size (8),
+ * path length (4) and path, link length (4, 0xffffffff for none) and link,
+ * integers little-endian; then the sha256 of everything before it, as
+ * 64 hex digits. Machine-local, like the rest of the cache. */
+#include "layer_index.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char MAGIC[8] = {'O', 'C', 'I', 'L', 'I', 'D', 'X', '1'};
+/* Bigger indexes are neither written nor read: they are loaded whole, and
+ * memory must stay bounded. 32 MiB is about 300,000 entries. */
+#define INDEX_MAX ((size_t)32 << 20)
+#define NO_LINK 0xffffffffu
+
+struct ocil_layer_index_writer {
+	char *dir, *tmp;
+	FILE *f;
+	ocil_hasher *sha;
+	size_t bytes;
+	bool failed, done;
+};
+
+static void put(ocil_layer_index_writer *w, const void *p, size_t n)
+{
+	if (w->failed)
+		return;
+	w->bytes += n;
+	if (w->bytes > INDEX_MAX || fwrite(p, 1, n, w->f) != n) {
+		w->failed = true;
+		return;
+	}
+	ocil_hasher_update(w->sha, p, n);
+}
+
+int ocil_layer_index_writer_begin(const char *dir, ocil_layer_index_writer **out, ocil_error **err)
+{
+	if (ocil_mkdir_p(dir, 0755, err) < 0)
+		return ocil_error_wrap(err, "layer index");
+	ocil_layer_index_writer *w = ocil_xcalloc(1, sizeof(*w));
+	w->dir = ocil_xstrdup(dir);
+	w->tmp = ocil_xasprintf("%s/.tmp-XXXXXX", dir);
+	int fd = mkostemp(w->tmp, O_CLOEXEC);
+	if (fd < 0 || (w->f = fdopen(fd, "w")) == NULL) {
+		int e = errno;
+		if (fd >= 0) {
+			close(fd);
+			unlink(w->tmp);
+		}
+		free(w->tmp);
+		w->tmp = NULL;
+		ocil_layer_index_writer_free(w);
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "layer index in %s", dir);
+	}
+	w->sha = ocil_hasher_new();
+	put(w, MAGIC, sizeof(MAGIC));
+	*out = w;
+	return 0;
+}
+
+static void put_u32(ocil_layer_index_writer *w, uint32_t v)
+{
+	v = htole32(v);
+	put(w, &v, sizeof(v));
+}
+
+void ocil_layer_index_writer_add(ocil_layer_index_writer *w, const ocil_tar_entry *e)
+{
+	unsigned char type = (unsigned char)e->type;
+	put(w, &type, 1);
+	put_u32(w, (uint32_t)e->mode);
+	uint64_t size = htole64(e->size);
+	put(w, &size, sizeof(size));
+	put_u32(w, (uint32_t)strlen(e->path));
+	put(w, e->path, strlen(e->path));
+	if (e->link == NULL) {
+		put_u32(w, NO_LINK);
+	} else {
+		put_u32(w, (uint32_t)strlen(e->link));
+		put(w, e->link, strlen(e->link));
+	}
+}
+
+int ocil_layer_index_writer_commit(ocil_layer_index_writer *w, const char *digest, ocil_error **err)
+{
+	if (ocil_digest_check(digest, "layer index", err) < 0)
+		return -1;
+	char sum[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(w->sha, sum);
+	if (!w->failed &&
+	    fwrite(ocil_digest_hex(sum), 1, OCIL_DIGEST_HEX_LEN, w->f) != OCIL_DIGEST_HEX_LEN)
+		w->failed = true;
+	int e = fclose(w->f) != 0 ? errno : 0;
+	w->f = NULL;
+	if (w->failed || e != 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, e ? e : EFBIG, "layer index %s",
+					    w->tmp);
+	cleanup_free char *path = ocil_xasprintf("%s/%s", w->dir, ocil_digest_hex(digest));
+	if (rename(w->tmp, path) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "layer index %s", path);
+	w->done = true;
+	return 0;
+}
+
+void ocil_layer_index_writer_free(ocil_layer_index_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->f != NULL)
+		fclose(w->f);
+	if (w->tmp != NULL && !w->done)
+		unlink(w->tmp);
+	ocil_hasher_free(w->sha);
+	free(w->tmp);
+	free(w->dir);
+	free(w);
+}
+
+/* ---- reading ---- */
+
+struct ocil_layer_entries {
+	/* from an index */
+	char *buf;
+	size_t len, pos;
+	char *path, *link; /* NUL-terminated copies of the current entry */
+	/* else from the blob */
+	ocil_tarstream *ts;
+	ocil_layer_index_writer *w;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	ocil_tar_entry entry;
+	char *what;
+};
+
+/* The digest a blob store path names (".../sha256/<hex>"), or false. */
+static bool path_digest(const char *path, char digest[OCIL_DIGEST_STR_SIZE])
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL || slash - path < 6 || memcmp(slash - 6, "sha256", 6) != 0)
+		return false;
+	snprintf(digest, OCIL_DIGEST_STR_SIZE, "sha256:%s", slash + 1);
+	return ocil_digest_valid(digest);
+}
+
+/* Load and check the index; false (and the file removed when damaged)
+ * when there is no good one. */
+static bool load_index(ocil_layer_entries *it, const char *file)
+{
+	ocil_error *e = NULL;
+	if (ocil_read_file(file, INDEX_MAX + 64, &it->buf, &it->len, &e) < 0) {
+		ocil_error_free(e);
+		return false;
+	}
+	if (it->len >= sizeof(MAGIC) + OCIL_DIGEST_HEX_LEN) {
+		char sum[OCIL_DIGEST_STR_SIZE];
+		ocil_digest_buf(it->buf, it->len - OCIL_DIGEST_HEX_LEN, sum);
+		if (memcmp(it->buf, MAGIC, sizeof(MAGIC)) == 0 &&
+		    memcmp(ocil_digest_hex(sum), it->buf + it->len - OCIL_DIGEST_HEX_LEN,
+			   OCIL_DIGEST_HEX_LEN) == 0) {
+			it->len -= OCIL_DIGEST_HEX_LEN;
+			it->pos = sizeof(MAGIC);
+			return true;
+		}
+	}
+	unlink(file);
+	free(it->buf);
+	it->buf = NULL;
+	return false;
+}
+
+int ocil_layer_entries_open(const char *path, const char *what, const char *index_dir,
+			    ocil_layer_entries **out, ocil_error **err)
+{
+	ocil_layer_entries *it = ocil_xcalloc(1, sizeof(*it));
+	it->what = ocil_xstrdup(what ? what : path);
+	bool named = index_dir != NULL && path_digest(path, it->digest);
+	if (named) {
+		cleanup_free char *file =
+		    ocil_xasprintf("%s/%s", index_dir, ocil_digest_hex(it->digest));
+		if (load_index(it, file)) {
+			*out = it;
+			return 0;
+		}
+	}
+	if (ocil_tarstream_open_path(path, what, &it->ts, err) < 0) {
+		ocil_layer_entries_free(it);
+		return -1;
+	}
+	ocil_error *no_index = NULL;
+	if (named && ocil_layer_index_writer_begin(index_dir, &it->w, &no_index) < 0)
+		ocil_error_free(no_index); /* only a cache */
+	*out = it;
+	return 0;
+}
+
+static bool take(ocil_layer_entries *it, void *p, size_t n)
+{
+	if (it->len - it->pos < n)
+		return false;
+	memcpy(p, it->buf + it->pos, n);
+	it->pos += n;
+	return true;
+}
+
+static bool take_str(ocil_layer_entries *it, char **s, bool may_be_none)
+{
+	uint32_t n;
+	if (!take(it, &n, sizeof(n)))
+		return false;
+	n = le32toh(n);
+	free(*s);
+	*s = NULL;
+	if (n == NO_LINK)
+		return may_be_none;
+	if (n > OCIL_TAR_NAME_MAX + 1 || it->len - it->pos < n)
+		return false;
+	*s = ocil_xstrndup(it->buf + it->pos, n);
+	it->pos += n;
+	return true;
+}
+
+int ocil_layer_entries_next(ocil_layer_entries *it, const ocil_tar_entry **e, ocil_error **err)
+{
+	if (it->ts != NULL) {
+		int r = ocil_tarstream_next(it->ts, e, err);
+		if (r > 0 && it->w != NULL)
+			ocil_layer_index_writer_add(it->w, *e);
+		if (r == 0 && it->w != NULL) {
+			ocil_error *no_index = NULL;
+			if (ocil_layer_index_writer_commit(it->w, it->digest, &no_index) < 0)
+				ocil_error_free(no_index);
+			ocil_layer_index_writer_free(steal_pointer(&it->w));
+		}
+		return r;
+	}
+	if (it->pos == it->len)
+		return 0;
+	unsigned char type;
+	uint32_t mode;
+	uint64_t size;
+	if (!take(it, &type, 1) || !take(it, &mode, sizeof(mode)) ||
+	    !take(it, &size, sizeof(size)) || !take_str(it, &it->path, false) ||
+	    !take_str(it, &it->link, true) || type > OCIL_TAR_OTHER)
+		return ocil_error_set(err, OCIL_E_IO, "%s: damaged layer index", it->what);
+	ocil_tar_entry x = {.path = it->path,
+			    .type = (ocil_tar_type)type,
+			    .mode = (mode_t)le32toh(mode),
+			    .size = le64toh(size),
+			    .link = it->link,
+			    .index = it->entry.path == NULL ? 0 : it->entry.index + 1};
+	it->entry = x;
+	*e = &it->entry;
+	return 1;
+}
+
+bool ocil_layer_entries_indexed(const ocil_layer_entries *it)
+{
+	return it->buf != NULL;
+}
+
+void ocil_layer_entries_free(ocil_layer_entries *it)
+{
+	if (it == NULL)
+		return;
+	ocil_tarstream_free(it->ts);
+	ocil_layer_index_writer_free(it->w);
+	free(it->buf);
+	free(it->path);
+	free(it->link);
+	free(it->what);
+	free(it);
+}
