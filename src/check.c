@@ -468,8 +468,8 @@ static void mode_finding(ctx *c, int rule, const ocil_tar_entry *e, const char *
 
 static void scan_entry(ctx *c, scan *s, const ocil_tar_entry *e, const char *lname)
 {
+	/* quoted only for a finding: most entries have none */
 	char q[OCIL_TAR_QUOTE_SIZE];
-	const char *where = ocil_tar_quote(e->path, q);
 	/* tar bytes: a header, data in 512-byte blocks, and for long names
 	 * the extra header pax or GNU writers add */
 	s->tar_bytes += 512 + pad512(e->size);
@@ -478,7 +478,7 @@ static void scan_entry(ctx *c, scan *s, const ocil_tar_entry *e, const char *lna
 	unsigned perm = (unsigned)(e->mode & 07777);
 	if (strcmp(e->path, "/") == 0) {
 		if ((perm & 0555) != 0555)
-			mode_finding(c, R_DIR_MODE, e, where, lname);
+			mode_finding(c, R_DIR_MODE, e, ocil_tar_quote(e->path, q), lname);
 		return;
 	}
 	const char *base = base_of(e->path);
@@ -496,16 +496,16 @@ static void scan_entry(ctx *c, scan *s, const ocil_tar_entry *e, const char *lna
 		switch (e->type) {
 		case OCIL_TAR_FILE:
 			if ((perm & 0444) != 0444)
-				mode_finding(c, R_FILE_MODE, e, where, lname);
+				mode_finding(c, R_FILE_MODE, e, ocil_tar_quote(e->path, q), lname);
 			break;
 		case OCIL_TAR_DIR:
 			if ((perm & 0555) != 0555)
-				mode_finding(c, R_DIR_MODE, e, where, lname);
+				mode_finding(c, R_DIR_MODE, e, ocil_tar_quote(e->path, q), lname);
 			ocil_strmap_put(&s->own, e->path, 1);
 			break;
 		case OCIL_TAR_HARDLINK: {
 			char q2[OCIL_TAR_QUOTE_SIZE];
-			add(c, R_HARDLINK, OCIL_SEV_ERROR, where,
+			add(c, R_HARDLINK, OCIL_SEV_ERROR, ocil_tar_quote(e->path, q),
 			    "hardlink to %s (%s); Lambda's image optimization fails on hardlink "
 			    "entries: store a copy or a symlink",
 			    ocil_tar_quote(e->link, q2), lname);
@@ -516,7 +516,7 @@ static void scan_entry(ctx *c, scan *s, const ocil_tar_entry *e, const char *lna
 					   : S_ISFIFO(e->mode)			? "fifo"
 					   : S_ISSOCK(e->mode)			? "socket"
 										: "special file";
-			add(c, R_SPECIAL, OCIL_SEV_WARNING, where,
+			add(c, R_SPECIAL, OCIL_SEV_WARNING, ocil_tar_quote(e->path, q),
 			    "%s (%s); the function cannot use it (no devices in Lambda)", kind,
 			    lname);
 			break;

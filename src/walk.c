@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -218,6 +221,77 @@ static int fingerprint_entry(const ocil_walk_entry *e, void *ud, ocil_error **er
 	return 0;
 }
 
+/* Directories this deep are fingerprinted on their own, on worker threads
+ * (in a conda prefix, lib/python3.X/site-packages/<package>), and folded
+ * in by digest in walk order: the result does not depend on the thread
+ * count. Walking is mostly the kernel's stat, which scales with cores. */
+#define SPLIT_DEPTH 4
+#define MAX_THREADS 4
+
+typedef struct {
+	ocil_hasher *h;
+	ocil_strv units; /* paths of the split-off directories, in walk order */
+} fp_ctx;
+
+static bool fp_split(const ocil_walk_entry *e, void *ud)
+{
+	fp_ctx *c = ud;
+	if (e->depth != SPLIT_DEPTH || !S_ISDIR(e->st->st_mode))
+		return false;
+	fold_stat(c->h, e->st);
+	ocil_hasher_update(c->h, e->rel, strlen(e->rel) + 1);
+	ocil_strv_push(&c->units, ocil_xstrdup(e->path));
+	return true;
+}
+
+static int fp_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
+{
+	return fingerprint_entry(e, ((fp_ctx *)ud)->h, err);
+}
+
+static int fingerprint_serial(const char *root, ocil_hasher *h, const ocil_cancel *cancel,
+			      ocil_error **err)
+{
+	struct stat st;
+	if (lstat(root, &st) < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", root);
+	fold_stat(h, &st);
+	ocil_walk_opts o = {.fn = fingerprint_entry, .ud = h, .cancel = cancel};
+	return ocil_walk(root, &o, err);
+}
+
+typedef struct {
+	const ocil_strv *units;
+	char (*digests)[OCIL_DIGEST_STR_SIZE];
+	ocil_error **errs;
+	size_t next;
+	const ocil_cancel *cancel;
+} fp_pool;
+
+static void *fp_worker(void *arg)
+{
+	fp_pool *p = arg;
+	for (;;) {
+		size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+		if (i >= p->units->n)
+			return NULL;
+		ocil_hasher *h = ocil_hasher_new();
+		if (fingerprint_serial(p->units->v[i], h, p->cancel, &p->errs[i]) < 0)
+			__atomic_store_n(&p->next, p->units->n, __ATOMIC_RELAXED);
+		ocil_hasher_final(h, p->digests[i]);
+		ocil_hasher_free(h);
+	}
+}
+
+static unsigned fp_threads(size_t units)
+{
+	cpu_set_t set;
+	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	if (n > MAX_THREADS)
+		n = MAX_THREADS;
+	return units < (size_t)n ? (unsigned)units : n < 1 ? 1 : (unsigned)n;
+}
+
 int ocil_walk_fingerprint(const char *root, ocil_hasher *h, const ocil_cancel *cancel,
 			  ocil_error **err)
 {
@@ -225,6 +299,40 @@ int ocil_walk_fingerprint(const char *root, ocil_hasher *h, const ocil_cancel *c
 	if (stat(root, &st) < 0)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", root);
 	fold_stat(h, &st);
-	ocil_walk_opts o = {.fn = fingerprint_entry, .ud = h, .cancel = cancel};
-	return ocil_walk(root, &o, err);
+	cleanup_strv ocil_strv units = {0};
+	fp_ctx c = {.h = h};
+	ocil_walk_opts o = {.fn = fp_entry, .skip = fp_split, .ud = &c, .cancel = cancel};
+	int r = ocil_walk(root, &o, err);
+	units = c.units;
+	if (r < 0 || units.n == 0)
+		return r;
+	fp_pool p = {.units = &units, .cancel = cancel};
+	p.digests = ocil_xcalloc(units.n, sizeof(*p.digests));
+	p.errs = ocil_xcalloc(units.n, sizeof(*p.errs));
+	unsigned n = fp_threads(units.n);
+	pthread_t *tids = ocil_xcalloc(n, sizeof(*tids));
+	unsigned started = 0;
+	/* workers take no signals: they stay with the caller's thread */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; started + 1 < n; started++)
+		if (pthread_create(&tids[started], NULL, fp_worker, &p) != 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	fp_worker(&p);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	for (size_t i = 0; i < units.n; i++) {
+		if (r == 0 && p.errs[i] != NULL) {
+			*err = steal_pointer(&p.errs[i]);
+			r = -1;
+		}
+		ocil_error_free(p.errs[i]);
+		ocil_hasher_update(h, p.digests[i], strlen(p.digests[i]) + 1);
+	}
+	free(p.digests);
+	free(p.errs);
+	return r;
 }
