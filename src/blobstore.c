@@ -285,6 +285,12 @@ int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest
 	/* A read-only pass: hashing is much cheaper than writing a copy. */
 	if (ocil_blob_file_verify(path, digest, size, cancel, err) < 0)
 		return -1;
+	return ocil_blobstore_link_unchecked(bs, path, digest, err);
+}
+
+int ocil_blobstore_link_unchecked(ocil_blobstore *bs, const char *path, const char *digest,
+				  ocil_error **err)
+{
 	cleanup_free char *dst = ocil_blobstore_path(bs, digest);
 	if (link(path, dst) == 0 || errno == EEXIST)
 		return 1;

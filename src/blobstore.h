@@ -68,6 +68,10 @@ int ocil_blob_file_verify(const char *path, const char *digest, int64_t size,
  * OCIL_E_INPUT). */
 int ocil_blobstore_link(ocil_blobstore *bs, const char *path, const char *digest, int64_t size,
 			const ocil_cancel *cancel, ocil_error **err);
+/* The same without the verification pass, for a file the caller knows to
+ * have this digest. */
+int ocil_blobstore_link_unchecked(ocil_blobstore *bs, const char *path, const char *digest,
+				  ocil_error **err);
 /* Copy from fd to the store, verifying digest and size (both required). */
 int ocil_blobstore_put_fd(ocil_blobstore *bs, int fd, const char *digest, int64_t size,
 			  ocil_error **err);

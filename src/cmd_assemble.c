@@ -579,14 +579,55 @@ static int conda_key(const opts *o, int64_t epoch, const ocil_cancel *cancel,
 	return r;
 }
 
+/* A layer from the cache: 1 when found (ce filled), 0 when it has to be
+ * made (no cache, --no-cache, or not there). */
+static int from_cache(const opts *o, build *b, const char *key, ocil_layer_cache_entry *ce,
+		      const ocil_cancel *cancel, ocil_error **err)
+{
+	if (b->cache == NULL || o->no_cache)
+		return 0;
+	return ocil_layer_cache_get(b->cache, key, ce, cancel, err);
+}
+
+/* Put a cached layer into the output. */
+static int use_cached(build *b, const ocil_layer_cache_entry *ce, ocil_plan_layer *l,
+		      ocil_layer_result *res, ocil_error **err)
+{
+	if (ocil_layer_cache_export(b->cache, ce, ocil_sink_blobs(b->sink), err) < 0)
+		return -1;
+	memcpy(l->digest, ce->digest, OCIL_DIGEST_STR_SIZE);
+	memcpy(l->diff_id, ce->diff_id, OCIL_DIGEST_STR_SIZE);
+	l->size = ce->size;
+	memcpy(res->digest, ce->digest, OCIL_DIGEST_STR_SIZE);
+	memcpy(res->diff_id, ce->diff_id, OCIL_DIGEST_STR_SIZE);
+	res->size = (uint64_t)ce->size;
+	res->cached = true;
+	return 0;
+}
+
+/* Keep a new layer for next time (facts taken over); failing to is only
+ * said with the progress. */
+static void remember(build *b, const progress *pr, const char *key, const ocil_plan_layer *l,
+		     json_t *facts)
+{
+	ocil_layer_cache_entry ce = {.size = l->size, .facts = facts};
+	memcpy(ce.digest, l->digest, sizeof(ce.digest));
+	memcpy(ce.diff_id, l->diff_id, sizeof(ce.diff_id));
+	ocil_error *not_kept = NULL;
+	if (b->cache != NULL &&
+	    ocil_layer_cache_put(b->cache, key, &ce, ocil_sink_blobs(b->sink), &not_kept) < 0) {
+		say(pr, "not caching a layer: %s", not_kept->msg);
+		ocil_error_free(not_kept);
+	}
+	ocil_layer_cache_entry_clear(&ce);
+}
+
 /* The conda layer from the cache: 1 when found (b->conda and the warnings
  * filled from what the first build found), 0 when it has to be packed. */
 static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cache_entry *ce,
 			const ocil_cancel *cancel, ocil_error **err)
 {
-	if (b->cache == NULL || o->no_cache)
-		return 0;
-	int r = ocil_layer_cache_get(b->cache, key, ce, cancel, err);
+	int r = from_cache(o, b, key, ce, cancel, err);
 	if (r <= 0)
 		return r;
 	const json_t *warnings = json_object_get(ce->facts, "warnings");
@@ -603,21 +644,30 @@ static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cac
 	return 1;
 }
 
-static int conda_remember(build *b, const char *key, const ocil_plan_layer *l, ocil_error **err)
+static json_t *conda_facts(const build *b)
 {
-	if (b->cache == NULL)
-		return 0;
-	ocil_layer_cache_entry ce = {.size = l->size};
-	memcpy(ce.digest, l->digest, sizeof(ce.digest));
-	memcpy(ce.diff_id, l->diff_id, sizeof(ce.diff_id));
 	json_t *warnings = json_array();
 	for (size_t i = 0; i < b->conda_warnings.n; i++)
 		json_array_append_new(warnings, json_string(b->conda_warnings.v[i]));
-	ce.facts = json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda), "warnings",
-			     warnings);
-	int r = ocil_layer_cache_put(b->cache, key, &ce, ocil_sink_blobs(b->sink), err);
-	ocil_layer_cache_entry_clear(&ce);
-	return r;
+	return json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda), "warnings",
+			 warnings);
+}
+
+/* The runtime patch depends on the base's layers (the python it keeps),
+ * the python minor and where the prefix goes. */
+static void runtime_key(const opts *o, const build *b, int64_t epoch,
+			char key[OCIL_DIGEST_STR_SIZE])
+{
+	ocil_hasher *h = ocil_layer_cache_key_begin("runtime-layer/1");
+	ocil_layer_cache_key_int(h, (int64_t)b->n_base_layers);
+	for (size_t i = 0; i < b->n_base_layers; i++)
+		ocil_layer_cache_key_str(h, b->base_layers[i].digest);
+	ocil_layer_cache_key_str(h, b->minor);
+	ocil_layer_cache_key_str(h, o->prefix_dest);
+	ocil_layer_cache_key_int(h, o->zstd);
+	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
+	ocil_layer_cache_key_int(h, epoch);
+	ocil_layer_cache_key_finish(h, key);
 }
 
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
@@ -701,6 +751,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 					       "oci:DIR:TAG");
 		return -1;
 	}
+	b->src->verified = b->cache;
 	bool docker = false;
 	if (ocil_sink_family(b->sink, o->format, b->src->manifest.docker, &docker, err) < 0)
 		return -1;
@@ -750,32 +801,33 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		    ce.digest);
 		for (size_t i = 0; !o->quiet && i < b->conda_warnings.n; i++)
 			fprintf(stderr, "ocilambda: warning: %s\n", b->conda_warnings.v[i]);
-		if (ocil_layer_cache_export(b->cache, &ce, bs, err) < 0)
+		if (use_cached(b, &ce, &layers[0], &results[0], err) < 0)
 			return -1;
-		memcpy(layers[0].digest, ce.digest, OCIL_DIGEST_STR_SIZE);
-		memcpy(layers[0].diff_id, ce.diff_id, OCIL_DIGEST_STR_SIZE);
-		layers[0].size = ce.size;
-		memcpy(results[0].digest, ce.digest, OCIL_DIGEST_STR_SIZE);
-		memcpy(results[0].diff_id, ce.diff_id, OCIL_DIGEST_STR_SIZE);
-		results[0].size = (uint64_t)ce.size;
-		results[0].cached = true;
 	} else {
 		say(&pr, "packing conda prefix %s (python %s) at %s", o->prefix,
 		    b->conda.python_version, o->prefix_dest);
 		if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
 			return ocil_error_wrap(err, "conda prefix %s", o->prefix);
-		ocil_error *not_kept = NULL;
-		if (conda_remember(b, key, &layers[0], &not_kept) < 0) {
-			say(&pr, "not caching the conda layer: %s", not_kept->msg);
-			ocil_error_free(not_kept);
-		}
+		remember(b, &pr, key, &layers[0], conda_facts(b));
 	}
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
 	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
 		return ocil_error_wrap(err, "code %s", o->code);
 	say(&pr, "pointing /var/lang/bin/python%s at %s/bin/python", b->minor, o->prefix_dest);
-	if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], &results[2], err) < 0)
-		return ocil_error_wrap(err, "runtime patch");
+	char rt_key[OCIL_DIGEST_STR_SIZE];
+	runtime_key(o, b, epoch, rt_key);
+	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry rt = {0};
+	int rt_hit = from_cache(o, b, rt_key, &rt, cancel, err);
+	if (rt_hit < 0 || (rt_hit > 0 && use_cached(b, &rt, &layers[2], &results[2], err) < 0))
+		return -1;
+	if (rt_hit)
+		say(&pr, "runtime patch %s from the cache", rt.digest);
+	if (!rt_hit) {
+		if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], &results[2], err) <
+		    0)
+			return ocil_error_wrap(err, "runtime patch");
+		remember(b, &pr, rt_key, &layers[2], NULL);
+	}
 
 	/* PYTHONPATH by default, then the user's --env in order. */
 	if (b->minor != NULL)

@@ -16,7 +16,8 @@
 #define RECORD_MAX ((size_t)16 << 20)
 
 struct ocil_layer_cache {
-	char *dir; /* <cache>/layers */
+	char *root; /* <cache> */
+	char *dir;  /* <cache>/layers */
 	ocil_blobstore *blobs;
 };
 
@@ -34,6 +35,7 @@ int ocil_layer_cache_open(const char *cache_dir, ocil_layer_cache **out, ocil_er
 		return ocil_error_wrap(err, "layer cache %s", cache_dir);
 	ocil_layer_cache *lc = ocil_xcalloc(1, sizeof(*lc));
 	lc->dir = steal_pointer(&dir);
+	lc->root = ocil_xstrdup(cache_dir);
 	lc->blobs = bs;
 	*out = lc;
 	return 0;
@@ -44,6 +46,7 @@ void ocil_layer_cache_free(ocil_layer_cache *lc)
 	if (lc == NULL)
 		return;
 	ocil_blobstore_free(lc->blobs);
+	free(lc->root);
 	free(lc->dir);
 	free(lc);
 }
@@ -216,4 +219,44 @@ int ocil_layer_cache_export(ocil_layer_cache *lc, const ocil_layer_cache_entry *
 	if (share_blob(lc->blobs, to, e->digest, e->size, err) < 0)
 		return ocil_error_wrap(err, "layer cache");
 	return 0;
+}
+
+/* <cache>/verified/<sha256 of path NUL digest>, holding the identity. */
+static char *memo_path(const ocil_layer_cache *lc, const char *path, const char *digest)
+{
+	cleanup_free char *id = ocil_xasprintf("%s%c%s", path, '\0', digest);
+	char name[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(id, strlen(path) + 1 + strlen(digest), name);
+	return ocil_xasprintf("%s/verified/%s", lc->root, ocil_digest_hex(name));
+}
+
+bool ocil_layer_cache_verified(ocil_layer_cache *lc, const char *path, const char *digest)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return false;
+	cleanup_free char *memo = memo_path(lc, path, digest);
+	cleanup_json json_t *j = NULL;
+	ocil_error *ignored = NULL;
+	if (ocil_json_load_file(memo, RECORD_MAX, &j, &ignored) < 0) {
+		ocil_error_free(ignored);
+		return false;
+	}
+	cleanup_json json_t *now = identity(&st);
+	return json_equal(j, now);
+}
+
+void ocil_layer_cache_note_verified(ocil_layer_cache *lc, const char *path, const char *digest)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return;
+	cleanup_free char *memo = memo_path(lc, path, digest);
+	cleanup_free char *dir = ocil_xasprintf("%s/verified", lc->root);
+	cleanup_json json_t *j = identity(&st);
+	cleanup_free char *raw = ocil_json_dump(j);
+	ocil_error *ignored = NULL;
+	if (ocil_mkdir_p(dir, 0755, &ignored) < 0 ||
+	    ocil_write_file_atomic(memo, raw, strlen(raw), &ignored) < 0)
+		ocil_error_free(ignored); /* only a cache */
 }

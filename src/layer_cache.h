@@ -5,6 +5,8 @@
  * Under the cache directory ($XDG_CACHE_HOME/ocilambda or --cache-dir):
  *   layers/<key hex>.json   {"digest", "diff_id", "size", "facts", "blob"}
  *   blobs/sha256/<hex>      the layer itself, in the shared blob cache
+ *   verified/<hex>          blob files hashed before (see the end)
+ *   index/<hex>             layer entry indexes (layer_index.h)
  * "facts" is whatever the producer needs again without redoing its work
  * (e.g. what inspecting the conda prefix found); "blob" is the blob file's
  * device, inode, size and mtime when it was last known to hash to digest.
@@ -66,5 +68,12 @@ int ocil_layer_cache_put(ocil_layer_cache *lc, const char *key, const ocil_layer
  * filesystem allows, else a streaming copy checked against its digest. */
 int ocil_layer_cache_export(ocil_layer_cache *lc, const ocil_layer_cache_entry *e,
 			    ocil_blobstore *to, ocil_error **err);
+
+/* Blob files hashed before (a base layout's layers, say): whether the file
+ * at path is still the one that hashed to digest (same device, inode, size
+ * and mtime, which any write moves), and noting one that did. Kept under
+ * <cache>/verified. */
+bool ocil_layer_cache_verified(ocil_layer_cache *lc, const char *path, const char *digest);
+void ocil_layer_cache_note_verified(ocil_layer_cache *lc, const char *path, const char *digest);
 
 #endif

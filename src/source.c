@@ -1,5 +1,7 @@
 #include "source.h"
 
+#include "layer_cache.h"
+
 #include <string.h>
 
 #include "gzip.h"
@@ -75,8 +77,14 @@ int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobsto
 	if (s->ops->blob_path != NULL) {
 		cleanup_free char *path = NULL;
 		int linked = s->ops->blob_path(s, d, &path, cancel, err);
-		if (linked == 0)
+		if (linked == 0 && s->verified != NULL &&
+		    ocil_layer_cache_verified(s->verified, path, d->digest)) {
+			linked = ocil_blobstore_link_unchecked(bs, path, d->digest, err);
+		} else if (linked == 0) {
 			linked = ocil_blobstore_link(bs, path, d->digest, d->size, cancel, err);
+			if (linked > 0 && s->verified != NULL)
+				ocil_layer_cache_note_verified(s->verified, path, d->digest);
+		}
 		if (linked < 0)
 			return ocil_error_wrap(err, "%s", s->name);
 		if (linked > 0)

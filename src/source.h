@@ -35,6 +35,10 @@ struct ocil_source {
 	json_t *config; /* parsed, verified config */
 	char *config_raw;
 	size_t config_len;
+	/* blob files hashed on an earlier run are linked without hashing
+	 * them again when still the same files (layer_cache.h); set by the
+	 * caller, may be NULL */
+	struct ocil_layer_cache *verified;
 };
 
 typedef struct ocil_registry_opts ocil_registry_opts;

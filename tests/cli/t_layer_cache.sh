@@ -28,15 +28,21 @@ first=$DIGEST
 first_layer=$(conda_layer)
 ! cached || fail "first build packs"
 [ -s "$C/blobs/sha256/${first_layer#sha256:}" ] || fail "the layer is in the blob cache"
-[ "$(ls "$C/layers" | wc -l)" = 1 ] || fail "one cache record: $(ls "$C/layers")"
+[ "$(ls "$C/layers" | wc -l)" = 2 ] || fail "two cache records (conda, runtime): $(ls "$C/layers")"
 build
 cached || fail "second build uses the cache: $(cat "$LOG")"
+grep -q "runtime patch .* from the cache" "$LOG" || fail "the runtime patch too: $(cat "$LOG")"
 [ "$DIGEST" = "$first" ] || fail "cached build gives the same image"
 f=$OUT/blobs/sha256/${first_layer#sha256:}
 [ "$(stat -c %i "$f")" = "$(stat -c %i "$C/blobs/sha256/${first_layer#sha256:}")" ] ||
 	fail "the cached layer is hardlinked into the output"
+for l in $(json "$B/blobs/sha256/$(json "$B/index.json" 'j["manifests"][0]["digest"][7:]')" \
+	'" ".join(x["digest"][7:] for x in j["layers"])'); do
+	[ "$(stat -c %i "$B/blobs/sha256/$l")" = "$(stat -c %i "$OUT/blobs/sha256/$l")" ] ||
+		fail "base layer $l is hardlinked from the base layout"
+done
 no_litter "$T"
-ok "unchanged prefix: layer from the cache, hardlinked, same digest"
+ok "unchanged prefix: conda and runtime layers from the cache, hardlinked (base layers too), same digest"
 
 build --no-cache
 ! cached || fail "--no-cache packs"
@@ -114,6 +120,22 @@ echo '{broken' >"$(ls "$C"/layers/*.json | head -1)"
 build
 [ "$DIGEST" = "$before" ] || fail "a broken record is a miss, not a failure"
 ok "a corrupt or missing cached blob or a broken record means a repack, not a failure"
+
+# base blobs hashed once are linked without hashing while unchanged; one
+# written to since is hashed (and refused) again
+cp -a "$B" "$T/base"
+saved_B=$B
+B=$T/base
+build
+[ -n "$(ls "$C/verified")" ] || fail "verified base blobs are noted"
+build
+bl=$(json "$B/blobs/sha256/$(json "$B/index.json" 'j["manifests"][0]["digest"][7:]')" 'j["layers"][0]["digest"][7:]')
+rm -rf "$T"/out*
+printf 'X' | dd of="$B/blobs/sha256/$bl" bs=1 seek=20 conv=notrunc 2>/dev/null
+expect_fail 2 "digest mismatch" $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" \
+	--code "$T/code" --handler example.lambda_handler --output "oci:$T/outx:latest" --cache-dir "$C"
+B=$saved_B
+ok "base blobs: hashed once, hashed again once written to"
 
 # a cache directory that cannot be made does not stop the build
 mkdir -p "$T/nodir" && touch "$T/nodir/file"
