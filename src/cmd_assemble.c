@@ -901,6 +901,8 @@ const ocil_command ocil_cmd_assemble = {
 	       "New layers are gzip (one member, what Lambda takes); --compression zstd\n"
 	       "writes OCI zstd layers instead, which Lambda does not deploy: check's L002\n"
 	       "finding is then shown as a warning.\n"
+	       "An unchanged conda prefix (every file's metadata, every option) and runtime\n"
+	       "patch come from the layer cache under --cache-dir; --no-cache repacks.\n"
 	       "\nExample:\n"
 	       "  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
 	       "      --handler example.lambda_handler --output oci:./out:latest\n",
