@@ -5,6 +5,8 @@
 #include "zstd_blob.h"
 
 #include <string.h>
+/* ZSTD_getCParams: the level defaults the caps below apply to */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "digest.h"
@@ -14,6 +16,11 @@
  * already smaller than gzip -9 on the bench's tree at several times the
  * speed; 9 stops at 12 to keep each job's window (and so the memory with
  * two or more workers) in the tens of megabytes. */
+/* Caps on the window and match table logs, and the job size. */
+#define MAX_WINDOW_LOG 20u
+#define MAX_TABLE_LOG 19u
+#define JOB_SIZE ((size_t)2 << 20)
+
 static const int level_map[10] = {3, 1, 2, 2, 3, 3, 3, 6, 9, 12};
 
 struct ocil_zstd_blob {
@@ -54,6 +61,24 @@ int ocil_zstd_blob_begin(ocil_blobstore *bs, const ocil_zstd_opts *opts, ocil_zs
 	    ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, ocil_zstd_level(level));
 	if (!ZSTD_isError(rc))
 		rc = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
+	/* Memory: each worker holds a window and match tables, and each job
+	 * its input, so all are capped (the defaults of zstd's middle levels
+	 * went past 200 MB with 4 workers). Part of the output format. */
+	ZSTD_compressionParameters cp = ZSTD_getCParams(ocil_zstd_level(level), 0, 0);
+	if (!ZSTD_isError(rc))
+		rc = ZSTD_CCtx_setParameter(
+		    z->cctx, ZSTD_c_windowLog,
+		    (int)(cp.windowLog < MAX_WINDOW_LOG ? cp.windowLog : MAX_WINDOW_LOG));
+	if (!ZSTD_isError(rc))
+		rc = ZSTD_CCtx_setParameter(
+		    z->cctx, ZSTD_c_hashLog,
+		    (int)(cp.hashLog < MAX_TABLE_LOG ? cp.hashLog : MAX_TABLE_LOG));
+	if (!ZSTD_isError(rc))
+		rc = ZSTD_CCtx_setParameter(
+		    z->cctx, ZSTD_c_chainLog,
+		    (int)(cp.chainLog < MAX_TABLE_LOG ? cp.chainLog : MAX_TABLE_LOG));
+	if (!ZSTD_isError(rc))
+		rc = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_jobSize, (int)JOB_SIZE);
 	/* >= 1 always: 0 is the single-threaded mode, which writes other bytes */
 	if (!ZSTD_isError(rc))
 		rc = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, (int)threads);
