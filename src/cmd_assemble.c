@@ -68,7 +68,7 @@ static const ocil_option options[] = {
     {"compression-level", OPT_LEVEL, "N",
      "1 (fastest) .. 9 (smallest), as gzip's (default 6; zstd: see README)"},
     {"no-cache", OPT_NO_CACHE, NULL,
-     "pack the conda prefix even if the layer cache has it (and refresh the cache)"},
+     "take nothing from the layer cache: pack, hash and read everything (then refresh it)"},
     {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
     {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
     {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
@@ -486,8 +486,9 @@ static int check_output(const opts *o, build *b, const progress *pr, const ocil_
 			ocil_error **err)
 {
 	ocil_findings f = {0};
-	ocil_check_opts co = {
-	    .platform = &b->platform, .cancel = cancel, .index_dir = b->index_dir};
+	ocil_check_opts co = {.platform = &b->platform,
+			      .cancel = cancel,
+			      .index_dir = o->no_cache ? NULL : b->index_dir};
 	int r = ocil_check_blobs(ocil_sink_blobs(b->sink), &b->manifest, &co, &f, err);
 	cleanup_free char *failed = ocil_xstrdup("");
 	for (size_t i = 0; r == 0 && i < f.n; i++) {
@@ -751,7 +752,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 					       "oci:DIR:TAG");
 		return -1;
 	}
-	b->src->verified = b->cache;
+	/* --no-cache takes nothing from the cache: base blobs are hashed */
+	b->src->verified = o->no_cache ? NULL : b->cache;
 	bool docker = false;
 	if (ocil_sink_family(b->sink, o->format, b->src->manifest.docker, &docker, err) < 0)
 		return -1;
@@ -771,8 +773,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		ocil_strv_push(&owned, ocil_blobstore_path(bs, b->base_layers[i].digest));
 		paths[i] = owned.v[i];
 	}
-	int r =
-	    ocil_rootfs_open_indexed(paths, b->n_base_layers, b->index_dir, cancel, &b->fs, err);
+	int r = ocil_rootfs_open_indexed(paths, b->n_base_layers, o->no_cache ? NULL : b->index_dir,
+					 cancel, &b->fs, err);
 	ocil_strv_clear(&owned);
 	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0)
 		return -1;
@@ -891,21 +893,22 @@ const ocil_command ocil_cmd_assemble = {
     .usage = "--base REF --conda-prefix DIR --code DIR --handler MODULE.FUNCTION --output REF "
 	     "[options]",
     .summary = "build a Lambda container image from a base image, a conda prefix and code",
-    .details = "Writes the base layers unchanged plus three new layers: the conda prefix\n"
-	       "(relocated to --prefix-dest), the code, and a runtime patch that keeps the\n"
-	       "base python as /var/lang/bin/python3.X-clean and points python3.X at the\n"
-	       "prefix's bin/python. The config gets PYTHONPATH, Entrypoint and Cmd [handler].\n"
-	       "Prints the manifest digest on stdout. Output is built under a temporary name\n"
-	       "and renamed into place; an existing layout keeps its other tags.\n"
-	       "SOURCE_DATE_EPOCH sets the timestamps (default 0): same inputs, same digests.\n"
-	       "New layers are gzip (one member, what Lambda takes); --compression zstd\n"
-	       "writes OCI zstd layers instead, which Lambda does not deploy: check's L002\n"
-	       "finding is then shown as a warning.\n"
-	       "An unchanged conda prefix (every file's metadata, every option) and runtime\n"
-	       "patch come from the layer cache under --cache-dir; --no-cache repacks.\n"
-	       "\nExample:\n"
-	       "  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
-	       "      --handler example.lambda_handler --output oci:./out:latest\n",
+    .details =
+	"Writes the base layers unchanged plus three new layers: the conda prefix\n"
+	"(relocated to --prefix-dest), the code, and a runtime patch that keeps the\n"
+	"base python as /var/lang/bin/python3.X-clean and points python3.X at the\n"
+	"prefix's bin/python. The config gets PYTHONPATH, Entrypoint and Cmd [handler].\n"
+	"Prints the manifest digest on stdout. Output is built under a temporary name\n"
+	"and renamed into place; an existing layout keeps its other tags.\n"
+	"SOURCE_DATE_EPOCH sets the timestamps (default 0): same inputs, same digests.\n"
+	"New layers are gzip (one member, what Lambda takes); --compression zstd\n"
+	"writes OCI zstd layers instead, which Lambda does not deploy: check's L002\n"
+	"finding is then shown as a warning.\n"
+	"An unchanged conda prefix (every file's metadata, every option) and runtime\n"
+	"patch come from the layer cache under --cache-dir; --no-cache takes nothing from it.\n"
+	"\nExample:\n"
+	"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
+	"      --handler example.lambda_handler --output oci:./out:latest\n",
     .options = options,
     .run = run,
 };

@@ -900,16 +900,24 @@ int ocil_gzip_blob_finish(ocil_gzip_blob *g, ocil_gzip_result *res, ocil_error *
 		trailer[i] = (unsigned char)(crc >> (8 * i));
 		trailer[4 + i] = (unsigned char)(isize >> (8 * i));
 	}
-	ocil_gzip_result r;
-	memset(&r, 0, sizeof(r));
 	if (ocil_blob_writer_write(g->w, trailer, sizeof(trailer), err) < 0 ||
-	    ocil_blob_writer_commit(g->w, NULL, -1, r.digest, &r.size, err) < 0) {
+	    ocil_gzip_result_commit(g->w, g->raw, g->raw_size, res, err) < 0) {
 		g->phase = PHASE_BROKEN;
 		return -1;
 	}
-	ocil_hasher_final(g->raw, r.diff_id);
-	r.raw_size = g->raw_size;
 	g->phase = PHASE_DONE;
+	return 0;
+}
+
+int ocil_gzip_result_commit(ocil_blob_writer *w, ocil_hasher *raw, uint64_t raw_size,
+			    ocil_gzip_result *res, ocil_error **err)
+{
+	ocil_gzip_result r;
+	memset(&r, 0, sizeof(r));
+	if (ocil_blob_writer_commit(w, NULL, -1, r.digest, &r.size, err) < 0)
+		return -1;
+	ocil_hasher_final(raw, r.diff_id);
+	r.raw_size = raw_size;
 	*res = r;
 	return 0;
 }

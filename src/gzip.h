@@ -38,6 +38,11 @@ typedef struct {
 			      give other bytes, for tests only */
 } ocil_gzip_opts;
 
+/* Commit the compressed blob w and fill res with its digest and size and
+ * the raw stream's diff_id (from raw) and size: the last step of both the
+ * gzip and the zstd writers. */
+int ocil_gzip_result_commit(ocil_blob_writer *w, ocil_hasher *raw, uint64_t raw_size,
+			    ocil_gzip_result *res, ocil_error **err);
 /* Worker threads to use: $OCIL_GZIP_THREADS (1..64; else OCIL_E_USAGE),
  * else min(usable CPUs, OCIL_GZIP_MAX_THREADS). zstd layers use the same. */
 int ocil_gzip_threads(unsigned *out, ocil_error **err);

@@ -148,16 +148,11 @@ int ocil_zstd_blob_finish(ocil_zstd_blob *z, ocil_gzip_result *res, ocil_error *
 	while (left > 0)
 		if (pump(z, &in, ZSTD_e_end, &left, err) < 0)
 			return -1;
-	ocil_gzip_result r;
-	memset(&r, 0, sizeof(r));
-	if (ocil_blob_writer_commit(z->w, NULL, -1, r.digest, &r.size, err) < 0) {
+	if (ocil_gzip_result_commit(z->w, z->raw, z->raw_size, res, err) < 0) {
 		z->broken = true;
 		return -1;
 	}
-	ocil_hasher_final(z->raw, r.diff_id);
-	r.raw_size = z->raw_size;
 	z->done = true;
-	*res = r;
 	return 0;
 }
 
