@@ -19,18 +19,15 @@
 # the best wall time counts. The last line holds the ratios, e.g.
 #   fast_wall=0.31 fast_size=1.10 small_wall=0.74 small_size=0.99 rss_mb=41 rebuild_ms=38 members=1
 # fast/small: our wall time and conda layer size over umoci's; rss_mb: our
-# largest peak RSS; members: gzip members in our level-6 conda layer.
+# largest peak RSS; members: gzip members in our level-6 conda layer;
+# fast_cpu/small_cpu: CPU time (user + system) over umoci's, steadier than
+# wall time on a shared machine.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-$SRC/build}
-mkdir -p "$BUILD"
-BUILD=$(cd "$BUILD" && pwd)
-WORK=$BUILD/bench
-RUNS=${BENCH_RUNS:-2}
+. "$SRC/bench/corpus.sh"
+bench_init "${1:-}"
 REBUILD_RUNS=${BENCH_REBUILD_RUNS:-5}
-mkdir -p "$WORK"
-log() { printf '%s\n' "$*" >&2; }
 for tool in umoci skopeo busybox; do
 	command -v "$tool" >/dev/null || { log "$0: $tool not installed (make deps)"; exit 1; }
 done
@@ -42,7 +39,6 @@ cmake --build "$REL" --target ocilambda -j "$(nproc)" >/dev/null
 OCIL=$REL/ocilambda
 
 # --- inputs, built once --------------------------------------------------------------
-. "$SRC/bench/corpus.sh"
 bench_corpus "$WORK"
 PYVER=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PYFULL=$(/usr/bin/python3 -c 'import platform; print(platform.python_version())')
@@ -167,7 +163,8 @@ printf 'rebuild best of %d: %d ms\n' "$REBUILD_RUNS" "$best_ms"
 [ "${SIZE[rebuild]}" = "${SIZE[ours-6]}" ] || log "warning: the rebuild's conda layer differs in size"
 
 rss=$(printf '%s\n' "${RSS[ours-1]}" "${RSS[ours-6]}" "${RSS[rebuild]}" | sort -n | tail -1)
-printf 'fast_wall=%s fast_size=%s small_wall=%s small_size=%s rss_mb=%s rebuild_ms=%s members=%s\n' \
+printf 'fast_wall=%s fast_size=%s small_wall=%s small_size=%s rss_mb=%s rebuild_ms=%s members=%s fast_cpu=%s small_cpu=%s\n' \
 	"$(ratio "${WALL[ours-1]}" "${WALL[umoci]}")" "$(ratio "${SIZE[ours-1]}" "${SIZE[umoci]}")" \
 	"$(ratio "${WALL[ours-6]}" "${WALL[umoci]}")" "$(ratio "${SIZE[ours-6]}" "${SIZE[umoci]}")" \
-	"$rss" "$best_ms" "$members"
+	"$rss" "$best_ms" "$members" \
+	"$(ratio "${CPU[ours-1]}" "${CPU[umoci]}")" "$(ratio "${CPU[ours-6]}" "${CPU[umoci]}")"

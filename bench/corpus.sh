@@ -1,5 +1,7 @@
-# Sourced by the bench scripts: the ~600 MB corpus both time, built once.
+# Sourced by the bench scripts: their common setup and the ~600 MB corpus
+# both time, built once.
 #
+#   bench_init [BUILD_DIR]   sets BUILD, WORK (BUILD/bench, created), RUNS
 #   bench_corpus WORK        sets CORPUS (a tar) and TREE (it unpacked)
 #
 # Debian's installed python3 with pandas, scipy, scikit-learn and
@@ -7,6 +9,17 @@
 # BENCH_BYTES (default 600000000) with shared libraries from
 # /usr/lib/x86_64-linux-gnu. The python packages are installed when
 # missing if we are root; otherwise the script says what to install.
+
+log() { printf '%s\n' "$*" >&2; }
+
+bench_init() {
+	BUILD=${1:-$SRC/build}
+	mkdir -p "$BUILD"
+	BUILD=$(cd "$BUILD" && pwd)
+	WORK=$BUILD/bench
+	RUNS=${BENCH_RUNS:-2}
+	mkdir -p "$WORK"
+}
 
 BENCH_PACKAGES="python3 python3-pandas python3-scipy python3-sklearn python3-matplotlib"
 

@@ -19,14 +19,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-$SRC/build}
-mkdir -p "$BUILD"
-BUILD=$(cd "$BUILD" && pwd)
-WORK=$BUILD/bench
-RUNS=${BENCH_RUNS:-2}
-mkdir -p "$WORK"
-
-log() { printf '%s\n' "$*" >&2; }
+. "$SRC/bench/corpus.sh"
+bench_init "${1:-}"
 need() { command -v "$1" >/dev/null 2>&1; }
 
 # --- the driver, built optimised whatever BUILD's own type is ---------------
@@ -36,7 +30,6 @@ cmake --build "$REL" --target test_gzip -j "$(nproc)" >/dev/null
 DRIVER=$REL/test_gzip
 
 # --- the corpus: built once ----------------------------------------------------
-. "$SRC/bench/corpus.sh"
 bench_corpus "$WORK"
 RAW=$(stat -c %s "$CORPUS")
 NFILES=$(tar -tf "$CORPUS" | wc -l)
