@@ -602,6 +602,7 @@ static int use_cached(build *b, const ocil_layer_cache_entry *ce, ocil_plan_laye
 	memcpy(res->digest, ce->digest, OCIL_DIGEST_STR_SIZE);
 	memcpy(res->diff_id, ce->diff_id, OCIL_DIGEST_STR_SIZE);
 	res->size = (uint64_t)ce->size;
+	res->uncompressed_size = (uint64_t)ce->uncompressed_size;
 	res->cached = true;
 	return 0;
 }
@@ -609,9 +610,10 @@ static int use_cached(build *b, const ocil_layer_cache_entry *ce, ocil_plan_laye
 /* Keep a new layer for next time (facts taken over); failing to is only
  * said with the progress. */
 static void remember(build *b, const progress *pr, const char *key, const ocil_plan_layer *l,
-		     json_t *facts)
+		     const ocil_layer_result *res, json_t *facts)
 {
-	ocil_layer_cache_entry ce = {.size = l->size, .facts = facts};
+	ocil_layer_cache_entry ce = {
+	    .size = l->size, .uncompressed_size = (int64_t)res->uncompressed_size, .facts = facts};
 	memcpy(ce.digest, l->digest, sizeof(ce.digest));
 	memcpy(ce.diff_id, l->diff_id, sizeof(ce.diff_id));
 	ocil_error *not_kept = NULL;
@@ -810,7 +812,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		    b->conda.python_version, o->prefix_dest);
 		if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
 			return ocil_error_wrap(err, "conda prefix %s", o->prefix);
-		remember(b, &pr, key, &layers[0], conda_facts(b));
+		remember(b, &pr, key, &layers[0], &results[0], conda_facts(b));
 	}
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
 	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
@@ -828,7 +830,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], &results[2], err) <
 		    0)
 			return ocil_error_wrap(err, "runtime patch");
-		remember(b, &pr, rt_key, &layers[2], NULL);
+		remember(b, &pr, rt_key, &layers[2], &results[2], NULL);
 	}
 
 	/* PYTHONPATH by default, then the user's --env in order. */

@@ -100,8 +100,9 @@ static int write_record(ocil_layer_cache *lc, const char *key, const ocil_layer_
 			const struct stat *st, ocil_error **err)
 {
 	cleanup_json json_t *j = json_pack(
-	    "{s:s, s:s, s:I, s:O, s:o}", "digest", e->digest, "diff_id", e->diff_id, "size",
-	    (json_int_t)e->size, "facts", e->facts ? e->facts : json_null(), "blob", identity(st));
+	    "{s:s, s:s, s:I, s:I, s:O, s:o}", "digest", e->digest, "diff_id", e->diff_id, "size",
+	    (json_int_t)e->size, "uncompressed_size", (json_int_t)e->uncompressed_size, "facts",
+	    e->facts ? e->facts : json_null(), "blob", identity(st));
 	cleanup_free char *raw = ocil_json_dump(j);
 	cleanup_free char *path = record_path(lc, key);
 	if (ocil_write_file_atomic(path, raw, strlen(raw), err) < 0)
@@ -129,9 +130,10 @@ int ocil_layer_cache_get(ocil_layer_cache *lc, const char *key, ocil_layer_cache
 	const char *digest = json_string_value(json_object_get(j, "digest"));
 	const char *diff_id = json_string_value(json_object_get(j, "diff_id"));
 	json_t *size = json_object_get(j, "size"), *blob = json_object_get(j, "blob");
+	json_t *raw = json_object_get(j, "uncompressed_size");
 	if (digest == NULL || !ocil_digest_valid(digest) || diff_id == NULL ||
 	    !ocil_digest_valid(diff_id) || !json_is_integer(size) || json_integer_value(size) < 0 ||
-	    !json_is_object(blob)) {
+	    !json_is_integer(raw) || json_integer_value(raw) < 0 || !json_is_object(blob)) {
 		unlink(path);
 		return 0;
 	}
@@ -161,6 +163,7 @@ int ocil_layer_cache_get(ocil_layer_cache *lc, const char *key, ocil_layer_cache
 	snprintf(e->digest, sizeof(e->digest), "%s", digest);
 	snprintf(e->diff_id, sizeof(e->diff_id), "%s", diff_id);
 	e->size = (int64_t)json_integer_value(size);
+	e->uncompressed_size = (int64_t)json_integer_value(raw);
 	json_t *facts = json_object_get(j, "facts");
 	e->facts = json_is_null(facts) ? NULL : json_incref(facts);
 	if (!json_equal(now, blob) && write_record(lc, key, e, &st, &ignored) < 0)

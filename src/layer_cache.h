@@ -3,7 +3,8 @@
  * twice.
  *
  * Under the cache directory ($XDG_CACHE_HOME/ocilambda or --cache-dir):
- *   layers/<key hex>.json   {"digest", "diff_id", "size", "facts", "blob"}
+ *   layers/<key hex>.json   {"digest", "diff_id", "size", "uncompressed_size",
+ *                            "facts", "blob"}
  *   blobs/sha256/<hex>      the layer itself, in the shared blob cache
  *   verified/<hex>          blob files hashed before (see the end)
  *   index/<hex>             layer entry indexes (layer_index.h)
@@ -33,7 +34,8 @@ typedef struct {
 	char digest[OCIL_DIGEST_STR_SIZE];
 	char diff_id[OCIL_DIGEST_STR_SIZE];
 	int64_t size;
-	json_t *facts; /* owned; may be NULL */
+	int64_t uncompressed_size; /* of the tar */
+	json_t *facts;		   /* owned; may be NULL */
 } ocil_layer_cache_entry;
 
 void ocil_layer_cache_entry_clear(ocil_layer_cache_entry *e);

@@ -9,6 +9,7 @@
 #include <openssl/opensslv.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -28,6 +29,7 @@ size_t ocil_lib_versions(ocil_lib_version *out, size_t n)
 	    {"OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), OPENSSL_VERSION_STR, true},
 	    {"zlib", zlibVersion(), ZLIB_VERSION, true},
 	    {"libcurl", curl_version_info(CURLVERSION_NOW)->version, LIBCURL_VERSION, true},
+	    {"libzstd", ZSTD_versionString(), ZSTD_VERSION_STRING, true},
 	    /* neither has a version call */
 	    {"libdeflate", LIBDEFLATE_VERSION_STRING, LIBDEFLATE_VERSION_STRING, false},
 	    {"isa-l",

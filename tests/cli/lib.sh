@@ -4,6 +4,9 @@ set -euo pipefail
 : "${OCILAMBDA:?}" "${SRCDIR:?}" "${FIXTURES:?}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ocil-cli.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# assemble's layer cache and the blob cache: the test's own, never ~/.cache
+# (tests may point it elsewhere)
+export XDG_CACHE_HOME=$T/xdg-cache
 TD=$SRCDIR/testdata
 # The Debian python the runnable fixtures are made from (not a pyenv one).
 PY=/usr/bin/python3

@@ -26,16 +26,16 @@ expect_fail 1 "missing the image reference" $OCILAMBDA pull --output oci:y
 ok "pull usage errors"
 $OCILAMBDA version >"$T/v"
 grep -Eq '^ocilambda [0-9]+\.[0-9]+\.[0-9]+$' "$T/v" || fail "version: $(cat "$T/v")"
-for lib in libarchive jansson OpenSSL zlib libcurl libdeflate isa-l; do
+for lib in libarchive jansson OpenSSL zlib libcurl libzstd libdeflate isa-l; do
 	grep -Eq "^  $lib +[0-9]+\.[0-9]+" "$T/v" || fail "version lacks $lib: $(cat "$T/v")"
 done
 cmp -s "$T/v" <($OCILAMBDA --version) || fail "--version is version"
 $OCILAMBDA version --json >"$T/v.json"
 [ "$(json "$T/v.json" 'j["version"]')" = "$(head -n1 "$T/v" | cut -d' ' -f2)" ] || fail "version --json"
 [ "$(json "$T/v.json" '" ".join(l["name"] for l in j["libraries"])')" = \
-	"libarchive jansson OpenSSL zlib libcurl libdeflate isa-l" ] || fail "version --json libraries"
-[ "$(json "$T/v.json" '[l["source"] for l in j["libraries"]].count("runtime")')" = 5 ] ||
-	fail "five libraries report their version at run time"
+	"libarchive jansson OpenSSL zlib libcurl libzstd libdeflate isa-l" ] || fail "version --json libraries"
+[ "$(json "$T/v.json" '[l["source"] for l in j["libraries"]].count("runtime")')" = 6 ] ||
+	fail "six libraries report their version at run time"
 ok "version: ours and the libraries', also as JSON"
 
 $OCILAMBDA help >"$T/help"

@@ -32,6 +32,9 @@ first_layer=$(conda_layer)
 build
 cached || fail "second build uses the cache: $(cat "$LOG")"
 grep -q "runtime patch .* from the cache" "$LOG" || fail "the runtime patch too: $(cat "$LOG")"
+grep -Eq '^  4 +conda +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" &&
+	grep -Eq '^  6 +runtime +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" &&
+	grep -Eq '^  5 +code .* new ' "$LOG" || fail "the summary says which layers were cached: $(cat "$LOG")"
 [ "$DIGEST" = "$first" ] || fail "cached build gives the same image"
 f=$OUT/blobs/sha256/${first_layer#sha256:}
 [ "$(stat -c %i "$f")" = "$(stat -c %i "$C/blobs/sha256/${first_layer#sha256:}")" ] ||
