@@ -140,6 +140,25 @@ expect_fail 2 "digest mismatch" $OCILAMBDA assemble --base "oci:$B:3.8" --conda-
 B=$saved_B
 ok "base blobs: hashed once, hashed again once written to"
 
+# an output on another filesystem: cached and base layers are copied, not
+# linked, and come out the same
+if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$T")" ]; then
+	SHM=$(mktemp -d /dev/shm/ocil-cli.XXXXXX)
+	DIGEST=$($OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
+		--handler example.lambda_handler --output "oci:$SHM/out:latest" --cache-dir "$C" \
+		--progress 2>"$T/shm.log")
+	rc=0
+	grep -q "unchanged: layer .* from the cache" "$T/shm.log" || rc=1
+	[ "$DIGEST" = "$before" ] || rc=2
+	for f in "$SHM"/out/blobs/sha256/*; do
+		[ "$(stat -c %h "$f")" = 1 ] || rc=3
+		[ "sha256:$(sha256sum "$f" | cut -c1-64)" = "sha256:$(basename "$f")" ] || rc=4
+	done
+	rm -rf "$SHM"
+	[ $rc = 0 ] || fail "output on another filesystem ($rc): $(cat "$T/shm.log")"
+	ok "an output on another filesystem gets copies, checked against their digests"
+fi
+
 # a cache directory that cannot be made does not stop the build
 mkdir -p "$T/nodir" && touch "$T/nodir/file"
 build --cache-dir "$T/nodir/file/cache"
