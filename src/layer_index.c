@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 static const char MAGIC[8] = {'O', 'C', 'I', 'L', 'I', 'D', 'X', '1'};
-/* Bigger indexes are neither written nor read: they are loaded whole, and
- * memory must stay bounded. 32 MiB is about 300,000 entries. */
+/* Bigger indexes are not written: about 300,000 entries (the readers keep
+ * every entry in memory anyway: rootfs, check). */
 #define INDEX_MAX ((size_t)32 << 20)
 #define NO_LINK 0xffffffffu
 
@@ -126,10 +126,12 @@ void ocil_layer_index_writer_free(ocil_layer_index_writer *w)
 /* ---- reading ---- */
 
 struct ocil_layer_entries {
-	/* from an index */
-	char *buf;
-	size_t len, pos;
-	char *path, *link; /* NUL-terminated copies of the current entry */
+	/* from an index, read as a stream (checked whole before the first
+	 * entry), so memory does not grow with the layer */
+	FILE *f;
+	uint64_t len, pos; /* of the entries, between magic and checksum */
+	char *path, *link; /* the current entry's, NUL-terminated */
+	bool has_link;
 	/* else from the blob */
 	ocil_tarstream *ts;
 	ocil_layer_index_writer *w;
@@ -148,30 +150,51 @@ static bool path_digest(const char *path, char digest[OCIL_DIGEST_STR_SIZE])
 	return ocil_digest_valid(digest);
 }
 
-/* Load and check the index; false (and the file removed when damaged)
- * when there is no good one. */
+/* Open and check the index (one streaming pass over it: in the page
+ * cache, a fraction of parsing it); false, and the file removed when
+ * damaged, when there is no good one. */
 static bool load_index(ocil_layer_entries *it, const char *file)
 {
-	ocil_error *e = NULL;
-	if (ocil_read_file(file, INDEX_MAX + 64, &it->buf, &it->len, &e) < 0) {
-		ocil_error_free(e);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0 || (it->f = fdopen(fd, "r")) == NULL) {
+		close(fd);
 		return false;
 	}
-	if (it->len >= sizeof(MAGIC) + OCIL_DIGEST_HEX_LEN) {
-		char sum[OCIL_DIGEST_STR_SIZE];
-		ocil_digest_buf(it->buf, it->len - OCIL_DIGEST_HEX_LEN, sum);
-		if (memcmp(it->buf, MAGIC, sizeof(MAGIC)) == 0 &&
-		    memcmp(ocil_digest_hex(sum), it->buf + it->len - OCIL_DIGEST_HEX_LEN,
-			   OCIL_DIGEST_HEX_LEN) == 0) {
-			it->len -= OCIL_DIGEST_HEX_LEN;
-			it->pos = sizeof(MAGIC);
-			return true;
-		}
+	bool ok =
+	    S_ISREG(st.st_mode) && (uint64_t)st.st_size >= sizeof(MAGIC) + OCIL_DIGEST_HEX_LEN;
+	uint64_t body = ok ? (uint64_t)st.st_size - OCIL_DIGEST_HEX_LEN : 0;
+	char magic[sizeof(MAGIC)];
+	ok = ok && fread(magic, 1, sizeof(magic), it->f) == sizeof(magic) &&
+	     memcmp(magic, MAGIC, sizeof(MAGIC)) == 0;
+	ocil_hasher *h = ocil_hasher_new();
+	ocil_hasher_update(h, magic, sizeof(magic));
+	char buf[1 << 16];
+	for (uint64_t left = body - sizeof(MAGIC); ok && left > 0;) {
+		size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+		ok = fread(buf, 1, n, it->f) == n;
+		ocil_hasher_update(h, buf, n);
+		left -= n;
 	}
-	unlink(file);
-	free(it->buf);
-	it->buf = NULL;
-	return false;
+	char sum[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(h, sum);
+	ocil_hasher_free(h);
+	ok = ok && fread(buf, 1, OCIL_DIGEST_HEX_LEN, it->f) == OCIL_DIGEST_HEX_LEN &&
+	     memcmp(buf, ocil_digest_hex(sum), OCIL_DIGEST_HEX_LEN) == 0 &&
+	     fseeko(it->f, (off_t)sizeof(MAGIC), SEEK_SET) == 0;
+	if (!ok) {
+		fclose(it->f);
+		it->f = NULL;
+		unlink(file);
+		return false;
+	}
+	it->len = body - sizeof(MAGIC);
+	it->pos = 0;
+	it->path = ocil_xmalloc(OCIL_TAR_NAME_MAX + 2);
+	it->link = ocil_xmalloc(OCIL_TAR_NAME_MAX + 2);
+	return true;
 }
 
 int ocil_layer_entries_open(const char *path, const char *what, const char *index_dir,
@@ -201,27 +224,26 @@ int ocil_layer_entries_open(const char *path, const char *what, const char *inde
 
 static bool take(ocil_layer_entries *it, void *p, size_t n)
 {
-	if (it->len - it->pos < n)
+	if (it->len - it->pos < n || fread(p, 1, n, it->f) != n)
 		return false;
-	memcpy(p, it->buf + it->pos, n);
 	it->pos += n;
 	return true;
 }
 
-static bool take_str(ocil_layer_entries *it, char **s, bool may_be_none)
+/* A length-prefixed string into buf (OCIL_TAR_NAME_MAX + 2 bytes);
+ * *present false for the "none" length when may_be_none. */
+static bool take_str(ocil_layer_entries *it, char *buf, bool may_be_none, bool *present)
 {
 	uint32_t n;
 	if (!take(it, &n, sizeof(n)))
 		return false;
 	n = le32toh(n);
-	free(*s);
-	*s = NULL;
+	*present = n != NO_LINK;
 	if (n == NO_LINK)
 		return may_be_none;
-	if (n > OCIL_TAR_NAME_MAX + 1 || it->len - it->pos < n)
+	if (n > OCIL_TAR_NAME_MAX + 1 || !take(it, buf, n))
 		return false;
-	*s = ocil_xstrndup(it->buf + it->pos, n);
-	it->pos += n;
+	buf[n] = '\0';
 	return true;
 }
 
@@ -244,15 +266,16 @@ int ocil_layer_entries_next(ocil_layer_entries *it, const ocil_tar_entry **e, oc
 	unsigned char type;
 	uint32_t mode;
 	uint64_t size;
+	bool has_path = false;
 	if (!take(it, &type, 1) || !take(it, &mode, sizeof(mode)) ||
-	    !take(it, &size, sizeof(size)) || !take_str(it, &it->path, false) ||
-	    !take_str(it, &it->link, true) || type > OCIL_TAR_OTHER)
+	    !take(it, &size, sizeof(size)) || !take_str(it, it->path, false, &has_path) ||
+	    !take_str(it, it->link, true, &it->has_link) || type > OCIL_TAR_OTHER)
 		return ocil_error_set(err, OCIL_E_IO, "%s: damaged layer index", it->what);
 	ocil_tar_entry x = {.path = it->path,
 			    .type = (ocil_tar_type)type,
 			    .mode = (mode_t)le32toh(mode),
 			    .size = le64toh(size),
-			    .link = it->link,
+			    .link = it->has_link ? it->link : NULL,
 			    .index = it->entry.path == NULL ? 0 : it->entry.index + 1};
 	it->entry = x;
 	*e = &it->entry;
@@ -261,7 +284,7 @@ int ocil_layer_entries_next(ocil_layer_entries *it, const ocil_tar_entry **e, oc
 
 bool ocil_layer_entries_indexed(const ocil_layer_entries *it)
 {
-	return it->buf != NULL;
+	return it->f != NULL;
 }
 
 void ocil_layer_entries_free(ocil_layer_entries *it)
@@ -270,7 +293,8 @@ void ocil_layer_entries_free(ocil_layer_entries *it)
 		return;
 	ocil_tarstream_free(it->ts);
 	ocil_layer_index_writer_free(it->w);
-	free(it->buf);
+	if (it->f != NULL)
+		fclose(it->f);
 	free(it->path);
 	free(it->link);
 	free(it->what);
