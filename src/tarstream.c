@@ -255,6 +255,10 @@ int ocil_tarstream_next(ocil_tarstream *ts, const ocil_tar_entry **e, ocil_error
 	ts->entry.path = ts->path;
 	ts->entry.index = index;
 	ts->entry.mode = archive_entry_mode(ae);
+	if (archive_entry_mtime_is_set(ae)) {
+		ts->entry.mtime = (int64_t)archive_entry_mtime(ae);
+		ts->entry.mtime_nsec = archive_entry_mtime_nsec(ae);
+	}
 	const char *hardlink = archive_entry_hardlink(ae);
 	if (hardlink != NULL) {
 		ts->entry.type = OCIL_TAR_HARDLINK;

@@ -47,6 +47,9 @@ typedef struct {
 	const char *link;
 	/* 0-based position of this entry in the layer */
 	uint64_t index;
+	/* modification time as stored (seconds, nanoseconds; 0 when unset) */
+	int64_t mtime;
+	long mtime_nsec;
 } ocil_tar_entry;
 
 typedef struct ocil_tarstream ocil_tarstream;

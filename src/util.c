@@ -141,13 +141,38 @@ int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_e
 	return 0;
 }
 
-static int remove_at(int parent, const char *name, ocil_error **err)
+/* A directory we may not read or change (a tree unpacked rootless keeps
+ * its modes, 0555 and all): as its owner, make it ours to empty first. */
+static int open_dir_to_empty(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES) {
+		int p = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (p < 0)
+			return -1;
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p);
+		int r = chmod(proc, 0700);
+		close(p);
+		if (r < 0) {
+			errno = EACCES;
+			return -1;
+		}
+		fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & S_IRWXU) != S_IRWXU)
+		(void)fchmod(fd, (st.st_mode & 07777) | S_IRWXU);
+	return fd;
+}
+
+int ocil_remove_at(int parent, const char *name, ocil_error **err)
 {
 	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno != EISDIR && errno != EPERM)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "removing %s", name);
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open_dir_to_empty(parent, name);
 	if (fd < 0)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "opening %s", name);
 	DIR *d = fdopendir(fd);
@@ -160,7 +185,7 @@ static int remove_at(int parent, const char *name, ocil_error **err)
 	while (r == 0 && (de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		r = remove_at(dirfd(d), de->d_name, err);
+		r = ocil_remove_at(dirfd(d), de->d_name, err);
 	}
 	closedir(d);
 	if (r < 0)
@@ -172,7 +197,7 @@ static int remove_at(int parent, const char *name, ocil_error **err)
 
 int ocil_remove_tree(const char *path, ocil_error **err)
 {
-	return remove_at(AT_FDCWD, path, err);
+	return ocil_remove_at(AT_FDCWD, path, err);
 }
 
 int ocil_mkdir_p(const char *path, int mode, ocil_error **err)

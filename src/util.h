@@ -65,8 +65,11 @@ int ocil_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, 
 int ocil_write_all(int fd, const void *buf, size_t len, const char *what, ocil_error **err);
 /* Write a file atomically: tmp in the same directory, fsync, rename. */
 int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err);
-/* rm -rf; ignores ENOENT. */
+/* rm -rf; ignores ENOENT. Never follows symlinks; directories the caller
+ * owns but may not write are made writable first. */
 int ocil_remove_tree(const char *path, ocil_error **err);
+/* The same for name in the directory parent. */
+int ocil_remove_at(int parent, const char *name, ocil_error **err);
 /* mkdir -p with mode. */
 int ocil_mkdir_p(const char *path, int mode, ocil_error **err);
 bool ocil_str_has_prefix(const char *s, const char *prefix);
