@@ -31,6 +31,7 @@ enum {
 	OCIL_X_CHECK = 1 << 3,
 	OCIL_X_IO = 1 << 4,
 	OCIL_X_CANCELLED = 1 << 5,
+	OCIL_X_FUNCTION = 1 << 6,
 };
 /* What a command that reads images can end with. */
 #define OCIL_X_IMAGE (OCIL_X_USAGE | OCIL_X_INPUT | OCIL_X_REGISTRY | OCIL_X_IO | OCIL_X_CANCELLED)
@@ -169,6 +170,7 @@ extern const ocil_command ocil_cmd_help;
 extern const ocil_command ocil_cmd_inspect;
 extern const ocil_command ocil_cmd_pull;
 extern const ocil_command ocil_cmd_push;
+extern const ocil_command ocil_cmd_run;
 extern const ocil_command ocil_cmd_version;
 
 #endif

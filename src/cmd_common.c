@@ -20,6 +20,8 @@ const ocil_exit_status ocil_exit_statuses[] = {
     {3, OCIL_X_REGISTRY, "registry, network or authentication"},
     {4, OCIL_X_CHECK, "check failed"},
     {5, OCIL_X_IO, "I/O or internal error"},
+    {6, OCIL_X_FUNCTION,
+     "the function failed: an error or init error, exited without answering, or timed out"},
     {130, OCIL_X_CANCELLED, "interrupted (SIGINT/SIGTERM); nothing is left half-written"},
     {0, 0, NULL},
 };

@@ -15,6 +15,7 @@ typedef enum {
 	OCIL_E_REGISTRY = 3,	/* registry, network, auth */
 	OCIL_E_CHECK = 4,	/* lint failed */
 	OCIL_E_IO = 5,		/* I/O or internal */
+	OCIL_E_FUNCTION = 6,	/* run: the function failed (error, exit, timeout) */
 	OCIL_E_CANCELLED = 130, /* interrupted by a signal */
 } ocil_code;
 

@@ -123,117 +123,6 @@ static json_t *config_doc(const ocil_ref *ref, const ocil_source *src)
 	return doc;
 }
 
-/* ---- the layers as files ---- */
-
-typedef struct {
-	ocil_blobstore *bs;
-	char *tmp; /* a directory of ours to remove, or NULL */
-	ocil_strv paths;
-} layer_files;
-
-static void layer_files_clear(layer_files *f)
-{
-	ocil_blobstore_free(f->bs);
-	if (f->tmp != NULL) {
-		ocil_error *e = NULL;
-		ocil_remove_tree(f->tmp, &e);
-		ocil_error_free(e);
-		free(f->tmp);
-	}
-	ocil_strv_clear(&f->paths);
-}
-
-/* Hash a blob that was on disk before we came: the layout is the user's
- * and anything could have changed it. */
-static int verify_blob(const char *path, const ocil_descriptor *d, const ocil_cancel *cancel,
-		       ocil_error **err)
-{
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", path);
-	static const size_t bufsize = 1 << 17;
-	cleanup_free char *buf = ocil_xmalloc(bufsize);
-	ocil_hasher *h = ocil_hasher_new();
-	uint64_t size = 0;
-	int r = 0;
-	for (;;) {
-		if ((r = ocil_cancel_check(cancel, err)) < 0)
-			break;
-		ssize_t n = read(fd, buf, bufsize);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", path);
-			break;
-		}
-		if (n == 0)
-			break;
-		ocil_hasher_update(h, buf, (size_t)n);
-		size += (uint64_t)n;
-	}
-	char got[OCIL_DIGEST_STR_SIZE];
-	ocil_hasher_final(h, got);
-	ocil_hasher_free(h);
-	if (r < 0)
-		return -1;
-	if (size != (uint64_t)d->size)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "size mismatch: manifest says %lld bytes, blob has %llu",
-				      (long long)d->size, (unsigned long long)size);
-	if (strcmp(got, d->digest) != 0)
-		return ocil_error_set(err, OCIL_E_INPUT, "digest mismatch: content is %s", got);
-	return 0;
-}
-
-static int open_store(const ocil_ref *ref, const ocil_inspect_opts *o, layer_files *f,
-		      ocil_error **err)
-{
-	switch (ref->transport) {
-	case OCIL_REF_OCI:
-		return ocil_blobstore_open(ref->path, &f->bs, err);
-	case OCIL_REF_DOCKER: {
-		cleanup_free char *dflt = o->cache_dir ? NULL : ocil_source_default_cache_dir();
-		if (ocil_blobstore_open(o->cache_dir ? o->cache_dir : dflt, &f->bs, err) < 0)
-			return ocil_error_wrap(err, "blob cache");
-		return 0;
-	}
-	case OCIL_REF_DOCKER_ARCHIVE:
-		break;
-	}
-	const char *base = o->tmp_dir ? o->tmp_dir : getenv("TMPDIR");
-	f->tmp = ocil_xasprintf("%s/ocilambda-inspect.XXXXXX", base && base[0] ? base : "/tmp");
-	if (mkdtemp(f->tmp) == NULL) {
-		int e = errno;
-		free(steal_pointer(&f->tmp));
-		return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a temporary directory");
-	}
-	return ocil_blobstore_open(f->tmp, &f->bs, err);
-}
-
-static int layer_files_get(const ocil_ref *ref, ocil_source *src, const ocil_inspect_opts *o,
-			   layer_files *f, ocil_error **err)
-{
-	if (open_store(ref, o, f, err) < 0)
-		return -1;
-	const ocil_manifest *m = &src->manifest;
-	for (size_t i = 0; i < m->n_layers; i++) {
-		const ocil_descriptor *d = &m->layers[i];
-		char *path = ocil_blobstore_path(f->bs, d->digest);
-		ocil_strv_push(&f->paths, path);
-		int r;
-		if (ocil_blobstore_has(f->bs, d->digest))
-			r = verify_blob(path, d, o->cancel, err);
-		else if (ref->transport == OCIL_REF_OCI)
-			/* Never write into the user's layout. */
-			r = ocil_error_set(err, OCIL_E_INPUT, "blob missing from the layout");
-		else
-			r = ocil_source_copy_blob(src, d, f->bs, o->cancel, err);
-		if (r < 0)
-			return ocil_error_wrap(err, "%s: layer %zu (%s)", src->name, i, d->digest);
-	}
-	return 0;
-}
-
 /* ---- what the rootfs holds ---- */
 
 /* "3.N" when name is python3.N, else NULL. */
@@ -412,9 +301,9 @@ static int describe_rootfs(ocil_rootfs *fs, const ocil_source *src, ocil_inspect
 static int read_rootfs(const ocil_ref *ref, ocil_source *src, const ocil_inspect_opts *o,
 		       ocil_inspect_result *out, ocil_error **err)
 {
-	layer_files f = {0};
+	ocil_layer_files f = {0};
 	ocil_rootfs *fs = NULL;
-	int r = layer_files_get(ref, src, o, &f, err);
+	int r = ocil_layer_files_get(ref, src, o->cache_dir, o->tmp_dir, o->cancel, &f, err);
 	if (r == 0 &&
 	    ocil_rootfs_open((const char *const *)f.paths.v, f.paths.n, o->cancel, &fs, err) < 0)
 		r = ocil_error_wrap(err, "%s", src->name);
@@ -423,7 +312,7 @@ static int read_rootfs(const ocil_ref *ref, ocil_source *src, const ocil_inspect
 	/* The rootfs reads the layer files until it is freed; then they can
 	 * go. */
 	ocil_rootfs_free(fs);
-	layer_files_clear(&f);
+	ocil_layer_files_clear(&f);
 	return r;
 }
 

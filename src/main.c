@@ -23,6 +23,7 @@ static const ocil_command *const commands[] = {
     &ocil_cmd_inspect,
     &ocil_cmd_pull,
     &ocil_cmd_push,
+    &ocil_cmd_run,
     &ocil_cmd_version,
 };
 /* clang-format on */

@@ -1,11 +1,13 @@
 #include "source.h"
 
-#include "layer_cache.h"
-
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gzip.h"
 #include "json.h"
+#include "layer_cache.h"
 
 int ocil_source_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
 		     ocil_error **err)
@@ -210,5 +212,109 @@ int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
 		return -1;
 	}
 	*out = ds;
+	return 0;
+}
+
+void ocil_layer_files_clear(ocil_layer_files *f)
+{
+	ocil_blobstore_free(f->bs);
+	if (f->tmp != NULL) {
+		ocil_error *e = NULL;
+		ocil_remove_tree(f->tmp, &e);
+		ocil_error_free(e);
+		free(f->tmp);
+	}
+	ocil_strv_clear(&f->paths);
+}
+
+/* Hash a blob that was on disk before we came: the layout is the user's
+ * and anything could have changed it. */
+static int verify_blob(const char *path, const ocil_descriptor *d, const ocil_cancel *cancel,
+		       ocil_error **err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", path);
+	static const size_t bufsize = 1 << 17;
+	cleanup_free char *buf = ocil_xmalloc(bufsize);
+	ocil_hasher *h = ocil_hasher_new();
+	uint64_t size = 0;
+	int r = 0;
+	for (;;) {
+		if ((r = ocil_cancel_check(cancel, err)) < 0)
+			break;
+		ssize_t n = read(fd, buf, bufsize);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		ocil_hasher_update(h, buf, (size_t)n);
+		size += (uint64_t)n;
+	}
+	char got[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(h, got);
+	ocil_hasher_free(h);
+	if (r < 0)
+		return -1;
+	if (size != (uint64_t)d->size)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "size mismatch: manifest says %lld bytes, blob has %llu",
+				      (long long)d->size, (unsigned long long)size);
+	if (strcmp(got, d->digest) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "digest mismatch: content is %s", got);
+	return 0;
+}
+
+static int open_store(const ocil_ref *ref, const char *cache_dir, const char *tmp_dir,
+		      ocil_layer_files *f, ocil_error **err)
+{
+	switch (ref->transport) {
+	case OCIL_REF_OCI:
+		return ocil_blobstore_open(ref->path, &f->bs, err);
+	case OCIL_REF_DOCKER: {
+		cleanup_free char *dflt = cache_dir ? NULL : ocil_source_default_cache_dir();
+		if (ocil_blobstore_open(cache_dir ? cache_dir : dflt, &f->bs, err) < 0)
+			return ocil_error_wrap(err, "blob cache");
+		return 0;
+	}
+	case OCIL_REF_DOCKER_ARCHIVE:
+		break;
+	}
+	const char *base = tmp_dir ? tmp_dir : getenv("TMPDIR");
+	f->tmp = ocil_xasprintf("%s/ocilambda-layers.XXXXXX", base && base[0] ? base : "/tmp");
+	if (mkdtemp(f->tmp) == NULL) {
+		int e = errno;
+		free(steal_pointer(&f->tmp));
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a temporary directory");
+	}
+	return ocil_blobstore_open(f->tmp, &f->bs, err);
+}
+
+int ocil_layer_files_get(const ocil_ref *ref, ocil_source *src, const char *cache_dir,
+			 const char *tmp_dir, const ocil_cancel *cancel, ocil_layer_files *f,
+			 ocil_error **err)
+{
+	if (open_store(ref, cache_dir, tmp_dir, f, err) < 0)
+		return -1;
+	const ocil_manifest *m = &src->manifest;
+	for (size_t i = 0; i < m->n_layers; i++) {
+		const ocil_descriptor *d = &m->layers[i];
+		char *path = ocil_blobstore_path(f->bs, d->digest);
+		ocil_strv_push(&f->paths, path);
+		int r;
+		if (ocil_blobstore_has(f->bs, d->digest))
+			r = verify_blob(path, d, cancel, err);
+		else if (ref->transport == OCIL_REF_OCI)
+			/* Never write into the user's layout. */
+			r = ocil_error_set(err, OCIL_E_INPUT, "blob missing from the layout");
+		else
+			r = ocil_source_copy_blob(src, d, f->bs, cancel, err);
+		if (r < 0)
+			return ocil_error_wrap(err, "%s: layer %zu (%s)", src->name, i, d->digest);
+	}
 	return 0;
 }

@@ -82,6 +82,22 @@ int ocil_source_archive_open(const ocil_ref *ref, const ocil_platform *platform,
 			     const ocil_cancel *cancel, ocil_source **out, ocil_error **err);
 int ocil_source_registry_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
 			      ocil_error **err);
+/* An image's layers as verified files, bottom first, for readers that want
+ * paths (rootfs, unpack): an oci: layout's own blobs (never written to), the
+ * blob cache for docker:// (fetched when missing), a temporary directory
+ * under tmp_dir (NULL: $TMPDIR, else /tmp) for docker-archive:. Blobs that
+ * were there before are hashed first. Clear f afterwards, also on failure
+ * (the temporary directory goes then). */
+typedef struct {
+	ocil_blobstore *bs;
+	char *tmp; /* a directory of ours to remove, or NULL */
+	ocil_strv paths;
+} ocil_layer_files;
+int ocil_layer_files_get(const ocil_ref *ref, ocil_source *src, const char *cache_dir,
+			 const char *tmp_dir, const ocil_cancel *cancel, ocil_layer_files *f,
+			 ocil_error **err);
+void ocil_layer_files_clear(ocil_layer_files *f);
+
 /* The blob cache: $XDG_CACHE_HOME/ocilambda, else ~/.cache/ocilambda.
  * Caller frees. */
 char *ocil_source_default_cache_dir(void);

@@ -1,0 +1,785 @@
+/* ocilambda run: invoke an image's function locally, without Docker or
+ * root: the rootfs unpacked once into the cache, the Entrypoint+Cmd under
+ * bubblewrap as Lambda's sandbox user, the Runtime API served by us. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "json.h"
+#include "registry.h"
+#include "runtime_api.h"
+#include "source.h"
+#include "unpack.h"
+
+enum {
+	OPT_EVENT = 256,
+	OPT_PORT,
+	OPT_HANDLER,
+	OPT_ENV,
+	OPT_TIMEOUT_S,
+	OPT_PLATFORM,
+};
+
+#define DEFAULT_TIMEOUT_S 300
+#define FUNCTION_NAME "function"
+/* Lambda's sandbox user (sbx_user1051) */
+#define SANDBOX_UID "993"
+#define SANDBOX_GID "990"
+
+static const ocil_option options[] = {
+    {"event", OPT_EVENT, "JSON|@FILE",
+     "invoke once with this event, print the response on stdout, exit"},
+    {"port", OPT_PORT, "N",
+     "serve POST /2015-03-31/functions/function/invocations on 127.0.0.1:N until Ctrl-C"},
+    {"handler", OPT_HANDLER, "MODULE.FUNCTION",
+     "replace the image's Cmd (as the function's ImageConfig Command does)"},
+    {"env", OPT_ENV, "KEY=VALUE", "set a variable for the function (repeatable)"},
+    {"timeout-s", OPT_TIMEOUT_S, "SECONDS",
+     "the function's timeout per invocation, init included (default 300, as the emulator's)"},
+    {"platform", OPT_PLATFORM, "OS/ARCH",
+     "which image of an index (default: linux and this machine's architecture)"},
+    OCIL_REGISTRY_OPTIONS,
+    {NULL},
+};
+
+typedef struct {
+	const char *event;
+	int port;
+	const char *handler;
+	ocil_strv env;
+	long timeout_s;
+	const char *platform;
+	ocil_registry_opts registry;
+	ocil_cmd_registry reg;
+} opts;
+
+static int on_opt(void *data, int key, const char *arg, ocil_error **err)
+{
+	opts *o = data;
+	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
+	if (handled != 0)
+		return handled < 0 ? -1 : 0;
+	char *end = NULL;
+	long v;
+	switch (key) {
+	case OPT_EVENT:
+		o->event = arg;
+		break;
+	case OPT_PORT:
+		v = strtol(arg, &end, 10);
+		if (*arg == '\0' || *end != '\0' || v < 1 || v > 65535)
+			return ocil_error_set(err, OCIL_E_USAGE, "--port \"%s\": want 1-65535",
+					      arg);
+		o->port = (int)v;
+		break;
+	case OPT_HANDLER:
+		if (arg[0] == '\0')
+			return ocil_error_set(err, OCIL_E_USAGE, "--handler: empty");
+		o->handler = arg;
+		break;
+	case OPT_ENV:
+		if (strchr(arg, '=') == NULL || arg[0] == '=')
+			return ocil_error_set(err, OCIL_E_USAGE, "--env \"%s\": want KEY=VALUE",
+					      arg);
+		ocil_strv_push(&o->env, ocil_xstrdup(arg));
+		break;
+	case OPT_TIMEOUT_S:
+		v = strtol(arg, &end, 10);
+		if (*arg == '\0' || *end != '\0' || v < 1 || v > 86400)
+			return ocil_error_set(err, OCIL_E_USAGE,
+					      "--timeout-s \"%s\": want 1-86400 seconds", arg);
+		o->timeout_s = v;
+		break;
+	case OPT_PLATFORM:
+		o->platform = arg;
+		break;
+	}
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- the event ---- */
+
+static int load_event(const char *arg, char **out, size_t *len, ocil_error **err)
+{
+	if (arg[0] == '@') {
+		if (ocil_read_file(arg + 1, OCIL_RAPI_MAX_BODY, out, len, err) < 0)
+			return ocil_error_wrap(err, "--event %s", arg);
+	} else {
+		*out = ocil_xstrdup(arg);
+		*len = strlen(arg);
+	}
+	json_error_t je;
+	json_t *j = json_loadb(*out, *len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL) {
+		free(steal_pointer(out));
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "--event %s: not JSON: %s (line %d, column %d)",
+				      arg[0] == '@' ? arg : "", je.text, je.line, je.column);
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* ---- what to run ---- */
+
+typedef struct {
+	ocil_ref ref;
+	ocil_platform platform;
+	ocil_source *src;
+	ocil_strv argv; /* Entrypoint + Cmd */
+	ocil_strv env;	/* KEY=VALUE, later ones win */
+	char *workdir;
+	char *rootfs;
+	char *cache_dir;
+	char *handler; /* Cmd[0], for _HANDLER */
+} image;
+
+static void image_clear(image *im)
+{
+	ocil_ref_clear(&im->ref);
+	ocil_platform_clear(&im->platform);
+	ocil_source_free(im->src);
+	ocil_strv_clear(&im->argv);
+	ocil_strv_clear(&im->env);
+	free(im->workdir);
+	free(im->rootfs);
+	free(im->cache_dir);
+	free(im->handler);
+}
+
+static const char *host_arch(void)
+{
+	struct utsname u;
+	if (uname(&u) < 0)
+		return "amd64";
+	if (strcmp(u.machine, "aarch64") == 0 || strcmp(u.machine, "arm64") == 0)
+		return "arm64";
+	return "amd64";
+}
+
+/* Append the strings of config[key] (an array) to sv; false when it is
+ * not an array of strings. */
+static bool push_strings(const json_t *cfg, const char *key, ocil_strv *sv)
+{
+	const json_t *a = json_object_get(cfg, key);
+	if (a == NULL || json_is_null(a))
+		return true;
+	if (!json_is_array(a))
+		return false;
+	size_t i;
+	const json_t *s;
+	json_array_foreach(a, i, s)
+	{
+		if (!json_is_string(s))
+			return false;
+		ocil_strv_push(sv, ocil_xstrdup(json_string_value(s)));
+	}
+	return true;
+}
+
+static int read_config(const opts *o, image *im, ocil_error **err)
+{
+	const json_t *cfg = json_object_get(im->src->config, "config");
+	const char *arch = ocil_json_opt_string(im->src->config, "architecture");
+	if (o->platform == NULL && arch != NULL && strcmp(arch, im->platform.arch) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: the image is for %s, this machine runs %s: its programs "
+				      "cannot run here",
+				      im->ref.input, arch, im->platform.arch);
+	ocil_strv cmd = {0};
+	bool ok = push_strings(cfg, "Entrypoint", &im->argv) && push_strings(cfg, "Cmd", &cmd) &&
+		  push_strings(cfg, "Env", &im->env);
+	if (!ok) {
+		ocil_strv_clear(&cmd);
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: Entrypoint, Cmd and Env must be arrays of strings",
+				      im->ref.input);
+	}
+	if (o->handler != NULL) {
+		ocil_strv_clear(&cmd);
+		ocil_strv_push(&cmd, ocil_xstrdup(o->handler));
+	}
+	if (cmd.n > 0)
+		im->handler = ocil_xstrdup(cmd.v[0]);
+	for (size_t i = 0; i < cmd.n; i++)
+		ocil_strv_push(&im->argv, steal_pointer(&cmd.v[i]));
+	ocil_strv_clear(&cmd);
+	if (im->argv.n == 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: the image has no Entrypoint or Cmd: nothing to run "
+				      "(give --handler for a Cmd)",
+				      im->ref.input);
+	const char *wd = cfg ? ocil_json_opt_string(cfg, "WorkingDir") : NULL;
+	im->workdir = ocil_xstrdup(wd != NULL && wd[0] == '/' ? wd : "/");
+	return 0;
+}
+
+static void print_notice(void *data, const char *msg)
+{
+	(void)data;
+	fprintf(stderr, "ocilambda: %s\n", msg);
+}
+
+/* The tree for this image's config (its diff_ids name the layers), made
+ * once; later runs find it in place. */
+static int prepare_rootfs(const opts *o, image *im, const ocil_cancel *cancel, ocil_error **err)
+{
+	im->cache_dir =
+	    o->reg.cache_dir ? ocil_xstrdup(o->reg.cache_dir) : ocil_source_default_cache_dir();
+	const char *key = im->src->manifest.config.digest;
+	im->rootfs = ocil_unpack_cache_path(im->cache_dir, key);
+	struct stat st;
+	if (lstat(im->rootfs, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "ocilambda: rootfs %s (cached)\n", im->rootfs);
+		return 0;
+	}
+	fprintf(stderr, "ocilambda: unpacking %s (%zu layers)\n", im->ref.input,
+		im->src->manifest.n_layers);
+	ocil_layer_files f = {0};
+	int r = ocil_layer_files_get(&im->ref, im->src, im->cache_dir, NULL, cancel, &f, err);
+	const char *dirs[] = {"/proc", "/dev", "/tmp", im->workdir, NULL};
+	ocil_unpack_opts uo = {.cancel = cancel, .notice = print_notice};
+	bool made = false;
+	if (r == 0)
+		r = ocil_unpack_cached(im->cache_dir, key, (const char *const *)f.paths.v,
+				       f.paths.n, dirs, &uo, &made, err);
+	ocil_layer_files_clear(&f);
+	if (r < 0)
+		return ocil_error_wrap(err, "unpacking %s", im->ref.input);
+	fprintf(stderr, "ocilambda: rootfs %s (%s)\n", im->rootfs, made ? "unpacked" : "cached");
+	return 0;
+}
+
+/* ---- the sandbox ---- */
+
+static bool env_has(const ocil_strv *env, const char *key)
+{
+	size_t n = strlen(key);
+	for (size_t i = 0; i < env->n; i++)
+		if (strncmp(env->v[i], key, n) == 0 && env->v[i][n] == '=')
+			return true;
+	return false;
+}
+
+/* The image's Env, what Lambda sets, then --env. */
+static void function_env(const opts *o, const image *im, int rapi_port, ocil_strv *out)
+{
+	for (size_t i = 0; i < im->env.n; i++)
+		ocil_strv_push(out, ocil_xstrdup(im->env.v[i]));
+	const char *region = getenv("AWS_REGION");
+	if (region == NULL || region[0] == '\0')
+		region = getenv("AWS_DEFAULT_REGION");
+	if (region == NULL || region[0] == '\0')
+		region = "us-east-1";
+	if (!env_has(out, "PATH"))
+		ocil_strv_push(out, ocil_xstrdup("PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin"));
+	if (!env_has(out, "LAMBDA_TASK_ROOT"))
+		ocil_strv_push(out, ocil_xstrdup("LAMBDA_TASK_ROOT=/var/task"));
+	if (!env_has(out, "LAMBDA_RUNTIME_DIR"))
+		ocil_strv_push(out, ocil_xstrdup("LAMBDA_RUNTIME_DIR=/var/runtime"));
+	ocil_strv_push(out, ocil_xasprintf("AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", rapi_port));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_NAME=" FUNCTION_NAME));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_VERSION=$LATEST"));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=3008"));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" FUNCTION_NAME));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_LOG_STREAM_NAME=$LATEST"));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_INITIALIZATION_TYPE=on-demand"));
+	ocil_strv_push(out, ocil_xasprintf("AWS_REGION=%s", region));
+	ocil_strv_push(out, ocil_xasprintf("AWS_DEFAULT_REGION=%s", region));
+	ocil_strv_push(out, ocil_xstrdup("TZ=:UTC"));
+	if (im->handler != NULL)
+		ocil_strv_push(out, ocil_xasprintf("_HANDLER=%s", im->handler));
+	/* credentials pass through, as the emulator does */
+	static const char *const creds[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+					    "AWS_SESSION_TOKEN"};
+	for (size_t i = 0; i < sizeof(creds) / sizeof(creds[0]); i++) {
+		const char *v = getenv(creds[i]);
+		if (v != NULL && v[0] != '\0')
+			ocil_strv_push(out, ocil_xasprintf("%s=%s", creds[i], v));
+	}
+	for (size_t i = 0; i < o->env.n; i++)
+		ocil_strv_push(out, ocil_xstrdup(o->env.v[i]));
+}
+
+/* bwrap's options for a sandbox on root (the unshared namespaces but the
+ * network: the function reaches our Runtime API on 127.0.0.1). */
+static void sandbox_args(ocil_strv *a, const char *root)
+{
+	static const char *const fixed[] = {
+	    "bwrap",	 "--unshare-all", "--share-net", "--unshare-user",    "--uid",
+	    SANDBOX_UID, "--gid",	  SANDBOX_GID,	 "--die-with-parent", "--new-session"};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		ocil_strv_push(a, ocil_xstrdup(fixed[i]));
+	static const char *const mounts[] = {"--proc",	"/proc", "--dev",   "/dev",
+					     "--perms", "1777",	 "--tmpfs", "/tmp"};
+	ocil_strv_push(a, ocil_xstrdup("--ro-bind"));
+	ocil_strv_push(a, ocil_xstrdup(root));
+	ocil_strv_push(a, ocil_xstrdup("/"));
+	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
+		ocil_strv_push(a, ocil_xstrdup(mounts[i]));
+}
+
+static void build_argv(const image *im, const ocil_strv *env, ocil_strv *a)
+{
+	sandbox_args(a, im->rootfs);
+	ocil_strv_push(a, ocil_xstrdup("--clearenv"));
+	for (size_t i = 0; i < env->n; i++) {
+		const char *eq = strchr(env->v[i], '=');
+		if (eq == NULL)
+			continue;
+		ocil_strv_push(a, ocil_xstrdup("--setenv"));
+		ocil_strv_push(a, ocil_xstrndup(env->v[i], (size_t)(eq - env->v[i])));
+		ocil_strv_push(a, ocil_xstrdup(eq + 1));
+	}
+	ocil_strv_push(a, ocil_xstrdup("--chdir"));
+	ocil_strv_push(a, ocil_xstrdup(im->workdir));
+	ocil_strv_push(a, ocil_xstrdup("--"));
+	for (size_t i = 0; i < im->argv.n; i++)
+		ocil_strv_push(a, ocil_xstrdup(im->argv.v[i]));
+}
+
+/* Start argv (argv[0] looked up in PATH) in a process group of its own,
+ * stdin from /dev/null, stdout to our stderr (the function's log), stderr
+ * to ours or to errfd. */
+static int spawn(const ocil_strv *argv, int errfd, pid_t *out, ocil_error **err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "fork");
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		int null = open("/dev/null", O_RDONLY);
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(errfd >= 0 ? errfd : 2, 2);
+		dup2(2, 1);
+		execvp(argv->v[0], argv->v);
+		int e = errno;
+		ssize_t w = write(p[1], &e, sizeof(e));
+		(void)w;
+		_exit(127);
+	}
+	close(p[1]);
+	int e = 0;
+	ssize_t n;
+	do
+		n = read(p[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		if (e == ENOENT)
+			return ocil_error_set(
+			    err, OCIL_E_IO,
+			    "bubblewrap (bwrap) is not installed: install bubblewrap "
+			    "(e.g. apt-get install bubblewrap)");
+		return ocil_error_set_errno(err, OCIL_E_IO, e, "running bwrap");
+	}
+	*out = pid;
+	return 0;
+}
+
+/* Can bwrap make the sandbox here? Its own message says why not. */
+static int check_bwrap(ocil_error **err)
+{
+	cleanup_strv ocil_strv a = {0};
+	sandbox_args(&a, "/");
+	ocil_strv_push(&a, ocil_xstrdup("--"));
+	ocil_strv_push(&a, ocil_xstrdup("true"));
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "pipe");
+	pid_t pid;
+	int r = spawn(&a, p[1], &pid, err);
+	close(p[1]);
+	if (r < 0) {
+		close(p[0]);
+		return -1;
+	}
+	char *msg = NULL;
+	size_t len = 0;
+	ocil_error *rerr = NULL;
+	if (ocil_read_fd(p[0], "bwrap", 4096, &msg, &len, &rerr) < 0)
+		ocil_error_free(rerr);
+	close(p[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	cleanup_free char *text = msg;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	const char *m = text ? text : "";
+	cleanup_free char *line = ocil_xstrndup(m, strcspn(m, "\n"));
+	if (strstr(m, "namespace") != NULL || strstr(m, "uid map") != NULL ||
+	    strstr(m, "setting up uid") != NULL || strstr(m, "Operation not permitted") != NULL)
+		return ocil_error_set(
+		    err, OCIL_E_IO,
+		    "bubblewrap cannot create the sandbox's user namespace (%s): "
+		    "enable unprivileged user namespaces (sysctl "
+		    "user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, "
+		    "or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0)",
+		    line[0] ? line : "no message");
+	return ocil_error_set(err, OCIL_E_IO, "bubblewrap cannot create the sandbox: %s",
+			      line[0] ? line : "no message");
+}
+
+typedef struct {
+	pid_t pid; /* 0: not running */
+	int status;
+} child;
+
+/* Kill the sandbox and reap it and whatever it left to us (we are a
+ * subreaper: the sandbox's pid 1 comes back to us when bwrap dies, and it
+ * goes only once everything in its pid namespace is gone). */
+static void stop_child(child *c)
+{
+	if (c->pid > 0)
+		kill(-c->pid, SIGKILL);
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, 0);
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p < 0)
+			break;
+		if (p == c->pid)
+			c->status = st;
+	}
+	c->pid = 0;
+}
+
+/* Reap without waiting; true when the sandbox has exited. */
+static bool child_exited(child *c)
+{
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p <= 0)
+			return c->pid == 0;
+		if (p == c->pid) {
+			c->status = st;
+			c->pid = 0;
+			/* the rest of the sandbox goes with it */
+			stop_child(c);
+			return true;
+		}
+	}
+}
+
+static char *status_text(int st)
+{
+	if (WIFEXITED(st))
+		return ocil_xasprintf("exit status %d", WEXITSTATUS(st));
+	if (WIFSIGNALED(st))
+		return ocil_xasprintf("signal %d", WTERMSIG(st));
+	return ocil_xstrdup("unknown status");
+}
+
+/* "errorType: errorMessage" of a Lambda error JSON, or what there is. */
+static char *error_summary(const ocil_rapi_event *ev)
+{
+	json_t *j = json_loadb(ev->body ? ev->body : "", ev->len, JSON_DECODE_ANY, NULL);
+	const char *type = json_is_object(j) ? ocil_json_opt_string(j, "errorType") : NULL;
+	const char *msg = json_is_object(j) ? ocil_json_opt_string(j, "errorMessage") : NULL;
+	if (type == NULL)
+		type = ev->error_type ? ev->error_type : "Unhandled";
+	char *s = msg ? ocil_xasprintf("%s: %.300s", type, msg) : ocil_xstrdup(type);
+	json_decref(j);
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	return s;
+}
+
+typedef struct {
+	const opts *o;
+	const image *im;
+	ocil_rapi *rapi;
+	child c;
+	ocil_strv argv;
+	const ocil_cancel *cancel;
+} session;
+
+static int start(session *s, ocil_error **err)
+{
+	return spawn(&s->argv, -1, &s->c.pid, err);
+}
+
+static int invoke_once(session *s, const char *event, size_t len, ocil_error **err)
+{
+	ocil_rapi_submit(s->rapi, event, len);
+	if (start(s, err) < 0)
+		return -1;
+	double deadline = now_s() + (double)s->o->timeout_s;
+	for (;;) {
+		if (ocil_cancel_check(s->cancel, err) < 0)
+			return -1;
+		ocil_rapi_event ev;
+		int r = ocil_rapi_wait(s->rapi, 100, &ev, err);
+		if (r < 0)
+			return -1;
+		if (r > 0 && ev.kind == OCIL_RAPI_RESPONSE) {
+			fwrite(ev.body, 1, ev.len, stdout);
+			fputc('\n', stdout);
+			ocil_rapi_event_clear(&ev);
+			if (fflush(stdout) != 0)
+				return ocil_error_set_errno(err, OCIL_E_IO, errno,
+							    "writing to stdout");
+			return 0;
+		}
+		if (r > 0 && (ev.kind == OCIL_RAPI_ERROR || ev.kind == OCIL_RAPI_INIT_ERROR)) {
+			fwrite(ev.body, 1, ev.len, stdout);
+			fputc('\n', stdout);
+			fflush(stdout);
+			cleanup_free char *sum = error_summary(&ev);
+			bool init = ev.kind == OCIL_RAPI_INIT_ERROR;
+			ocil_rapi_event_clear(&ev);
+			return ocil_error_set(err, OCIL_E_FUNCTION, "the function %s: %s",
+					      init ? "failed to initialize" : "failed", sum);
+		}
+		if (r > 0)
+			ocil_rapi_event_clear(&ev);
+		if (child_exited(&s->c)) {
+			cleanup_free char *st = status_text(s->c.status);
+			return ocil_error_set(
+			    err, OCIL_E_FUNCTION, "the function exited (%s) without answering%s",
+			    st,
+			    WIFEXITED(s->c.status) && WEXITSTATUS(s->c.status) == 142
+				? " (the entrypoint wants exactly one argument, the handler: "
+				  "give --handler)"
+				: "; its log is above");
+		}
+		if (now_s() > deadline)
+			return ocil_error_set(err, OCIL_E_FUNCTION,
+					      "the function timed out after %ld s (--timeout-s): "
+					      "stopped",
+					      s->o->timeout_s);
+	}
+}
+
+static int serve(session *s, ocil_error **err)
+{
+	fprintf(stderr,
+		"ocilambda: serving http://127.0.0.1:%d/2015-03-31/functions/" FUNCTION_NAME
+		"/invocations (Ctrl-C stops)\n",
+		s->o->port);
+	if (start(s, err) < 0)
+		return -1;
+	double deadline = 0;
+	char current[40] = "";
+	for (;;) {
+		if (ocil_cancel_check(s->cancel, err) < 0)
+			return -1;
+		ocil_rapi_event ev;
+		int r = ocil_rapi_wait(s->rapi, 100, &ev, err);
+		if (r < 0)
+			return -1;
+		if (r > 0) {
+			switch (ev.kind) {
+			case OCIL_RAPI_QUEUED:
+				if (deadline == 0)
+					deadline = now_s() + (double)s->o->timeout_s;
+				break;
+			case OCIL_RAPI_STARTED:
+				deadline = now_s() + (double)s->o->timeout_s;
+				snprintf(current, sizeof(current), "%s", ev.id);
+				break;
+			case OCIL_RAPI_INIT_ERROR:
+			case OCIL_RAPI_ERROR: {
+				cleanup_free char *sum = error_summary(&ev);
+				fprintf(stderr, "ocilambda: the function %s: %s\n",
+					ev.kind == OCIL_RAPI_INIT_ERROR ? "failed to initialize"
+									: "failed",
+					sum);
+				deadline = 0;
+				break;
+			}
+			case OCIL_RAPI_RESPONSE:
+			case OCIL_RAPI_NONE:
+				deadline = 0;
+				break;
+			}
+			ocil_rapi_event_clear(&ev);
+		}
+		if (ocil_rapi_busy(s->rapi) && deadline == 0)
+			deadline = now_s() + (double)s->o->timeout_s;
+		if (s->c.pid > 0 && ocil_rapi_busy(s->rapi) && now_s() > deadline) {
+			stop_child(&s->c);
+			cleanup_free char *body = ocil_xasprintf(
+			    "{\"errorType\":\"Sandbox.Timedout\",\"errorMessage\":\"RequestId: %s "
+			    "Error: Task timed out after %ld.00 seconds\"}",
+			    current, s->o->timeout_s);
+			fprintf(stderr, "ocilambda: the function timed out after %ld s: stopped\n",
+				s->o->timeout_s);
+			ocil_rapi_fail(s->rapi, 200, body);
+			deadline = 0;
+		} else if (s->c.pid > 0 && child_exited(&s->c)) {
+			cleanup_free char *st = status_text(s->c.status);
+			fprintf(stderr, "ocilambda: the function exited (%s)\n", st);
+			if (ocil_rapi_busy(s->rapi)) {
+				cleanup_free char *body = ocil_xasprintf(
+				    "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":"
+				    "\"RequestId: %s Error: Runtime exited with error: %s\"}",
+				    current, st);
+				ocil_rapi_fail(s->rapi, 502, body);
+			}
+			deadline = 0;
+		}
+		/* a fresh sandbox for the next invocation, as Lambda makes one */
+		if (s->c.pid == 0 && ocil_rapi_busy(s->rapi)) {
+			if (start(s, err) < 0)
+				return -1;
+			deadline = now_s() + (double)s->o->timeout_s;
+		}
+	}
+}
+
+static int do_run(const opts *o, const char *input, image *im, const ocil_cancel *cancel,
+		  ocil_error **err)
+{
+	cleanup_free char *event = NULL;
+	size_t event_len = 0;
+	if (o->event != NULL && load_event(o->event, &event, &event_len, err) < 0)
+		return -1;
+	cleanup_free char *plat =
+	    o->platform ? ocil_xstrdup(o->platform) : ocil_xasprintf("linux/%s", host_arch());
+	if (ocil_platform_parse(plat, &im->platform, err) < 0 ||
+	    ocil_ref_parse(input, &im->ref, err) < 0)
+		return -1;
+	/* the cheap checks first: the port, bubblewrap */
+	cleanup_free char *arn =
+	    ocil_xasprintf("arn:aws:lambda:us-east-1:012345678912:function:" FUNCTION_NAME);
+	ocil_rapi_opts rao = {
+	    .invoke_port = o->port, .function_arn = arn, .timeout_ms = o->timeout_s * 1000};
+	session s = {.o = o, .im = im, .cancel = cancel};
+	if (ocil_rapi_open(&rao, &s.rapi, err) < 0)
+		return -1;
+	int r = check_bwrap(err);
+	ocil_registry_opts ro = o->registry;
+	ocil_cmd_progress prog = {0};
+	ocil_cmd_registry_callbacks(&ro, isatty(2) ? &prog : NULL);
+	ocil_source_opts so = {.platform = &im->platform,
+			       .cancel = cancel,
+			       .registry = &ro,
+			       .cache_dir = o->reg.cache_dir};
+	if (r == 0 && (ocil_source_open(&im->ref, &so, &im->src, err) < 0 ||
+		       read_config(o, im, err) < 0 || prepare_rootfs(o, im, cancel, err) < 0))
+		r = -1;
+	if (r < 0) {
+		ocil_rapi_free(s.rapi);
+		return -1;
+	}
+	cleanup_strv ocil_strv env = {0};
+	function_env(o, im, ocil_rapi_port(s.rapi), &env);
+	build_argv(im, &env, &s.argv);
+	r = o->event ? invoke_once(&s, event, event_len, err) : serve(&s, err);
+	stop_child(&s.c);
+	ocil_rapi_free(s.rapi);
+	ocil_strv_clear(&s.argv);
+	return r;
+}
+
+static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char **argv,
+	       ocil_error **err)
+{
+	opts o = {.registry = OCIL_REGISTRY_OPTS_DEFAULT, .timeout_s = DEFAULT_TIMEOUT_S};
+	o.reg.registry = &o.registry;
+	int first = 0;
+	int r = ocil_cmd_parse(cmd, argc, argv, on_opt, &o, &first, err);
+	if (r == 0 && first >= argc)
+		r = ocil_error_set(err, OCIL_E_USAGE, "missing the image reference to run");
+	if (r == 0 && first + 1 < argc)
+		r = ocil_error_set(err, OCIL_E_USAGE, "unexpected argument '%s'", argv[first + 1]);
+	if (r == 0 && (o.event == NULL) == (o.port == 0))
+		r = ocil_error_set(err, OCIL_E_USAGE,
+				   o.event
+				       ? "--event and --port exclude each other"
+				       : "give --event JSON (one invocation) or --port N (serve)");
+	if (r != 0) {
+		ocil_strv_clear(&o.env);
+		return r < 0 ? -1 : 0;
+	}
+	/* the sandbox's pid 1 is reparented to us when bwrap goes, so that
+	 * we can wait for it (and so for all of the sandbox) */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	image im = {0};
+	ocil_cancel cancel = {.flag = ctx->cancel_flag};
+	r = do_run(&o, argv[first], &im, &cancel, err);
+	image_clear(&im);
+	ocil_strv_clear(&o.env);
+	return r;
+}
+
+/* clang-format off */
+#define DETAILS \
+	"Runs the image's Entrypoint + Cmd the way Lambda does, without Docker or\n" \
+	"root: its layers are unpacked once per image (config digest) into\n" \
+	"CACHE/rootfs/<hex> (CACHE: --cache-dir, else $XDG_CACHE_HOME/ocilambda or\n" \
+	"~/.cache/ocilambda; whiteouts applied, no chown, setuid bits and device\n" \
+	"nodes dropped), then started under bubblewrap: the tree read-only at /,\n" \
+	"fresh /proc, /dev and /tmp, uid 993 / gid 990 (Lambda's sbx_user1051) in a\n" \
+	"user namespace, the image's Env and WorkingDir, plus AWS_LAMBDA_RUNTIME_API\n" \
+	"(ocilambda serves the Runtime API on 127.0.0.1), AWS_LAMBDA_FUNCTION_NAME=\n" \
+	"function, _VERSION=$LATEST, _MEMORY_SIZE=3008, LAMBDA_TASK_ROOT, _HANDLER,\n" \
+	"AWS_REGION (yours, else us-east-1), TZ=:UTC, your AWS credentials if set,\n" \
+	"then --env. The function's output goes to stderr.\n" \
+	"\n" \
+	"--event: one invocation; the response body is printed on stdout, exit 0.\n" \
+	"A function error (or init error) prints its error JSON on stdout and exits\n" \
+	"6, as does a function that exits without answering or runs past\n" \
+	"--timeout-s (it is killed).\n" \
+	"--port: the Runtime Interface Emulator's invoke URL, so that\n" \
+	"  curl -XPOST http://localhost:N/2015-03-31/functions/function/invocations -d '{}'\n" \
+	"works as with 'docker run -p N:8080'. One invocation at a time, the\n" \
+	"function's process kept between them. Answers as the emulator: 200 with\n" \
+	"the response; 200 with the error JSON and X-Amz-Function-Error: Unhandled\n" \
+	"for a function or init error; 200 with a Sandbox.Timedout error after\n" \
+	"--timeout-s; 502 Runtime.ExitError when the process dies. A new process\n" \
+	"is started for the next invocation after those. Ctrl-C (SIGINT, SIGTERM)\n" \
+	"stops it and exits 130.\n" \
+	"\n" \
+	"Needs bubblewrap (bwrap) and unprivileged user namespaces; exit 5 when\n" \
+	"either is missing.\n" \
+	"\nExamples:\n" \
+	"  ocilambda run oci:./out:latest --event '{}'\n" \
+	"  ocilambda run oci:./out:latest --event @event.json --handler app.other\n" \
+	"  ocilambda run oci:./out:latest --port 9000\n"
+/* clang-format on */
+
+const ocil_command ocil_cmd_run = {
+    .name = "run",
+    .usage = "[options] IMAGE (--event JSON|@FILE | --port N)",
+    .summary = "invoke an image's function locally under bubblewrap (no Docker, no root)",
+    .details = DETAILS,
+    .options = options,
+    .exits = OCIL_X_IMAGE | OCIL_X_FUNCTION,
+    .run = run,
+};
