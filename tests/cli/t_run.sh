@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# ocilambda run: the blog's "docker run + curl" with ocilambda alone. The
+# image is assembled from the runnable fixtures; the function runs under
+# bubblewrap against our Runtime API (--event) or behind the emulator's
+# invoke URL (--port), answering real curl requests.
+. "$(dirname "$0")/lib.sh"
+
+PYVER=$(cat "$FIXTURES/pyver")
+make_code "$T/code"
+cat >"$T/code/fail.py" <<'EOF'
+def handler(event, context):
+    raise ValueError("boom from the handler")
+EOF
+cat >"$T/code/slow.py" <<'EOF'
+import time
+def handler(event, context):
+    time.sleep(600)
+EOF
+# counts invocations in one process: 1, 2, ... only if it is reused
+cat >"$T/code/count.py" <<'EOF'
+import os
+N = [0]
+def handler(event, context):
+    N[0] += 1
+    return {"n": N[0], "event": event, "fn": context.function_name,
+            "region": os.environ.get("AWS_REGION"), "uid": os.getuid(),
+            "marker": os.environ.get("RUN_TEST_MARKER")}
+EOF
+$OCILAMBDA assemble --base "oci:$FIXTURES/base-run:$PYVER" --conda-prefix "$FIXTURES/prefix-run" \
+	--code "$T/code" --handler example.lambda_handler --output "oci:$T/img:latest" >/dev/null
+IMG=oci:$T/img:latest
+C=$T/cache
+RUN=("$OCILAMBDA" run --cache-dir "$C")
+ok "assembled the demo image"
+
+# ---- --event
+"${RUN[@]}" "$IMG" --event '{}' >"$T/out" 2>"$T/log" || fail "run --event: $(tail -20 "$T/log")"
+[ "$(cat "$T/out")" = '"Hello World"' ] || fail "response: $(cat "$T/out")"
+grep -q "pandas version: " "$T/log" || fail "function log not on stderr: $(cat "$T/log")"
+grep -q "(unpacked)" "$T/log" || fail "first run did not unpack: $(cat "$T/log")"
+ok "run --event '{}' prints \"Hello World\", the function's log on stderr"
+
+tree=$(echo "$C"/rootfs/*/)
+[ -f "$tree/var/runtime/bootstrap.py" ] || fail "no unpacked tree in $C/rootfs"
+ino=$(stat -c %i "$tree/var/runtime/bootstrap.py")
+"${RUN[@]}" "$IMG" --event '{"k": [1, 2]}' --handler count.handler >"$T/out" 2>"$T/log" ||
+	fail "second run: $(tail -20 "$T/log")"
+grep -q "(cached)" "$T/log" || fail "second run did not reuse the tree: $(cat "$T/log")"
+[ "$(stat -c %i "$tree/var/runtime/bootstrap.py")" = "$ino" ] || fail "tree was rewritten"
+[ "$(ls "$C/rootfs" | wc -l)" = 1 ] || fail "more than one tree: $(ls -a "$C/rootfs")"
+no_litter "$C"
+ok "a second run reuses the unpacked tree (same inode, no new tree)"
+[ "$(json "$T/out" 'j["event"]')" = "{'k': [1, 2]}" ] || fail "event: $(cat "$T/out")"
+[ "$(json "$T/out" 'j["fn"], j["region"], j["uid"]')" = "('function', 'us-east-1', 993)" ] ||
+	fail "context/env: $(cat "$T/out")"
+echo '"from a file"' >"$T/event.json"
+"${RUN[@]}" "$IMG" --event "@$T/event.json" --handler count.handler >"$T/out" 2>"$T/log" ||
+	fail "--event @file: $(tail -5 "$T/log")"
+[ "$(json "$T/out" 'j["event"]')" = "from a file" ] || fail "event from file: $(cat "$T/out")"
+ok "--handler, --event @FILE; the function runs as uid 993 with Lambda's variables"
+
+# ---- function errors: exit 6, the error JSON on stdout
+rc=0
+"${RUN[@]}" "$IMG" --event '{}' --handler fail.handler >"$T/out" 2>"$T/log" || rc=$?
+[ "$rc" = 6 ] || fail "function error: exit $rc: $(tail -5 "$T/log")"
+[ "$(json "$T/out" 'j["errorType"], j["errorMessage"]')" = "('ValueError', 'boom from the handler')" ] ||
+	fail "error JSON: $(cat "$T/out")"
+grep -q "^ocilambda run: the function failed: ValueError: boom from the handler$" "$T/log" ||
+	fail "error line: $(cat "$T/log")"
+ok "an error-raising handler: exit 6, its error JSON on stdout, one error line"
+rc=0
+"${RUN[@]}" "$IMG" --event '{}' --handler nomodule.handler >"$T/out" 2>"$T/log" || rc=$?
+[ "$rc" = 6 ] || fail "init error: exit $rc"
+[ "$(json "$T/out" 'j["errorType"]')" = Runtime.ImportModuleError ] || fail "init error JSON"
+grep -q "failed to initialize: Runtime.ImportModuleError" "$T/log" || fail "init error line"
+ok "a missing handler module: exit 6, Runtime.ImportModuleError"
+expect_fail 6 "the function timed out after 1 s" \
+	"${RUN[@]}" "$IMG" --event '{}' --handler slow.handler --timeout-s 1
+ok "--timeout-s: the function is killed, exit 6"
+
+# ---- --port: the blog's curl, twice, against one process; Ctrl-C
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+URL_PATH=/2015-03-31/functions/function/invocations
+# start_server LOG ARGS...: runs run --port in the background (SRV, PORT)
+start_server() {
+	local log=$1
+	shift
+	PORT=$(free_port)
+	"${RUN[@]}" "$IMG" --port "$PORT" "$@" >"$T/srv.out" 2>"$log" &
+	SRV=$!
+	for _ in $(seq 300); do
+		grep -q "serving http://127.0.0.1:$PORT" "$log" 2>/dev/null && return 0
+		kill -0 $SRV 2>/dev/null || fail "run --port died: $(cat "$log")"
+		sleep 0.1
+	done
+	fail "run --port did not start: $(cat "$log")"
+}
+# stop_server: SIGINT, exit 130, nothing of the sandbox left
+stop_server() {
+	kill -INT $SRV
+	local rc=0
+	wait $SRV || rc=$?
+	[ "$rc" = 130 ] || fail "exit $rc after SIGINT: $(tail -5 "$T/srv.log")"
+	[ ! -s "$T/srv.out" ] || fail "stdout not empty: $(cat "$T/srv.out")"
+	left=$(grep -l "RUN_TEST_MARKER=$T" /proc/[0-9]*/environ 2>/dev/null || true)
+	[ -z "$left" ] || fail "processes left: $left"
+	left=$(grep -lF "$C" /proc/[0-9]*/cmdline 2>/dev/null || true)
+	[ -z "$left" ] || fail "processes left: $left"
+}
+
+start_server "$T/srv.log" --env "RUN_TEST_MARKER=$T"
+for i in 1 2; do
+	curl -sS -XPOST "http://localhost:$PORT$URL_PATH" -d '{}' >"$T/resp$i" ||
+		fail "curl $i: $(cat "$T/srv.log")"
+	[ "$(cat "$T/resp$i")" = '"Hello World"' ] || fail "curl $i: $(cat "$T/resp$i")"
+done
+ok "run --port answers the blog's curl twice"
+stop_server
+ok "SIGINT: exit 130, no process left"
+
+start_server "$T/srv.log" --handler count.handler --env "RUN_TEST_MARKER=$T"
+for i in 1 2; do
+	curl -sS -XPOST "http://localhost:$PORT$URL_PATH" -d "{\"i\": $i}" >"$T/resp$i"
+	[ "$(json "$T/resp$i" 'j["n"], j["event"]["i"], j["marker"]')" = "($i, $i, '$T')" ] ||
+		fail "invocation $i: $(cat "$T/resp$i")"
+done
+ok "the function's process is kept between invocations"
+stop_server
+
+start_server "$T/srv.log" --handler fail.handler --env "RUN_TEST_MARKER=$T"
+code=$(curl -sS -o "$T/resp" -D "$T/headers" -w '%{http_code}' -XPOST "http://localhost:$PORT$URL_PATH" -d '{}')
+[ "$code" = 200 ] || fail "function error: HTTP $code"
+grep -qi '^X-Amz-Function-Error: Unhandled' "$T/headers" || fail "headers: $(cat "$T/headers")"
+[ "$(json "$T/resp" 'j["errorType"]')" = ValueError ] || fail "body: $(cat "$T/resp")"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -XPOST "http://localhost:$PORT/2015-03-31/nope" -d '{}')
+[ "$code" = 404 ] || fail "unknown path: HTTP $code"
+stop_server
+ok "--port: a function error answers 200 with its error JSON and X-Amz-Function-Error"
+
+start_server "$T/srv.log" --handler slow.handler --timeout-s 1 --env "RUN_TEST_MARKER=$T"
+curl -sS -XPOST "http://localhost:$PORT$URL_PATH" -d '{}' >"$T/resp"
+[ "$(json "$T/resp" 'j["errorType"]')" = Sandbox.Timedout ] || fail "timeout: $(cat "$T/resp")"
+grep -q "Task timed out after 1.00 seconds" "$T/resp" || fail "timeout message"
+stop_server
+ok "--port: a timeout answers Sandbox.Timedout and kills the function"
+
+# ---- bad input: exit code and one line each
+expect_fail 1 "give --event JSON" "${RUN[@]}" "$IMG"
+expect_fail 1 "exclude each other" "${RUN[@]}" "$IMG" --event '{}' --port 9000
+expect_fail 1 "--port \"0\"" "${RUN[@]}" "$IMG" --port 0
+expect_fail 2 "--event : not JSON" "${RUN[@]}" "$IMG" --event '{"a": }'
+expect_fail 2 "--event @$T/nonexistent.json" "${RUN[@]}" "$IMG" --event "@$T/nonexistent.json"
+echo '{' >"$T/bad.json"
+expect_fail 2 "--event @$T/bad.json: not JSON" "${RUN[@]}" "$IMG" --event "@$T/bad.json"
+ok "bad --event: JSON and @FILE errors"
+
+$PY -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+time.sleep(120)' "$T/busy" &
+HOLD=$!
+for _ in $(seq 100); do [ -s "$T/busy" ] && break; sleep 0.1; done
+busy=$(cat "$T/busy")
+expect_fail 1 "127.0.0.1:$busy is in use" "${RUN[@]}" "$IMG" --port "$busy"
+kill $HOLD
+wait $HOLD 2>/dev/null || true
+ok "a port in use"
+
+mkdir "$T/nobwrap"
+expect_fail 5 "install bubblewrap" env PATH="$T/nobwrap" "${RUN[@]}" "$IMG" --event '{}'
+# user namespaces off, for this test only: the limit is per user namespace
+expect_fail 5 "enable unprivileged user namespaces" unshare -U -r -m sh -c \
+	'echo 0 >/proc/sys/user/max_user_namespaces && exec "$@"' sh "${RUN[@]}" "$IMG" --event '{}'
+ok "bwrap missing, user namespaces off: exit 5 with what to do"
+
+cp -r "$FIXTURES/base38" "$T/noentry"
+umoci config --image "$T/noentry:3.8" --clear=config.entrypoint --clear=config.cmd >/dev/null
+expect_fail 2 "has no Entrypoint or Cmd" "${RUN[@]}" "oci:$T/noentry:3.8" --event '{}'
+ok "an image without Entrypoint or Cmd"
+no_litter "$C"
+done_testing
