@@ -34,3 +34,10 @@ rm -rf "$OUT/run"
 response=$(bash "$TD/run-lambda.sh" "$OUT/image" latest "$OUT/run" '{}')
 printf '\nresponse: %s\n' "$response"
 [ "$response" = '"Hello World"' ]
+
+step "the same with ocilambda run alone (bubblewrap, its own Runtime API; no umoci, no emulator)"
+set -x
+response=$("$BUILD/ocilambda" run --cache-dir "$OUT/cache" "oci:$OUT/image:latest" --event '{}')
+{ set +x; } 2>/dev/null
+printf '\nresponse: %s\n' "$response"
+[ "$response" = '"Hello World"' ]

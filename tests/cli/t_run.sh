@@ -59,6 +59,15 @@ echo '"from a file"' >"$T/event.json"
 [ "$(json "$T/out" 'j["event"]')" = "from a file" ] || fail "event from file: $(cat "$T/out")"
 ok "--handler, --event @FILE; the function runs as uid 993 with Lambda's variables"
 
+skopeo copy -q "$IMG" "docker-archive:$T/img.tar:fn:v1"
+mkdir "$T/tmp"
+TMPDIR=$T/tmp "$OCILAMBDA" run --cache-dir "$T/cache-archive" "docker-archive:$T/img.tar" \
+	--event '{}' >"$T/out" 2>"$T/log" || fail "docker-archive: $(tail -5 "$T/log")"
+[ "$(cat "$T/out")" = '"Hello World"' ] || fail "docker-archive response: $(cat "$T/out")"
+[ -z "$(ls -A "$T/tmp")" ] || fail "left in TMPDIR: $(ls -A "$T/tmp")"
+no_litter "$T/cache-archive"
+ok "run docker-archive:FILE (its layers extracted to a temporary directory, removed)"
+
 # ---- function errors: exit 6, the error JSON on stdout
 rc=0
 "${RUN[@]}" "$IMG" --event '{}' --handler fail.handler >"$T/out" 2>"$T/log" || rc=$?
