@@ -61,7 +61,7 @@ typedef struct {
 struct ocil_rapi {
 	ocil_rapi_opts o;
 	char *arn;
-	int listen_rt, listen_inv, port;
+	int listen_rt, listen_inv, port, invoke_port;
 	conn conns[MAX_CONNS];
 	size_t n_conns;
 	uint64_t next_conn_id;
@@ -115,9 +115,9 @@ int ocil_rapi_open(const ocil_rapi_opts *o, ocil_rapi **out, ocil_error **err)
 	r->arn = ocil_xstrdup(o->function_arn ? o->function_arn : "");
 	r->listen_rt = r->listen_inv = -1;
 	r->next_conn_id = 1;
-	int ignored;
 	if (listen_on(0, &r->listen_rt, &r->port, err) < 0 ||
-	    (o->invoke_port > 0 && listen_on(o->invoke_port, &r->listen_inv, &ignored, err) < 0)) {
+	    (o->invoke_port != 0 && listen_on(o->invoke_port > 0 ? o->invoke_port : 0,
+					      &r->listen_inv, &r->invoke_port, err) < 0)) {
 		ocil_rapi_free(r);
 		return -1;
 	}
@@ -128,6 +128,11 @@ int ocil_rapi_open(const ocil_rapi_opts *o, ocil_rapi **out, ocil_error **err)
 int ocil_rapi_port(const ocil_rapi *r)
 {
 	return r->port;
+}
+
+int ocil_rapi_invoke_port(const ocil_rapi *r)
+{
+	return r->invoke_port;
 }
 
 static void hex(char *out, const unsigned char *b, size_t n)

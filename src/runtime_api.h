@@ -33,7 +33,8 @@
 typedef struct ocil_rapi ocil_rapi;
 
 typedef struct {
-	/* > 0: serve the invoke URL on 127.0.0.1:invoke_port too */
+	/* > 0: serve the invoke URL on 127.0.0.1:invoke_port too; -1: on an
+	 * ephemeral port (ocil_rapi_invoke_port tells which) */
 	int invoke_port;
 	/* Lambda-Runtime-Invoked-Function-Arn */
 	const char *function_arn;
@@ -66,6 +67,8 @@ void ocil_rapi_event_clear(ocil_rapi_event *ev);
 int ocil_rapi_open(const ocil_rapi_opts *o, ocil_rapi **out, ocil_error **err);
 /* The runtime API's port (for AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>). */
 int ocil_rapi_port(const ocil_rapi *r);
+/* The invoke URL's port, 0 when not served. */
+int ocil_rapi_invoke_port(const ocil_rapi *r);
 /* Queue an invocation nobody waits for over HTTP (run --event). */
 void ocil_rapi_submit(ocil_rapi *r, const char *body, size_t len);
 /* Serve for at most timeout_ms; returns 1 with *ev filled (clear it),
