@@ -533,6 +533,15 @@ static int start(session *s, ocil_error **err)
 	return spawn(&s->argv, -1, &s->c.pid, err);
 }
 
+/* Serve a tenth of a second: 1 with an event, 0 without, -1 on error or
+ * Ctrl-C. */
+static int next_event(session *s, ocil_rapi_event *ev, ocil_error **err)
+{
+	if (ocil_cancel_check(s->cancel, err) < 0)
+		return -1;
+	return ocil_rapi_wait(s->rapi, 100, ev, err);
+}
+
 static int invoke_once(session *s, const char *event, size_t len, ocil_error **err)
 {
 	ocil_rapi_submit(s->rapi, event, len);
@@ -540,10 +549,8 @@ static int invoke_once(session *s, const char *event, size_t len, ocil_error **e
 		return -1;
 	double deadline = now_s() + (double)s->o->timeout_s;
 	for (;;) {
-		if (ocil_cancel_check(s->cancel, err) < 0)
-			return -1;
 		ocil_rapi_event ev;
-		int r = ocil_rapi_wait(s->rapi, 100, &ev, err);
+		int r = next_event(s, &ev, err);
 		if (r < 0)
 			return -1;
 		if (r > 0 && ev.kind == OCIL_RAPI_RESPONSE) {
@@ -596,10 +603,8 @@ static int serve(session *s, ocil_error **err)
 	double deadline = 0;
 	char current[40] = "";
 	for (;;) {
-		if (ocil_cancel_check(s->cancel, err) < 0)
-			return -1;
 		ocil_rapi_event ev;
-		int r = ocil_rapi_wait(s->rapi, 100, &ev, err);
+		int r = next_event(s, &ev, err);
 		if (r < 0)
 			return -1;
 		if (r > 0) {
