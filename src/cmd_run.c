@@ -197,12 +197,6 @@ static bool push_strings(const json_t *cfg, const char *key, ocil_strv *sv)
 static int read_config(const opts *o, image *im, ocil_error **err)
 {
 	const json_t *cfg = json_object_get(im->src->config, "config");
-	const char *arch = ocil_json_opt_string(im->src->config, "architecture");
-	if (o->platform == NULL && arch != NULL && strcmp(arch, im->platform.arch) != 0)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s: the image is for %s, this machine runs %s: its programs "
-				      "cannot run here",
-				      im->ref.input, arch, im->platform.arch);
 	ocil_strv cmd = {0};
 	bool ok = push_strings(cfg, "Entrypoint", &im->argv) && push_strings(cfg, "Cmd", &cmd) &&
 		  push_strings(cfg, "Env", &im->env);

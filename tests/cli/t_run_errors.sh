@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# ocilambda run: the errors a user can reach before the function starts, each
+# with its exit code and one line (fast; the sanitizer pass runs it too).
+# The invocations themselves are in t_run.sh.
+. "$(dirname "$0")/lib.sh"
+
+IMG=oci:$FIXTURES/base38:3.8
+C=$T/cache
+RUN=("$OCILAMBDA" run --cache-dir "$C")
+
+expect_fail 1 "give --event JSON" "${RUN[@]}" "$IMG"
+expect_fail 1 "exclude each other" "${RUN[@]}" "$IMG" --event '{}' --port 9000
+expect_fail 1 "--port \"0\"" "${RUN[@]}" "$IMG" --port 0
+expect_fail 2 "--event : not JSON" "${RUN[@]}" "$IMG" --event '{"a": }'
+expect_fail 2 "--event @$T/nonexistent.json" "${RUN[@]}" "$IMG" --event "@$T/nonexistent.json"
+echo '{' >"$T/bad.json"
+expect_fail 2 "--event @$T/bad.json: not JSON" "${RUN[@]}" "$IMG" --event "@$T/bad.json"
+ok "bad --event: JSON and @FILE errors"
+
+$PY -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+time.sleep(120)' "$T/busy" &
+HOLD=$!
+for _ in $(seq 100); do [ -s "$T/busy" ] && break; sleep 0.1; done
+busy=$(cat "$T/busy")
+expect_fail 1 "127.0.0.1:$busy is in use" "${RUN[@]}" "$IMG" --port "$busy"
+kill $HOLD
+wait $HOLD 2>/dev/null || true
+ok "a port in use"
+
+mkdir "$T/nobwrap"
+expect_fail 5 "install bubblewrap" env PATH="$T/nobwrap" "${RUN[@]}" "$IMG" --event '{}'
+# user namespaces off, for this test only: the limit is per user namespace
+expect_fail 5 "enable unprivileged user namespaces" unshare -U -r -m sh -c \
+	'echo 0 >/proc/sys/user/max_user_namespaces && exec "$@"' sh "${RUN[@]}" "$IMG" --event '{}'
+ok "bwrap missing, user namespaces off: exit 5 with what to do"
+
+cp -r "$FIXTURES/base38" "$T/noentry"
+umoci config --image "$T/noentry:3.8" --clear=config.entrypoint --clear=config.cmd >/dev/null
+expect_fail 2 "has no Entrypoint or Cmd" "${RUN[@]}" "oci:$T/noentry:3.8" --event '{}'
+ok "an image without Entrypoint or Cmd"
+
+cp -r "$FIXTURES/base38" "$T/arm"
+umoci config --image "$T/arm:3.8" --architecture arm64 >/dev/null
+expect_fail 2 "arm64" "${RUN[@]}" "oci:$T/arm:3.8" --event '{}'
+ok "an image for another architecture"
+no_litter "$T"
+done_testing
