@@ -130,8 +130,9 @@ static int load_event(const char *arg, char **out, size_t *len, ocil_error **err
 	if (j == NULL) {
 		free(steal_pointer(out));
 		return ocil_error_set(err, OCIL_E_INPUT,
-				      "--event %s: not JSON: %s (line %d, column %d)",
-				      arg[0] == '@' ? arg : "", je.text, je.line, je.column);
+				      "--event%s%s: not JSON: %s (line %d, column %d)",
+				      arg[0] == '@' ? " " : "", arg[0] == '@' ? arg : "", je.text,
+				      je.line, je.column);
 	}
 	json_decref(j);
 	return 0;

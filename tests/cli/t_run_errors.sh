@@ -11,7 +11,7 @@ RUN=("$OCILAMBDA" run --cache-dir "$C")
 expect_fail 1 "give --event JSON" "${RUN[@]}" "$IMG"
 expect_fail 1 "exclude each other" "${RUN[@]}" "$IMG" --event '{}' --port 9000
 expect_fail 1 "--port \"0\"" "${RUN[@]}" "$IMG" --port 0
-expect_fail 2 "--event : not JSON" "${RUN[@]}" "$IMG" --event '{"a": }'
+expect_fail 2 "--event: not JSON: unexpected token" "${RUN[@]}" "$IMG" --event '{"a": }'
 expect_fail 2 "--event @$T/nonexistent.json" "${RUN[@]}" "$IMG" --event "@$T/nonexistent.json"
 echo '{' >"$T/bad.json"
 expect_fail 2 "--event @$T/bad.json: not JSON" "${RUN[@]}" "$IMG" --event "@$T/bad.json"
