@@ -88,6 +88,49 @@ else
 	echo "skip - rootless case (needs root and setpriv to become nobody)"
 fi
 
+# ---- the tree is made atomically: concurrent first runs, Ctrl-C and a
+# crash while unpacking never leave a half tree that is used
+C2=$T/cache-race
+"$OCILAMBDA" run --cache-dir "$C2" "$IMG" --event '{}' >"$T/out1" 2>"$T/log1" &
+P1=$!
+"$OCILAMBDA" run --cache-dir "$C2" "$IMG" --event '{}' >"$T/out2" 2>"$T/log2" &
+P2=$!
+wait $P1 || fail "concurrent run 1: $(tail -5 "$T/log1")"
+wait $P2 || fail "concurrent run 2: $(tail -5 "$T/log2")"
+[ "$(cat "$T/out1")$(cat "$T/out2")" = '"Hello World""Hello World"' ] || fail "concurrent answers"
+[ "$(cat "$T/log1" "$T/log2" | grep -c '(unpacked)')" = 1 ] ||
+	fail "not exactly one unpack: $(cat "$T/log1" "$T/log2")"
+[ "$(ls "$C2/rootfs" | wc -l)" = 1 ] || fail "trees: $(ls -a "$C2/rootfs")"
+no_litter "$C2"
+ok "two concurrent first runs: one unpacks, the other waits and reuses it"
+
+# wait_for FILE TEXT PID: until TEXT is in FILE (while PID lives)
+wait_for() {
+	for _ in $(seq 600); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+for sig in INT KILL; do
+	C3=$T/cache-$sig
+	"$OCILAMBDA" run --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log" &
+	P=$!
+	wait_for "$T/log" "unpacking" $P || fail "SIG$sig: no unpacking: $(cat "$T/log")"
+	kill -$sig $P
+	rc=0
+	wait $P || rc=$?
+	[ "$sig" = KILL ] || [ "$rc" = 130 ] || fail "SIGINT while unpacking: exit $rc"
+	# whatever was left, the next run works and leaves nothing behind
+	"$OCILAMBDA" run --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log" ||
+		fail "after SIG$sig: $(tail -5 "$T/log")"
+	[ "$(cat "$T/out")" = '"Hello World"' ] || fail "after SIG$sig: $(cat "$T/out")"
+	[ "$(ls "$C3/rootfs" | wc -l)" = 1 ] || fail "after SIG$sig: $(ls -a "$C3/rootfs")"
+	no_litter "$C3"
+done
+ok "Ctrl-C (exit 130) or SIGKILL while unpacking: the next run unpacks afresh, nothing left"
+
 # ---- function errors: exit 6, the error JSON on stdout
 rc=0
 "${RUN[@]}" "$IMG" --event '{}' --handler fail.handler >"$T/out" 2>"$T/log" || rc=$?
