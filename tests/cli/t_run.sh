@@ -68,6 +68,19 @@ TMPDIR=$T/tmp "$OCILAMBDA" run --cache-dir "$T/cache-archive" "docker-archive:$T
 no_litter "$T/cache-archive"
 ok "run docker-archive:FILE (its layers extracted to a temporary directory, removed)"
 
+# docker://: from a real registry on loopback (plain http, said out loud),
+# the layers fetched into the blob cache next to the trees
+. "$SRCDIR/tests/registry/lib.sh"
+registry_start reg
+registry_seed reg "$IMG" fn:v1
+"$OCILAMBDA" run --cache-dir "$T/cache-registry" "$reg_HOST/fn:v1" --event '{}' \
+	>"$T/out" 2>"$T/log" || fail "docker://: $(tail -5 "$T/log")"
+[ "$(cat "$T/out")" = '"Hello World"' ] || fail "docker:// response: $(cat "$T/out")"
+grep -q "using plain http for $reg_HOST" "$T/log" || fail "plain http not said: $(cat "$T/log")"
+no_litter "$T/cache-registry"
+stop_all
+ok "run docker://HOST/REPO:TAG from a registry"
+
 # rootless: the same as an unprivileged user (here nobody), which owns the
 # unpacked tree and maps to uid 993 in the sandbox
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
