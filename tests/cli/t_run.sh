@@ -128,9 +128,11 @@ wait_for() {
 }
 for sig in INT KILL; do
 	C3=$T/cache-$sig
-	"$OCILAMBDA" run --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log" &
+	# a log of its own: a stale "unpacking" would send the signal before
+	# ocilambda handles it (a script's background jobs start with SIGINT ignored)
+	"$OCILAMBDA" run --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log-$sig" &
 	P=$!
-	wait_for "$T/log" "unpacking" $P || fail "SIG$sig: no unpacking: $(cat "$T/log")"
+	wait_for "$T/log-$sig" "unpacking" $P || fail "SIG$sig: no unpacking: $(cat "$T/log-$sig")"
 	kill -$sig $P
 	rc=0
 	wait $P || rc=$?
@@ -173,6 +175,7 @@ start_server() {
 	local log=$1
 	shift
 	PORT=$(free_port)
+	rm -f "$log" # nothing stale to match (a port can come again)
 	"${RUN[@]}" "$IMG" --port "$PORT" "$@" >"$T/srv.out" 2>"$log" &
 	SRV=$!
 	for _ in $(seq 300); do
