@@ -912,5 +912,6 @@ const ocil_command ocil_cmd_assemble = {
 	"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
 	"      --handler example.lambda_handler --output oci:./out:latest\n",
     .options = options,
+    .exits = OCIL_X_IMAGE | OCIL_X_CHECK,
     .run = run,
 };

@@ -216,5 +216,6 @@ const ocil_command ocil_cmd_check = {
     .summary = "run the Lambda rules on an image (oci:, docker-archive:, docker://)",
     .details = DETAILS,
     .options = options,
+    .exits = OCIL_X_IMAGE | OCIL_X_CHECK,
     .run = run,
 };

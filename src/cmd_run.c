@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -48,6 +49,11 @@ static const ocil_option options[] = {
      "the function's timeout per invocation, init included (default 300, as the emulator's)"},
     {"platform", OPT_PLATFORM, "OS/ARCH",
      "which image of an index (default: linux and this machine's architecture)"},
+    {"quiet", OCIL_OPT_QUIET, NULL,
+     "nothing of ocilambda's own on stderr but errors (the function's output stays)"},
+    {"progress", OCIL_OPT_PROGRESS, NULL,
+     "say what is unpacked or reused, and download progress, even when stderr is not a "
+     "terminal"},
     OCIL_REGISTRY_OPTIONS,
     {NULL},
 };
@@ -59,6 +65,7 @@ typedef struct {
 	ocil_strv env;
 	long timeout_s;
 	const char *platform;
+	bool quiet, progress;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
 } opts;
@@ -69,6 +76,8 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
+	if (ocil_cmd_output_opt(key, &o->quiet, &o->progress))
+		return 0;
 	char *end = NULL;
 	long v;
 	switch (key) {
@@ -240,17 +249,20 @@ static int prepare_rootfs(const opts *o, image *im, const ocil_cancel *cancel, o
 	    o->reg.cache_dir ? ocil_xstrdup(o->reg.cache_dir) : ocil_source_default_cache_dir();
 	const char *key = im->src->manifest.config.digest;
 	im->rootfs = ocil_unpack_cache_path(im->cache_dir, key);
+	bool say = ocil_cmd_progress_on(o->quiet, o->progress);
 	struct stat st;
 	if (lstat(im->rootfs, &st) == 0 && S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "ocilambda: rootfs %s (cached)\n", im->rootfs);
+		if (say)
+			fprintf(stderr, "ocilambda: rootfs %s (cached)\n", im->rootfs);
 		return 0;
 	}
-	fprintf(stderr, "ocilambda: unpacking %s (%zu layers)\n", im->ref.input,
-		im->src->manifest.n_layers);
+	if (say)
+		fprintf(stderr, "ocilambda: unpacking %s (%zu layers)\n", im->ref.input,
+			im->src->manifest.n_layers);
 	ocil_layer_files f = {0};
 	int r = ocil_layer_files_get(&im->ref, im->src, im->cache_dir, NULL, cancel, &f, err);
 	const char *dirs[] = {"/proc", "/dev", "/tmp", im->workdir, NULL};
-	ocil_unpack_opts uo = {.cancel = cancel, .notice = print_notice};
+	ocil_unpack_opts uo = {.cancel = cancel, .notice = o->quiet ? NULL : print_notice};
 	bool made = false;
 	if (r == 0)
 		r = ocil_unpack_cached(im->cache_dir, key, (const char *const *)f.paths.v,
@@ -258,7 +270,9 @@ static int prepare_rootfs(const opts *o, image *im, const ocil_cancel *cancel, o
 	ocil_layer_files_clear(&f);
 	if (r < 0)
 		return ocil_error_wrap(err, "unpacking %s", im->ref.input);
-	fprintf(stderr, "ocilambda: rootfs %s (%s)\n", im->rootfs, made ? "unpacked" : "cached");
+	if (say)
+		fprintf(stderr, "ocilambda: rootfs %s (%s)\n", im->rootfs,
+			made ? "unpacked" : "cached");
 	return 0;
 }
 
@@ -587,12 +601,26 @@ static int invoke_once(session *s, const char *event, size_t len, ocil_error **e
 	}
 }
 
+/* A line of ocilambda's own on stderr, unless --quiet. */
+static void note(const session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const session *s, const char *fmt, ...)
+{
+	if (s->o->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("ocilambda: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 static int serve(session *s, ocil_error **err)
 {
-	fprintf(stderr,
-		"ocilambda: serving http://127.0.0.1:%d/2015-03-31/functions/" FUNCTION_NAME
-		"/invocations (Ctrl-C stops)\n",
-		s->o->port);
+	note(s,
+	     "serving http://127.0.0.1:%d/2015-03-31/functions/" FUNCTION_NAME
+	     "/invocations (Ctrl-C stops)",
+	     s->o->port);
 	if (start(s, err) < 0)
 		return -1;
 	double deadline = 0;
@@ -615,10 +643,10 @@ static int serve(session *s, ocil_error **err)
 			case OCIL_RAPI_INIT_ERROR:
 			case OCIL_RAPI_ERROR: {
 				cleanup_free char *sum = error_summary(&ev);
-				fprintf(stderr, "ocilambda: the function %s: %s\n",
-					ev.kind == OCIL_RAPI_INIT_ERROR ? "failed to initialize"
-									: "failed",
-					sum);
+				note(s, "the function %s: %s",
+				     ev.kind == OCIL_RAPI_INIT_ERROR ? "failed to initialize"
+								     : "failed",
+				     sum);
 				deadline = 0;
 				break;
 			}
@@ -637,13 +665,12 @@ static int serve(session *s, ocil_error **err)
 			    "{\"errorType\":\"Sandbox.Timedout\",\"errorMessage\":\"RequestId: %s "
 			    "Error: Task timed out after %ld.00 seconds\"}",
 			    current, s->o->timeout_s);
-			fprintf(stderr, "ocilambda: the function timed out after %ld s: stopped\n",
-				s->o->timeout_s);
+			note(s, "the function timed out after %ld s: stopped", s->o->timeout_s);
 			ocil_rapi_fail(s->rapi, 200, body);
 			deadline = 0;
 		} else if (s->c.pid > 0 && child_exited(&s->c)) {
 			cleanup_free char *st = status_text(s->c.status);
-			fprintf(stderr, "ocilambda: the function exited (%s)\n", st);
+			note(s, "the function exited (%s)", st);
 			if (ocil_rapi_busy(s->rapi)) {
 				cleanup_free char *body = ocil_xasprintf(
 				    "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":"
@@ -685,7 +712,8 @@ static int do_run(const opts *o, const char *input, image *im, const ocil_cancel
 	int r = check_bwrap(err);
 	ocil_registry_opts ro = o->registry;
 	ocil_cmd_progress prog = {0};
-	ocil_cmd_registry_callbacks(&ro, isatty(2) ? &prog : NULL);
+	ocil_cmd_registry_callbacks(&ro,
+				    ocil_cmd_progress_on(o->quiet, o->progress) ? &prog : NULL);
 	ocil_source_opts so = {.platform = &im->platform,
 			       .cancel = cancel,
 			       .registry = &ro,

@@ -30,7 +30,7 @@ $OCILAMBDA assemble --base "oci:$FIXTURES/base-run:$PYVER" --conda-prefix "$FIXT
 	--code "$T/code" --handler example.lambda_handler --output "oci:$T/img:latest" >/dev/null
 IMG=oci:$T/img:latest
 C=$T/cache
-RUN=("$OCILAMBDA" run --cache-dir "$C")
+RUN=("$OCILAMBDA" run --progress --cache-dir "$C")
 ok "assembled the demo image"
 
 # ---- --event
@@ -58,6 +58,12 @@ echo '"from a file"' >"$T/event.json"
 	fail "--event @file: $(tail -5 "$T/log")"
 [ "$(json "$T/out" 'j["event"]')" = "from a file" ] || fail "event from file: $(cat "$T/out")"
 ok "--handler, --event @FILE; the function runs as uid 993 with Lambda's variables"
+"$OCILAMBDA" run --quiet --cache-dir "$C" "$IMG" --event '{}' >"$T/out" 2>"$T/log" ||
+	fail "--quiet: $(tail -5 "$T/log")"
+[ "$(cat "$T/out")" = '"Hello World"' ] || fail "--quiet response: $(cat "$T/out")"
+grep -q "pandas version: " "$T/log" || fail "--quiet hid the function's log"
+! grep -q "^ocilambda" "$T/log" || fail "--quiet still says: $(grep "^ocilambda" "$T/log")"
+ok "--quiet: the function's output only"
 
 skopeo copy -q "$IMG" "docker-archive:$T/img.tar:fn:v1"
 mkdir "$T/tmp"
@@ -104,9 +110,9 @@ fi
 # ---- the tree is made atomically: concurrent first runs, Ctrl-C and a
 # crash while unpacking never leave a half tree that is used
 C2=$T/cache-race
-"$OCILAMBDA" run --cache-dir "$C2" "$IMG" --event '{}' >"$T/out1" 2>"$T/log1" &
+"$OCILAMBDA" run --progress --cache-dir "$C2" "$IMG" --event '{}' >"$T/out1" 2>"$T/log1" &
 P1=$!
-"$OCILAMBDA" run --cache-dir "$C2" "$IMG" --event '{}' >"$T/out2" 2>"$T/log2" &
+"$OCILAMBDA" run --progress --cache-dir "$C2" "$IMG" --event '{}' >"$T/out2" 2>"$T/log2" &
 P2=$!
 wait $P1 || fail "concurrent run 1: $(tail -5 "$T/log1")"
 wait $P2 || fail "concurrent run 2: $(tail -5 "$T/log2")"
@@ -130,7 +136,7 @@ for sig in INT KILL; do
 	C3=$T/cache-$sig
 	# a log of its own: a stale "unpacking" would send the signal before
 	# ocilambda handles it (a script's background jobs start with SIGINT ignored)
-	"$OCILAMBDA" run --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log-$sig" &
+	"$OCILAMBDA" run --progress --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log-$sig" &
 	P=$!
 	wait_for "$T/log-$sig" "unpacking" $P || fail "SIG$sig: no unpacking: $(cat "$T/log-$sig")"
 	kill -$sig $P
@@ -138,7 +144,7 @@ for sig in INT KILL; do
 	wait $P || rc=$?
 	[ "$sig" = KILL ] || [ "$rc" = 130 ] || fail "SIGINT while unpacking: exit $rc"
 	# whatever was left, the next run works and leaves nothing behind
-	"$OCILAMBDA" run --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log" ||
+	"$OCILAMBDA" run --progress --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log" ||
 		fail "after SIG$sig: $(tail -5 "$T/log")"
 	[ "$(cat "$T/out")" = '"Hello World"' ] || fail "after SIG$sig: $(cat "$T/out")"
 	[ "$(ls "$C3/rootfs" | wc -l)" = 1 ] || fail "after SIG$sig: $(ls -a "$C3/rootfs")"

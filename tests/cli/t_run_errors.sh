@@ -30,6 +30,10 @@ kill $HOLD
 wait $HOLD 2>/dev/null || true
 ok "a port in use"
 
+CLOSED=127.0.0.1:$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+expect_fail 3 "$CLOSED" "${RUN[@]}" --retry 0 "$CLOSED/fn:v1" --event '{}'
+ok "a registry that cannot be reached"
+
 mkdir "$T/nobwrap"
 expect_fail 5 "install bubblewrap" env PATH="$T/nobwrap" "${RUN[@]}" "$IMG" --event '{}'
 # user namespaces off, for this test only: the limit is per user namespace
@@ -47,4 +51,10 @@ umoci config --image "$T/arm:3.8" --architecture arm64 >/dev/null
 expect_fail 2 "arm64" "${RUN[@]}" "oci:$T/arm:3.8" --event '{}'
 ok "an image for another architecture"
 no_litter "$T"
+
+# what run --help documents is what this test and t_run provoke (0, 6 and
+# 130 there)
+doc=$($OCILAMBDA run --help | awk '/^Exit status:$/ {on = 1; next} on && /^  [0-9]/ {print $1}' | paste -sd' ')
+[ "$doc" = "0 1 2 3 5 6 130" ] || fail "run --help documents exit statuses '$doc'"
+ok "run --help documents 0 1 2 3 5 6 130"
 done_testing
