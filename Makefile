@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 # Build dependencies, then what the tests and the demo run as independent
 # judges (skopeo, umoci, bubblewrap) and what the fixtures are made from.
 PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
-	libdeflate-dev libisal-dev libzstd-dev zstd \
+	libdeflate-dev libisal-dev libzstd-dev libyaml-dev zstd \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
 	docker-registry apache2-utils openssl curl podman python3-jsonschema \
 	groff-base man-db bsdextrautils bsdutils \

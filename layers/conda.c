@@ -743,16 +743,31 @@ int ocil_conda_inspect(const char *prefix, const ocil_conda_inspect_opts *io, oc
 
 /* ---- platform ---- */
 
+static const struct {
+	const char *subdir, *arch;
+} linux_arches[] = {
+    {"linux-64", "amd64"},    {"linux-aarch64", "arm64"}, {"linux-32", "386"},
+    {"linux-armv6l", "arm"},  {"linux-armv7l", "arm"},	  {"linux-ppc64le", "ppc64le"},
+    {"linux-s390x", "s390x"},
+};
+
+const char *ocil_conda_subdir_for(const char *os, const char *arch)
+{
+	if (os == NULL || arch == NULL || strcmp(os, "linux") != 0)
+		return NULL;
+	if (strcmp(arch, "x86_64") == 0)
+		arch = "amd64";
+	else if (strcmp(arch, "aarch64") == 0)
+		arch = "arm64";
+	for (size_t i = 0; i < sizeof(linux_arches) / sizeof(linux_arches[0]); i++)
+		if (strcmp(arch, linux_arches[i].arch) == 0)
+			return linux_arches[i].subdir;
+	return NULL;
+}
+
 int ocil_conda_check_platform(const ocil_conda_info *info, const char *os, const char *arch,
 			      ocil_error **err)
 {
-	static const struct {
-		const char *subdir, *arch;
-	} linux_arches[] = {
-	    {"linux-64", "amd64"},    {"linux-aarch64", "arm64"}, {"linux-32", "386"},
-	    {"linux-armv6l", "arm"},  {"linux-armv7l", "arm"},	  {"linux-ppc64le", "ppc64le"},
-	    {"linux-s390x", "s390x"},
-	};
 	const char *sd = info->subdir;
 	if (sd == NULL)
 		return 0;

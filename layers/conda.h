@@ -116,6 +116,10 @@ bool ocil_conda_info_from_json(const json_t *j, ocil_conda_info *info);
 int ocil_conda_check_platform(const ocil_conda_info *info, const char *os, const char *arch,
 			      ocil_error **err);
 
+/* The conda subdir of an OCI platform (the first one listed above for
+ * arm), e.g. "linux-64" for linux/amd64; NULL when there is none. */
+const char *ocil_conda_subdir_for(const char *os, const char *arch);
+
 typedef struct {
 	const char *prefix;
 	const char *dest; /* e.g. /opt/conda-env */

@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "code.h"
 #include "conda.h"
+#include "condaenv.h"
 #include "gzip.h"
 #include "json.h"
 #include "layer_cache.h"
@@ -46,12 +47,19 @@ enum {
 	OPT_COMPRESSION,
 	OPT_LEVEL,
 	OPT_NO_CACHE,
+	OPT_CONDA_LOCK,
+	OPT_PKGS_DIR,
 };
 
 static const ocil_option options[] = {
     {"base", OPT_BASE, "REF",
      "base image: [docker://]HOST/REPO[:TAG][@DIGEST], oci:DIR[:TAG] or docker-archive:FILE"},
     {"conda-prefix", OPT_PREFIX, "DIR", "conda environment to pack (a prefix with conda-meta/)"},
+    {"conda-lock", OPT_CONDA_LOCK, "FILE",
+     "instead of --conda-prefix: an @EXPLICIT lock (conda list --explicit --md5) or a "
+     "conda-lock.yml; no conda needed"},
+    {"pkgs-dir", OPT_PKGS_DIR, "DIR",
+     "with --conda-lock: directory holding every locked .conda/.tar.bz2 file"},
     {"code", OPT_CODE, "DIR", "handler code directory"},
     {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
     {"output", OPT_OUTPUT, "REF",
@@ -92,6 +100,7 @@ static const ocil_option options[] = {
 typedef struct {
 	const char *base, *prefix, *code, *handler, *output, *source_prefix;
 	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile, *sbom;
+	const char *lock, *pkgs_dir;
 	ocil_format format;
 	ocil_strv env, excludes;
 	bool allow_mismatch, quiet, progress, strict, no_check, zstd, no_cache;
@@ -112,6 +121,12 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_PREFIX:
 		o->prefix = arg;
+		break;
+	case OPT_CONDA_LOCK:
+		o->lock = arg;
+		break;
+	case OPT_PKGS_DIR:
+		o->pkgs_dir = arg;
 		break;
 	case OPT_CODE:
 		o->code = arg;
@@ -280,6 +295,7 @@ typedef struct {
 	ocil_ref base_ref, out_ref;
 	ocil_platform platform;
 	ocil_conda_info conda;
+	ocil_condaenv lockenv; /* --conda-lock */
 	ocil_sink *sink;
 	ocil_source *src;
 	ocil_descriptor *base_layers;
@@ -300,6 +316,7 @@ static void build_clear(build *b)
 	ocil_ref_clear(&b->out_ref);
 	ocil_platform_clear(&b->platform);
 	ocil_conda_info_clear(&b->conda);
+	ocil_condaenv_clear(&b->lockenv);
 	ocil_rootfs_free(b->fs);
 	ocil_source_free(b->src);
 	ocil_sink_free(b->sink);
@@ -356,9 +373,22 @@ static int check_base_python(build *b, bool allow_mismatch, ocil_error **err)
 typedef int (*producer_fn)(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			   ocil_error **err);
 
+static int produce_conda_lock(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
+			      ocil_error **err)
+{
+	int64_t epoch = 0;
+	if (ocil_source_date_epoch(&epoch, err) < 0)
+		return -1;
+	ocil_condaenv_opts eo = {
+	    .dest = o->prefix_dest, .created = epoch, .minor = b->conda.python_minor, .cancel = c};
+	return ocil_condaenv_write_layer(&b->lockenv, &eo, w, err);
+}
+
 static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			 ocil_error **err)
 {
+	if (o->lock != NULL)
+		return produce_conda_lock(b, o, c, w, err);
 	ocil_conda_opts co = {.prefix = o->prefix,
 			      .dest = o->prefix_dest,
 			      .info = &b->conda,
@@ -430,16 +460,42 @@ static void print_summary(const opts *o, const build *b, const ocil_layer_result
 	ocil_cmd_print_summary(stderr, o->output, b->manifest.digest, rows, total, seconds);
 }
 
+/* Exactly one of --conda-prefix and --conda-lock (with --pkgs-dir). */
+static int check_conda_source(const opts *o, ocil_error **err)
+{
+	if (o->prefix != NULL && o->lock != NULL)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--conda-prefix and --conda-lock are mutually exclusive");
+	if (o->prefix == NULL && o->lock == NULL)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--conda-prefix or --conda-lock is required");
+	if (o->lock != NULL && o->pkgs_dir == NULL)
+		return ocil_error_set(err, OCIL_E_USAGE, "--conda-lock needs --pkgs-dir");
+	if (o->lock == NULL && o->pkgs_dir != NULL)
+		return ocil_error_set(err, OCIL_E_USAGE, "--pkgs-dir goes with --conda-lock");
+	const char *prefix_only = o->source_prefix != NULL ? "--source-prefix"
+				  : o->excludes.n > 0	   ? "--exclude"
+				  : o->strict		   ? "--strict"
+							   : NULL;
+	if (o->lock != NULL && prefix_only != NULL)
+		return ocil_error_set(err, OCIL_E_USAGE, "%s applies to --conda-prefix only",
+				      prefix_only);
+	return 0;
+}
+
 static int check_options(opts *o, ocil_error **err)
 {
 	static const struct {
 		const char *name;
 		size_t off;
 	} required[] = {
-	    {"--base", offsetof(opts, base)},	  {"--conda-prefix", offsetof(opts, prefix)},
-	    {"--code", offsetof(opts, code)},	  {"--handler", offsetof(opts, handler)},
+	    {"--base", offsetof(opts, base)},
+	    {"--code", offsetof(opts, code)},
+	    {"--handler", offsetof(opts, handler)},
 	    {"--output", offsetof(opts, output)},
 	};
+	if (check_conda_source(o, err) < 0)
+		return -1;
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (*(const char **)((const char *)o + required[i].off) == NULL)
 			return ocil_error_set(err, OCIL_E_USAGE, "%s is required",
@@ -466,12 +522,13 @@ static int write_sbom(const opts *o, build *b, ocil_error **err)
 	if (ocil_source_date_epoch(&epoch, err) < 0)
 		return -1;
 	cleanup_sbom_packages ocil_sbom_packages pk = {0};
+	int r = o->lock != NULL ? ocil_condaenv_sbom_packages(&b->lockenv, &pk, err)
+				: ocil_sbom_read_prefix(o->prefix, &pk, err);
 	ocil_sbom_opts so = {.name = o->output,
 			     .image_digest = b->manifest.digest,
 			     .prefix = o->prefix_dest,
 			     .created = epoch};
-	if (ocil_sbom_read_prefix(o->prefix, &pk, err) < 0 ||
-	    ocil_sbom_write(o->sbom, &so, &pk, err) < 0)
+	if (r < 0 || ocil_sbom_write(o->sbom, &so, &pk, err) < 0)
 		return ocil_error_wrap(err, "--sbom");
 	return 0;
 }
@@ -673,6 +730,16 @@ static void runtime_key(const opts *o, const build *b, int64_t epoch,
 	ocil_layer_cache_key_finish(h, key);
 }
 
+/* --conda-lock: the packages are checked and their info read up front. */
+static int load_lock(const opts *o, build *b, ocil_error **err)
+{
+	const char *subdir = ocil_conda_subdir_for(b->platform.os, b->platform.arch);
+	if (subdir == NULL)
+		return ocil_error_set(err, OCIL_E_USAGE, "--platform %s: no conda subdir for it",
+				      o->platform);
+	return ocil_condaenv_load(o->lock, o->pkgs_dir, subdir, &b->lockenv, &b->conda, err);
+}
+
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
 {
 	double t0 = ocil_cmd_now();
@@ -694,9 +761,6 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 
 	/* Cheap checks of local inputs before any heavy work; an unchanged
 	 * prefix was inspected (and packed) before. */
-	char key[OCIL_DIGEST_STR_SIZE];
-	if (conda_key(o, epoch, cancel, key, err) < 0)
-		return -1;
 	cleanup_free char *cache_dir =
 	    o->reg.cache_dir ? ocil_xstrdup(o->reg.cache_dir) : ocil_source_default_cache_dir();
 	ocil_error *no_cache = NULL;
@@ -706,18 +770,32 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	} else {
 		b->index_dir = ocil_xasprintf("%s/index", cache_dir);
 	}
+	char key[OCIL_DIGEST_STR_SIZE] = "";
 	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
-	int hit = conda_cached(o, b, key, &ce, cancel, err);
-	if (hit < 0)
-		return -1;
-	ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
-				      .excludes = (const char *const *)o->excludes.v,
-				      .n_excludes = o->excludes.n};
-	if ((!hit && ocil_conda_inspect(o->prefix, &io, &b->conda, err) < 0) ||
-	    ocil_conda_check_platform(&b->conda, b->platform.os, b->platform.arch, err) < 0)
-		return -1;
-	say(&pr, "conda prefix %s: python %s, %s, awslambdaric %s", o->prefix,
-	    b->conda.python_version, b->conda.subdir ? b->conda.subdir : "no platform recorded",
+	int hit = 0;
+	if (o->lock != NULL) {
+		/* the packages are read and checked whole anyway: no cache */
+		if (load_lock(o, b, err) < 0)
+			return -1;
+		for (size_t i = 0; !o->quiet && i < b->lockenv.warnings.n; i++)
+			fprintf(stderr, "ocilambda: warning: %s\n", b->lockenv.warnings.v[i]);
+	} else {
+		if (conda_key(o, epoch, cancel, key, err) < 0)
+			return -1;
+		hit = conda_cached(o, b, key, &ce, cancel, err);
+		if (hit < 0)
+			return -1;
+		ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
+					      .excludes = (const char *const *)o->excludes.v,
+					      .n_excludes = o->excludes.n};
+		if ((!hit && ocil_conda_inspect(o->prefix, &io, &b->conda, err) < 0) ||
+		    ocil_conda_check_platform(&b->conda, b->platform.os, b->platform.arch, err) < 0)
+			return -1;
+	}
+	const char *conda_src = o->lock != NULL ? o->lock : o->prefix;
+	say(&pr, "conda %s %s: python %s, %s, awslambdaric %s", o->lock ? "lock" : "prefix",
+	    conda_src, b->conda.python_version,
+	    b->conda.subdir ? b->conda.subdir : "no platform recorded",
 	    b->conda.has_awslambdaric ? "present"
 				      : "not present (the base's runtime client is used)");
 	struct stat st;
@@ -808,11 +886,13 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		if (use_cached(b, &ce, &layers[0], &results[0], err) < 0)
 			return -1;
 	} else {
-		say(&pr, "packing conda prefix %s (python %s) at %s", o->prefix,
-		    b->conda.python_version, o->prefix_dest);
+		say(&pr, "packing conda %s %s (python %s) at %s", o->lock ? "lock" : "prefix",
+		    conda_src, b->conda.python_version, o->prefix_dest);
 		if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
-			return ocil_error_wrap(err, "conda prefix %s", o->prefix);
-		remember(b, &pr, key, &layers[0], &results[0], conda_facts(b));
+			return ocil_error_wrap(err, "conda %s %s", o->lock ? "lock" : "prefix",
+					       conda_src);
+		if (o->lock == NULL)
+			remember(b, &pr, key, &layers[0], &results[0], conda_facts(b));
 	}
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
 	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
@@ -892,8 +972,8 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 
 const ocil_command ocil_cmd_assemble = {
     .name = "assemble",
-    .usage = "--base REF --conda-prefix DIR --code DIR --handler MODULE.FUNCTION --output REF "
-	     "[options]",
+    .usage = "--base REF (--conda-prefix DIR | --conda-lock FILE --pkgs-dir DIR) --code DIR "
+	     "--handler MODULE.FUNCTION --output REF [options]",
     .summary = "build a Lambda container image from a base image, a conda prefix and code",
     .details =
 	"Writes the base layers unchanged plus three new layers: the conda prefix\n"
@@ -908,9 +988,14 @@ const ocil_command ocil_cmd_assemble = {
 	"finding is then shown as a warning.\n"
 	"An unchanged conda prefix (every file's metadata, every option) and runtime\n"
 	"patch come from the layer cache under --cache-dir; --no-cache takes nothing from it.\n"
+	"With --conda-lock the conda layer is built from the locked package files in\n"
+	"--pkgs-dir (each checked against the lock's md5/sha256), without conda.\n"
 	"\nExample:\n"
 	"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
-	"      --handler example.lambda_handler --output oci:./out:latest\n",
+	"      --handler example.lambda_handler --output oci:./out:latest\n"
+	"  ocilambda assemble --base oci:./base:3.8 --conda-lock explicit.txt \\\n"
+	"      --pkgs-dir ./pkgs --code ./src --handler example.lambda_handler \\\n"
+	"      --output oci:./out:latest\n",
     .options = options,
     .exits = OCIL_X_IMAGE | OCIL_X_CHECK,
     .run = run,

@@ -1,0 +1,60 @@
+/* The conda layer from a lock file and a directory of package files,
+ * without conda and without a prefix on disk.
+ *
+ * ocil_condaenv_load reads the lock (condalock.h), finds every package file
+ * in pkgs_dir by its file name, checks it against the lock's hash, reads
+ * its info/ (condapkg.h) and decides who installs which path: packages are
+ * installed in lock order, so when two install the same path the later one
+ * wins (as conda's clobbering does) and a warning says so.
+ * ocil_condaenv_write_layer then streams the packages into the layer:
+ * parents of dest, dest, each package's paths in lock order (parents as
+ * needed), then conda-meta/<name>-<version>-<build>.json for each package
+ * and conda-meta/history, so `conda list -p <dest>` shows them.
+ *
+ * Differences from what conda would install: no .pyc files are compiled for
+ * noarch: python packages (Lambda's file system is read-only, python runs
+ * from the sources); a package path whose directory another package made a
+ * symlink is not followed. */
+#ifndef OCIL_CONDAENV_H
+#define OCIL_CONDAENV_H
+
+#include <stdint.h>
+
+#include "conda.h"
+#include "condalock.h"
+#include "condapkg.h"
+#include "layer_writer.h"
+#include "sbom.h"
+
+typedef struct {
+	char *lock_path, *pkgs_dir;
+	ocil_condalock lock;
+	ocil_condapkg **pkgs; /* in lock order, pkgs[i] is lock.pkgs[i] */
+	size_t n;
+	ocil_strv warnings; /* one line each: who clobbers whom */
+} ocil_condaenv;
+
+/* subdir: the target's, e.g. "linux-64". Fills info's python_version,
+ * python_minor, subdir, has_awslambdaric and records (origin stays NULL).
+ * OCIL_E_INPUT: the lock's errors; "<lock>:<line>: <fn> is not in
+ * <pkgs_dir>"; a package's errors (hash mismatch...); a package whose
+ * index.json disagrees with the lock's file name; no python package. */
+int ocil_condaenv_load(const char *lock, const char *pkgs_dir, const char *subdir,
+		       ocil_condaenv *env, ocil_conda_info *info, ocil_error **err);
+void ocil_condaenv_clear(ocil_condaenv *env);
+
+typedef struct {
+	const char *dest;  /* e.g. /opt/conda-env */
+	int64_t created;   /* the history's timestamp (SOURCE_DATE_EPOCH) */
+	const char *minor; /* python minor, from the info filled by load */
+	const ocil_cancel *cancel;
+} ocil_condaenv_opts;
+
+int ocil_condaenv_write_layer(ocil_condaenv *env, const ocil_condaenv_opts *o, ocil_layer_writer *w,
+			      ocil_error **err);
+
+/* The packages as the SBOM sees them (from the records the layer holds). */
+int ocil_condaenv_sbom_packages(const ocil_condaenv *env, ocil_sbom_packages *out,
+				ocil_error **err);
+
+#endif

@@ -1,0 +1,875 @@
+#include "condapkg.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "replace.h"
+
+#define READ_BLOCK ((size_t)64 << 10)
+/* conda's text placeholder when info/has_prefix names only the path */
+#define LEGACY_PLACEHOLDER "/opt/anaconda1anaconda2anaconda3"
+
+/* conda.gateways.disk.create.python_entry_point_template */
+static const char entry_point_template[] =
+    "# -*- coding: utf-8 -*-\n"
+    "import re\n"
+    "import sys\n"
+    "\n"
+    "from %s import %s\n"
+    "\n"
+    "if __name__ == '__main__':\n"
+    "    sys.argv[0] = re.sub(r'(-script\\.pyw?|\\.exe)?$', '', "
+    "sys.argv[0])\n"
+    "    sys.exit(%s())\n";
+
+static void path_clear(ocil_condapkg_path *pp)
+{
+	free(pp->path);
+	free(pp->target);
+	free(pp->path_type);
+	free(pp->placeholder);
+	free(pp->sha256);
+	free(pp->sha256_in_prefix);
+}
+
+void ocil_condapkg_free(ocil_condapkg *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n_paths; i++)
+		path_clear(&p->paths[i]);
+	free(p->paths);
+	free(p->sorted);
+	ocil_strv_clear(&p->entry_points);
+	json_decref(p->index);
+	free(p->file);
+	free(p->fn);
+	free(p);
+}
+
+static void freep_pkg(ocil_condapkg **p)
+{
+	ocil_condapkg_free(*p);
+}
+
+/* ---- hashes ---- */
+
+static void to_hex(const unsigned char *d, unsigned n, char *out)
+{
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int hash_file(ocil_condapkg *p, ocil_error **err)
+{
+	cleanup_close int fd = open(p->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", p->file);
+	EVP_MD_CTX *m = EVP_MD_CTX_new(), *s = EVP_MD_CTX_new();
+	if (m == NULL || s == NULL || EVP_DigestInit_ex(m, EVP_md5(), NULL) != 1 ||
+	    EVP_DigestInit_ex(s, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(m);
+		EVP_MD_CTX_free(s);
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up md5/sha256", p->file);
+	}
+	cleanup_free unsigned char *buf = ocil_xmalloc(READ_BLOCK);
+	int r = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, READ_BLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = ocil_error_set_errno(err, OCIL_E_INPUT, errno, "reading %s", p->file);
+			break;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(m, buf, (size_t)n);
+		EVP_DigestUpdate(s, buf, (size_t)n);
+		p->size += (uint64_t)n;
+	}
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dn = 0;
+	EVP_DigestFinal_ex(m, d, &dn);
+	to_hex(d, dn, p->md5);
+	EVP_DigestFinal_ex(s, d, &dn);
+	to_hex(d, dn, p->sha256);
+	EVP_MD_CTX_free(m);
+	EVP_MD_CTX_free(s);
+	return r;
+}
+
+static int verify(ocil_condapkg *p, const char *md5, const char *sha256, ocil_error **err)
+{
+	if (md5 == NULL && sha256 == NULL)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: no md5 or sha256 to check it against",
+				      p->file);
+	if (hash_file(p, err) < 0)
+		return -1;
+	if (sha256 != NULL && strcasecmp(sha256, p->sha256) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: sha256 mismatch (the lock says %s, the file has %s)",
+				      p->file, sha256, p->sha256);
+	if (md5 != NULL && strcasecmp(md5, p->md5) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: md5 mismatch (the lock says %s, the file has %s)",
+				      p->file, md5, p->md5);
+	return 0;
+}
+
+/* ---- archives ---- */
+
+/* Called for each entry of the walked tar(s); name without a leading "./". */
+typedef int (*entry_fn)(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+			ocil_error **err);
+
+static int archive_fail(struct archive *a, const char *file, const char *what, ocil_error **err)
+{
+	const char *s = archive_error_string(a);
+	return ocil_error_set(err, OCIL_E_INPUT, "%s: %s: %s", file, what,
+			      s ? s : "unknown archive error");
+}
+
+static int each_entry(struct archive *a, const char *file, entry_fn fn, void *ud, ocil_error **err)
+{
+	for (;;) {
+		struct archive_entry *ae = NULL;
+		int r = archive_read_next_header(a, &ae);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return archive_fail(a, file, "reading", err);
+		const char *name = archive_entry_pathname(ae);
+		if (name == NULL)
+			return ocil_error_set(err, OCIL_E_INPUT, "%s: an entry without a name",
+					      file);
+		while (name[0] == '.' && name[1] == '/')
+			name += 2;
+		if (strlen(name) > PATH_MAX)
+			return ocil_error_set(err, OCIL_E_INPUT, "%s: an entry name is too long",
+					      file);
+		if (fn(ud, a, ae, name, err) < 0)
+			return -1;
+	}
+}
+
+static struct archive *new_tar_reader(void)
+{
+	struct archive *a = archive_read_new();
+	if (a == NULL)
+		return NULL;
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_bzip2(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_zstd(a) != ARCHIVE_OK) {
+		archive_read_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+typedef struct {
+	struct archive *outer;
+	unsigned char buf[READ_BLOCK];
+} nested;
+
+static la_ssize_t nested_read(struct archive *a, void *ud, const void **buf)
+{
+	nested *n = ud;
+	la_ssize_t r = archive_read_data(n->outer, n->buf, sizeof(n->buf));
+	if (r < 0) {
+		const char *s = archive_error_string(n->outer);
+		archive_set_error(a, EIO, "%s", s ? s : "zip read error");
+		return -1;
+	}
+	*buf = n->buf;
+	return r;
+}
+
+/* The tar inside a .conda member, read as it is unzipped. */
+static int walk_member(struct archive *outer, const char *file, const char *member, entry_fn fn,
+		       void *ud, ocil_error **err)
+{
+	struct archive *a = new_tar_reader();
+	if (a == NULL)
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", file);
+	nested *n = ocil_xmalloc(sizeof(*n));
+	n->outer = outer;
+	cleanup_free char *what = ocil_xasprintf("%s!%s", file, member);
+	int r = 0;
+	if (archive_read_open(a, n, NULL, nested_read, NULL) != ARCHIVE_OK)
+		r = archive_fail(a, what, "opening", err);
+	if (r == 0)
+		r = each_entry(a, what, fn, ud, err);
+	archive_read_free(a);
+	free(n);
+	return r;
+}
+
+/* Walk info/ (info true) or the payload of the package. */
+static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud, ocil_error **err)
+{
+	bool conda = ocil_str_has_suffix(p->fn, ".conda");
+	struct archive *a = conda ? archive_read_new() : new_tar_reader();
+	if (a == NULL || (conda && archive_read_support_format_zip(a) != ARCHIVE_OK)) {
+		archive_read_free(a);
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", p->file);
+	}
+	int r = 0;
+	if (archive_read_open_filename(a, p->file, READ_BLOCK) != ARCHIVE_OK)
+		r = archive_fail(a, p->file, "opening", err);
+	else if (!conda)
+		r = each_entry(a, p->file, fn, ud, err);
+	bool found = !conda;
+	while (conda && r == 0) {
+		struct archive_entry *ae = NULL;
+		int h = archive_read_next_header(a, &ae);
+		if (h == ARCHIVE_EOF)
+			break;
+		if (h < ARCHIVE_WARN) {
+			r = archive_fail(a, p->file, "reading the zip", err);
+			break;
+		}
+		const char *m = archive_entry_pathname(ae);
+		if (m == NULL || !ocil_str_has_suffix(m, ".tar.zst") ||
+		    !ocil_str_has_prefix(m, info ? "info-" : "pkg-"))
+			continue;
+		found = true;
+		r = walk_member(a, p->file, m, fn, ud, err);
+	}
+	archive_read_free(a);
+	if (r == 0 && !found)
+		r = ocil_error_set(err, OCIL_E_INPUT, "%s: not a .conda package (no %s-*.tar.zst)",
+				   p->file, info ? "info" : "pkg");
+	return r;
+}
+
+/* The current entry's data, at most max bytes. */
+static int read_data(struct archive *a, const char *what, size_t max, char **out, size_t *len,
+		     ocil_error **err)
+{
+	size_t cap = READ_BLOCK, n = 0;
+	char *buf = ocil_xmalloc(cap + 1);
+	for (;;) {
+		if (n == cap) {
+			if (cap >= max) {
+				free(buf);
+				return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than %zu MiB",
+						      what, max >> 20);
+			}
+			cap = cap * 2 > max ? max : cap * 2;
+			buf = ocil_xrealloc(buf, cap + 1);
+		}
+		la_ssize_t r = archive_read_data(a, buf + n, cap - n);
+		if (r < 0) {
+			free(buf);
+			return archive_fail(a, what, "reading", err);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* ---- info/ ---- */
+
+typedef struct {
+	ocil_condapkg *p;
+	char *index, *paths, *files, *has_prefix, *link;
+	size_t index_len, paths_len, link_len;
+} info_ctx;
+
+static int info_entry(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+		      ocil_error **err)
+{
+	info_ctx *c = ud;
+	static const char *const names[] = {"info/index.json", "info/paths.json", "info/files",
+					    "info/has_prefix", "info/link.json"};
+	char **slots[] = {&c->index, &c->paths, &c->files, &c->has_prefix, &c->link};
+	size_t dummy = 0;
+	size_t *lens[] = {&c->index_len, &c->paths_len, &dummy, &dummy, &c->link_len};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(name, names[i]) != 0 || archive_entry_filetype(ae) != AE_IFREG)
+			continue;
+		cleanup_free char *what = ocil_xasprintf("%s: %s", c->p->file, name);
+		free(*slots[i]);
+		*slots[i] = NULL;
+		return read_data(a, what, OCIL_CONDAPKG_MAX_INFO, slots[i], lens[i], err);
+	}
+	return 0;
+}
+
+/* A package path must stay inside the prefix. */
+static bool valid_rel(const char *s)
+{
+	if (s[0] == '\0' || s[0] == '/' || strlen(s) > PATH_MAX)
+		return false;
+	for (const char *c = s;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || (n == 2 && c[0] == '.' && c[1] == '.') || (n == 1 && c[0] == '.'))
+			return false;
+		if (c[n] == '\0')
+			return true;
+		c += n + 1;
+	}
+}
+
+static ocil_condapkg_path *add_path(ocil_condapkg *p, const char *path, ocil_error **err)
+{
+	if (!valid_rel(path)) {
+		ocil_error_set(err, OCIL_E_INPUT, "%s: path \"%.300s\" escapes the prefix", p->file,
+			       path);
+		return NULL;
+	}
+	if (p->n_paths >= OCIL_CONDAPKG_MAX_PATHS) {
+		ocil_error_set(err, OCIL_E_INPUT, "%s: more than %d paths", p->file,
+			       OCIL_CONDAPKG_MAX_PATHS);
+		return NULL;
+	}
+	p->paths = ocil_xrealloc(p->paths, (p->n_paths + 1) * sizeof(*p->paths));
+	ocil_condapkg_path *pp = &p->paths[p->n_paths++];
+	memset(pp, 0, sizeof(*pp));
+	pp->path = ocil_xstrdup(path);
+	pp->path_type = ocil_xstrdup("hardlink");
+	pp->size = -1;
+	return pp;
+}
+
+static int paths_from_json(ocil_condapkg *p, const char *buf, size_t len, ocil_error **err)
+{
+	cleanup_free char *what = ocil_xasprintf("%s: info/paths.json", p->file);
+	cleanup_json json_t *j = NULL;
+	if (ocil_json_parse_max(buf, len, OCIL_CONDAPKG_MAX_INFO, what, &j, err) < 0)
+		return -1;
+	const json_t *paths = json_object_get(j, "paths");
+	if (!json_is_array(paths))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: no \"paths\" list", what);
+	size_t i;
+	const json_t *e;
+	json_array_foreach(paths, i, e)
+	{
+		const char *path = ocil_json_opt_string(e, "_path");
+		if (path == NULL)
+			return ocil_error_set(err, OCIL_E_INPUT, "%s: paths[%zu] has no \"_path\"",
+					      what, i);
+		ocil_condapkg_path *pp = add_path(p, path, err);
+		if (pp == NULL)
+			return -1;
+		const char *type = ocil_json_opt_string(e, "path_type");
+		const char *ph = ocil_json_opt_string(e, "prefix_placeholder");
+		const char *mode = ocil_json_opt_string(e, "file_mode");
+		const char *sha = ocil_json_opt_string(e, "sha256");
+		const json_t *size = json_object_get(e, "size_in_bytes");
+		if (type != NULL) {
+			free(pp->path_type);
+			pp->path_type = ocil_xstrdup(type);
+		}
+		if (ph != NULL && ph[0] != '\0') {
+			if (strlen(ph) > OCIL_REPLACE_MAX)
+				return ocil_error_set(err, OCIL_E_INPUT,
+						      "%s: %s: prefix_placeholder too long", what,
+						      path);
+			pp->placeholder = ocil_xstrdup(ph);
+			pp->binary = mode != NULL && strcmp(mode, "binary") == 0;
+			if (mode != NULL && !pp->binary && strcmp(mode, "text") != 0)
+				return ocil_error_set(err, OCIL_E_INPUT,
+						      "%s: %s: unknown file_mode \"%.50s\"", what,
+						      path, mode);
+		}
+		if (sha != NULL && strlen(sha) == 64 && strspn(sha, "0123456789abcdef") == 64)
+			pp->sha256 = ocil_xstrdup(sha);
+		if (json_is_integer(size) && json_integer_value(size) >= 0)
+			pp->size = json_integer_value(size);
+	}
+	return 0;
+}
+
+/* Older packages: info/files, with info/has_prefix lines
+ * "<placeholder> <text|binary> <path>" or just "<path>". */
+static int paths_from_files(ocil_condapkg *p, char *files, char *has_prefix, ocil_error **err)
+{
+	for (char *s = files, *next; s != NULL && *s; s = next) {
+		next = strchr(s, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (s[0] != '\0' && add_path(p, s, err) == NULL)
+			return -1;
+	}
+	for (char *s = has_prefix, *next; s != NULL && *s; s = next) {
+		next = strchr(s, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		char *f[3] = {NULL};
+		int n = 0;
+		for (char *t = strtok(s, " \t"); t != NULL && n < 3; t = strtok(NULL, " \t"))
+			f[n++] = t;
+		if (n == 0)
+			continue;
+		const char *ph = n == 3 ? f[0] : LEGACY_PLACEHOLDER;
+		const char *path = n == 3 ? f[2] : f[0];
+		for (size_t i = 0; i < p->n_paths; i++)
+			if (strcmp(p->paths[i].path, path) == 0) {
+				free(p->paths[i].placeholder);
+				p->paths[i].placeholder = ocil_xstrdup(ph);
+				p->paths[i].binary = n == 3 && strcmp(f[1], "binary") == 0;
+			}
+	}
+	return 0;
+}
+
+static int read_index(ocil_condapkg *p, const char *buf, size_t len, ocil_error **err)
+{
+	cleanup_free char *what = ocil_xasprintf("%s: info/index.json", p->file);
+	if (buf == NULL)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: not a conda package (no "
+				      "info/index.json)",
+				      p->file);
+	if (ocil_json_parse_max(buf, len, OCIL_CONDAPKG_MAX_INFO, what, &p->index, err) < 0)
+		return -1;
+	if (!json_is_object(p->index))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: not an object", what);
+	if (ocil_json_get_string(p->index, "name", what, &p->name, err) < 0 ||
+	    ocil_json_get_string(p->index, "version", what, &p->version, err) < 0 ||
+	    ocil_json_get_string(p->index, "build", what, &p->build, err) < 0)
+		return -1;
+	p->subdir = ocil_json_opt_string(p->index, "subdir");
+	const char *noarch = ocil_json_opt_string(p->index, "noarch");
+	p->noarch_python = noarch != NULL && strcmp(noarch, "python") == 0;
+	return 0;
+}
+
+/* info/link.json: {"noarch": {"type": "python", "entry_points": [...]}} */
+static int read_link(ocil_condapkg *p, const char *buf, size_t len, ocil_error **err)
+{
+	if (buf == NULL)
+		return 0;
+	cleanup_free char *what = ocil_xasprintf("%s: info/link.json", p->file);
+	cleanup_json json_t *j = NULL;
+	if (ocil_json_parse_max(buf, len, OCIL_CONDAPKG_MAX_INFO, what, &j, err) < 0)
+		return -1;
+	const json_t *na = json_object_get(j, "noarch");
+	const char *type = ocil_json_opt_string(na, "type");
+	if (type != NULL && strcmp(type, "python") == 0)
+		p->noarch_python = true;
+	const json_t *eps = json_object_get(na, "entry_points");
+	size_t i;
+	const json_t *e;
+	json_array_foreach(eps, i, e)
+	{
+		const char *s = json_string_value(e);
+		const char *eq = s ? strchr(s, '=') : NULL;
+		const char *colon = eq ? strchr(eq, ':') : NULL;
+		if (colon == NULL)
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: entry point %zu is not \"name = module:func\"",
+					      what, i);
+		ocil_strv_push(&p->entry_points, ocil_xstrdup(s));
+	}
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* "name = module:func" -> name, module, func (in place). */
+static bool split_entry_point(char *s, char **name, char **module, char **func)
+{
+	char *eq = strchr(s, '=');
+	char *colon = eq ? strchr(eq, ':') : NULL;
+	if (colon == NULL)
+		return false;
+	*eq = '\0';
+	*colon = '\0';
+	*name = trim(s);
+	*module = trim(eq + 1);
+	*func = trim(colon + 1);
+	return (*name)[0] != '\0' && (*module)[0] != '\0' && (*func)[0] != '\0' &&
+	       strchr(*name, '/') == NULL;
+}
+
+/* Targets: noarch: python paths moved, entry points added. */
+static int map_targets(ocil_condapkg *p, const char *minor, ocil_error **err)
+{
+	if (p->noarch_python && minor == NULL)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s is noarch: python but the lock has no python package",
+				      p->file);
+	for (size_t i = 0; i < p->n_paths; i++) {
+		ocil_condapkg_path *pp = &p->paths[i];
+		const char *s = pp->path;
+		if (p->noarch_python && ocil_str_has_prefix(s, "site-packages/"))
+			pp->target = ocil_xasprintf("lib/python%s/%s", minor, s);
+		else if (p->noarch_python && ocil_str_has_prefix(s, "python-scripts/"))
+			pp->target = ocil_xasprintf("bin/%s", s + strlen("python-scripts/"));
+		else
+			pp->target = ocil_xstrdup(s);
+	}
+	for (size_t i = 0; i < p->entry_points.n; i++) {
+		cleanup_free char *ep = ocil_xstrdup(p->entry_points.v[i]);
+		char *name, *module, *func;
+		if (!split_entry_point(ep, &name, &module, &func))
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: entry point \"%.200s\" is not \"name = "
+					      "module:func\"",
+					      p->file, p->entry_points.v[i]);
+		cleanup_free char *target = ocil_xasprintf("bin/%s", name);
+		ocil_condapkg_path *pp = add_path(p, target, err);
+		if (pp == NULL)
+			return -1;
+		pp->target = ocil_xstrdup(target);
+		free(pp->path_type);
+		pp->path_type = ocil_xstrdup("unix_python_entry_point");
+	}
+	return 0;
+}
+
+static int by_path(const void *a, const void *b, void *ud)
+{
+	const ocil_condapkg *p = ud;
+	return strcmp(p->paths[*(const size_t *)a].path, p->paths[*(const size_t *)b].path);
+}
+
+static int open_pkg(ocil_condapkg *p, const char *md5, const char *sha256, ocil_error **err)
+{
+	if (!ocil_str_has_suffix(p->fn, ".conda") && !ocil_str_has_suffix(p->fn, ".tar.bz2"))
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: not a conda package (want .conda or .tar.bz2)", p->file);
+	if (verify(p, md5, sha256, err) < 0)
+		return -1;
+	info_ctx c = {.p = p};
+	int r = walk_package(p, true, info_entry, &c, err);
+	if (r == 0)
+		r = read_index(p, c.index, c.index_len, err);
+	if (r == 0 && c.paths != NULL)
+		r = paths_from_json(p, c.paths, c.paths_len, err);
+	else if (r == 0)
+		r = paths_from_files(p, c.files, c.has_prefix, err);
+	if (r == 0)
+		r = read_link(p, c.link, c.link_len, err);
+	free(c.index);
+	free(c.paths);
+	free(c.files);
+	free(c.has_prefix);
+	free(c.link);
+	return r;
+}
+
+int ocil_condapkg_map(ocil_condapkg *p, const char *minor, ocil_error **err)
+{
+	if (p->sorted != NULL)
+		return 0;
+	if (map_targets(p, minor, err) < 0)
+		return -1;
+	/* lookups by package path, for the payload walk (entry points are
+	 * not in the payload) */
+	p->sorted = ocil_xcalloc(p->n_paths + 1, sizeof(size_t));
+	for (size_t i = 0; i < p->n_paths; i++)
+		if (strcmp(p->paths[i].path_type, "unix_python_entry_point") != 0)
+			p->sorted[p->n_sorted++] = i;
+	qsort_r(p->sorted, p->n_sorted, sizeof(size_t), by_path, p);
+	return 0;
+}
+
+int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, ocil_condapkg **out,
+		       ocil_error **err)
+{
+	__attribute__((cleanup(freep_pkg))) ocil_condapkg *p = ocil_xcalloc(1, sizeof(*p));
+	p->file = ocil_xstrdup(file);
+	const char *slash = strrchr(file, '/');
+	p->fn = ocil_xstrdup(slash ? slash + 1 : file);
+	if (open_pkg(p, md5, sha256, err) < 0)
+		return -1;
+	*out = p;
+	p = NULL;
+	return 0;
+}
+
+static ocil_condapkg_path *find_path(ocil_condapkg *p, const char *path)
+{
+	size_t lo = 0, hi = p->n_sorted;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->paths[p->sorted[mid]].path, path);
+		if (c == 0)
+			return &p->paths[p->sorted[mid]];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+ocil_condapkg_path *ocil_condapkg_find_target(ocil_condapkg *p, const char *target)
+{
+	for (size_t i = 0; i < p->n_paths; i++)
+		if (strcmp(p->paths[i].target, target) == 0)
+			return &p->paths[i];
+	return NULL;
+}
+
+/* ---- install ---- */
+
+typedef struct {
+	ocil_condapkg *p;
+	const ocil_condapkg_install_opts *o;
+	ocil_layer_writer *w;
+	ocil_hasher *h; /* of the file being written, when it is relocated */
+} install_ctx;
+
+static int out_sink(void *ud, const void *buf, size_t len, ocil_error **err)
+{
+	install_ctx *c = ud;
+	if (c->h != NULL)
+		ocil_hasher_update(c->h, buf, len);
+	return ocil_layer_writer_write(c->w, buf, len, err);
+}
+
+static void finish_hash(install_ctx *c, ocil_condapkg_path *pp)
+{
+	char d[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(c->h, d);
+	ocil_hasher_free(c->h);
+	c->h = NULL;
+	free(pp->sha256_in_prefix);
+	pp->sha256_in_prefix = ocil_xstrdup(ocil_digest_hex(d));
+}
+
+/* Text placeholder: the tar header needs the new size, so the file is
+ * held in memory (capped) and replaced twice: counting, then writing. */
+static int add_text(install_ctx *c, struct archive *a, ocil_condapkg_path *pp, const char *path,
+		    mode_t mode, const char *what, ocil_error **err)
+{
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	if (read_data(a, what, OCIL_CONDAPKG_MAX_TEXT, &buf, &len, err) < 0)
+		return -1;
+	ocil_replacer *r = NULL;
+	if (ocil_replacer_new(OCIL_REPLACE_TEXT, pp->placeholder, c->o->dest, NULL, NULL, &r, err) <
+	    0)
+		return ocil_error_wrap(err, "%s", what);
+	int rc = ocil_replacer_feed(r, buf, len, err);
+	if (rc == 0)
+		rc = ocil_replacer_finish(r, err);
+	uint64_t size = ocil_replacer_output_size(r);
+	ocil_replacer_free(r);
+	r = NULL;
+	if (rc == 0)
+		rc = ocil_replacer_new(OCIL_REPLACE_TEXT, pp->placeholder, c->o->dest, out_sink, c,
+				       &r, err);
+	if (rc == 0)
+		rc = ocil_layer_writer_begin_file(c->w, path, mode, size, err);
+	c->h = rc == 0 ? ocil_hasher_new() : NULL;
+	if (rc == 0)
+		rc = ocil_replacer_feed(r, buf, len, err);
+	if (rc == 0)
+		rc = ocil_replacer_finish(r, err);
+	ocil_replacer_free(r);
+	if (rc == 0)
+		finish_hash(c, pp);
+	ocil_hasher_free(c->h);
+	c->h = NULL;
+	if (rc == 0)
+		rc = ocil_layer_writer_end_file(c->w, err);
+	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
+}
+
+/* A binary placeholder keeps the size: streamed through the replacer; any
+ * other file is copied as it is read. */
+static int add_stream(install_ctx *c, struct archive *a, struct archive_entry *ae,
+		      ocil_condapkg_path *pp, const char *path, mode_t mode, const char *what,
+		      ocil_error **err)
+{
+	if (!archive_entry_size_is_set(ae) || archive_entry_size(ae) < 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: no size in the archive", what);
+	uint64_t size = (uint64_t)archive_entry_size(ae);
+	ocil_replacer *r = NULL;
+	if (pp->placeholder != NULL && ocil_replacer_new(OCIL_REPLACE_BINARY, pp->placeholder,
+							 c->o->dest, out_sink, c, &r, err) < 0)
+		return ocil_error_wrap(err, "%s", what);
+	int rc = ocil_layer_writer_begin_file(c->w, path, mode, size, err);
+	c->h = rc == 0 && r != NULL ? ocil_hasher_new() : NULL;
+	cleanup_free unsigned char *buf = ocil_xmalloc(READ_BLOCK);
+	while (rc == 0) {
+		if ((rc = ocil_cancel_check(c->o->cancel, err)) < 0)
+			break;
+		la_ssize_t n = archive_read_data(a, buf, READ_BLOCK);
+		if (n < 0)
+			rc = archive_fail(a, what, "reading", err);
+		if (n <= 0)
+			break;
+		rc = r != NULL ? ocil_replacer_feed(r, buf, (size_t)n, err)
+			       : ocil_layer_writer_write(c->w, buf, (size_t)n, err);
+	}
+	if (rc == 0 && r != NULL)
+		rc = ocil_replacer_finish(r, err);
+	ocil_replacer_free(r);
+	if (rc == 0 && c->h != NULL)
+		finish_hash(c, pp);
+	ocil_hasher_free(c->h);
+	c->h = NULL;
+	if (rc == 0)
+		rc = ocil_layer_writer_end_file(c->w, err);
+	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
+}
+
+static int install_entry(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+			 ocil_error **err)
+{
+	install_ctx *c = ud;
+	ocil_condapkg_path *pp = find_path(c->p, name);
+	if (pp == NULL || pp->done)
+		return 0; /* not listed (e.g. info/ of a .tar.bz2): conda leaves it out */
+	pp->done = true;
+	if (pp->clobbered)
+		return 0;
+	cleanup_free char *path = ocil_xasprintf("%s/%s", c->o->dest, pp->target);
+	cleanup_free char *what = ocil_xasprintf("%s: %s", c->p->fn, name);
+	if (ocil_layer_writer_add_parents(c->w, path, err) < 0)
+		return ocil_error_wrap(err, "%s", what);
+	mode_t mode = ocil_layer_file_mode(archive_entry_mode(ae));
+	if (archive_entry_hardlink(ae) != NULL)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: a hardlink inside the package is not supported", what);
+	switch (archive_entry_filetype(ae)) {
+	case AE_IFDIR:
+		return ocil_layer_writer_add_dir(c->w, path, mode, err);
+	case AE_IFLNK:
+		if (ocil_layer_writer_add_symlink(c->w, path, archive_entry_symlink(ae), err) < 0)
+			return ocil_error_wrap(err, "%s", what);
+		return 0;
+	case AE_IFREG:
+		if (pp->placeholder != NULL && !pp->binary)
+			return add_text(c, a, pp, path, mode, what, err);
+		return add_stream(c, a, ae, pp, path, mode, what, err);
+	default:
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: not a file, directory or symlink",
+				      what);
+	}
+}
+
+static int write_entry_point(install_ctx *c, ocil_condapkg_path *pp, const char *spec,
+			     ocil_error **err)
+{
+	cleanup_free char *s = ocil_xstrdup(spec);
+	char *name, *module, *func;
+	split_entry_point(s, &name, &module, &func); /* checked when opened */
+	cleanup_free char *import = ocil_xstrndup(func, strcspn(func, "."));
+	cleanup_free char *body = ocil_xasprintf(entry_point_template, module, import, func);
+	cleanup_free char *script =
+	    ocil_xasprintf("#!%s/bin/python%s\n%s", c->o->dest, c->o->python_minor, body);
+	cleanup_free char *path = ocil_xasprintf("%s/%s", c->o->dest, pp->target);
+	pp->done = true;
+	if (ocil_layer_writer_add_parents(c->w, path, err) < 0 ||
+	    ocil_layer_writer_add_file(c->w, path, 0755, script, strlen(script), err) < 0)
+		return ocil_error_wrap(err, "%s: entry point %s", c->p->fn, name);
+	char d[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(script, strlen(script), d);
+	pp->sha256 = ocil_xstrdup(ocil_digest_hex(d));
+	pp->size = (int64_t)strlen(script);
+	return 0;
+}
+
+int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
+			  ocil_layer_writer *w, ocil_error **err)
+{
+	install_ctx c = {.p = p, .o = o, .w = w};
+	if (walk_package(p, false, install_entry, &c, err) < 0)
+		return -1;
+	size_t ep = 0;
+	for (size_t i = 0; i < p->n_paths; i++) {
+		ocil_condapkg_path *pp = &p->paths[i];
+		bool is_ep = strcmp(pp->path_type, "unix_python_entry_point") == 0;
+		const char *spec = is_ep ? p->entry_points.v[ep++] : NULL;
+		if (pp->done || pp->clobbered)
+			continue;
+		if (is_ep) {
+			if (o->python_minor == NULL)
+				return ocil_error_set(err, OCIL_E_INPUT,
+						      "%s: entry points need a python package",
+						      p->file);
+			if (write_entry_point(&c, pp, spec, err) < 0)
+				return -1;
+			continue;
+		}
+		if (strcmp(pp->path_type, "directory") == 0) {
+			cleanup_free char *path = ocil_xasprintf("%s/%s", o->dest, pp->target);
+			if (ocil_layer_writer_add_parents(w, path, err) < 0 ||
+			    ocil_layer_writer_add_dir(w, path, 0755, err) < 0)
+				return -1;
+			pp->done = true;
+			continue;
+		}
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: info/paths.json lists %s, which is not in the package",
+				      p->file, pp->path);
+	}
+	return 0;
+}
+
+/* ---- record ---- */
+
+json_t *ocil_condapkg_record(const ocil_condapkg *p, const char *channel, const char *url,
+			     const char *pkgs_dir)
+{
+	json_t *rec = json_deep_copy(p->index);
+	json_t *files = json_array(), *paths = json_array();
+	for (size_t i = 0; i < p->n_paths; i++) {
+		const ocil_condapkg_path *pp = &p->paths[i];
+		json_array_append_new(files, json_string(pp->target));
+		json_t *e =
+		    json_pack("{s:s, s:s}", "_path", pp->target, "path_type", pp->path_type);
+		if (pp->sha256 != NULL)
+			json_object_set_new(e, "sha256", json_string(pp->sha256));
+		if (pp->size >= 0)
+			json_object_set_new(e, "size_in_bytes", json_integer(pp->size));
+		if (pp->placeholder != NULL) {
+			json_object_set_new(e, "prefix_placeholder", json_string(pp->placeholder));
+			json_object_set_new(e, "file_mode",
+					    json_string(pp->binary ? "binary" : "text"));
+		}
+		if (pp->sha256_in_prefix != NULL)
+			json_object_set_new(e, "sha256_in_prefix",
+					    json_string(pp->sha256_in_prefix));
+		json_array_append_new(paths, e);
+	}
+	cleanup_free char *dist = ocil_xasprintf("%s-%s-%s", p->name, p->version, p->build);
+	cleanup_free char *extracted = ocil_xasprintf("%s/%s", pkgs_dir, dist);
+	cleanup_free char *tarball = ocil_xasprintf("%s/%s", pkgs_dir, p->fn);
+	cleanup_free char *spec = ocil_xasprintf("%s==%s=%s", p->name, p->version, p->build);
+	json_object_set_new(rec, "channel", json_string(channel));
+	json_object_set_new(rec, "url", json_string(url));
+	json_object_set_new(rec, "fn", json_string(p->fn));
+	json_object_set_new(rec, "md5", json_string(p->md5));
+	json_object_set_new(rec, "sha256", json_string(p->sha256));
+	json_object_set_new(rec, "size", json_integer((json_int_t)p->size));
+	json_object_set_new(rec, "files", files);
+	json_object_set_new(rec, "paths_data",
+			    json_pack("{s:o, s:i}", "paths", paths, "paths_version", 1));
+	json_object_set_new(rec, "link", json_pack("{s:s, s:i}", "source", extracted, "type", 1));
+	json_object_set_new(rec, "extracted_package_dir", json_string(extracted));
+	json_object_set_new(rec, "package_tarball_full_path", json_string(tarball));
+	json_object_set_new(rec, "requested_spec", json_string(spec));
+	if (p->noarch_python)
+		json_object_set_new(rec, "package_type", json_string("noarch_python"));
+	return rec;
+}

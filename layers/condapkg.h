@@ -1,0 +1,101 @@
+/* One conda package file (.conda or .tar.bz2), read with libarchive and
+ * installed straight into a layer: no extraction to disk.
+ *
+ * .tar.bz2: a bzip2 tar holding info/ and the payload. .conda: a zip
+ * holding metadata.json, info-<dist>.tar.zst (info/) and
+ * pkg-<dist>.tar.zst (the payload).
+ *
+ * What is installed is what info/paths.json lists (as conda does; older
+ * packages without it: info/files with info/has_prefix), each path with
+ * its prefix_placeholder replaced by the destination prefix: file_mode
+ * "text" everywhere in the file, "binary" conda's way (inside each
+ * NUL-terminated string, NUL-padded to the same length; a destination
+ * longer than the placeholder is an error). A `noarch: python` package's
+ * site-packages/... go to lib/pythonX.Y/site-packages/... and its
+ * python-scripts/... to bin/...; the entry points of its info/link.json
+ * become scripts in bin/ (conda's template, #!<dest>/bin/pythonX.Y). */
+#ifndef OCIL_CONDAPKG_H
+#define OCIL_CONDAPKG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "error.h"
+#include "layer_writer.h"
+#include "util.h"
+
+/* Caps on what we read from a package. */
+#define OCIL_CONDAPKG_MAX_INFO ((size_t)64 << 20)  /* one info/ file */
+#define OCIL_CONDAPKG_MAX_TEXT ((size_t)256 << 20) /* a text file with a placeholder */
+#define OCIL_CONDAPKG_MAX_PATHS 1000000
+
+typedef struct {
+	char *path;		/* in the package */
+	char *target;		/* in the prefix (noarch: python mapped) */
+	char *path_type;	/* "hardlink", "softlink", "directory" */
+	char *placeholder;	/* NULL: none */
+	bool binary;		/* file_mode "binary" */
+	char *sha256;		/* as paths.json says (hex), or NULL */
+	int64_t size;		/* size_in_bytes, -1 when not said */
+	bool clobbered;		/* a later package installs the same target: not written */
+	bool done;		/* written (or clobbered and seen) */
+	char *sha256_in_prefix; /* of a file whose placeholder was replaced */
+} ocil_condapkg_path;
+
+typedef struct {
+	char *file; /* as opened */
+	char *fn;   /* its base name */
+	json_t *index;
+	const char *name, *version, *build, *subdir; /* from index.json */
+	bool noarch_python;
+	ocil_strv entry_points; /* "name = module:func" */
+	ocil_condapkg_path *paths;
+	size_t n_paths;
+	size_t *sorted; /* indexes of the payload's paths by path, for lookups */
+	size_t n_sorted;
+	char md5[33], sha256[65];
+	uint64_t size;
+} ocil_condapkg;
+
+/* Open file, check it against the md5 and/or sha256 given (hex; NULL: not
+ * checked, but at least one must be given) and read its info/. Errors,
+ * OCIL_E_INPUT naming the file: unreadable, "md5 mismatch (lock says ...,
+ * file has ...)", not a .conda/.tar.bz2, no info/index.json, malformed
+ * index.json/paths.json/link.json (what, where), a path escaping the
+ * prefix, caps exceeded. */
+int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, ocil_condapkg **out,
+		       ocil_error **err);
+/* Decide the targets, once, before install: python_minor ("3.11") maps
+ * noarch: python paths and entry points (NULL for such a package is an
+ * error). */
+int ocil_condapkg_map(ocil_condapkg *p, const char *python_minor, ocil_error **err);
+void ocil_condapkg_free(ocil_condapkg *p);
+
+/* The path of p whose target is target, or NULL. */
+ocil_condapkg_path *ocil_condapkg_find_target(ocil_condapkg *p, const char *target);
+
+typedef struct {
+	const char *dest;	  /* e.g. /opt/conda-env */
+	const char *python_minor; /* for entry points; may be NULL without any */
+	const ocil_cancel *cancel;
+} ocil_condapkg_install_opts;
+
+/* Write the package's paths (except clobbered ones) under dest, parents
+ * first as needed, in the package's order, then its entry points. A path
+ * paths.json lists that the payload lacks is an error; payload entries it
+ * does not list are left out. */
+int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
+			  ocil_layer_writer *w, ocil_error **err);
+
+/* The conda-meta record (PrefixRecord) conda writes for the installed
+ * package: index.json's fields, plus channel, url, fn, md5, sha256, size,
+ * files, paths_data, link, requested_spec, package_tarball_full_path,
+ * extracted_package_dir (the last two under pkgs_dir, where conda would have
+ * them). channel ("https://conda.anaconda.org/conda-forge/linux-64") and
+ * url as the lock says. */
+json_t *ocil_condapkg_record(const ocil_condapkg *p, const char *channel, const char *url,
+			     const char *pkgs_dir);
+
+#endif
