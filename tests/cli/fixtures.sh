@@ -23,6 +23,8 @@ bash "$TD/mk-prefix.sh" "$FIXTURES/prefix-run" "$ORIGIN" "$PYVER" run
 # a noarch entry point, a .pc file and a pip-installed console script.
 bash "$TD/mk-fidelity-prefix.sh" "$FIXTURES/prefix-fidelity" \
 	/home/runner/miniconda3/envs/blog-test-with-a-long-name "$PYVER"
+# Packages and locks for assemble --conda-lock (issue 10), python from prefix-run.
+bash "$TD/mk-pkgs.sh" "$FIXTURES/lock" "$FIXTURES/prefix-run" "$PYVER"
 echo "$PYVER" >"$FIXTURES/pyver"
 touch "$FIXTURES/.stamp-$stamp"
 echo "fixtures built in $FIXTURES (python $PYVER)"

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Helper of mk-pkgs.sh (stdlib only; the zstd CLI for .conda members).
+
+  pkgs OUT PREFIX PYVER WHEREAMI_ELF
+      write into OUT/pkgs real-format conda packages, into OUT/wheels a wheel, and the
+      locks OUT/explicit.txt and OUT/conda-lock.yml naming them (see mk-pkgs.sh).
+
+Packages are built the way conda-build / conda-package-handling lay them out: a
+.tar.bz2 holds info/ (first) and the payload; a .conda is a zip (stored, not deflated)
+of metadata.json, pkg-<dist>.tar.zst and info-<dist>.tar.zst. Everything is
+deterministic (fixed mtimes, sorted members), so the hashes are stable.
+"""
+
+import base64
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location(
+    "fidelity", os.path.join(HERE, "mk-fidelity-helper.py"))
+fidelity = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fidelity)
+
+CHANNEL = fidelity.CHANNEL
+MTIME = fidelity.TIMESTAMP // 1000
+TEXT_PLACEHOLDER = fidelity.TEXT_PLACEHOLDER
+
+
+class Package(fidelity.Package):
+    """fidelity.Package plus symlinks and the two archive formats."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.links = []  # (path, target)
+
+    def link(self, path, target):
+        self.links.append((path, target))
+
+    def paths_json(self):
+        pj = super().paths_json()
+        for path, _ in self.links:
+            pj["paths"].append({"_path": path, "path_type": "softlink",
+                                "sha256": fidelity.sha256_bytes(b""), "size_in_bytes": 0})
+        pj["paths"].sort(key=lambda e: e["_path"])
+        return pj
+
+    def info_files(self):
+        info = super().info_files()
+        names = sorted([p for p, *_ in self.files] + [p for p, _ in self.links])
+        info["info/files"] = "".join(p + "\n" for p in names).encode()
+        return info
+
+    def _add_members(self, tf, members):
+        for m in sorted(members, key=lambda m: m[0]):
+            path, data, mode, target = m
+            ti = tarfile.TarInfo(path)
+            ti.mtime, ti.uname, ti.gname = MTIME, "", ""
+            if target is not None:
+                ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, target, 0o777
+                tf.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), mode
+                tf.addfile(ti, io.BytesIO(data))
+
+    def payload(self):
+        return ([(p, d, m, None) for p, d, m, _, _ in self.files]
+                + [(p, b"", 0, t) for p, t in self.links])
+
+    def info_members(self):
+        return [(k, v, 0o644, None) for k, v in self.info_files().items()]
+
+    def write_tar_bz2(self, out_dir):
+        path = os.path.join(out_dir, self.dist + ".tar.bz2")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            self._add_members(tf, self.info_members())  # info/ first, as conda-build does
+            self._add_members(tf, self.payload())
+        import bz2
+        with open(path, "wb") as f:
+            f.write(bz2.compress(buf.getvalue(), 9))
+        return path
+
+    def _tar_zst(self, members):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            self._add_members(tf, members)
+        return subprocess.run(["zstd", "-q", "-c", "-10", "--no-check"], input=buf.getvalue(),
+                              stdout=subprocess.PIPE, check=True).stdout
+
+    def write_conda(self, out_dir):
+        path = os.path.join(out_dir, self.dist + ".conda")
+        members = [
+            ("metadata.json", json.dumps({"conda_pkg_format_version": 2}).encode()),
+            ("pkg-%s.tar.zst" % self.dist, self._tar_zst(self.payload())),
+            ("info-%s.tar.zst" % self.dist, self._tar_zst(self.info_members())),
+        ]
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+            for name, data in members:
+                zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                zi.external_attr = 0o644 << 16
+                z.writestr(zi, data)
+        return path
+
+
+def python_package(prefix, pyver):
+    """python itself, from the runnable fixture prefix (mk-prefix.sh run): bin/pythonX.Y,
+    its stdlib and shared libraries; site-packages holds only conda's README."""
+    full = subprocess.run(["/usr/bin/python%s" % pyver, "-S", "-c",
+                           "import platform; print(platform.python_version())"],
+                          stdout=subprocess.PIPE, check=True, text=True).stdout.strip()
+    p = Package("python", full, "h0_0_cpython", depends=["libgcc-ng >=12"],
+                license="Python-2.0", summary="python from Debian's build (fixture)")
+    std = "lib/python%s" % pyver
+    skip = {std + "/site-packages", std + "/dist-packages", "lib/fixture-binary.dat"}
+    p.add("bin/python" + pyver, fidelity.read(os.path.join(prefix, "bin", "python" + pyver)),
+          0o755)
+    p.link("bin/python", "python" + pyver)
+    p.link("bin/python3", "python" + pyver)
+    for top in sorted(os.listdir(os.path.join(prefix, "lib"))):
+        rel = "lib/" + top
+        full_path = os.path.join(prefix, rel)
+        if rel in skip or (not top.startswith("lib") and rel != std):
+            continue
+        if rel == std:
+            for root, dirs, files in os.walk(full_path):
+                dirs.sort()
+                for name in sorted(files + [d for d in dirs
+                                            if os.path.islink(os.path.join(root, d))]):
+                    f = os.path.join(root, name)
+                    r = os.path.relpath(f, prefix)
+                    if r in skip or "/__pycache__/" in r:
+                        continue
+                    if os.path.islink(f):
+                        p.link(r, os.readlink(f))
+                    else:
+                        p.add(r, fidelity.read(f), os.stat(f).st_mode & 0o777)
+                dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))
+                           and os.path.join(os.path.relpath(root, prefix), d) not in skip]
+        elif os.path.isfile(full_path):
+            p.add(rel, fidelity.read(full_path), 0o755)
+    p.add(std + "/site-packages/README.txt",
+          "This directory exists so that 3rd party packages can be installed here.\n")
+    # Debian's site.py looks in dist-packages (see REFERENCE.md)
+    p.link(std + "/dist-packages", "site-packages")
+    return p
+
+
+def hellotool_package():
+    p = Package("hellotool", "1.0", "h0_0",
+                summary="a script holding conda's text placeholder (fixture)")
+    p.add("bin/hellotool", "#!/bin/sh\n# hellotool: conda replaces the prefix below at "
+          "install time\necho \"hellotool installed at %s\"\n" % TEXT_PLACEHOLDER,
+          0o755, TEXT_PLACEHOLDER, "text")
+    p.link("bin/hello", "hellotool")
+    p.add("share/common/owner.txt", "hellotool\n")
+    return p
+
+
+def whereami_package(elf):
+    p = fidelity.whereami_package(elf)
+    q = Package(p.name, p.version, p.build, depends=p.depends, summary=p.summary)
+    q.files = list(p.files)
+    q.add("share/common/owner.txt", "whereami\n")  # also in hellotool: later wins
+    return q
+
+
+def greetpkg_package():
+    p = fidelity.greetpkg_package()
+    q = Package(p.name, p.version, p.build, subdir=p.subdir, noarch=p.noarch,
+                depends=p.depends, entry_points=p.entry_points, summary=p.summary)
+    q.files = list(p.files)
+    return q
+
+
+def wheel(out_dir):
+    """wheeldemo-1.0-py3-none-any.whl: pure Python with a console script."""
+    di = "wheeldemo-1.0.dist-info/"
+    files = {
+        "wheeldemo/__init__.py": b'"""wheeldemo: wheel fixture."""\n\n\n'
+                                 b'def main():\n    print("wheeldemo ok")\n    return 0\n',
+        di + "METADATA": b"Metadata-Version: 2.1\nName: wheeldemo\nVersion: 1.0\n"
+                         b"Summary: pure-Python wheel with a console script (fixture)\n\n",
+        di + "WHEEL": b"Wheel-Version: 1.0\nGenerator: bdist_wheel (0.38.4)\n"
+                      b"Root-Is-Purelib: true\nTag: py3-none-any\n\n",
+        di + "entry_points.txt": b"[console_scripts]\nwheeldemo = wheeldemo:main\n",
+        di + "top_level.txt": b"wheeldemo\n",
+    }
+    rows = [(k, fidelity.record_hash(v), str(len(v))) for k, v in files.items()]
+    rows.append((di + "RECORD", "", ""))
+    files[di + "RECORD"] = fidelity.csv_rows(rows)
+    path = os.path.join(out_dir, "wheeldemo-1.0-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(files):
+            zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            z.writestr(zi, files[name])
+    return path
+
+
+def digests(path):
+    data = fidelity.read(path)
+    return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+
+
+def cmd_pkgs(out, prefix, pyver, elf):
+    pkgs, wheels = os.path.join(out, "pkgs"), os.path.join(out, "wheels")
+    os.makedirs(pkgs)
+    os.makedirs(wheels)
+    built = [  # lock order
+        (python_package(prefix, pyver), "conda"),
+        (hellotool_package(), "tar.bz2"),
+        (whereami_package(fidelity.read(elf)), "conda"),
+        (greetpkg_package(), "tar.bz2"),
+    ]
+    entries = []
+    for p, fmt in built:
+        path = p.write_conda(pkgs) if fmt == "conda" else p.write_tar_bz2(pkgs)
+        md5, sha = digests(path)
+        url = "%s/%s/%s" % (CHANNEL, p.subdir, os.path.basename(path))
+        entries.append((p, url, md5, sha))
+    with open(os.path.join(out, "explicit.txt"), "w") as f:
+        f.write("# This file may be used to create an environment using:\n"
+                "# $ conda create --name <env> --file <this file>\n"
+                "# platform: linux-64\n@EXPLICIT\n")
+        for i, (p, url, md5, sha) in enumerate(entries):
+            # conda's --md5 form, and the newer #sha256: form for one entry
+            f.write("%s#%s\n" % (url, "sha256:" + sha if i == 2 else md5))
+    whl = wheel(wheels)
+    _, whl_sha = digests(whl)
+    with open(os.path.join(out, "conda-lock.yml"), "w") as f:
+        f.write("# generated by mk-pkgs-helper.py in conda-lock's version 1 format\n"
+                "version: 1\nmetadata:\n  content_hash:\n    linux-64: %s\n"
+                "  channels:\n  - url: conda-forge\n    used_env_vars: []\n"
+                "  platforms:\n  - linux-64\n  - osx-64\n  sources:\n  - environment.yml\n"
+                "package:\n" % ("0" * 64))
+        for p, url, md5, sha in entries:
+            deps = "".join("    %s: '%s'\n" % tuple((d.split(" ", 1) + [""])[:2])
+                           for d in p.depends)
+            f.write("- name: %s\n  version: %s\n  manager: conda\n  platform: linux-64\n"
+                    "  dependencies:%s\n%s  url: %s\n  hash:\n    md5: %s\n    sha256: %s\n"
+                    "  category: main\n  optional: false\n"
+                    % (p.name, p.version, "" if deps else " {}", deps, url, md5, sha))
+        # the other platform's entries are not for this build
+        f.write("- name: python\n  version: 3.11.0\n  manager: conda\n  platform: osx-64\n"
+                "  dependencies: {}\n  url: %s/osx-64/python-3.11.0-h_0_cpython.conda\n"
+                "  hash:\n    md5: %s\n    sha256: %s\n  category: main\n  optional: false\n"
+                % (CHANNEL, "1" * 32, "1" * 64))
+        f.write("- name: wheeldemo\n  version: '1.0'\n  manager: pip\n  platform: linux-64\n"
+                "  dependencies: {}\n  url: https://files.pythonhosted.org/packages/%s\n"
+                "  hash:\n    sha256: %s\n  category: main\n  optional: false\n"
+                % (os.path.basename(whl), whl_sha))
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    {"pkgs": cmd_pkgs}[sys.argv[1]](*sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
