@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# assemble --conda-lock --pkgs-dir (issue 10): the conda layer is built from a lock file
+# and a directory of real-format .conda/.tar.bz2 packages, without conda. Inside the
+# image (umoci unpack, then bubblewrap as uid 993 on a read-only root) the placeholders
+# say /opt/conda-env, the noarch entry point runs, python imports the packages, and the
+# conda-meta records are there for inspect/check/--sbom (and conda list).
+. "$(dirname "$0")/lib.sh"
+
+PYVER=$(cat "$FIXTURES/pyver")
+B=$FIXTURES/base-run
+L=$FIXTURES/lock
+make_code "$T/code"
+assemble() {
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" \
+		--handler example.lambda_handler "$@"
+}
+assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/out" \
+	>"$T/digest1" 2>"$T/warn"
+grep -F "share/common/owner.txt is in both hellotool-1.0-h0_0.tar.bz2 and whereami-1.0-h0_0.conda; whereami-1.0-h0_0.conda, later in the lock, wins" \
+	"$T/warn" >/dev/null || fail "conflict warning: $(cat "$T/warn")"
+ok "assembled from the explicit lock; the path two packages share is reported"
+
+umoci unpack --rootless --image "$T/out:latest" "$T/bundle" >/dev/null
+R=$T/bundle/rootfs
+E=$R/opt/conda-env
+run() {
+	bwrap --ro-bind "$R" / --proc /proc --dev /dev --tmpfs /tmp --unshare-all \
+		--uid 993 --gid 990 --clearenv --setenv PATH /var/lang/bin:/usr/bin:/bin \
+		--chdir /tmp "$@"
+}
+[ "$(run /opt/conda-env/bin/whereami)" = /opt/conda-env ] || fail "binary placeholder: $(run /opt/conda-env/bin/whereami)"
+[ "$(run /opt/conda-env/bin/whereami --libdir)" = /opt/conda-env/lib ] || fail "whereami --libdir"
+[ "$(stat -c %s "$E/bin/whereami")" = "$(json "$E/conda-meta/whereami-1.0-h0_0.json" \
+	'[p["size_in_bytes"] for p in j["paths_data"]["paths"] if p["_path"] == "bin/whereami"][0]')" ] ||
+	fail "the binary's size changed"
+ok "the binary placeholder is /opt/conda-env, NUL-padded"
+[ "$(run /opt/conda-env/bin/hellotool)" = "hellotool installed at /opt/conda-env" ] || fail "text placeholder"
+[ "$(readlink "$E/bin/hello")" = hellotool ] || fail "symlink in a package"
+grep -x "prefix=/opt/conda-env" "$E/lib/pkgconfig/whereami.pc" >/dev/null || fail ".pc file"
+[ "$(cat "$E/share/common/owner.txt")" = whereami ] || fail "later package wins"
+ok "text placeholders replaced, symlinks kept, the later package's file kept"
+[ "$(run /opt/conda-env/bin/greet)" = "hello from greetpkg" ] || fail "noarch entry point"
+head -n 1 "$E/bin/greet" | grep -x "#!/opt/conda-env/bin/python$PYVER" >/dev/null || fail "entry point shebang"
+[ -f "$E/lib/python$PYVER/site-packages/greetpkg/__init__.py" ] || fail "noarch site-packages mapping"
+out=$(run /opt/conda-env/bin/python -B -c 'import sys, json, ssl, greetpkg; print(sys.prefix)')
+[ "$out" = /opt/conda-env ] || fail "import through the prefix python: $out"
+out=$(run /var/lang/bin/python$PYVER -B -c 'import greetpkg, sys; print(sys.prefix)')
+[ "$out" = /opt/conda-env ] || fail "import through the Lambda python: $out"
+ok "the noarch entry point runs, python imports the packages"
+
+for rec in python-*-h0_0_cpython hellotool-1.0-h0_0 whereami-1.0-h0_0 greetpkg-0.1-pyh_0; do
+	f=$(echo "$E"/conda-meta/$rec.json)
+	[ -f "$f" ] || fail "conda-meta record $rec missing"
+done
+G=$E/conda-meta/greetpkg-0.1-pyh_0.json
+[ "$(json "$G" 'j["channel"]')" = https://conda.anaconda.org/conda-forge/noarch ] || fail "record channel"
+[ "$(json "$G" 'j["url"]')" = https://conda.anaconda.org/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2 ] || fail "record url"
+[ "$(json "$G" 'j["md5"]')" = "$(md5sum "$L/pkgs/greetpkg-0.1-pyh_0.tar.bz2" | cut -d' ' -f1)" ] || fail "record md5"
+[ "$(json "$G" '"bin/greet" in j["files"] and "lib/python'"$PYVER"'/site-packages/greetpkg/__init__.py" in j["files"]')" = True ] ||
+	fail "record files"
+[ "$(json "$G" '[p["path_type"] for p in j["paths_data"]["paths"] if p["_path"] == "bin/greet"]')" = "['unix_python_entry_point']" ] ||
+	fail "entry point in paths_data"
+W=$E/conda-meta/whereami-1.0-h0_0.json
+[ "$(json "$W" '[p["file_mode"] for p in j["paths_data"]["paths"] if p["_path"] == "bin/whereami"]')" = "['binary']" ] ||
+	fail "binary placeholder in paths_data"
+[ "$(json "$W" '[p["sha256_in_prefix"] for p in j["paths_data"]["paths"] if p["_path"] == "bin/whereami"][0]')" = \
+	"$(sha256sum "$E/bin/whereami" | cut -d' ' -f1)" ] || fail "sha256_in_prefix"
+grep -F "+https://conda.anaconda.org/conda-forge/noarch::greetpkg-0.1-pyh_0" "$E/conda-meta/history" >/dev/null ||
+	fail "conda-meta/history"
+ok "conda-meta records (channel, url, md5, files, paths_data) and history written"
+
+$OCILAMBDA inspect "oci:$T/out" >"$T/inspect"
+grep -E "^Conda: +/opt/conda-env, 4 packages" "$T/inspect" >/dev/null || fail "inspect: $(cat "$T/inspect")"
+grep -E "^  whereami +1.0 +h0_0 +conda-forge" "$T/inspect" >/dev/null || fail "inspect lists whereami"
+$OCILAMBDA check "oci:$T/out" >/dev/null || fail "check"
+assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/out2" \
+	--sbom "$T/sbom.json" >"$T/digest2" 2>/dev/null
+[ "$(cat "$T/digest1")" = "$(cat "$T/digest2")" ] || fail "two builds differ"
+[ "$(json "$T/sbom.json" 'sorted(p["name"] for p in j["packages"])')" = "['greetpkg', 'hellotool', 'python', 'whereami']" ] ||
+	fail "sbom packages"
+ok "inspect and check read the result, --sbom lists the packages, two builds give the same digest"
+
+assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --output "oci:$T/yml" >/dev/null 2>&1
+umoci unpack --rootless --image "$T/yml:latest" "$T/b2" >/dev/null
+R=$T/b2/rootfs
+[ "$(run /opt/conda-env/bin/whereami)" = /opt/conda-env ] || fail "conda-lock.yml: whereami"
+[ "$(run /opt/conda-env/bin/greet)" = "hello from greetpkg" ] || fail "conda-lock.yml: greet"
+[ "$(ls "$R/opt/conda-env/conda-meta" | wc -l)" = 5 ] || fail "conda-lock.yml: records"
+ok "a conda-lock.yml gives the same environment (its osx-64 entry left out)"
+
+# bad input
+cp -r "$L/pkgs" "$T/tampered"
+printf 'X' | dd of="$T/tampered/hellotool-1.0-h0_0.tar.bz2" bs=1 seek=100 conv=notrunc 2>/dev/null
+expect_fail 2 "hellotool-1.0-h0_0.tar.bz2: md5 mismatch" \
+	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$T/tampered" --output "oci:$T/bad"
+printf 'X' | dd of="$T/tampered/whereami-1.0-h0_0.conda" bs=1 seek=100 conv=notrunc 2>/dev/null
+cp "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" "$T/tampered/"
+expect_fail 2 "whereami-1.0-h0_0.conda: sha256 mismatch" \
+	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$T/tampered" --output "oci:$T/bad"
+{ cat "$L/explicit.txt"; echo "https://conda.anaconda.org/conda-forge/linux-64/nothere-1.0-h0_0.tar.bz2#0123456789abcdef0123456789abcdef"; } >"$T/missing.txt"
+expect_fail 2 "missing.txt:9: nothere-1.0-h0_0.tar.bz2 is not in $L/pkgs" \
+	assemble --conda-lock "$T/missing.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+{
+	cat "$L/explicit.txt"
+	echo "https://conda.anaconda.org/conda-forge/win-64/vc-14.3-h64f974e_17.conda#0123456789abcdef0123456789abcdef"
+	echo "https://conda.anaconda.org/conda-forge/osx-64/libcxx-16.0.6-hd57cbcb_0.conda#0123456789abcdef0123456789abcdef"
+} >"$T/foreign.txt"
+expect_fail 2 "foreign.txt lists 2 packages for another platform than linux-64: win-64/vc-14.3-h64f974e_17.conda, osx-64/libcxx-16.0.6-hd57cbcb_0.conda" \
+	assemble --conda-lock "$T/foreign.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+sed 's/#.*$//' "$L/explicit.txt" | sed 's/^ *$/# x/' >"$T/nohash.txt"
+expect_fail 2 "has no #md5 or #sha256:HEX" \
+	assemble --conda-lock "$T/nohash.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+grep -v python "$L/explicit.txt" >"$T/nopython.txt"
+expect_fail 2 "no python package" \
+	assemble --conda-lock "$T/nopython.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+[ ! -e "$T/bad" ] || fail "output written on bad input"
+ok "tampered package, missing file, other platforms, no hash, no python: exit 2 naming them"
+
+expect_fail 1 "--conda-prefix and --conda-lock are mutually exclusive" \
+	assemble --conda-prefix "$FIXTURES/prefix-run" --conda-lock "$L/explicit.txt" \
+	--pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+expect_fail 1 "--conda-lock needs --pkgs-dir" \
+	assemble --conda-lock "$L/explicit.txt" --output "oci:$T/bad"
+expect_fail 1 "--conda-prefix or --conda-lock is required" assemble --output "oci:$T/bad"
+expect_fail 1 "--exclude applies to --conda-prefix only" \
+	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --exclude x --output "oci:$T/bad"
+ok "usage errors: both sources, no --pkgs-dir, neither, prefix-only options"
+no_litter "$T"
+done_testing
