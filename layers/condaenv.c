@@ -1,9 +1,12 @@
 #include "condaenv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <ctype.h>
 
 #include "json.h"
 
@@ -17,6 +20,10 @@ void ocil_condaenv_clear(ocil_condaenv *env)
 	for (size_t i = 0; i < env->n; i++)
 		ocil_condapkg_free(env->pkgs[i]);
 	free(env->pkgs);
+	for (size_t i = 0; i < env->n_wheels; i++)
+		ocil_wheel_free(env->wheels[i]);
+	free(env->wheels);
+	free(env->wheels_dir);
 	ocil_condalock_clear(&env->lock);
 	ocil_strv_clear(&env->warnings);
 	free(env->lock_path);
@@ -55,9 +62,12 @@ static int open_all(ocil_condaenv *env, ocil_error **err)
 	return 0;
 }
 
+/* A path someone installs: conda packages in lock order, then wheels. */
 typedef struct {
-	const char *target;
-	size_t pkg, path;
+	const char *target, *fn;
+	size_t order, seq;
+	bool dir;
+	bool *clobbered;
 } owner;
 
 static int by_target(const void *a, const void *b)
@@ -66,46 +76,130 @@ static int by_target(const void *a, const void *b)
 	int c = strcmp(x->target, y->target);
 	if (c != 0)
 		return c;
-	return x->pkg < y->pkg ? -1 : x->pkg > y->pkg;
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Two packages with the same path: the later in the lock wins. */
+static owner *collect_owners(ocil_condaenv *env, size_t *n)
+{
+	size_t cap = 0, k = 0;
+	for (size_t i = 0; i < env->n; i++)
+		cap += env->pkgs[i]->n_paths;
+	for (size_t i = 0; i < env->n_wheels; i++)
+		cap += env->wheels[i]->n_files;
+	owner *v = ocil_xcalloc(cap + 1, sizeof(*v));
+	for (size_t i = 0; i < env->n; i++)
+		for (size_t j = 0; j < env->pkgs[i]->n_paths; j++) {
+			ocil_condapkg_path *pp = &env->pkgs[i]->paths[j];
+			v[k++] = (owner){pp->target,
+					 env->pkgs[i]->fn,
+					 i,
+					 j,
+					 strcmp(pp->path_type, "directory") == 0,
+					 &pp->clobbered};
+		}
+	for (size_t i = 0; i < env->n_wheels; i++)
+		for (size_t j = 0; j < env->wheels[i]->n_files; j++) {
+			ocil_wheel_file *f = &env->wheels[i]->files[j];
+			v[k++] = (owner){f->target, env->wheels[i]->fn, env->n + i, j,
+					 false,	    &f->clobbered};
+		}
+	*n = k;
+	return v;
+}
+
+/* Two packages with the same path: the later one wins (conda packages in
+ * lock order, then wheels). */
 static void resolve_conflicts(ocil_condaenv *env)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < env->n; i++)
-		n += env->pkgs[i]->n_paths;
-	owner *v = ocil_xcalloc(n + 1, sizeof(*v));
-	size_t k = 0;
-	for (size_t i = 0; i < env->n; i++)
-		for (size_t j = 0; j < env->pkgs[i]->n_paths; j++)
-			v[k++] = (owner){env->pkgs[i]->paths[j].target, i, j};
+	size_t n = 0, clobbered = 0;
+	owner *v = collect_owners(env, &n);
 	qsort(v, n, sizeof(*v), by_target);
-	size_t clobbered = 0;
 	for (size_t i = 0; i + 1 < n; i++) {
-		if (strcmp(v[i].target, v[i + 1].target) != 0)
+		if (strcmp(v[i].target, v[i + 1].target) != 0 || (v[i].dir && v[i + 1].dir))
 			continue;
-		ocil_condapkg_path *pp = &env->pkgs[v[i].pkg]->paths[v[i].path];
-		const ocil_condapkg_path *winner = &env->pkgs[v[i + 1].pkg]->paths[v[i + 1].path];
-		if (strcmp(pp->path_type, "directory") == 0 &&
-		    strcmp(winner->path_type, "directory") == 0)
-			continue;
-		pp->clobbered = true;
-		if (v[i].pkg == v[i + 1].pkg)
+		*v[i].clobbered = true;
+		if (v[i].order == v[i + 1].order)
 			continue; /* an entry point over the package's own file */
 		if (clobbered++ < MAX_WARNINGS)
 			ocil_strv_push(&env->warnings,
 				       ocil_xasprintf("%s is in both %s and %s; %s, later in the "
 						      "lock, wins",
-						      v[i].target, env->pkgs[v[i].pkg]->fn,
-						      env->pkgs[v[i + 1].pkg]->fn,
-						      env->pkgs[v[i + 1].pkg]->fn));
+						      v[i].target, v[i].fn, v[i + 1].fn,
+						      v[i + 1].fn));
 	}
 	if (clobbered > MAX_WARNINGS)
 		ocil_strv_push(&env->warnings,
 			       ocil_xasprintf("%zu more paths are in more than one package",
 					      clobbered - MAX_WARNINGS));
 	free(v);
+}
+
+/* "awslambdaric", "AWS-Lambda_ric" -> pip's normalized form */
+static bool same_project(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		char x = *a == '-' || *a == '.' ? '_' : (char)tolower((unsigned char)*a);
+		char y = *b == '-' || *b == '.' ? '_' : (char)tolower((unsigned char)*b);
+		if (x != y)
+			return false;
+		if (x == '\0')
+			return true;
+	}
+}
+
+static const char *arch_of(const char *subdir)
+{
+	if (strcmp(subdir, "linux-64") == 0)
+		return "x86_64";
+	const char *dash = strchr(subdir, '-');
+	return dash ? dash + 1 : subdir;
+}
+
+static int list_wheels(const char *dir, ocil_strv *out, ocil_error **err)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "wheels directory %s", dir);
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		if (ocil_str_has_suffix(de->d_name, ".whl") && de->d_name[0] != '.')
+			ocil_strv_push(out, ocil_xstrdup(de->d_name));
+	closedir(d);
+	ocil_strv_sort(out);
+	return 0;
+}
+
+/* The lock's pip entries from wheels_dir; without any, every wheel there. */
+static int open_wheels(ocil_condaenv *env, const char *subdir, const char *minor, ocil_error **err)
+{
+	const ocil_condalock *l = &env->lock;
+	if (l->n_wheels > 0 && env->wheels_dir == NULL)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s lists %zu pip package%s (%s%s); give --wheels-dir",
+				      env->lock_path, l->n_wheels, l->n_wheels == 1 ? "" : "s",
+				      l->wheels[0].fn, l->n_wheels > 1 ? ", ..." : "");
+	if (env->wheels_dir == NULL)
+		return 0;
+	cleanup_strv ocil_strv names = {0};
+	if (l->n_wheels == 0 && list_wheels(env->wheels_dir, &names, err) < 0)
+		return -1;
+	size_t n = l->n_wheels > 0 ? l->n_wheels : names.n;
+	env->wheels = ocil_xcalloc(n + 1, sizeof(*env->wheels));
+	for (size_t i = 0; i < n; i++) {
+		const ocil_condalock_pkg *lp = l->n_wheels > 0 ? &l->wheels[i] : NULL;
+		const char *fn = lp ? lp->fn : names.v[i];
+		cleanup_free char *file = ocil_xasprintf("%s/%s", env->wheels_dir, fn);
+		struct stat st;
+		if (lp != NULL && stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+			return ocil_error_set(err, OCIL_E_INPUT, "%s:%u: %s is not in %s",
+					      env->lock_path, lp->line, fn, env->wheels_dir);
+		if (ocil_wheel_open(file, lp ? lp->sha256 : NULL, minor, arch_of(subdir),
+				    &env->wheels[i], err) < 0)
+			return -1;
+		env->n_wheels++;
+	}
+	return 0;
 }
 
 static int load(ocil_condaenv *env, const char *subdir, ocil_conda_info *info, ocil_error **err)
@@ -133,19 +227,26 @@ static int load(ocil_condaenv *env, const char *subdir, ocil_conda_info *info, o
 	for (size_t i = 0; i < env->n; i++)
 		if (ocil_condapkg_map(env->pkgs[i], info->python_minor, err) < 0)
 			return -1;
+	if (open_wheels(env, subdir, info->python_minor, err) < 0)
+		return -1;
+	for (size_t i = 0; i < env->n_wheels; i++)
+		if (same_project(env->wheels[i]->name, "awslambdaric"))
+			info->has_awslambdaric = true;
 	resolve_conflicts(env);
 	info->subdir = ocil_xstrdup(subdir);
 	info->records = env->n;
 	return 0;
 }
 
-int ocil_condaenv_load(const char *lock, const char *pkgs_dir, const char *subdir,
-		       ocil_condaenv *env, ocil_conda_info *info, ocil_error **err)
+int ocil_condaenv_load(const char *lock, const char *pkgs_dir, const char *wheels_dir,
+		       const char *subdir, ocil_condaenv *env, ocil_conda_info *info,
+		       ocil_error **err)
 {
 	memset(env, 0, sizeof(*env));
 	memset(info, 0, sizeof(*info));
 	env->lock_path = ocil_xstrdup(lock);
 	env->pkgs_dir = ocil_xstrdup(pkgs_dir);
+	env->wheels_dir = wheels_dir ? ocil_xstrdup(wheels_dir) : NULL;
 	struct stat st;
 	int r = 0;
 	if (stat(pkgs_dir, &st) < 0)
@@ -232,6 +333,10 @@ int ocil_condaenv_write_layer(ocil_condaenv *env, const ocil_condaenv_opts *o, o
 		    ocil_condapkg_install(env->pkgs[i], &io, w, err) < 0)
 			return -1;
 	}
+	ocil_wheel_install_opts wo = {.dest = o->dest, .minor = o->minor, .cancel = o->cancel};
+	for (size_t i = 0; i < env->n_wheels; i++)
+		if (ocil_wheel_install(env->wheels[i], &wo, w, err) < 0)
+			return -1;
 	return write_meta(env, o, w, err);
 }
 

@@ -4,8 +4,9 @@
  * ocil_condaenv_load reads the lock (condalock.h), finds every package file
  * in pkgs_dir by its file name, checks it against the lock's hash, reads
  * its info/ (condapkg.h) and decides who installs which path: packages are
- * installed in lock order, so when two install the same path the later one
- * wins (as conda's clobbering does) and a warning says so.
+ * installed in lock order, then the wheels, so when two install the same
+ * path the later one wins (as conda's clobbering does; pip overwrites too)
+ * and a warning says so.
  * ocil_condaenv_write_layer then streams the packages into the layer:
  * parents of dest, dest, each package's paths in lock order (parents as
  * needed), then conda-meta/<name>-<version>-<build>.json for each package
@@ -25,22 +26,29 @@
 #include "condapkg.h"
 #include "layer_writer.h"
 #include "sbom.h"
+#include "wheel.h"
 
 typedef struct {
-	char *lock_path, *pkgs_dir;
+	char *lock_path, *pkgs_dir, *wheels_dir;
 	ocil_condalock lock;
 	ocil_condapkg **pkgs; /* in lock order, pkgs[i] is lock.pkgs[i] */
 	size_t n;
+	ocil_wheel **wheels; /* installed after the conda packages, in order */
+	size_t n_wheels;
 	ocil_strv warnings; /* one line each: who clobbers whom */
 } ocil_condaenv;
 
-/* subdir: the target's, e.g. "linux-64". Fills info's python_version,
+/* subdir: the target's, e.g. "linux-64". wheels_dir (NULL: none): the
+ * lock's pip entries (conda-lock.yml) are found there by file name and
+ * checked against their sha256; a lock without any installs every *.whl
+ * there, in name order (wheel.h). Fills info's python_version,
  * python_minor, subdir, has_awslambdaric and records (origin stays NULL).
  * OCIL_E_INPUT: the lock's errors; "<lock>:<line>: <fn> is not in
  * <pkgs_dir>"; a package's errors (hash mismatch...); a package whose
  * index.json disagrees with the lock's file name; no python package. */
-int ocil_condaenv_load(const char *lock, const char *pkgs_dir, const char *subdir,
-		       ocil_condaenv *env, ocil_conda_info *info, ocil_error **err);
+int ocil_condaenv_load(const char *lock, const char *pkgs_dir, const char *wheels_dir,
+		       const char *subdir, ocil_condaenv *env, ocil_conda_info *info,
+		       ocil_error **err);
 void ocil_condaenv_clear(ocil_condaenv *env);
 
 typedef struct {

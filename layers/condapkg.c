@@ -68,40 +68,42 @@ static void to_hex(const unsigned char *d, unsigned n, char *out)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static int hash_file(ocil_condapkg *p, ocil_error **err)
+int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *size,
+		   ocil_error **err)
 {
-	cleanup_close int fd = open(p->file, O_RDONLY | O_CLOEXEC);
+	cleanup_close int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", p->file);
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", file);
 	EVP_MD_CTX *m = EVP_MD_CTX_new(), *s = EVP_MD_CTX_new();
 	if (m == NULL || s == NULL || EVP_DigestInit_ex(m, EVP_md5(), NULL) != 1 ||
 	    EVP_DigestInit_ex(s, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(m);
 		EVP_MD_CTX_free(s);
-		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up md5/sha256", p->file);
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up md5/sha256", file);
 	}
 	cleanup_free unsigned char *buf = ocil_xmalloc(READ_BLOCK);
 	int r = 0;
+	*size = 0;
 	for (;;) {
 		ssize_t n = read(fd, buf, READ_BLOCK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = ocil_error_set_errno(err, OCIL_E_INPUT, errno, "reading %s", p->file);
+			r = ocil_error_set_errno(err, OCIL_E_INPUT, errno, "reading %s", file);
 			break;
 		}
 		if (n == 0)
 			break;
 		EVP_DigestUpdate(m, buf, (size_t)n);
 		EVP_DigestUpdate(s, buf, (size_t)n);
-		p->size += (uint64_t)n;
+		*size += (uint64_t)n;
 	}
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned dn = 0;
 	EVP_DigestFinal_ex(m, d, &dn);
-	to_hex(d, dn, p->md5);
+	to_hex(d, dn, md5);
 	EVP_DigestFinal_ex(s, d, &dn);
-	to_hex(d, dn, p->sha256);
+	to_hex(d, dn, sha256);
 	EVP_MD_CTX_free(m);
 	EVP_MD_CTX_free(s);
 	return r;
@@ -112,7 +114,7 @@ static int verify(ocil_condapkg *p, const char *md5, const char *sha256, ocil_er
 	if (md5 == NULL && sha256 == NULL)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: no md5 or sha256 to check it against",
 				      p->file);
-	if (hash_file(p, err) < 0)
+	if (ocil_hash_file(p->file, p->md5, p->sha256, &p->size, err) < 0)
 		return -1;
 	if (sha256 != NULL && strcasecmp(sha256, p->sha256) != 0)
 		return ocil_error_set(err, OCIL_E_INPUT,
@@ -251,9 +253,8 @@ static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud
 	return r;
 }
 
-/* The current entry's data, at most max bytes. */
-static int read_data(struct archive *a, const char *what, size_t max, char **out, size_t *len,
-		     ocil_error **err)
+int ocil_archive_read_all(struct archive *a, const char *what, size_t max, char **out, size_t *len,
+			  ocil_error **err)
 {
 	size_t cap = READ_BLOCK, n = 0;
 	char *buf = ocil_xmalloc(cap + 1);
@@ -305,7 +306,8 @@ static int info_entry(void *ud, struct archive *a, struct archive_entry *ae, con
 		cleanup_free char *what = ocil_xasprintf("%s: %s", c->p->file, name);
 		free(*slots[i]);
 		*slots[i] = NULL;
-		return read_data(a, what, OCIL_CONDAPKG_MAX_INFO, slots[i], lens[i], err);
+		return ocil_archive_read_all(a, what, OCIL_CONDAPKG_MAX_INFO, slots[i], lens[i],
+					     err);
 	}
 	return 0;
 }
@@ -661,7 +663,7 @@ static int add_text(install_ctx *c, struct archive *a, ocil_condapkg_path *pp, c
 {
 	cleanup_free char *buf = NULL;
 	size_t len = 0;
-	if (read_data(a, what, OCIL_CONDAPKG_MAX_TEXT, &buf, &len, err) < 0)
+	if (ocil_archive_read_all(a, what, OCIL_CONDAPKG_MAX_TEXT, &buf, &len, err) < 0)
 		return -1;
 	ocil_replacer *r = NULL;
 	if (ocil_replacer_new(OCIL_REPLACE_TEXT, pp->placeholder, c->o->dest, NULL, NULL, &r, err) <

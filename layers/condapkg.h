@@ -59,6 +59,16 @@ typedef struct {
 	uint64_t size;
 } ocil_condapkg;
 
+struct archive;
+/* The data of the archive's current entry, NUL-terminated, at most max
+ * bytes (more is an OCIL_E_INPUT error naming what). */
+int ocil_archive_read_all(struct archive *a, const char *what, size_t max, char **out, size_t *len,
+			  ocil_error **err);
+
+/* md5 and sha256 (lowercase hex) and size of a file. */
+int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *size,
+		   ocil_error **err);
+
 /* Open file, check it against the md5 and/or sha256 given (hex; NULL: not
  * checked, but at least one must be given) and read its info/. Errors,
  * OCIL_E_INPUT naming the file: unreadable, "md5 mismatch (lock says ...,

@@ -49,6 +49,7 @@ enum {
 	OPT_NO_CACHE,
 	OPT_CONDA_LOCK,
 	OPT_PKGS_DIR,
+	OPT_WHEELS_DIR,
 };
 
 static const ocil_option options[] = {
@@ -60,6 +61,9 @@ static const ocil_option options[] = {
      "conda-lock.yml; no conda needed"},
     {"pkgs-dir", OPT_PKGS_DIR, "DIR",
      "with --conda-lock: directory holding every locked .conda/.tar.bz2 file"},
+    {"wheels-dir", OPT_WHEELS_DIR, "DIR",
+     "with --conda-lock: wheels to install into site-packages (the lock's pip entries, "
+     "else every *.whl in DIR)"},
     {"code", OPT_CODE, "DIR", "handler code directory"},
     {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
     {"output", OPT_OUTPUT, "REF",
@@ -100,7 +104,7 @@ static const ocil_option options[] = {
 typedef struct {
 	const char *base, *prefix, *code, *handler, *output, *source_prefix;
 	const char *prefix_dest, *code_dest, *entrypoint, *platform, *digestfile, *sbom;
-	const char *lock, *pkgs_dir;
+	const char *lock, *pkgs_dir, *wheels_dir;
 	ocil_format format;
 	ocil_strv env, excludes;
 	bool allow_mismatch, quiet, progress, strict, no_check, zstd, no_cache;
@@ -127,6 +131,9 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_PKGS_DIR:
 		o->pkgs_dir = arg;
+		break;
+	case OPT_WHEELS_DIR:
+		o->wheels_dir = arg;
 		break;
 	case OPT_CODE:
 		o->code = arg;
@@ -471,8 +478,9 @@ static int check_conda_source(const opts *o, ocil_error **err)
 				      "--conda-prefix or --conda-lock is required");
 	if (o->lock != NULL && o->pkgs_dir == NULL)
 		return ocil_error_set(err, OCIL_E_USAGE, "--conda-lock needs --pkgs-dir");
-	if (o->lock == NULL && o->pkgs_dir != NULL)
-		return ocil_error_set(err, OCIL_E_USAGE, "--pkgs-dir goes with --conda-lock");
+	if (o->lock == NULL && (o->pkgs_dir != NULL || o->wheels_dir != NULL))
+		return ocil_error_set(err, OCIL_E_USAGE, "%s goes with --conda-lock",
+				      o->pkgs_dir ? "--pkgs-dir" : "--wheels-dir");
 	const char *prefix_only = o->source_prefix != NULL ? "--source-prefix"
 				  : o->excludes.n > 0	   ? "--exclude"
 				  : o->strict		   ? "--strict"
@@ -737,7 +745,8 @@ static int load_lock(const opts *o, build *b, ocil_error **err)
 	if (subdir == NULL)
 		return ocil_error_set(err, OCIL_E_USAGE, "--platform %s: no conda subdir for it",
 				      o->platform);
-	return ocil_condaenv_load(o->lock, o->pkgs_dir, subdir, &b->lockenv, &b->conda, err);
+	return ocil_condaenv_load(o->lock, o->pkgs_dir, o->wheels_dir, subdir, &b->lockenv,
+				  &b->conda, err);
 }
 
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)

@@ -80,13 +80,49 @@ assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/ou
 	fail "sbom packages"
 ok "inspect and check read the result, --sbom lists the packages, two builds give the same digest"
 
-assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --output "oci:$T/yml" >/dev/null 2>&1
+assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --wheels-dir "$L/wheels" \
+	--output "oci:$T/yml" >/dev/null 2>&1
 umoci unpack --rootless --image "$T/yml:latest" "$T/b2" >/dev/null
 R=$T/b2/rootfs
 [ "$(run /opt/conda-env/bin/whereami)" = /opt/conda-env ] || fail "conda-lock.yml: whereami"
 [ "$(run /opt/conda-env/bin/greet)" = "hello from greetpkg" ] || fail "conda-lock.yml: greet"
 [ "$(ls "$R/opt/conda-env/conda-meta" | wc -l)" = 5 ] || fail "conda-lock.yml: records"
 ok "a conda-lock.yml gives the same environment (its osx-64 entry left out)"
+
+SP=$R/opt/conda-env/lib/python$PYVER/site-packages
+[ "$(run /opt/conda-env/bin/wheeldemo)" = "wheeldemo ok" ] || fail "wheel console script"
+out=$(run /opt/conda-env/bin/python -B -c 'import importlib.metadata as m; d = m.distribution("wheeldemo"); print(d.version, d.read_text("INSTALLER").strip(), d.entry_points[0].name)')
+[ "$out" = "1.0 ocilambda wheeldemo" ] || fail "wheel metadata: $out"
+grep -x '\.\./\.\./\.\./bin/wheeldemo,sha256=[A-Za-z0-9_-]*,[0-9]*' "$SP/wheeldemo-1.0.dist-info/RECORD" >/dev/null ||
+	fail "RECORD lists the script: $(cat "$SP/wheeldemo-1.0.dist-info/RECORD")"
+grep -x 'wheeldemo-1.0.dist-info/RECORD,,' "$SP/wheeldemo-1.0.dist-info/RECORD" >/dev/null || fail "RECORD row"
+expect_fail 2 "lists 1 pip package (wheeldemo-1.0-py3-none-any.whl); give --wheels-dir" \
+	assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+ok "wheels: the lock's pip entry installed with RECORD, INSTALLER and its console script"
+
+# an explicit lock installs every wheel of --wheels-dir; tags and RECORD are checked
+mkdir "$T/wh"
+cp "$L/wheels/wheeldemo-1.0-py3-none-any.whl" "$T/wh/"
+assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --wheels-dir "$T/wh" \
+	--output "oci:$T/whl2" >/dev/null 2>&1 || fail "explicit lock with --wheels-dir"
+cp "$L/wheels/wheeldemo-1.0-py3-none-any.whl" "$T/wh/wheeldemo-1.0-cp39-cp39-manylinux2014_x86_64.whl"
+expect_fail 2 "wheeldemo-1.0-cp39-cp39-manylinux2014_x86_64.whl: built for cp39-cp39-manylinux2014_x86_64, which python $PYVER on x86_64 can not use" \
+	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --wheels-dir "$T/wh" --output "oci:$T/bad"
+rm "$T/wh/wheeldemo-1.0-cp39-cp39-manylinux2014_x86_64.whl"
+"$PY" - "$T/wh/wheeldemo-1.0-py3-none-any.whl" <<'PYEOF'
+import sys, zipfile
+p = sys.argv[1]
+members = {n: zipfile.ZipFile(p).read(n) for n in zipfile.ZipFile(p).namelist()}
+members["wheeldemo/__init__.py"] += b"# changed\n"
+with zipfile.ZipFile(p, "w") as z:
+    for n, d in members.items():
+        z.writestr(n, d)
+PYEOF
+expect_fail 2 "wheeldemo-1.0-py3-none-any.whl: wheeldemo/__init__.py: does not match RECORD" \
+	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --wheels-dir "$T/wh" --output "oci:$T/bad"
+expect_fail 2 "wheeldemo-1.0-py3-none-any.whl: sha256 mismatch" \
+	assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --wheels-dir "$T/wh" --output "oci:$T/bad"
+ok "wheels: every wheel of the directory for an explicit lock; wrong tags, RECORD or hash refused"
 
 # bad input
 cp -r "$L/pkgs" "$T/tampered"

@@ -1,0 +1,69 @@
+/* Python wheels (PEP 427) installed straight into a layer, as pip would
+ * install them into a prefix's site-packages, without pip.
+ *
+ * File name: {name}-{version}[-{build}]-{python}-{abi}-{platform}.whl; the
+ * tags (each may be a "."-joined set) must suit the prefix's python X.Y on
+ * the target arch: python py3, py3N (N <= Y), cp3Y, or cp3N (N <= Y) with
+ * abi3; abi none, abi3 or cp3Y[m]; platform any, linux_<arch> or
+ * manylinux*_<arch>.
+ *
+ * Layout: <name>.data/purelib/... and platlib/... and every other file go
+ * to lib/pythonX.Y/site-packages/...; <name>.data/scripts/... to bin/
+ * ("#!python" first lines become #!<dest>/bin/pythonX.Y); headers/... to
+ * include/pythonX.Y/<name>/...; data/... to the prefix itself. Every file
+ * is checked against the wheel's RECORD (sha256) as it is copied.
+ * [console_scripts] and [gui_scripts] of entry_points.txt become scripts in
+ * bin/ (pip's template), INSTALLER says "ocilambda", and RECORD is written
+ * anew with what was installed (paths relative to site-packages, as pip
+ * does). No .pyc files are compiled. */
+#ifndef OCIL_WHEEL_H
+#define OCIL_WHEEL_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "layer_writer.h"
+#include "util.h"
+
+#define OCIL_WHEEL_MAX_META ((size_t)16 << 20) /* RECORD, entry_points.txt, a script */
+#define OCIL_WHEEL_MAX_FILES 1000000
+
+typedef struct {
+	char *src;    /* in the wheel; NULL for a console script */
+	char *target; /* in the prefix */
+	char *hash;   /* RECORD's "sha256=..." for src */
+	char *script; /* console script "name = module:func", or NULL */
+	bool clobbered;
+} ocil_wheel_file;
+
+typedef struct {
+	char *file, *fn;
+	char *name, *version; /* from the file name */
+	char *dist_info;      /* "<name>-<version>.dist-info" as in the wheel */
+	ocil_wheel_file *files;
+	size_t n_files;
+} ocil_wheel;
+
+/* Open file, check its sha256 when given (hex), its tags against python
+ * minor ("3.11") and arch ("x86_64", "aarch64"), and read its RECORD and
+ * entry points. OCIL_E_INPUT naming the file: not a wheel, hash mismatch,
+ * "built for cp39-cp39-manylinux2014_x86_64, which python 3.11 on x86_64
+ * can not use", no dist-info/RECORD, a file missing from RECORD, a path
+ * escaping the prefix. */
+int ocil_wheel_open(const char *file, const char *sha256, const char *minor, const char *arch,
+		    ocil_wheel **out, ocil_error **err);
+void ocil_wheel_free(ocil_wheel *w);
+
+typedef struct {
+	const char *dest;
+	const char *minor;
+	const ocil_cancel *cancel;
+} ocil_wheel_install_opts;
+
+/* Write the wheel's files (except clobbered ones), its scripts, INSTALLER
+ * and RECORD under dest, parents first as needed. A file whose content does
+ * not match RECORD is an OCIL_E_INPUT error naming it. */
+int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_layer_writer *lw,
+		       ocil_error **err);
+
+#endif
