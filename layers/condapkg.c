@@ -636,6 +636,9 @@ typedef struct {
 	const ocil_condapkg_install_opts *o;
 	ocil_layer_writer *w;
 	ocil_hasher *h; /* of the file being written, when it is relocated */
+	/* hardlinks met in the payload: their paths and what they link to */
+	ocil_condapkg_path **links;
+	ocil_strv link_sources;
 } install_ctx;
 
 static int out_sink(void *ud, const void *buf, size_t len, ocil_error **err)
@@ -656,18 +659,16 @@ static void finish_hash(install_ctx *c, ocil_condapkg_path *pp)
 	pp->sha256_in_prefix = ocil_xstrdup(ocil_digest_hex(d));
 }
 
-/* Text placeholder: the tar header needs the new size, so the file is
- * held in memory (capped) and replaced twice: counting, then writing. */
-static int add_text(install_ctx *c, struct archive *a, ocil_condapkg_path *pp, const char *path,
-		    mode_t mode, const char *what, ocil_error **err)
+/* A whole file from memory, its placeholder (if any) replaced. */
+static int write_buf(install_ctx *c, ocil_condapkg_path *pp, const char *path, mode_t mode,
+		     const char *buf, size_t len, const char *what, ocil_error **err)
 {
-	cleanup_free char *buf = NULL;
-	size_t len = 0;
-	if (ocil_archive_read_all(a, what, OCIL_CONDAPKG_MAX_TEXT, &buf, &len, err) < 0)
-		return -1;
+	if (pp->placeholder == NULL)
+		return ocil_layer_writer_add_file(c->w, path, mode, buf, len, err);
+	ocil_replace_mode how = pp->binary ? OCIL_REPLACE_BINARY : OCIL_REPLACE_TEXT;
 	ocil_replacer *r = NULL;
-	if (ocil_replacer_new(OCIL_REPLACE_TEXT, pp->placeholder, c->o->dest, NULL, NULL, &r, err) <
-	    0)
+	/* counting pass: the tar header needs the new size first */
+	if (ocil_replacer_new(how, pp->placeholder, c->o->dest, NULL, NULL, &r, err) < 0)
 		return ocil_error_wrap(err, "%s", what);
 	int rc = ocil_replacer_feed(r, buf, len, err);
 	if (rc == 0)
@@ -676,8 +677,7 @@ static int add_text(install_ctx *c, struct archive *a, ocil_condapkg_path *pp, c
 	ocil_replacer_free(r);
 	r = NULL;
 	if (rc == 0)
-		rc = ocil_replacer_new(OCIL_REPLACE_TEXT, pp->placeholder, c->o->dest, out_sink, c,
-				       &r, err);
+		rc = ocil_replacer_new(how, pp->placeholder, c->o->dest, out_sink, c, &r, err);
 	if (rc == 0)
 		rc = ocil_layer_writer_begin_file(c->w, path, mode, size, err);
 	c->h = rc == 0 ? ocil_hasher_new() : NULL;
@@ -693,6 +693,18 @@ static int add_text(install_ctx *c, struct archive *a, ocil_condapkg_path *pp, c
 	if (rc == 0)
 		rc = ocil_layer_writer_end_file(c->w, err);
 	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
+}
+
+/* Text placeholder: the size changes, so the file is held in memory
+ * (capped). */
+static int add_text(install_ctx *c, struct archive *a, ocil_condapkg_path *pp, const char *path,
+		    mode_t mode, const char *what, ocil_error **err)
+{
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	if (ocil_archive_read_all(a, what, OCIL_CONDAPKG_MAX_TEXT, &buf, &len, err) < 0)
+		return -1;
+	return write_buf(c, pp, path, mode, buf, len, what, err);
 }
 
 /* A binary placeholder keeps the size: streamed through the replacer; any
@@ -749,9 +761,16 @@ static int install_entry(void *ud, struct archive *a, struct archive_entry *ae, 
 	if (ocil_layer_writer_add_parents(c->w, path, err) < 0)
 		return ocil_error_wrap(err, "%s", what);
 	mode_t mode = ocil_layer_file_mode(archive_entry_mode(ae));
-	if (archive_entry_hardlink(ae) != NULL)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s: a hardlink inside the package is not supported", what);
+	if (archive_entry_hardlink(ae) != NULL) {
+		/* its data comes with the entry it links to: a second pass */
+		const char *src = archive_entry_hardlink(ae);
+		while (src[0] == '.' && src[1] == '/')
+			src += 2;
+		c->links = ocil_xrealloc(c->links, (c->link_sources.n + 1) * sizeof(*c->links));
+		c->links[c->link_sources.n] = pp;
+		ocil_strv_push(&c->link_sources, ocil_xstrdup(src));
+		return 0;
+	}
 	switch (archive_entry_filetype(ae)) {
 	case AE_IFDIR:
 		return ocil_layer_writer_add_dir(c->w, path, mode, err);
@@ -791,11 +810,57 @@ static int write_entry_point(install_ctx *c, ocil_condapkg_path *pp, const char 
 	return 0;
 }
 
+/* Second pass: the hardlinks get the data of the entries they link to
+ * (held in memory, capped like a text file). */
+static int link_entry(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+		      ocil_error **err)
+{
+	install_ctx *c = ud;
+	if (archive_entry_filetype(ae) != AE_IFREG || archive_entry_hardlink(ae) != NULL)
+		return 0;
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	mode_t mode = ocil_layer_file_mode(archive_entry_mode(ae));
+	for (size_t i = 0; i < c->link_sources.n; i++) {
+		if (strcmp(c->link_sources.v[i], name) != 0)
+			continue;
+		ocil_condapkg_path *pp = c->links[i];
+		cleanup_free char *what = ocil_xasprintf("%s: %s", c->p->fn, pp->path);
+		if (buf == NULL &&
+		    ocil_archive_read_all(a, what, OCIL_CONDAPKG_MAX_TEXT, &buf, &len, err) < 0)
+			return -1;
+		cleanup_free char *path = ocil_xasprintf("%s/%s", c->o->dest, pp->target);
+		if (write_buf(c, pp, path, mode, buf, len, what, err) < 0)
+			return -1;
+		free(c->link_sources.v[i]);
+		c->link_sources.v[i] = ocil_xstrdup(""); /* done */
+	}
+	return 0;
+}
+
+static int install(install_ctx *c, ocil_error **err)
+{
+	if (walk_package(c->p, false, install_entry, c, err) < 0)
+		return -1;
+	if (c->link_sources.n > 0 && walk_package(c->p, false, link_entry, c, err) < 0)
+		return -1;
+	for (size_t i = 0; i < c->link_sources.n; i++)
+		if (c->link_sources.v[i][0] != '\0')
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: %s is a hardlink to %s, which is not in the "
+					      "package",
+					      c->p->file, c->links[i]->path, c->link_sources.v[i]);
+	return 0;
+}
+
 int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
 			  ocil_layer_writer *w, ocil_error **err)
 {
 	install_ctx c = {.p = p, .o = o, .w = w};
-	if (walk_package(p, false, install_entry, &c, err) < 0)
+	int r = install(&c, err);
+	free(c.links);
+	ocil_strv_clear(&c.link_sources);
+	if (r < 0)
 		return -1;
 	size_t ep = 0;
 	for (size_t i = 0; i < p->n_paths; i++) {

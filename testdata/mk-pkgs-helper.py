@@ -39,9 +39,18 @@ class Package(fidelity.Package):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.links = []  # (path, target)
+        self.hardlinks = {}  # path -> the file it is a hardlink to
 
     def link(self, path, target):
         self.links.append((path, target))
+
+    def hardlink(self, path, target):
+        """path: a second name of the file target (added before), as tarfile stores
+        files with one inode: a LNKTYPE member without data."""
+        for p, d, m, ph, fm in list(self.files):
+            if p == target:
+                self.add(path, d, m, ph, fm)
+        self.hardlinks[path] = target
 
     def paths_json(self):
         pj = super().paths_json()
@@ -62,7 +71,10 @@ class Package(fidelity.Package):
             path, data, mode, target = m
             ti = tarfile.TarInfo(path)
             ti.mtime, ti.uname, ti.gname = MTIME, "", ""
-            if target is not None:
+            if path in self.hardlinks and target is None:
+                ti.type, ti.linkname, ti.mode = tarfile.LNKTYPE, self.hardlinks[path], mode
+                tf.addfile(ti)
+            elif target is not None:
                 ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, target, 0o777
                 tf.addfile(ti)
             else:
@@ -159,6 +171,7 @@ def hellotool_package():
           "install time\necho \"hellotool installed at %s\"\n" % TEXT_PLACEHOLDER,
           0o755, TEXT_PLACEHOLDER, "text")
     p.link("bin/hello", "hellotool")
+    p.hardlink("bin/hellotool-again", "bin/hellotool")
     p.add("share/common/owner.txt", "hellotool\n")
     return p
 

@@ -10,7 +10,8 @@
 #     and shared libraries of PREFIX (a runnable prefix from `mk-prefix.sh PREFIX ... run`),
 #     site-packages/README.txt and the dist-packages -> site-packages link Debian needs.
 #   hellotool-1.0-h0_0.tar.bz2: bin/hellotool, a script with conda's text placeholder;
-#     bin/hello -> hellotool; share/common/owner.txt ("hellotool").
+#     bin/hellotool-again, a hardlink to it (a LNKTYPE member); bin/hello -> hellotool;
+#     share/common/owner.txt ("hellotool").
 #   whereami-1.0-h0_0.conda: bin/whereami, a C program compiled now with the 255-char
 #     binary placeholder in its strings (as mk-fidelity-prefix.sh), its .pc/.conf/.h,
 #     and share/common/owner.txt ("whereami"; later in the lock, so it wins).

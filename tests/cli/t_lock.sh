@@ -36,9 +36,11 @@ run() {
 ok "the binary placeholder is /opt/conda-env, NUL-padded"
 [ "$(run /opt/conda-env/bin/hellotool)" = "hellotool installed at /opt/conda-env" ] || fail "text placeholder"
 [ "$(readlink "$E/bin/hello")" = hellotool ] || fail "symlink in a package"
+[ "$(run /opt/conda-env/bin/hellotool-again)" = "hellotool installed at /opt/conda-env" ] ||
+	fail "hardlink in a package"
 grep -x "prefix=/opt/conda-env" "$E/lib/pkgconfig/whereami.pc" >/dev/null || fail ".pc file"
 [ "$(cat "$E/share/common/owner.txt")" = whereami ] || fail "later package wins"
-ok "text placeholders replaced, symlinks kept, the later package's file kept"
+ok "text placeholders replaced, symlinks kept, hardlinks copied, the later package's file kept"
 [ "$(run /opt/conda-env/bin/greet)" = "hello from greetpkg" ] || fail "noarch entry point"
 head -n 1 "$E/bin/greet" | grep -x "#!/opt/conda-env/bin/python$PYVER" >/dev/null || fail "entry point shebang"
 [ -f "$E/lib/python$PYVER/site-packages/greetpkg/__init__.py" ] || fail "noarch site-packages mapping"
