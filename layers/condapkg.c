@@ -129,9 +129,7 @@ static int verify(ocil_condapkg *p, const char *md5, const char *sha256, ocil_er
 
 /* ---- archives ---- */
 
-/* Called for each entry of the walked tar(s); name without a leading "./". */
-typedef int (*entry_fn)(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
-			ocil_error **err);
+typedef ocil_archive_entry_fn entry_fn;
 
 static int archive_fail(struct archive *a, const char *file, const char *what, ocil_error **err)
 {
@@ -215,41 +213,63 @@ static int walk_member(struct archive *outer, const char *file, const char *memb
 	return r;
 }
 
+int ocil_archive_walk_zip(const char *file, ocil_archive_entry_fn fn, void *ud, ocil_error **err)
+{
+	struct archive *a = archive_read_new();
+	if (a == NULL || archive_read_support_format_zip(a) != ARCHIVE_OK) {
+		archive_read_free(a);
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", file);
+	}
+	int r = 0;
+	if (archive_read_open_filename(a, file, READ_BLOCK) != ARCHIVE_OK)
+		r = archive_fail(a, file, "opening", err);
+	else
+		r = each_entry(a, file, fn, ud, err);
+	archive_read_free(a);
+	return r;
+}
+
+typedef struct {
+	const ocil_condapkg *p;
+	const char *prefix; /* "info-" or "pkg-" */
+	entry_fn fn;
+	void *ud;
+	bool found;
+} conda_walk;
+
+/* A member of a .conda: the inner tar we want is walked as it is unzipped. */
+static int conda_member(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+			ocil_error **err)
+{
+	conda_walk *c = ud;
+	if (!ocil_str_has_suffix(name, ".tar.zst") || !ocil_str_has_prefix(name, c->prefix))
+		return 0;
+	c->found = true;
+	return walk_member(a, c->p->file, name, c->fn, c->ud, err);
+}
+
 /* Walk info/ (info true) or the payload of the package. */
 static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud, ocil_error **err)
 {
-	bool conda = ocil_str_has_suffix(p->fn, ".conda");
-	struct archive *a = conda ? archive_read_new() : new_tar_reader();
-	if (a == NULL || (conda && archive_read_support_format_zip(a) != ARCHIVE_OK)) {
-		archive_read_free(a);
-		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", p->file);
+	if (ocil_str_has_suffix(p->fn, ".conda")) {
+		conda_walk c = {.p = p, .prefix = info ? "info-" : "pkg-", .fn = fn, .ud = ud};
+		if (ocil_archive_walk_zip(p->file, conda_member, &c, err) < 0)
+			return -1;
+		if (!c.found)
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: not a .conda package (no %s*.tar.zst)", p->file,
+					      c.prefix);
+		return 0;
 	}
+	struct archive *a = new_tar_reader();
+	if (a == NULL)
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", p->file);
 	int r = 0;
 	if (archive_read_open_filename(a, p->file, READ_BLOCK) != ARCHIVE_OK)
 		r = archive_fail(a, p->file, "opening", err);
-	else if (!conda)
+	else
 		r = each_entry(a, p->file, fn, ud, err);
-	bool found = !conda;
-	while (conda && r == 0) {
-		struct archive_entry *ae = NULL;
-		int h = archive_read_next_header(a, &ae);
-		if (h == ARCHIVE_EOF)
-			break;
-		if (h < ARCHIVE_WARN) {
-			r = archive_fail(a, p->file, "reading the zip", err);
-			break;
-		}
-		const char *m = archive_entry_pathname(ae);
-		if (m == NULL || !ocil_str_has_suffix(m, ".tar.zst") ||
-		    !ocil_str_has_prefix(m, info ? "info-" : "pkg-"))
-			continue;
-		found = true;
-		r = walk_member(a, p->file, m, fn, ud, err);
-	}
 	archive_read_free(a);
-	if (r == 0 && !found)
-		r = ocil_error_set(err, OCIL_E_INPUT, "%s: not a .conda package (no %s-*.tar.zst)",
-				   p->file, info ? "info" : "pkg");
 	return r;
 }
 
@@ -312,8 +332,7 @@ static int info_entry(void *ud, struct archive *a, struct archive_entry *ae, con
 	return 0;
 }
 
-/* A package path must stay inside the prefix. */
-static bool valid_rel(const char *s)
+bool ocil_condapkg_valid_rel(const char *s)
 {
 	if (s[0] == '\0' || s[0] == '/' || strlen(s) > PATH_MAX)
 		return false;
@@ -329,7 +348,7 @@ static bool valid_rel(const char *s)
 
 static ocil_condapkg_path *add_path(ocil_condapkg *p, const char *path, ocil_error **err)
 {
-	if (!valid_rel(path)) {
+	if (!ocil_condapkg_valid_rel(path)) {
 		ocil_error_set(err, OCIL_E_INPUT, "%s: path \"%.300s\" escapes the prefix", p->file,
 			       path);
 		return NULL;
@@ -618,14 +637,6 @@ static ocil_condapkg_path *find_path(ocil_condapkg *p, const char *path)
 		else
 			hi = mid;
 	}
-	return NULL;
-}
-
-ocil_condapkg_path *ocil_condapkg_find_target(ocil_condapkg *p, const char *target)
-{
-	for (size_t i = 0; i < p->n_paths; i++)
-		if (strcmp(p->paths[i].target, target) == 0)
-			return &p->paths[i];
 	return NULL;
 }
 

@@ -60,6 +60,16 @@ typedef struct {
 } ocil_condapkg;
 
 struct archive;
+struct archive_entry;
+/* Called for each entry of a walked archive; name without a leading "./". */
+typedef int (*ocil_archive_entry_fn)(void *ud, struct archive *a, struct archive_entry *ae,
+				     const char *name, ocil_error **err);
+/* Each entry of the zip file (a .conda, a wheel), errors naming file. */
+int ocil_archive_walk_zip(const char *file, ocil_archive_entry_fn fn, void *ud, ocil_error **err);
+/* A relative path with no empty, "." or ".." component: it stays inside
+ * the prefix. */
+bool ocil_condapkg_valid_rel(const char *s);
+
 /* The data of the archive's current entry, NUL-terminated, at most max
  * bytes (more is an OCIL_E_INPUT error naming what). */
 int ocil_archive_read_all(struct archive *a, const char *what, size_t max, char **out, size_t *len,
@@ -82,9 +92,6 @@ int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, oc
  * error). */
 int ocil_condapkg_map(ocil_condapkg *p, const char *python_minor, ocil_error **err);
 void ocil_condapkg_free(ocil_condapkg *p);
-
-/* The path of p whose target is target, or NULL. */
-ocil_condapkg_path *ocil_condapkg_find_target(ocil_condapkg *p, const char *target);
 
 typedef struct {
 	const char *dest;	  /* e.g. /opt/conda-env */

@@ -154,20 +154,6 @@ static int parse_name(ocil_wheel *w, const char *minor, const char *arch, ocil_e
 
 /* ---- contents ---- */
 
-static bool valid_rel(const char *s)
-{
-	if (s[0] == '\0' || s[0] == '/' || strlen(s) > PATH_MAX)
-		return false;
-	for (const char *c = s;;) {
-		size_t n = strcspn(c, "/");
-		if (n == 0 || (n == 2 && c[0] == '.' && c[1] == '.') || (n == 1 && c[0] == '.'))
-			return false;
-		if (c[n] == '\0')
-			return true;
-		c += n + 1;
-	}
-}
-
 static ocil_wheel_file *add_file(ocil_wheel *w, ocil_error **err)
 {
 	if (w->n_files >= OCIL_WHEEL_MAX_FILES) {
@@ -289,38 +275,35 @@ static int list_member(open_ctx *c, struct archive *a, const char *name, ocil_er
 	return 0;
 }
 
-static int list_members(open_ctx *c, ocil_error **err)
+static int list_entry(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+		      ocil_error **err)
 {
-	ocil_wheel *w = c->w;
-	struct archive *a = archive_read_new();
-	if (a == NULL || archive_read_support_format_zip(a) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", w->file);
+	open_ctx *c = ud;
+	if (!ocil_condapkg_valid_rel(name))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: member \"%.300s\" escapes the prefix",
+				      c->w->file, name);
+	if (archive_entry_filetype(ae) != AE_IFREG)
+		return 0;
+	return list_member(c, a, name, err);
+}
+
+/* The hash of path in sorted "path\nhash" rows, or NULL. */
+static const char *record_lookup(const ocil_strv *rows, const char *path)
+{
+	size_t lo = 0, hi = rows->n, n = strlen(path);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *row = rows->v[mid];
+		int c = strncmp(row, path, n);
+		if (c == 0 && row[n] == '\n')
+			return row + n + 1;
+		/* a row that merely starts with path sorts by its next byte */
+		if (c < 0 || (c == 0 && (unsigned char)row[n] < '\n'))
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	int r = 0;
-	if (archive_read_open_filename(a, w->file, READ_BLOCK) != ARCHIVE_OK)
-		r = ocil_error_set(err, OCIL_E_INPUT, "%s: %s", w->file, archive_error_string(a));
-	while (r == 0) {
-		struct archive_entry *ae = NULL;
-		int h = archive_read_next_header(a, &ae);
-		if (h == ARCHIVE_EOF)
-			break;
-		if (h < ARCHIVE_WARN) {
-			r = ocil_error_set(err, OCIL_E_INPUT, "%s: %s", w->file,
-					   archive_error_string(a));
-			break;
-		}
-		const char *name = archive_entry_pathname(ae);
-		if (name == NULL || !valid_rel(name))
-			r = ocil_error_set(err, OCIL_E_INPUT,
-					   "%s: member \"%.300s\" escapes the "
-					   "prefix",
-					   w->file, name ? name : "");
-		else if (archive_entry_filetype(ae) == AE_IFREG)
-			r = list_member(c, a, name, err);
-	}
-	archive_read_free(a);
-	return r;
+	return NULL;
 }
 
 /* RECORD: path,sha256=<b64>,size lines -> each member's hash. */
@@ -344,13 +327,15 @@ static int match_record(open_ctx *c, ocil_error **err)
 		ocil_strv_push(&paths, ocil_xstrdup(path));
 		ocil_strv_push(&hashes, ocil_xstrdup(hash));
 	}
+	/* "path\nhash" sorted, for lookups */
+	cleanup_strv ocil_strv rows = {0};
+	for (size_t j = 0; j < paths.n; j++)
+		ocil_strv_push(&rows, ocil_xasprintf("%s\n%s", paths.v[j], hashes.v[j]));
+	ocil_strv_sort(&rows);
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < c->members.n; i++) {
 		const char *m = c->members.v[i];
-		const char *hash = NULL;
-		for (size_t j = 0; hash == NULL && j < paths.n; j++)
-			if (strcmp(paths.v[j], m) == 0)
-				hash = hashes.v[j];
+		const char *hash = record_lookup(&rows, m);
 		if (hash == NULL || !ocil_str_has_prefix(hash, "sha256=")) {
 			r = ocil_error_set(err, OCIL_E_INPUT, "%s: %s has no sha256 in %s/RECORD",
 					   w->file, m, w->dist_info);
@@ -428,7 +413,7 @@ static int open_wheel(ocil_wheel *w, const char *sha256, const char *minor, cons
 			    sha256, sha);
 	}
 	open_ctx c = {.w = w, .minor = minor};
-	int r = list_members(&c, err);
+	int r = ocil_archive_walk_zip(w->file, list_entry, &c, err);
 	if (r == 0)
 		r = match_record(&c, err);
 	if (r == 0)
@@ -473,6 +458,7 @@ typedef struct {
 	ocil_layer_writer *lw;
 	ocil_strv rows; /* of the new RECORD */
 	char *site;	/* lib/pythonX.Y/site-packages */
+	size_t cursor;	/* for find_src */
 } inst_ctx;
 
 static void add_row(inst_ctx *c, const char *target, const char *hash, uint64_t size)
@@ -518,11 +504,17 @@ static int put_file(inst_ctx *c, const char *target, mode_t mode, const char *bu
 	return 0;
 }
 
-static ocil_wheel_file *find_src(ocil_wheel *w, const char *src)
+/* Files were listed in the zip's order, which the install walk sees again:
+ * the one after the last found is tried first. */
+static ocil_wheel_file *find_src(ocil_wheel *w, const char *src, size_t *cursor)
 {
-	for (size_t i = 0; i < w->n_files; i++)
-		if (w->files[i].src != NULL && strcmp(w->files[i].src, src) == 0)
+	for (size_t k = 0; k < w->n_files; k++) {
+		size_t i = (*cursor + k) % w->n_files;
+		if (w->files[i].src != NULL && strcmp(w->files[i].src, src) == 0) {
+			*cursor = i + 1;
 			return &w->files[i];
+		}
+	}
 	return NULL;
 }
 
@@ -592,35 +584,15 @@ static int add_member(inst_ctx *c, struct archive *a, struct archive_entry *ae, 
 	return 0;
 }
 
-static int install_members(inst_ctx *c, ocil_error **err)
+static int install_entry(void *ud, struct archive *a, struct archive_entry *ae, const char *name,
+			 ocil_error **err)
 {
-	ocil_wheel *w = c->w;
-	struct archive *a = archive_read_new();
-	if (a == NULL || archive_read_support_format_zip(a) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", w->file);
-	}
-	int r = 0;
-	if (archive_read_open_filename(a, w->file, READ_BLOCK) != ARCHIVE_OK)
-		r = ocil_error_set(err, OCIL_E_INPUT, "%s: %s", w->file, archive_error_string(a));
-	while (r == 0) {
-		struct archive_entry *ae = NULL;
-		int h = archive_read_next_header(a, &ae);
-		if (h == ARCHIVE_EOF)
-			break;
-		if (h < ARCHIVE_WARN) {
-			r = ocil_error_set(err, OCIL_E_INPUT, "%s: %s", w->file,
-					   archive_error_string(a));
-			break;
-		}
-		const char *name = archive_entry_pathname(ae);
-		ocil_wheel_file *f =
-		    name && archive_entry_filetype(ae) == AE_IFREG ? find_src(w, name) : NULL;
-		if (f != NULL && !f->clobbered)
-			r = add_member(c, a, ae, f, err);
-	}
-	archive_read_free(a);
-	return r;
+	inst_ctx *c = ud;
+	ocil_wheel_file *f =
+	    archive_entry_filetype(ae) == AE_IFREG ? find_src(c->w, name, &c->cursor) : NULL;
+	if (f == NULL || f->clobbered)
+		return 0;
+	return add_member(c, a, ae, f, err);
 }
 
 static int add_console_script(inst_ctx *c, const ocil_wheel_file *f, ocil_error **err)
@@ -652,7 +624,7 @@ int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_lay
 {
 	inst_ctx c = {.w = w, .o = o, .lw = lw};
 	c.site = ocil_xasprintf("lib/python%s/site-packages", o->minor);
-	int r = install_members(&c, err);
+	int r = ocil_archive_walk_zip(w->file, install_entry, &c, err);
 	for (size_t i = 0; r == 0 && i < w->n_files; i++)
 		if (w->files[i].script != NULL && !w->files[i].clobbered)
 			r = add_console_script(&c, &w->files[i], err);

@@ -151,8 +151,22 @@ expect_fail 2 "has no #md5 or #sha256:HEX" \
 grep -v python "$L/explicit.txt" >"$T/nopython.txt"
 expect_fail 2 "no python package" \
 	assemble --conda-lock "$T/nopython.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+mkdir "$T/odd"
+cp "$L/pkgs/"* "$T/odd/"
+cp "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" "$T/odd/other-1.0-h0_0.tar.bz2"
+echo "not a zip" >"$T/odd/junk-1.0-h0_0.conda"
+odd_lock() {
+	grep -v hellotool "$L/explicit.txt"
+	echo "https://conda.anaconda.org/conda-forge/linux-64/$1#$(md5sum "$T/odd/$1" | cut -d' ' -f1)"
+}
+odd_lock other-1.0-h0_0.tar.bz2 >"$T/renamed.txt"
+expect_fail 2 "renamed.txt:8: other-1.0-h0_0.tar.bz2 holds hellotool-1.0-h0_0 according to its info/index.json" \
+	assemble --conda-lock "$T/renamed.txt" --pkgs-dir "$T/odd" --output "oci:$T/bad"
+odd_lock junk-1.0-h0_0.conda >"$T/junk.txt"
+expect_fail 2 "junk-1.0-h0_0.conda: opening" \
+	assemble --conda-lock "$T/junk.txt" --pkgs-dir "$T/odd" --output "oci:$T/bad"
 [ ! -e "$T/bad" ] || fail "output written on bad input"
-ok "tampered package, missing file, other platforms, no hash, no python: exit 2 naming them"
+ok "tampered, missing, misnamed or broken package, other platforms, no hash, no python: exit 2 naming them"
 
 expect_fail 1 "--conda-prefix and --conda-lock are mutually exclusive" \
 	assemble --conda-prefix "$FIXTURES/prefix-run" --conda-lock "$L/explicit.txt" \
