@@ -670,6 +670,23 @@ static void finish_hash(install_ctx *c, ocil_condapkg_path *pp)
 	pp->sha256_in_prefix = ocil_xstrdup(ocil_digest_hex(d));
 }
 
+/* After a file's data (rc: how it went): flush and free the replacer (may
+ * be NULL), note the hash of what was written, close the entry. */
+static int end_file(install_ctx *c, ocil_replacer *r, ocil_condapkg_path *pp, int rc,
+		    const char *what, ocil_error **err)
+{
+	if (rc == 0 && r != NULL)
+		rc = ocil_replacer_finish(r, err);
+	ocil_replacer_free(r);
+	if (rc == 0 && c->h != NULL)
+		finish_hash(c, pp);
+	ocil_hasher_free(c->h);
+	c->h = NULL;
+	if (rc == 0)
+		rc = ocil_layer_writer_end_file(c->w, err);
+	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
+}
+
 /* A whole file from memory, its placeholder (if any) replaced. */
 static int write_buf(install_ctx *c, ocil_condapkg_path *pp, const char *path, mode_t mode,
 		     const char *buf, size_t len, const char *what, ocil_error **err)
@@ -694,16 +711,7 @@ static int write_buf(install_ctx *c, ocil_condapkg_path *pp, const char *path, m
 	c->h = rc == 0 ? ocil_hasher_new() : NULL;
 	if (rc == 0)
 		rc = ocil_replacer_feed(r, buf, len, err);
-	if (rc == 0)
-		rc = ocil_replacer_finish(r, err);
-	ocil_replacer_free(r);
-	if (rc == 0)
-		finish_hash(c, pp);
-	ocil_hasher_free(c->h);
-	c->h = NULL;
-	if (rc == 0)
-		rc = ocil_layer_writer_end_file(c->w, err);
-	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
+	return end_file(c, r, pp, rc, what, err);
 }
 
 /* Text placeholder: the size changes, so the file is held in memory
@@ -745,16 +753,7 @@ static int add_stream(install_ctx *c, struct archive *a, struct archive_entry *a
 		rc = r != NULL ? ocil_replacer_feed(r, buf, (size_t)n, err)
 			       : ocil_layer_writer_write(c->w, buf, (size_t)n, err);
 	}
-	if (rc == 0 && r != NULL)
-		rc = ocil_replacer_finish(r, err);
-	ocil_replacer_free(r);
-	if (rc == 0 && c->h != NULL)
-		finish_hash(c, pp);
-	ocil_hasher_free(c->h);
-	c->h = NULL;
-	if (rc == 0)
-		rc = ocil_layer_writer_end_file(c->w, err);
-	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
+	return end_file(c, r, pp, rc, what, err);
 }
 
 static int install_entry(void *ud, struct archive *a, struct archive_entry *ae, const char *name,

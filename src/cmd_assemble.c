@@ -497,11 +497,12 @@ static int check_options(opts *o, ocil_error **err)
 		const char *name;
 		size_t off;
 	} required[] = {
-	    {"--base", offsetof(opts, base)},
 	    {"--code", offsetof(opts, code)},
 	    {"--handler", offsetof(opts, handler)},
 	    {"--output", offsetof(opts, output)},
 	};
+	if (o->base == NULL)
+		return ocil_error_set(err, OCIL_E_USAGE, "--base is required");
 	if (check_conda_source(o, err) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)

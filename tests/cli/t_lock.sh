@@ -80,6 +80,9 @@ assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/ou
 [ "$(cat "$T/digest1")" = "$(cat "$T/digest2")" ] || fail "two builds differ"
 [ "$(json "$T/sbom.json" 'sorted(p["name"] for p in j["packages"])')" = "['greetpkg', 'hellotool', 'python', 'whereami']" ] ||
 	fail "sbom packages"
+$OCILAMBDA inspect --sbom "$T/sbom-image.json" "oci:$T/out" >/dev/null
+[ "$(json "$T/sbom.json" 'j["packages"]')" = "$(json "$T/sbom-image.json" 'j["packages"]')" ] ||
+	fail "assemble --sbom and inspect --sbom list the packages alike"
 ok "inspect and check read the result, --sbom lists the packages, two builds give the same digest"
 
 assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --wheels-dir "$L/wheels" \
@@ -174,6 +177,8 @@ expect_fail 1 "--conda-prefix and --conda-lock are mutually exclusive" \
 expect_fail 1 "--conda-lock needs --pkgs-dir" \
 	assemble --conda-lock "$L/explicit.txt" --output "oci:$T/bad"
 expect_fail 1 "--conda-prefix or --conda-lock is required" assemble --output "oci:$T/bad"
+expect_fail 1 "--wheels-dir goes with --conda-lock" \
+	assemble --conda-prefix "$FIXTURES/prefix-run" --wheels-dir "$L/wheels" --output "oci:$T/bad"
 expect_fail 1 "--exclude applies to --conda-prefix only" \
 	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --exclude x --output "oci:$T/bad"
 ok "usage errors: both sources, no --pkgs-dir, neither, prefix-only options"
