@@ -72,6 +72,8 @@ char *mk_tar(const char *fname, const char *filter, int format, const tent *ents
 			ok = archive_write_add_filter_gzip(a) == ARCHIVE_OK;
 		else if (strcmp(filter, "zstd") == 0)
 			ok = archive_write_add_filter_zstd(a) == ARCHIVE_OK;
+		else if (strcmp(filter, "bzip2") == 0)
+			ok = archive_write_add_filter_bzip2(a) == ARCHIVE_OK;
 		else
 			ok = 0;
 	}

@@ -38,8 +38,8 @@ typedef struct {
 } tent;
 
 /* Write a tar into the test's tmp dir and return its path (caller frees),
- * or NULL after printing why. filter is NULL, "gzip" or "zstd"; format is
- * an ARCHIVE_FORMAT_TAR_*. */
+ * or NULL after printing why. filter is NULL, "gzip", "zstd" or "bzip2"; format
+ * is an ARCHIVE_FORMAT_TAR_* (or ARCHIVE_FORMAT_ZIP, for wheels). */
 char *mk_tar(const char *fname, const char *filter, int format, const tent *ents, size_t n);
 
 /* Read the rest of ts's current entry in reads of at most step bytes (odd

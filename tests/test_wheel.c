@@ -1,0 +1,172 @@
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "support_tar.h"
+#include "test.h"
+#include "util.h"
+#include "wheel.h"
+
+#define DEST "/opt/conda-env"
+
+static const char init_py[] = "def main():\n    print('hi')\n";
+static const char script[] = "#!python\nimport demo\n";
+static const char metadata[] = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n";
+static const char entry_points[] = "[console_scripts]\ndemo-cli = demo:main [extra]\n"
+				   "[other]\nnot = a:script\n";
+
+/* RECORD's form of a file's hash: sha256=<urlsafe base64, no padding>. */
+static char *rec_hash(const char *data)
+{
+	unsigned char d[32], b64[64];
+	EVP_Digest(data, strlen(data), d, NULL, EVP_sha256(), NULL);
+	int n = EVP_EncodeBlock(b64, d, 32);
+	while (n > 0 && b64[n - 1] == '=')
+		n--;
+	for (int i = 0; i < n; i++)
+		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	return ocil_xasprintf("sha256=%.*s", n, (const char *)b64);
+}
+
+/* tmp/<fn>: a wheel of demo 1.0; tamper changes __init__.py after RECORD
+ * was made; no_record leaves RECORD out. */
+static char *mk_wheel(const char *fn, bool tamper, bool no_record)
+{
+	cleanup_free char *h1 = rec_hash(init_py), *h2 = rec_hash(script), *h3 = rec_hash(metadata),
+			  *h4 = rec_hash(entry_points);
+	cleanup_free char *record = ocil_xasprintf(
+	    "demo/__init__.py,%s,%zu\ndemo-1.0.data/scripts/demo-run,%s,%zu\n"
+	    "demo-1.0.dist-info/METADATA,%s,%zu\n\"demo-1.0.dist-info/entry_points.txt\",%s,%zu\n"
+	    "demo-1.0.dist-info/RECORD,,\n",
+	    h1, strlen(init_py), h2, strlen(script), h3, strlen(metadata), h4,
+	    strlen(entry_points));
+	tent ents[] = {
+	    {"demo/__init__.py", 'f', tamper ? "changed\n" : init_py, 0, 0},
+	    {"demo-1.0.data/scripts/demo-run", 'f', script, 0, 0},
+	    {"demo-1.0.dist-info/METADATA", 'f', metadata, 0, 0},
+	    {"demo-1.0.dist-info/entry_points.txt", 'f', entry_points, 0, 0},
+	    {"demo-1.0.dist-info/RECORD", 'f', record, 0, 0},
+	};
+	return mk_tar(fn, NULL, ARCHIVE_FORMAT_ZIP, ents, NENTS(ents) - (no_record ? 1 : 0));
+}
+
+static void test_install(void)
+{
+	ocil_error *err = NULL;
+	cleanup_free char *file = mk_wheel("demo-1.0-py3-none-any.whl", false, false);
+	CHECK(file != NULL);
+	ocil_wheel *w = NULL;
+	CHECK_OK(ocil_wheel_open(file, NULL, "3.11", "x86_64", &w, &err), &err);
+	CHECK_STREQ(w->name, "demo");
+	CHECK_STREQ(w->dist_info, "demo-1.0.dist-info");
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *lw = NULL;
+	ocil_wheel_install_opts o = {.dest = DEST, .minor = "3.11"};
+	rlayer l = {0};
+	int r = open_layer_writer(&bs, &lw, &err);
+	if (r == 0)
+		r = ocil_wheel_install(w, &o, lw, &err);
+	if (r == 0)
+		r = finish_read_layer(bs, lw, &l, &err);
+	if (r < 0)
+		fprintf(stderr, "install: %s\n", err ? err->msg : "?");
+#define SP "opt/conda-env/lib/python3.11/site-packages/"
+	const rentry *init = rlayer_find(&l, SP "demo/__init__.py");
+	const rentry *run = rlayer_find(&l, "opt/conda-env/bin/demo-run");
+	const rentry *cli = rlayer_find(&l, "opt/conda-env/bin/demo-cli");
+	const rentry *inst = rlayer_find(&l, SP "demo-1.0.dist-info/INSTALLER");
+	const rentry *rec = rlayer_find(&l, SP "demo-1.0.dist-info/RECORD");
+	bool ok = r == 0 && init && run && cli && inst && rec && strcmp(init->data, init_py) == 0 &&
+		  strcmp(run->data, "#!" DEST "/bin/python3.11\nimport demo\n") == 0 &&
+		  run->perm == 0755 &&
+		  ocil_str_has_prefix(cli->data, "#!" DEST "/bin/python3.11\n") &&
+		  strstr(cli->data, "from demo import main\n") != NULL &&
+		  rlayer_find(&l, "opt/conda-env/bin/not") == NULL &&
+		  strcmp(inst->data, "ocilambda\n") == 0 &&
+		  strstr(rec->data, "../../../bin/demo-cli,sha256=") != NULL &&
+		  strstr(rec->data, "demo-1.0.dist-info/RECORD,,\n") != NULL &&
+		  strstr(rec->data, "demo/__init__.py,sha256=") != NULL;
+	if (!ok && rec != NULL)
+		fprintf(stderr, "RECORD:\n%s", rec->data);
+	rlayer_clear(&l);
+	ocil_wheel_free(w);
+	ocil_error_free(err);
+	CHECK(ok);
+}
+
+static bool open_fails(const char *fn, bool tamper, bool no_record, const char *sha,
+		       const char *minor, const char *needle)
+{
+	ocil_error *err = NULL;
+	cleanup_free char *file = mk_wheel(fn, tamper, no_record);
+	ocil_wheel *w = NULL;
+	int r = file ? ocil_wheel_open(file, sha, minor, "x86_64", &w, &err) : 0;
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *lw = NULL;
+	ocil_wheel_install_opts o = {.dest = DEST, .minor = minor};
+	if (r == 0 && w != NULL)
+		r = open_layer_writer(&bs, &lw, &err) || ocil_wheel_install(w, &o, lw, &err);
+	bool ok = r != 0 && err != NULL && err->code == OCIL_E_INPUT && strstr(err->msg, needle);
+	if (!ok)
+		fprintf(stderr, "%s: want \"%s\", got: %s\n", fn, needle,
+			err ? err->msg : "success");
+	ocil_wheel_free(w);
+	ocil_error_free(err);
+	return ok;
+}
+
+static void test_tags(void)
+{
+	static const struct {
+		const char *fn;
+		bool ok;
+	} cases[] = {
+	    {"demo-1.0-py3-none-any.whl", true},
+	    {"demo-1.0-py2.py3-none-any.whl", true},
+	    {"demo-1.0-1-py310-none-any.whl", true},
+	    {"demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", true},
+	    {"demo-1.0-cp38-abi3-manylinux2014_x86_64.whl", true},
+	    {"demo-1.0-cp311-cp311-linux_x86_64.whl", true},
+	    {"demo-1.0-cp39-cp39-manylinux2014_x86_64.whl", false},
+	    {"demo-1.0-py312-none-any.whl", false},
+	    {"demo-1.0-py2-none-any.whl", false},
+	    {"demo-1.0-cp311-cp311-manylinux2014_aarch64.whl", false},
+	    {"demo-1.0-cp311-cp311-win_amd64.whl", false},
+	    {"demo-1.0-cp311-cp311-macosx_11_0_x86_64.whl", false},
+	};
+	for (size_t i = 0; i < NENTS(cases); i++) {
+		ocil_error *err = NULL;
+		cleanup_free char *file = mk_wheel(cases[i].fn, false, false);
+		ocil_wheel *w = NULL;
+		int r = ocil_wheel_open(file, NULL, "3.11", "x86_64", &w, &err);
+		bool ok = cases[i].ok ? r == 0
+				      : r < 0 && strstr(err->msg, "which python 3.11 on x86_64 "
+								  "can not use") != NULL;
+		if (!ok)
+			fprintf(stderr, "%s: %s\n", cases[i].fn, err ? err->msg : "accepted");
+		ocil_wheel_free(w);
+		ocil_error_free(err);
+		CHECK(ok);
+	}
+}
+
+static void test_bad(void)
+{
+	CHECK(open_fails("demo-1.0-py3-none-any.whl", true, false, NULL, "3.11",
+			 "demo/__init__.py: does not match RECORD"));
+	CHECK(open_fails("demo-1.0-py3-none-any.whl", false, true, NULL, "3.11",
+			 "no <name>.dist-info/RECORD"));
+	CHECK(
+	    open_fails("demo-1.0-py3-none-any.whl", false, false, "00", "3.11", "sha256 mismatch"));
+	CHECK(open_fails("demo.whl", false, false, NULL, "3.11", "not a wheel name"));
+	CHECK(open_fails("demo-1.0-py3-none-any.zip", false, false, NULL, "3.11",
+			 "not a wheel (.whl)"));
+	tent escape[] = {{"../evil.py", 'f', "x", 0, 0}};
+	cleanup_free char *file =
+	    mk_tar("evil-1.0-py3-none-any.whl", NULL, ARCHIVE_FORMAT_ZIP, escape, 1);
+	ocil_error *err = NULL;
+	ocil_wheel *w = NULL;
+	CHECK_FAIL(ocil_wheel_open(file, NULL, "3.11", "x86_64", &w, &err), &err, OCIL_E_INPUT,
+		   "member \"../evil.py\" escapes the prefix");
+}
+
+TEST_MAIN(T(test_install), T(test_tags), T(test_bad))
