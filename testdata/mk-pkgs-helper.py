@@ -217,6 +217,46 @@ def wheel(out_dir):
     return path
 
 
+def expect_install(built, dest, prefix, pyver):
+    """What conda would link into PREFIX for these packages (lock order, later wins),
+    written to DEST: placeholders replaced (conda's text and binary rules), noarch:
+    python paths mapped, entry points from conda's template, hardlinks as copies.
+    conda-meta and .pyc files are left out (see the README's documented differences)."""
+    sp = "lib/python%s/site-packages" % pyver
+
+    def put(rel, data=None, mode=0o644, link=None):
+        path = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            os.remove(path)
+        if link is not None:
+            os.symlink(link, path)
+        else:
+            fidelity.write(path, data, mode)
+
+    for p, _ in built:
+        def target(path):
+            if p.noarch == "python" and path.startswith("site-packages/"):
+                return sp + path[len("site-packages"):]
+            if p.noarch == "python" and path.startswith("python-scripts/"):
+                return "bin" + path[len("python-scripts"):]
+            return path
+        for path, data, mode, ph, fm in p.files:
+            if ph and fm == "text":
+                data = data.replace(ph.encode(), prefix.encode())
+            elif ph:
+                data = fidelity.binary_replace(data, ph.encode(), prefix.encode())
+            put(target(path), data, mode)
+        for path, link in p.links:
+            put(target(path), link=link)
+        for ep in p.entry_points:
+            cmd, spec = [x.strip() for x in ep.split("=", 1)]
+            module, func = spec.split(":")
+            script = (fidelity.conda_shebang("%s/bin/python%s" % (prefix, pyver))
+                      + fidelity.entry_point_script(fidelity.CONDA_ENTRY_POINT, module, func))
+            put("bin/" + cmd, script.encode(), 0o755)
+
+
 def digests(path):
     data = fidelity.read(path)
     return hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
@@ -232,6 +272,7 @@ def cmd_pkgs(out, prefix, pyver, elf):
         (whereami_package(fidelity.read(elf)), "conda"),
         (greetpkg_package(), "tar.bz2"),
     ]
+    expect_install(built, os.path.join(out, "expected"), "/opt/conda-env", pyver)
     entries = []
     for p, fmt in built:
         path = p.write_conda(pkgs) if fmt == "conda" else p.write_tar_bz2(pkgs)

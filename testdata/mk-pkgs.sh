@@ -18,6 +18,9 @@
 #   greetpkg-0.1-pyh_0.tar.bz2 (noarch: python): site-packages/greetpkg with an entry
 #     point greet = greetpkg:hello.
 #   wheels/wheeldemo-1.0-py3-none-any.whl: pure Python, console script wheeldemo.
+# OUT/expected/ is what conda would link for the explicit lock at /opt/conda-env (its
+# rules re-done in python: placeholders, noarch mapping, entry point template), without
+# conda-meta/ and .pyc files: the image's /opt/conda-env must equal it file for file.
 # Deterministic: the same inputs give the same package hashes. Needs gcc, zstd, python3.
 set -euo pipefail
 
