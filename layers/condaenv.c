@@ -279,7 +279,8 @@ static char *dist_of(const ocil_condapkg *p)
 }
 
 /* conda-meta/history: conda (and `conda list`) take a prefix with it for
- * an environment. */
+ * an environment. One action block, as conda writes it: channels by the
+ * name conda gives them ("conda-forge/linux-64::python-3.11.2-h_0"). */
 static char *history(const ocil_condaenv *env, int64_t created)
 {
 	time_t t = (time_t)created;
@@ -287,13 +288,16 @@ static char *history(const ocil_condaenv *env, int64_t created)
 	char when[64];
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	char *s = ocil_xasprintf("==> %s <==\n# cmd: ocilambda assemble --conda-lock %s\n", when,
-				 strrchr(env->lock_path, '/') ? strrchr(env->lock_path, '/') + 1
-							      : env->lock_path);
+	const char *slash = strrchr(env->lock_path, '/');
+	char *s = ocil_xasprintf("==> %s <==\n# cmd: ocilambda assemble --conda-lock %s\n"
+				 "# ocilambda version: %s\n",
+				 when, slash ? slash + 1 : env->lock_path, OCIL_VERSION);
 	for (size_t i = 0; i < env->n; i++) {
 		const ocil_condalock_pkg *lp = &env->lock.pkgs[i];
 		cleanup_free char *dist = dist_of(env->pkgs[i]);
-		char *n = ocil_xasprintf("%s+%s/%s::%s\n", s, lp->channel, lp->subdir, dist);
+		ocil_sbom_package sp = {.channel = lp->channel, .subdir = lp->subdir};
+		cleanup_free char *channel = ocil_sbom_channel_name(&sp);
+		char *n = ocil_xasprintf("%s+%s/%s::%s\n", s, channel, lp->subdir, dist);
 		free(s);
 		s = n;
 	}

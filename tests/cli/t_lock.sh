@@ -70,7 +70,7 @@ W=$E/conda-meta/whereami-1.0-h0_0.json
 	fail "binary placeholder in paths_data"
 [ "$(json "$W" '[p["sha256_in_prefix"] for p in j["paths_data"]["paths"] if p["_path"] == "bin/whereami"][0]')" = \
 	"$(sha256sum "$E/bin/whereami" | cut -d' ' -f1)" ] || fail "sha256_in_prefix"
-grep -F "+https://conda.anaconda.org/conda-forge/noarch::greetpkg-0.1-pyh_0" "$E/conda-meta/history" >/dev/null ||
+grep -x "+conda-forge/noarch::greetpkg-0.1-pyh_0" "$E/conda-meta/history" >/dev/null ||
 	fail "conda-meta/history"
 ok "conda-meta records (channel, url, md5, files, paths_data) and history written"
 
