@@ -57,7 +57,7 @@ ok "help, --help, -h, help COMMAND and COMMAND --help agree; options wrapped at 
 expect_fail 1 "unknown command 'frob' (see 'ocilambda help')" $OCILAMBDA help frob
 expect_fail 1 "unknown command 'asemble' (did you mean 'assemble'?" $OCILAMBDA asemble
 expect_fail 1 "unknown option '--bse' (did you mean '--base'?)" $OCILAMBDA assemble --bse
-expect_fail 1 "option '--c' is ambiguous (--conda-prefix, --code," $OCILAMBDA assemble --c
+expect_fail 1 "option '--c' is ambiguous (--conda-prefix, --conda-lock, --code," $OCILAMBDA assemble --c
 expect_fail 1 "unknown option '--frobnicate'" $OCILAMBDA check --frobnicate x
 expect_fail 1 "option '--quiet' takes no argument" $OCILAMBDA assemble --quiet=yes
 expect_fail 1 "unknown option '--json'" $OCILAMBDA --json
