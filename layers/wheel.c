@@ -440,8 +440,7 @@ int ocil_wheel_open(const char *file, const char *sha256, const char *minor, con
 
 /* ---- install ---- */
 
-/* pip's RECORD hash: "sha256=" + urlsafe base64 without padding. */
-static char *record_hash(const unsigned char d[32])
+char *ocil_wheel_record_hash(const unsigned char d[32])
 {
 	unsigned char b64[64];
 	int n = EVP_EncodeBlock(b64, d, 32);
@@ -499,7 +498,7 @@ static int put_file(inst_ctx *c, const char *target, mode_t mode, const char *bu
 		return ocil_error_wrap(err, "%s: %s", c->w->fn, target);
 	unsigned char d[32];
 	EVP_Digest(buf, len, d, NULL, EVP_sha256(), NULL);
-	cleanup_free char *h = record_hash(d);
+	cleanup_free char *h = ocil_wheel_record_hash(d);
 	add_row(c, target, h, len);
 	return 0;
 }
@@ -528,7 +527,7 @@ static int add_script_file(inst_ctx *c, struct archive *a, ocil_wheel_file *f, m
 		return -1;
 	unsigned char d[32];
 	EVP_Digest(buf, len, d, NULL, EVP_sha256(), NULL);
-	cleanup_free char *h = record_hash(d);
+	cleanup_free char *h = ocil_wheel_record_hash(d);
 	if (strcmp(h, f->hash) != 0)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: does not match RECORD", what);
 	if (len >= 8 && strncmp(buf, "#!python", 8) == 0) {
@@ -577,7 +576,7 @@ static int add_member(inst_ctx *c, struct archive *a, struct archive_entry *ae, 
 	EVP_MD_CTX_free(m);
 	if (r < 0 || ocil_layer_writer_end_file(c->lw, err) < 0)
 		return ocil_error_wrap(err, "%s", what);
-	cleanup_free char *h = record_hash(d);
+	cleanup_free char *h = ocil_wheel_record_hash(d);
 	if (strcmp(h, f->hash) != 0)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: does not match RECORD", what);
 	add_row(c, f->target, h, size);

@@ -66,4 +66,8 @@ typedef struct {
 int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_layer_writer *lw,
 		       ocil_error **err);
 
+/* RECORD's form of a sha256 digest: "sha256=" + urlsafe base64 without
+ * padding. Caller frees. */
+char *ocil_wheel_record_hash(const unsigned char d[32]);
+
 #endif

@@ -17,14 +17,9 @@ static const char entry_points[] = "[console_scripts]\ndemo-cli = demo:main [ext
 /* RECORD's form of a file's hash: sha256=<urlsafe base64, no padding>. */
 static char *rec_hash(const char *data)
 {
-	unsigned char d[32], b64[64];
+	unsigned char d[32];
 	EVP_Digest(data, strlen(data), d, NULL, EVP_sha256(), NULL);
-	int n = EVP_EncodeBlock(b64, d, 32);
-	while (n > 0 && b64[n - 1] == '=')
-		n--;
-	for (int i = 0; i < n; i++)
-		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-	return ocil_xasprintf("sha256=%.*s", n, (const char *)b64);
+	return ocil_wheel_record_hash(d);
 }
 
 /* tmp/<fn>: a wheel of demo 1.0; tamper changes __init__.py after RECORD
@@ -47,6 +42,15 @@ static char *mk_wheel(const char *fn, bool tamper, bool no_record)
 	    {"demo-1.0.dist-info/RECORD", 'f', record, 0, 0},
 	};
 	return mk_tar(fn, NULL, ARCHIVE_FORMAT_ZIP, ents, NENTS(ents) - (no_record ? 1 : 0));
+}
+
+/* pip's own hash of "hello\n" (hashlib.sha256, urlsafe_b64encode). */
+static void test_record_hash(void)
+{
+	unsigned char d[32];
+	EVP_Digest("hello\n", 6, d, NULL, EVP_sha256(), NULL);
+	cleanup_free char *h = ocil_wheel_record_hash(d);
+	CHECK_STREQ(h, "sha256=WJG1tSLV3whtD_CxEPvZ0hu0_HFjrzTQgoai6Eb2vgM");
 }
 
 static void test_install(void)
@@ -169,4 +173,4 @@ static void test_bad(void)
 		   "member \"../evil.py\" escapes the prefix");
 }
 
-TEST_MAIN(T(test_install), T(test_tags), T(test_bad))
+TEST_MAIN(T(test_record_hash), T(test_install), T(test_tags), T(test_bad))

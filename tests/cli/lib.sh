@@ -60,6 +60,16 @@ sha256_of() {
 	echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"
 }
 
+# run_in ROOTFS CMD...: CMD inside an unpacked image the way Lambda runs it:
+# read-only root, uid 993/gid 990, nothing shared, only PATH set.
+run_in() {
+	local root=$1
+	shift
+	bwrap --ro-bind "$root" / --proc /proc --dev /dev --tmpfs /tmp --unshare-all \
+		--uid 993 --gid 990 --clearenv --setenv PATH /var/lang/bin:/usr/bin:/bin \
+		--chdir /tmp "$@"
+}
+
 # A code directory with the blog's example.
 make_code() {
 	mkdir -p "$1/__pycache__" "$1/.git"

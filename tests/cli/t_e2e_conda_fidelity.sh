@@ -23,11 +23,7 @@ ok "the report names the unmanaged file and the symlink out of the prefix"
 
 umoci unpack --rootless --image "$T/out:latest" "$T/bundle" >/dev/null
 R=$T/bundle/rootfs
-run() {
-	bwrap --ro-bind "$R" / --proc /proc --dev /dev --tmpfs /tmp --unshare-all \
-		--uid 993 --gid 990 --clearenv --setenv PATH /var/lang/bin:/usr/bin:/bin \
-		--chdir /tmp "$@"
-}
+run() { run_in "$R" "$@"; }
 [ "$(run /opt/conda-env/bin/whereami)" = /opt/conda-env ] || fail "compiled-in prefix: $(run /opt/conda-env/bin/whereami)"
 [ "$(run /opt/conda-env/bin/whereami --libdir)" = /opt/conda-env/lib ] || fail "whereami --libdir"
 ok "the relocated binary prints /opt/conda-env"

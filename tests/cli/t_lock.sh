@@ -23,11 +23,7 @@ ok "assembled from the explicit lock; the path two packages share is reported"
 umoci unpack --rootless --image "$T/out:latest" "$T/bundle" >/dev/null
 R=$T/bundle/rootfs
 E=$R/opt/conda-env
-run() {
-	bwrap --ro-bind "$R" / --proc /proc --dev /dev --tmpfs /tmp --unshare-all \
-		--uid 993 --gid 990 --clearenv --setenv PATH /var/lang/bin:/usr/bin:/bin \
-		--chdir /tmp "$@"
-}
+run() { run_in "$R" "$@"; }
 [ "$(run /opt/conda-env/bin/whereami)" = /opt/conda-env ] || fail "binary placeholder: $(run /opt/conda-env/bin/whereami)"
 [ "$(run /opt/conda-env/bin/whereami --libdir)" = /opt/conda-env/lib ] || fail "whereami --libdir"
 [ "$(stat -c %s "$E/bin/whereami")" = "$(json "$E/conda-meta/whereami-1.0-h0_0.json" \
