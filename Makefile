@@ -3,6 +3,11 @@
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# Seconds each fuzz target runs: `make fuzz` (long), and within `make test`
+# (six targets, a minute in all).
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 8
 JOBS ?= $(shell nproc)
 
 # Build dependencies, then what the tests and the demo run as independent
@@ -12,9 +17,9 @@ PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zl
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
 	docker-registry apache2-utils openssl curl podman python3-jsonschema \
 	groff-base man-db bsdextrautils bsdutils \
-	clang-format cppcheck valgrind
+	clang clang-format cppcheck valgrind
 
-.PHONY: all deps build test demo format format-check lint clean
+.PHONY: all deps build test demo format format-check lint clean fuzz fuzz-build
 
 all: build
 
@@ -46,19 +51,31 @@ test: build format-check lint
 		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest -j $(JOBS) --output-on-failure -LE heavy
+	$(MAKE) fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
+
+# libFuzzer targets (clang, ASan+UBSan) over the same sources, in their own
+# build tree (warnings are the gcc build's job: clang words some differently);
+# build tree; each runs FUZZ_SECONDS from its seed corpus.
+fuzz-build: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DOCIL_FUZZ=ON -DOCIL_WERROR=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 demo: build
 	bash demo/demo.sh $(BUILD)
 
 format:
-	clang-format -i src/*.[ch] layers/*.[ch] tests/*.[ch]
+	clang-format -i src/*.[ch] layers/*.[ch] tests/*.[ch] tests/fuzz/*.[ch]
 
 format-check:
-	clang-format --dry-run -Werror src/*.[ch] layers/*.[ch] tests/*.[ch]
+	clang-format --dry-run -Werror src/*.[ch] layers/*.[ch] tests/*.[ch] tests/fuzz/*.[ch]
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
 		-D_GNU_SOURCE --inline-suppr -I src -I layers src layers
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
