@@ -143,6 +143,16 @@ int ocil_manifest_parse(const char *buf, size_t len, const char *what, const cha
 	if (!json_is_integer(sv) || json_integer_value(sv) != 2)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: schemaVersion must be 2", what);
 	const char *mt = ocil_manifest_detect_type(doc, hint);
+	/* The document's own mediaType must be what its descriptor (or the
+	 * registry's Content-Type) announced: a mismatch means the bytes are
+	 * not the image they were asked for. Generic types say nothing. */
+	const char *own = ocil_json_opt_string(doc, "mediaType");
+	if (own != NULL && hint != NULL &&
+	    (ocil_media_type_is_manifest(hint) || ocil_media_type_is_index(hint)) &&
+	    strcmp(own, hint) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: mediaType is %s, but it was announced as %s", what, own,
+				      hint);
 	if (!ocil_media_type_is_manifest(mt))
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "%s: not an image manifest (media type %s)", what,
@@ -233,6 +243,10 @@ int ocil_index_select(const char *buf, size_t len, const char *what, const ocil_
 	cleanup_json json_t *doc = NULL;
 	if (ocil_json_parse(buf, len, what, &doc, err) < 0)
 		return -1;
+	const char *own = ocil_json_opt_string(doc, "mediaType");
+	if (own != NULL && !ocil_media_type_is_index(own))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: media type %s is not an index", what,
+				      own);
 	const json_t *ms = json_object_get(doc, "manifests");
 	if (!json_is_array(ms))
 		return ocil_error_set(err, OCIL_E_INPUT,
@@ -260,7 +274,17 @@ int ocil_index_select(const char *buf, size_t len, const char *what, const ocil_
 		    (variant == NULL || strcmp(variant, want->variant) != 0))
 			continue;
 		cleanup_free char *mwhat = ocil_xasprintf("%s: manifests[%zu]", what, idx);
-		return ocil_descriptor_parse(m, mwhat, out, err);
+		if (ocil_descriptor_parse(m, mwhat, out, err) < 0)
+			return -1;
+		/* an index inside an index is legal OCI, but no image we serve */
+		if (!ocil_media_type_is_manifest(out->media_type)) {
+			ocil_error_set(err, OCIL_E_INPUT,
+				       "%s: media type %s is not an image manifest", mwhat,
+				       out->media_type);
+			ocil_descriptor_clear(out);
+			return -1;
+		}
+		return 0;
 	}
 	cleanup_free char *w = ocil_platform_format(want);
 	return ocil_error_set(err, OCIL_E_INPUT, "%s: no image for platform %s (available: %s)",

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "image.h"
+#include "json.h"
 #include "test.h"
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -34,6 +35,83 @@ static void select_platform(void)
 		   "no image for platform linux/s390x (available: linux/amd64, linux/arm64/v8)");
 	ocil_platform_clear(&p);
 	CHECK_FAIL(ocil_platform_parse("amd64", &p, &err), &err, OCIL_E_USAGE, "invalid platform");
+}
+
+/* What an index or a registry announces must be what the bytes say. */
+static void media_type_mismatch(void)
+{
+	ocil_error *err = NULL;
+	ocil_manifest m;
+	const char *oci = "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_MANIFEST
+			  "\",\"config\":{\"mediaType\":\"" OCIL_MT_OCI_CONFIG "\",\"digest\":\"" D1
+			  "\",\"size\":5},\"layers\":[]}";
+	CHECK_FAIL(ocil_manifest_parse(oci, strlen(oci), "m", OCIL_MT_DOCKER_MANIFEST, &m, &err),
+		   &err, OCIL_E_INPUT,
+		   "m: mediaType is " OCIL_MT_OCI_MANIFEST
+		   ", but it was announced as " OCIL_MT_DOCKER_MANIFEST);
+	CHECK_FAIL(ocil_manifest_parse(oci, strlen(oci), "m", OCIL_MT_OCI_INDEX, &m, &err), &err,
+		   OCIL_E_INPUT, "announced as " OCIL_MT_OCI_INDEX);
+	/* generic Content-Types are no announcement */
+	CHECK_OK(ocil_manifest_parse(oci, strlen(oci), "m", "application/json", &m, &err), &err);
+	ocil_manifest_clear(&m);
+
+	ocil_platform p = {.os = "linux", .arch = "amd64"};
+	ocil_descriptor d;
+	const char *nested =
+	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" OCIL_MT_OCI_INDEX
+	    "\",\"digest\":\"" D1
+	    "\",\"size\":3,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+	CHECK_FAIL(ocil_index_select(nested, strlen(nested), "idx", &p, &d, &err), &err,
+		   OCIL_E_INPUT,
+		   "idx: manifests[0]: media type " OCIL_MT_OCI_INDEX " is not an image manifest");
+	const char *notindex =
+	    "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\",\"manifests\":[]}";
+	CHECK_FAIL(ocil_index_select(notindex, strlen(notindex), "idx", &p, &d, &err), &err,
+		   OCIL_E_INPUT, "is not an index");
+	const char *traversal =
+	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" OCIL_MT_OCI_MANIFEST
+	    "\",\"digest\":\"sha256:../../../etc/passwd\",\"size\":3,"
+	    "\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+	CHECK_FAIL(ocil_index_select(traversal, strlen(traversal), "idx", &p, &d, &err), &err,
+		   OCIL_E_INPUT, "invalid digest \"sha256:../../../etc/passwd\"");
+}
+
+/* Caps and shapes of JSON from outside (jansson's strict mode plus ours). */
+static void hostile_json(void)
+{
+	ocil_error *err = NULL;
+	ocil_manifest m;
+	const char *cases[][2] = {
+	    {"{\"schemaVersion\":2,\"schemaVersion\":2}", "duplicate object key"},
+	    {"{\"schemaVersion\":99999999999999999999999}", "too big"},
+	    {"{\"schemaVersion\":2,\"config\":{\"size\":1e99999}}", "overflow"},
+	    {"{\"a\":\"\xff\"}", "unable to decode byte 0xff"},
+	    {"{\"a\":\"\\u0000\"}", "\\u0000 is not allowed"},
+	    {"{\"schemaVersion\":2} {}", "end of file expected"},
+	    {"{\"schemaVersion\":\"2\"}", "schemaVersion must be 2"},
+	    {"[]", "not a JSON object"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK_FAIL(
+		    ocil_manifest_parse(cases[i][0], strlen(cases[i][0]), "m", NULL, &m, &err),
+		    &err, OCIL_E_INPUT, cases[i][1]);
+	size_t n = 3000;
+	char *deep = malloc(2 * n + 1);
+	memset(deep, '[', n);
+	memset(deep + n, ']', n);
+	deep[2 * n] = '\0';
+	int r = ocil_manifest_parse(deep, 2 * n, "m", NULL, &m, &err);
+	free(deep);
+	CHECK(r < 0 && err != NULL && strstr(err->msg, "maximum parsing depth reached") != NULL);
+	ocil_error_free(err);
+	err = NULL;
+	size_t big = OCIL_JSON_MAX + 1;
+	char *huge = malloc(big);
+	memset(huge, ' ', big);
+	r = ocil_manifest_parse(huge, big, "m", NULL, &m, &err);
+	free(huge);
+	CHECK(r < 0 && err != NULL && strstr(err->msg, "m: larger than 4194304 bytes") != NULL);
+	ocil_error_free(err);
 }
 
 static void parse_manifest(void)
@@ -73,4 +151,4 @@ static void parse_manifest(void)
 		   "schemaVersion must be 2");
 }
 
-TEST_MAIN(T(select_platform), T(parse_manifest))
+TEST_MAIN(T(select_platform), T(media_type_mismatch), T(hostile_json), T(parse_manifest))
