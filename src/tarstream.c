@@ -156,6 +156,21 @@ static const char *normalize(const char *raw, char out[PATH_BUF])
 	return NULL;
 }
 
+/* See OCIL_TAR_MAX_RATIO. */
+static int check_ratio(ocil_tarstream *ts, ocil_error **err)
+{
+	la_int64_t out = archive_filter_bytes(ts->a, 0);
+	la_int64_t in = archive_filter_bytes(ts->a, -1);
+	if (out <= 0 || (uint64_t)out <= OCIL_TAR_BOMB_FLOOR || in <= 0)
+		return 0;
+	if ((uint64_t)out / (uint64_t)in <= OCIL_TAR_MAX_RATIO)
+		return 0;
+	return fail(ts, err, NULL,
+		    "inflates more than %d-fold (%lld compressed bytes gave %lld): refused as a "
+		    "decompression bomb",
+		    OCIL_TAR_MAX_RATIO, (long long)in, (long long)out);
+}
+
 static int open_common(int fd, bool own, const char *what, ocil_tarstream **out, ocil_error **err)
 {
 	ocil_tarstream *ts = ocil_xcalloc(1, sizeof(*ts));
@@ -223,6 +238,20 @@ int ocil_tarstream_next(ocil_tarstream *ts, const ocil_tar_entry **e, ocil_error
 				      ts->what);
 	if (ts->eof)
 		return 0;
+	/* Skip unread data ourselves, so a bomb is stopped while it inflates
+	 * rather than after libarchive has skipped the whole entry. */
+	while (ts->has_data) {
+		const void *block;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(ts->a, &block, &n, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN)
+			return archive_fail(ts, err, ts->path);
+		if (check_ratio(ts, err) < 0)
+			return -1;
+	}
 	ts->has_data = false;
 	struct archive_entry *ae = NULL;
 	locale_t old = uselocale(ts->locale);
@@ -240,6 +269,8 @@ int ocil_tarstream_next(ocil_tarstream *ts, const ocil_tar_entry **e, ocil_error
 		return archive_fail(
 		    ts, err, r == ARCHIVE_WARN && ae != NULL ? archive_entry_pathname(ae) : NULL);
 
+	if (check_ratio(ts, err) < 0)
+		return -1;
 	uint64_t index = ts->count++;
 	if (ts->count > OCIL_TAR_MAX_ENTRIES)
 		return fail(ts, err, NULL, "more than %llu entries",
@@ -329,6 +360,8 @@ ssize_t ocil_tarstream_read(ocil_tarstream *ts, void *buf, size_t len, ocil_erro
 		return archive_fail(ts, err, ts->path);
 	if (n == 0)
 		ts->has_data = false;
+	else if (check_ratio(ts, err) < 0)
+		return -1;
 	return (ssize_t)n;
 }
 

@@ -23,6 +23,14 @@
 /* Lambda's limit on an image's uncompressed size; a layer larger than
  * that is unusable, and the cap bounds what a decompression bomb costs. */
 #define OCIL_TAR_MAX_BYTES ((uint64_t)10 << 30)
+/* Decompression bombs: past this many uncompressed bytes, a layer that
+ * inflates to more than OCIL_TAR_MAX_RATIO times what was read of its blob
+ * is refused. Real layers stay far below (text and code compress about 3-10
+ * times); gzip's own maximum is about 1030, reached only by runs of one
+ * byte, so this stops a zero-filled bomb after a fraction of a second
+ * instead of after 10 GiB. */
+#define OCIL_TAR_BOMB_FLOOR ((uint64_t)256 << 20)
+#define OCIL_TAR_MAX_RATIO 500
 /* Entries per layer; the real Lambda bases have a few tens of thousands. */
 #define OCIL_TAR_MAX_ENTRIES ((uint64_t)1 << 21)
 
