@@ -2,8 +2,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "json.h"
@@ -150,9 +152,34 @@ static int merge_blobs(ocil_layout_sink *s, ocil_error **err)
 	return r;
 }
 
+/* Commits into one parent directory take turns: another build may have
+ * created the layout, or rewritten its index.json, since this one was
+ * opened. A flock on the parent itself leaves no lock file behind and is
+ * released when the process dies. */
+static int lock_parent(const ocil_layout_sink *s, int *fd, ocil_error **err)
+{
+	cleanup_free char *copy = ocil_xstrdup(s->dir);
+	const char *parent = dirname(copy);
+	*fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "output %s: opening %s", s->dir,
+					    parent);
+	while (flock(*fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return ocil_error_set_errno(err, OCIL_E_IO, errno, "output %s: locking %s",
+						    s->dir, parent);
+	return 0;
+}
+
 int ocil_layout_sink_commit(ocil_layout_sink *s, const char *tag, const ocil_descriptor *manifest,
 			    ocil_error **err)
 {
+	cleanup_close int lock = -1;
+	if (lock_parent(s, &lock, err) < 0)
+		return -1;
+	cleanup_free char *marker = ocil_xasprintf("%s/oci-layout", s->dir);
+	if (!s->existing && access(marker, F_OK) == 0)
+		s->existing = true; /* a concurrent build created it */
 	cleanup_free char *index = NULL;
 	if (build_index(s, tag, manifest, &index, err) < 0)
 		return -1;
