@@ -24,10 +24,18 @@ RULE fields:
                              "content_type" (default OCI manifest), matching
                              Docker-Content-Digest; "chunked": true sends it chunked with no
                              Content-Length
+           extra_bytes       forward, with "extra" (default 100) bytes appended to the body and
+                             a Content-Length that matches the longer body
+           wrong_length      forward, but announce Content-Length len(body) + "delta" (default
+                             100; negative: fewer); a longer promise is cut short by closing
+                             the connection, a shorter one sends the whole body and closes
+           slowloris         status and headers at once, then the body one byte every
+                             "interval" seconds (default 1), for at most 60 s
            status            (implied by a "status" field) answer "status" with a
                              distribution-style error body (or "body"), "retry_after" seconds
                              -> Retry-After header, extra "headers": {name: value}
 Log lines (--log): METHOD PATH STATUS range=<Range or -> action=<action>
+With --tls-cert/--tls-key the proxy speaks https (to the client; the upstream as given).
 """
 import argparse
 import hashlib
@@ -35,6 +43,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -43,7 +52,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(__file__))
 import regcommon as rc  # noqa: E402
 
-BODY_ACTIONS = {"corrupt", "drop", "drop_once", "stall", "oversize_manifest"}
+BODY_ACTIONS = {"corrupt", "drop", "drop_once", "stall", "oversize_manifest", "extra_bytes",
+                "wrong_length", "slowloris"}
 ERROR_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 429: "TOOMANYREQUESTS",
                500: "UNKNOWN", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "UNAVAILABLE"}
 MAX_SLEEP = 60
@@ -126,10 +136,49 @@ def make_handler(a, rules, upstream):
                 b = bytearray(body)
                 b[len(b) // 2] ^= 0xFF
                 body = bytes(b)
+            if action == "extra_bytes" and body:
+                body = body + b"\0" * int(rule.get("extra", 100))
             self.log_req(status, action)
             if action in ("drop", "drop_once", "stall") and self.command != "HEAD":
                 return self.send_partial(status, out, body, rule, action)
+            if action == "wrong_length" and body:
+                return self.send_wrong_length(status, out, body, int(rule.get("delta", 100)))
+            if action == "slowloris" and body:
+                return self.send_slowly(status, out, body, float(rule.get("interval", 1)))
             self.send_all(status, out, body, head_length=head_length)
+
+        def send_wrong_length(self, status, headers, body, delta):
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(max(0, len(body) + delta)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def send_slowly(self, status, headers, body, interval):
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            deadline = time.monotonic() + MAX_SLEEP
+            try:
+                for i in range(len(body)):
+                    if time.monotonic() > deadline:
+                        break
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(interval)
+            except OSError:
+                pass  # the client gave up, as it should
+            self.close_connection = True
 
         def send_partial(self, status, headers, body, rule, action):
             self.send_response(status)
@@ -195,11 +244,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     rc.add_common_args(ap)
     ap.add_argument("--rules", required=True, help="JSON rules file, re-read on every request")
+    ap.add_argument("--tls-cert", help="certificate chain (PEM): serve https")
+    ap.add_argument("--tls-key", help="its private key (PEM)")
     a = ap.parse_args()
     open(a.log, "a").close()
     if not os.path.exists(a.rules):
         rc.write_file_atomic(a.rules, '{"rules": []}\n')
     srv = rc.bind("127.0.0.1", make_handler(a, Rules(a.rules), rc.Upstream(a.upstream, a.upstream_ca)))
+    if a.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     rc.start_watchdog(a.parent_pid, a.max_seconds)
     rc.write_file_atomic(a.port_file, "127.0.0.1:%d\n" % srv.server_address[1])
     rc.serve_forever([srv])

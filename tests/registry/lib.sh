@@ -382,13 +382,15 @@ tokenfront_start() {
          "${name}_BLOBHOST_LOG=$blog" "${name}_SERVICE=$name.test" "${name}_REALM=http://$main/token/"
 }
 
-# faultproxy_start NAME UPSTREAM_HOST
-#   Plain-http fault-injecting proxy (faultproxy.py) on 127.0.0.1:<port>. Rules: write JSON to
-#   $NAME_RULES (or use faultproxy_rules). Exports NAME_HOST NAME_RULES NAME_LOG.
+# faultproxy_start NAME UPSTREAM_HOST [--tls]
+#   Fault-injecting proxy (faultproxy.py) on 127.0.0.1:<port>, plain http, or https with --tls
+#   (its own CA: exports NAME_CA, NAME_CERTDIR as registry_start --tls does). Rules: write JSON
+#   to $NAME_RULES (or use faultproxy_rules). Exports NAME_HOST NAME_RULES NAME_LOG.
 faultproxy_start() {
-  local name=${1:-} up=${2:-} st
-  [ $# -ge 2 ] || _reglib_die "usage: faultproxy_start NAME UPSTREAM_HOST" || return 1
+  local name=${1:-} up=${2:-} st tls=0
+  [ $# -ge 2 ] || _reglib_die "usage: faultproxy_start NAME UPSTREAM_HOST [--tls]" || return 1
   shift 2
+  if [ "${1:-}" = --tls ]; then tls=1; shift; fi
   _reglib_name "$name" || return 1
   st=$(_reglib_state) || return 1
   local pf=$st/$name.port log=$st/$name.log rules=$st/$name.rules.json args=()
@@ -396,6 +398,11 @@ faultproxy_start() {
   : > "$log"
   printf '{"rules": []}\n' > "$rules"
   mapfile -t args < <(_reglib_upstream_args "$up")
+  local certs=$st/$name-certs
+  if [ "$tls" = 1 ]; then
+    _reglib_mkcerts "$certs" "$name" || return 1
+    args+=(--tls-cert "$certs/private/server-chain.crt" --tls-key "$certs/private/server.key")
+  fi
   "$REGLIB_PY" "$REGLIB_DIR/faultproxy.py" --upstream "$up" "${args[@]}" --rules "$rules" \
     --port-file "$pf" --log "$log" --parent-pid $$ --max-seconds "$REGLIB_MAX_LIFETIME" "$@" \
     >> "$st/$name.stderr" 2>&1 < /dev/null &
@@ -407,6 +414,11 @@ faultproxy_start() {
   _REGLIB_SCHEME[$main]=http
   _REGLIB_CREDS[$main]=""
   export "${name}_HOST=$main" "${name}_RULES=$rules" "${name}_LOG=$log"
+  if [ "$tls" = 1 ]; then
+    _REGLIB_SCHEME[$main]=https
+    _REGLIB_CAFILE[$main]=$certs/ca.crt
+    export "${name}_CA=$certs/ca.crt" "${name}_CERTDIR=$certs"
+  fi
 }
 
 # faultproxy_rules NAME JSON: replace the rules (validated, written atomically; counters reset)
