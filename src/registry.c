@@ -1148,8 +1148,11 @@ static int fetch_token(op *o, const ocil_challenge *ch, ocil_error **err)
 	}
 	if (rs.status != 200)
 		return http_error(&t, &rs, err);
-	json_error_t je;
-	cleanup_json json_t *j = json_loadb(body ? body : "", t.len, 0, &je);
+	/* strict, as every JSON from outside: a duplicate "token" is no token */
+	cleanup_json json_t *j = NULL;
+	cleanup_error ocil_error *perr = NULL;
+	if (ocil_json_parse_max(body ? body : "", t.len, TOKEN_MAX, what, &j, &perr) < 0)
+		return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s", r->host, perr->msg);
 	const char *tok = ocil_json_opt_string(j, "token");
 	if (tok == NULL || *tok == '\0')
 		tok = ocil_json_opt_string(j, "access_token");

@@ -483,6 +483,8 @@ static void h_bearer(srv *s, const sreq *q, int fd)
 		s->state++;
 		snprintf(tok, sizeof(tok), "{\"%s\":\"tok-%d\",\"expires_in\":300}",
 			 s->state % 2 ? "token" : "access_token", s->state);
+		if (s->state == 100) /* a hostile answer: which token is it? */
+			snprintf(tok, sizeof(tok), "{\"token\":\"tok-100\",\"token\":\"x\"}");
 		reply_str(fd, 200, "Content-Type: application/json\r\n", tok);
 		return;
 	}
@@ -565,6 +567,11 @@ static void manifest_bearer(void)
 	CHECK(s.log[7].authz[0] == '\0');
 	CHECK_STREQ(s.log[8].authz, "Basic YWxpY2U6cHcx");
 	CHECK_STREQ(s.log[9].authz, "Bearer tok-7");
+
+	/* A token answer with a duplicate key is refused, as any JSON from outside. */
+	s.state = 99;
+	CHECK_FAIL(ocil_registry_get_manifest(r2, "3.8", &body, &len, &mt, digest, &err), &err,
+		   OCIL_E_REGISTRY, "malformed JSON at line 1: duplicate object key");
 }
 
 static void redirect_no_credentials(void)
