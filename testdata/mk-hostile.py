@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import sys
@@ -132,6 +133,8 @@ def cases():
     full = gz(tar([entry("var/task/a", data=os.urandom(40000))]))
     yield "truncated", "a gzip stream cut in half", full[: len(full) // 2]
     yield "garbage", "bytes that are no tar at all", gz(b"PK\x03\x04" + b"\0" * 2000)
+    yield "xz", "a tar compressed with xz (not a layer compression)", lzma.compress(
+        tar([entry("var/task/x")]))
     yield "long-name", "a 5000-byte entry name", gz(tar([entry("var/task/" + "a/" * 2500 + "f")]))
     yield "root-file", "the image root as a regular file", gz(tar([entry("./", data=b"x")]))
     yield "gzip-bomb", "512 MiB of zeros in a 500 KiB gzip", zeros_bomb(512 << 20)[0]

@@ -56,6 +56,7 @@ refused huge-size 'entry "var/task/huge": layer larger than 10737418240 bytes un
 refused negative-size 'tar: Tar entry has negative size'
 refused truncated 'tar: truncated gzip input'
 refused garbage 'tar: Unrecognized archive format'
+refused xz 'tar: Unrecognized archive format'
 refused long-name 'name longer than 4096 bytes'
 refused root-file 'tar: Damaged tar archive'
 refused gzip-bomb 'inflates more than 500-fold'
@@ -97,6 +98,6 @@ run duplicates assemble 4 "breaks Lambda's rules (L005)"
 [ -z "$(ls -A "$ESC")" ] || fail "something was written through a hostile entry: $(ls -lA "$ESC")"
 (cd "$H" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/after"
 cmp -s "$T/before" "$T/after" || fail "the hostile layouts were modified: $(diff "$T/before" "$T/after")"
-[ "$(wc -l <"$T/cases")" = 19 ] || fail "a case was added without a test: $(cat "$T/cases")"
+[ "$(wc -l <"$T/cases")" = 20 ] || fail "a case was added without a test: $(cat "$T/cases")"
 ok "nothing written outside the outputs"
 done_testing
