@@ -290,6 +290,8 @@ static void auth_files_malformed(void)
 		const char *content, *needle;
 	} cases[] = {
 	    {"{\"auths\":", "malformed JSON"},
+	    {"{\"auths\":{},\"auths\":{}}", "duplicate object key"},
+	    {"{\"auths\":{\"h.example\":{\"auth\":\"\xff\"}}}", "unable to decode byte 0xff"},
 	    {"[]", "not a JSON object"},
 	    {"{\"auths\":[]}", "auths is not an object"},
 	    {"{\"auths\":{\"h.example\":\"x\"}}", "is not an object"},

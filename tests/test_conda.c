@@ -455,6 +455,17 @@ static void records(void)
 		    "%s/conda-meta/x-1-0.json: malformed conda record: %s", dir, bad[i].msg);
 		CHECK_FAIL(inspect_at(dir, NULL, &err), &err, OCIL_E_INPUT, want);
 	}
+	/* not JSON as jansson reads it strictly: a duplicate key, bytes not UTF-8 */
+	static const char *const notjson[][2] = {
+	    {REC("\"name\": \"y\""), "duplicate object key"},
+	    {"{\"name\": \"\xc3\x28\", \"version\": \"1\", \"build\": \"0\"}",
+	     "unable to decode byte"},
+	};
+	for (size_t i = 0; i < NENTS(notjson); i++) {
+		CHECK(mini_prefix("nj") == 0 &&
+		      put("nj/conda-meta/x-1-0.json", notjson[i][0]) == 0);
+		CHECK_FAIL(inspect_at("nj", NULL, &err), &err, OCIL_E_INPUT, notjson[i][1]);
+	}
 
 	/* the same fields, well formed; old-style platform + arch */
 	CHECK(mini_prefix("good") == 0);

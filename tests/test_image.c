@@ -2,7 +2,9 @@
 
 #include "image.h"
 #include "json.h"
+#include "source.h"
 #include "test.h"
+#include "util.h"
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
@@ -74,6 +76,35 @@ static void media_type_mismatch(void)
 	    "\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
 	CHECK_FAIL(ocil_index_select(traversal, strlen(traversal), "idx", &p, &d, &err), &err,
 		   OCIL_E_INPUT, "invalid digest \"sha256:../../../etc/passwd\"");
+}
+
+/* A config must describe the manifest's layers with valid diff_ids. */
+static void config_checks(void)
+{
+	ocil_error *err = NULL;
+	ocil_descriptor layer = {.media_type = OCIL_MT_OCI_LAYER_GZIP, .digest = D2, .size = 1};
+	ocil_source s = {.name = "img", .manifest = {.layers = &layer, .n_layers = 1}};
+	ocil_platform p = {.os = "linux", .arch = "amd64"};
+	static const char *const bad[][2] = {
+	    {"{\"os\":\"linux\",\"architecture\":\"amd64\",\"rootfs\":{\"diff_ids\":[]}}",
+	     "0 diff_ids for 1 layers in the manifest"},
+	    {"{\"os\":\"linux\",\"architecture\":\"amd64\",\"rootfs\":{\"diff_ids\":[\"sha256:../"
+	     "x\"]}}",
+	     "rootfs.diff_ids[0]: invalid digest"},
+	    {"{\"os\":\"linux\",\"architecture\":\"amd64\"}", "rootfs.diff_ids missing"},
+	    {"{\"os\":\"linux\",\"architecture\":\"arm64\",\"rootfs\":{\"diff_ids\":[]}}",
+	     "image is linux/arm64, not linux/amd64"},
+	    {"{\"os\":\"linux\",\"os\":\"linux\"}", "duplicate object key"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_FAIL(ocil_source_set_config(&s, ocil_xstrdup(bad[i][0]), strlen(bad[i][0]),
+						  &p, &err),
+			   &err, OCIL_E_INPUT, bad[i][1]);
+	const char *good =
+	    "{\"os\":\"linux\",\"architecture\":\"amd64\",\"rootfs\":{\"diff_ids\":[\"" D1 "\"]}}";
+	CHECK_OK(ocil_source_set_config(&s, ocil_xstrdup(good), strlen(good), &p, &err), &err);
+	json_decref(s.config);
+	free(s.config_raw);
 }
 
 /* Caps and shapes of JSON from outside (jansson's strict mode plus ours). */
@@ -151,4 +182,5 @@ static void parse_manifest(void)
 		   "schemaVersion must be 2");
 }
 
-TEST_MAIN(T(select_platform), T(media_type_mismatch), T(hostile_json), T(parse_manifest))
+TEST_MAIN(T(select_platform), T(media_type_mismatch), T(hostile_json), T(config_checks),
+	  T(parse_manifest))
