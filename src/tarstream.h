@@ -23,14 +23,15 @@
 /* Lambda's limit on an image's uncompressed size; a layer larger than
  * that is unusable, and the cap bounds what a decompression bomb costs. */
 #define OCIL_TAR_MAX_BYTES ((uint64_t)10 << 30)
-/* Decompression bombs: past this many uncompressed bytes, a layer that
- * inflates to more than OCIL_TAR_MAX_RATIO times what was read of its blob
- * is refused. Real layers stay far below (text and code compress about 3-10
- * times); gzip's own maximum is about 1030, reached only by runs of one
- * byte, so this stops a zero-filled bomb after a fraction of a second
- * instead of after 10 GiB. */
+/* Decompression bombs. Every layer is capped at OCIL_TAR_MAX_BYTES
+ * uncompressed (declared sizes are checked before any data is inflated),
+ * which bounds what any bomb costs. Past OCIL_TAR_BOMB_FLOOR bytes a layer
+ * that inflates to more than OCIL_TAR_MAX_RATIO times what was read of its
+ * blob is refused at once: gzip cannot go beyond about 1032:1 (a layer of
+ * zeros, such as a big sparse file, is legitimate and stays accepted), so
+ * this stops zstd bombs, which reach far higher ratios. */
 #define OCIL_TAR_BOMB_FLOOR ((uint64_t)256 << 20)
-#define OCIL_TAR_MAX_RATIO 500
+#define OCIL_TAR_MAX_RATIO 1100
 /* Entries per layer; the real Lambda bases have a few tens of thousands. */
 #define OCIL_TAR_MAX_ENTRIES ((uint64_t)1 << 21)
 

@@ -15,8 +15,10 @@ import json
 import lzma
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
+import threading
 
 base, tag, out, esc = sys.argv[1:5]
 # from the layout root the escape dir is this many levels up, plus margin
@@ -76,22 +78,42 @@ def gz(b):
     return gzip.compress(b, compresslevel=9, mtime=0)
 
 
-def zeros_bomb(total):
-    """gzip of a tar holding one file of `total` zero bytes, built in
-    pieces so it never sits in memory whole."""
-    ti, _ = entry("var/task/bomb", data=b"")
+def zeros_layer(total, compress):
+    """A tar holding one file of `total` zero bytes, compressed with
+    compress ("gzip" or "zstd", the zstd command), built in pieces so it
+    never sits in memory whole. Returns (blob, diff_id)."""
+    ti, _ = entry("var/task/zeros", data=b"")
     ti.size = total
-    bio = io.BytesIO()
-    with gzip.GzipFile(fileobj=bio, mode="wb", compresslevel=9, mtime=0) as g:
-        g.write(ti.tobuf(tarfile.PAX_FORMAT))
-        chunk = b"\0" * (1 << 20)
-        left = total
-        while left > 0:
-            n = min(left, len(chunk))
-            g.write(chunk[:n])
-            left -= n
-        g.write(b"\0" * 1024)
-    return bio.getvalue(), None
+    h = hashlib.sha256()
+    if compress == "gzip":
+        bio = io.BytesIO()
+        out = gzip.GzipFile(fileobj=bio, mode="wb", compresslevel=9, mtime=0)
+    else:
+        p = subprocess.Popen(["zstd", "-q", "-19", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        res = {}
+        t = threading.Thread(target=lambda: res.update(out=p.stdout.read()))
+        t.start()
+        out = p.stdin
+
+    def put(b):
+        h.update(b)
+        out.write(b)
+
+    put(ti.tobuf(tarfile.PAX_FORMAT))
+    chunk = b"\0" * (1 << 20)
+    left = total
+    while left > 0:
+        n = min(left, len(chunk))
+        put(chunk[:n])
+        left -= n
+    put(b"\0" * 1024)
+    out.close()
+    if compress == "gzip":
+        return bio.getvalue(), "sha256:" + h.hexdigest()
+    t.join()
+    if p.wait() != 0:
+        sys.exit("zstd failed")
+    return res["out"], "sha256:" + h.hexdigest()
 
 
 def cases():
@@ -137,7 +159,8 @@ def cases():
         tar([entry("var/task/x")]))
     yield "long-name", "a 5000-byte entry name", gz(tar([entry("var/task/" + "a/" * 2500 + "f")]))
     yield "root-file", "the image root as a regular file", gz(tar([entry("./", data=b"x")]))
-    yield "gzip-bomb", "512 MiB of zeros in a 500 KiB gzip", zeros_bomb(512 << 20)[0]
+    yield "gzip-zeros", "300 MiB of zeros in a 300 KiB gzip (gzip's highest ratio)", zeros_layer(300 << 20, "gzip")
+    yield "zstd-bomb", "1 GiB of zeros in a tiny zstd stream", zeros_layer(1 << 30, "zstd")
 
 
 def layout_blob(root, digest):
@@ -152,19 +175,26 @@ def put_blob(root, data):
 
 
 def add_layer(root, blob):
+    mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+    diff = None
+    if isinstance(blob, tuple):
+        blob, diff = blob
+        if not blob.startswith(b"\x1f\x8b"):
+            mt = "application/vnd.oci.image.layer.v1.tar+zstd"
     idx = json.load(open(os.path.join(root, "index.json")))
     [desc] = [m for m in idx["manifests"]
               if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
     man = json.load(open(layout_blob(root, desc["digest"])))
     cfg = json.load(open(layout_blob(root, man["config"]["digest"])))
-    try:
-        diff = "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()
-    except Exception:
-        diff = "sha256:" + hashlib.sha256(blob).hexdigest()  # not gzip: no real diff_id
+    if diff is None:
+        try:
+            diff = "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()
+        except Exception:
+            diff = "sha256:" + hashlib.sha256(blob).hexdigest()  # not gzip: no real diff_id
     cfg["rootfs"]["diff_ids"].append(diff)
     craw = json.dumps(cfg).encode()
     man["config"] = dict(man["config"], digest=put_blob(root, craw), size=len(craw))
-    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+    man["layers"].append({"mediaType": mt,
                           "digest": put_blob(root, blob), "size": len(blob)})
     mraw = json.dumps(man).encode()
     desc.update(digest=put_blob(root, mraw), size=len(mraw))

@@ -81,7 +81,8 @@ ok "a body longer than the descriptor, a Content-Length too short or too long: r
 
 # ---- slow-loris: one byte a second, bounded by --timeout ----
 rules "{\"rules\": [{\"match\": \"/blobs/$L1\", \"action\": \"slowloris\", \"interval\": 0.5}]}"
-expect_fail 3 "(no time left to retry within 4 s)" pull --timeout 4 --retry 1
+# the message depends on how the 4 s are spent (one attempt, or two)
+expect_fail 3 "timed out" pull --timeout 4 --retry 1
 nothing_kept "slow-loris"
 ok "slow-loris: given up at --timeout"
 
