@@ -121,6 +121,40 @@ for scen in fresh existing; do
 done
 [ "$kills" -gt 40 ] || fail "only $kills builds were actually killed"
 
+# Pushes: SIGKILL at every sendto of a push over an existing tag (its new
+# layers uploaded for the first time) leaves the tag on the old image or the
+# new one, each complete (skopeo copies it, verifying every blob): the
+# manifest goes last.
+push() { # TAG REPO [strace...]
+	local tag=$1 repo=$2
+	shift 2
+	"$@" $OCILAMBDA push --quiet "oci:$T/serial:$tag" "docker://$reg_HOST/$repo:v1" >/dev/null 2>&1
+}
+tag_digest() {
+	skopeo inspect --tls-verify=false --raw "docker://$reg_HOST/$1:v1" | sha256sum | sed 's/^/sha256:/; s/ .*//'
+}
+push old probe || fail "push old"
+push latest probe strace -f -c -o "$T/pcount" -e trace=sendto || fail "push latest"
+[ "$(tag_digest probe)" = "$new" ] || fail "push: the registry keeps the layout's manifest bytes"
+sends=$(awk '$NF == "sendto" {print $4}' "$T/pcount")
+[ -n "$sends" ] || fail "no sendto counted: $(cat "$T/pcount")"
+pkills=0
+for n in $(seq 1 "$((sends + 1))"); do
+	push old "k$n" || fail "push old to k$n"
+	rc=0
+	push latest "k$n" strace -f -o /dev/null -qq -e trace=sendto \
+		-e inject=sendto:signal=KILL:when="$n" || rc=$?
+	[ "$rc" = 0 ] || [ "$rc" = 137 ] || fail "push killed at sendto #$n: exit $rc"
+	[ "$rc" = 0 ] || pkills=$((pkills + 1))
+	d=$(tag_digest "k$n")
+	[ "$d" = "$old" ] || [ "$d" = "$new" ] || fail "push killed at sendto #$n: tag on $d"
+	rm -rf "$T/copy"
+	skopeo copy -q --src-tls-verify=false "docker://$reg_HOST/k$n:v1" "oci:$T/copy:x" ||
+		fail "push killed at sendto #$n: the tagged image is incomplete"
+done
+[ "$pkills" -ge "$sends" ] || fail "only $pkills of $sends pushes were killed"
+ok "push killed at each of its $sends sendto calls: the tag names the old or the new image, complete"
+
 # Concurrent builds: one cache, one output directory, two tags, three times.
 for i in 1 2 3; do
 	rm -rf "$T/out" "$T/cache"
