@@ -100,6 +100,24 @@ run duplicates check 4 'L005 error /var/task/dup2: directory not world-readable'
 run duplicates inspect 0 -
 run duplicates assemble 4 "breaks Lambda's rules (L005)"
 
+# A layout whose index points its tag at "sha256:../../…": refused before
+# any path is made of it.
+cp -a "$B" "$T/trav"
+"$PY" - "$T/trav/index.json" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+j = json.load(open(p))
+j["manifests"][0]["digest"] = "sha256:../../../../etc/passwd"
+json.dump(j, open(p, "w"))
+PYEOF
+for cmd in check inspect; do
+	expect_fail 2 'invalid digest "sha256:../../../../etc/passwd"' "$OCILAMBDA" $cmd "oci:$T/trav:3.8"
+done
+expect_fail 2 'invalid digest "sha256:../../../../etc/passwd"' "$OCILAMBDA" assemble \
+	--base "oci:$T/trav:3.8" --conda-prefix "$P" --code "$T/code" --handler example.lambda_handler \
+	--output "oci:$T/out:latest"
+ok "an index digest with a path in it: refused"
+
 [ -z "$(ls -A "$ESC")" ] || fail "something was written through a hostile entry: $(ls -lA "$ESC")"
 (cd "$H" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/after"
 cmp -s "$T/before" "$T/after" || fail "the hostile layouts were modified: $(diff "$T/before" "$T/after")"
