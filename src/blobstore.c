@@ -1,10 +1,8 @@
 #include "blobstore.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,33 +13,6 @@ struct ocil_blobstore {
 	char *dir;  /* <root>/blobs/sha256 */
 	bool swept; /* stale temporaries removed (on the first write) */
 };
-
-/* Temporary blobs are ".tmp-XXXXXX" in the blob directory, flocked by the
- * writer for as long as it lives, so one that can be locked is left over
- * from a process that died (kill -9, power loss) and can go. Only names of
- * exactly that shape are touched: other tools' temporaries are theirs. */
-#define TMP_PREFIX ".tmp-"
-
-static void sweep_stale(ocil_blobstore *bs)
-{
-	bs->swept = true;
-	DIR *d = opendir(bs->dir);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, TMP_PREFIX, 5) != 0 || strlen(de->d_name) != 11)
-			continue;
-		int fd =
-		    openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			unlinkat(dirfd(d), de->d_name, 0);
-		close(fd);
-	}
-	closedir(d);
-}
 
 struct ocil_blob_writer {
 	ocil_blobstore *bs;
@@ -106,31 +77,20 @@ int ocil_blobstore_open_blob(const ocil_blobstore *bs, const char *digest, int *
 	return 0;
 }
 
+/* Temporary blobs are ocil_tmpfile_create's, in the blob directory: those
+ * left by a process that died are removed before the first write. */
 int ocil_blobstore_begin(ocil_blobstore *bs, ocil_blob_writer **out, ocil_error **err)
 {
-	if (!bs->swept)
-		sweep_stale(bs);
+	if (!bs->swept) {
+		ocil_tmpfile_sweep(bs->dir);
+		bs->swept = true;
+	}
 	ocil_blob_writer *w = ocil_xcalloc(1, sizeof(*w));
 	w->bs = bs;
-	for (int tries = 0;; tries++) {
-		free(w->tmp);
-		w->tmp = ocil_xasprintf("%s/" TMP_PREFIX "XXXXXX", bs->dir);
-		w->fd = mkostemp(w->tmp, O_CLOEXEC);
-		if (w->fd < 0) {
-			int e = errno;
-			free(w->tmp);
-			free(w);
-			return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a blob in %s",
-						    bs->root);
-		}
-		/* Another process's sweep may have taken it between mkostemp
-		 * and flock: then it is unlinked, and we start over. */
-		struct stat st;
-		if ((flock(w->fd, LOCK_EX | LOCK_NB) == 0 && fstat(w->fd, &st) == 0 &&
-		     st.st_nlink > 0) ||
-		    tries == 10)
-			break;
-		close(w->fd);
+	w->fd = ocil_tmpfile_create(bs->dir, &w->tmp, err);
+	if (w->fd < 0) {
+		free(w);
+		return -1;
 	}
 	fchmod(w->fd, 0644);
 	w->h = ocil_hasher_new();

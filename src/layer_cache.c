@@ -33,6 +33,10 @@ int ocil_layer_cache_open(const char *cache_dir, ocil_layer_cache **out, ocil_er
 	ocil_blobstore *bs = NULL;
 	if (ocil_mkdir_p(dir, 0755, err) < 0 || ocil_blobstore_open(cache_dir, &bs, err) < 0)
 		return ocil_error_wrap(err, "layer cache %s", cache_dir);
+	/* records and memos of builds that were killed mid-write */
+	cleanup_free char *verified = ocil_xasprintf("%s/verified", cache_dir);
+	ocil_tmpfile_sweep(dir);
+	ocil_tmpfile_sweep(verified);
 	ocil_layer_cache *lc = ocil_xcalloc(1, sizeof(*lc));
 	lc->dir = steal_pointer(&dir);
 	lc->root = ocil_xstrdup(cache_dir);

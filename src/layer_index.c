@@ -23,6 +23,7 @@ static const char MAGIC[8] = {'O', 'C', 'I', 'L', 'I', 'D', 'X', '1'};
 struct ocil_layer_index_writer {
 	char *dir, *tmp;
 	FILE *f;
+	int lock; /* a dup of f's descriptor: keeps the tmpfile lock past fclose */
 	ocil_hasher *sha;
 	size_t bytes;
 	bool failed, done;
@@ -44,18 +45,20 @@ int ocil_layer_index_writer_begin(const char *dir, ocil_layer_index_writer **out
 {
 	if (ocil_mkdir_p(dir, 0755, err) < 0)
 		return ocil_error_wrap(err, "layer index");
+	/* indexes of builds that were killed leave temporaries behind */
+	ocil_tmpfile_sweep(dir);
 	ocil_layer_index_writer *w = ocil_xcalloc(1, sizeof(*w));
 	w->dir = ocil_xstrdup(dir);
-	w->tmp = ocil_xasprintf("%s/.tmp-XXXXXX", dir);
-	int fd = mkostemp(w->tmp, O_CLOEXEC);
-	if (fd < 0 || (w->f = fdopen(fd, "w")) == NULL) {
+	w->lock = -1;
+	int fd = ocil_tmpfile_create(dir, &w->tmp, err);
+	if (fd < 0) {
+		ocil_layer_index_writer_free(w);
+		return ocil_error_wrap(err, "layer index");
+	}
+	w->lock = dup(fd);
+	if (w->lock < 0 || (w->f = fdopen(fd, "w")) == NULL) {
 		int e = errno;
-		if (fd >= 0) {
-			close(fd);
-			unlink(w->tmp);
-		}
-		free(w->tmp);
-		w->tmp = NULL;
+		close(fd);
 		ocil_layer_index_writer_free(w);
 		return ocil_error_set_errno(err, OCIL_E_IO, e, "layer index in %s", dir);
 	}
@@ -117,6 +120,8 @@ void ocil_layer_index_writer_free(ocil_layer_index_writer *w)
 		fclose(w->f);
 	if (w->tmp != NULL && !w->done)
 		unlink(w->tmp);
+	if (w->lock >= 0)
+		close(w->lock);
 	ocil_hasher_free(w->sha);
 	free(w->tmp);
 	free(w->dir);

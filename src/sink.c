@@ -16,6 +16,7 @@ struct ocil_sink {
 	ocil_sink_opts o;
 	ocil_layout_sink *layout; /* oci: */
 	char *staging;		  /* docker-archive:, docker:// */
+	int staging_fd;		  /* its lock (ocil_staging_create), or -1 */
 	ocil_blobstore *bs;	  /* docker-archive:, docker:// */
 };
 
@@ -35,14 +36,10 @@ static int open_staging(ocil_sink *s, const char *dir, const char *name, ocil_er
 {
 	if (ocil_mkdir_p(dir, 0755, err) < 0)
 		return -1;
-	s->staging = ocil_xasprintf("%s/.%s.ocilambda-XXXXXX", dir, name);
-	if (mkdtemp(s->staging) == NULL) {
-		int e = errno;
-		free(s->staging);
-		s->staging = NULL;
-		return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a staging directory in %s",
-					    dir);
-	}
+	ocil_staging_sweep(dir, name); /* left by builds that were killed */
+	s->staging_fd = ocil_staging_create(dir, name, &s->staging, err);
+	if (s->staging_fd < 0)
+		return -1;
 	return ocil_blobstore_open(s->staging, &s->bs, err);
 }
 
@@ -78,6 +75,7 @@ static int open_registry(ocil_sink *s, ocil_error **err)
 int ocil_sink_open(const ocil_ref *ref, const ocil_sink_opts *o, ocil_sink **out, ocil_error **err)
 {
 	ocil_sink *s = ocil_xcalloc(1, sizeof(*s));
+	s->staging_fd = -1;
 	s->ref = ref;
 	s->o = *o;
 	int r = 0;
@@ -221,6 +219,8 @@ void ocil_sink_free(ocil_sink *s)
 		ocil_remove_tree(s->staging, &e);
 		ocil_error_free(e);
 	}
+	if (s->staging_fd >= 0)
+		close(s->staging_fd);
 	free(s->staging);
 	free(s);
 }

@@ -17,7 +17,7 @@
 struct ocil_layout_sink {
 	char *dir;
 	char *staging;
-	int staging_fd; /* flocked while the sink lives: see sweep_stale */
+	int staging_fd; /* its lock: see ocil_staging_create */
 	bool existing;	/* dir is a layout already */
 	bool committed;
 	ocil_blobstore *bs;
@@ -35,49 +35,6 @@ static int dir_is_empty(const char *path, bool *empty, ocil_error **err)
 			*empty = false;
 	closedir(d);
 	return 0;
-}
-
-/* Staging directories (".<name>.ocilambda-XXXXXX" beside the output) are
- * flocked by their build, so one that can be locked was left by a build
- * that died (kill -9, power loss) and is removed. */
-static void sweep_stale(const char *parent, const char *name)
-{
-	DIR *d = opendir(parent);
-	if (d == NULL)
-		return;
-	cleanup_free char *prefix = ocil_xasprintf(".%s.ocilambda-", name);
-	size_t plen = strlen(prefix);
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, prefix, plen) != 0 || strlen(de->d_name) != plen + 6)
-			continue;
-		int fd =
-		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			cleanup_free char *path = ocil_xasprintf("%s/%s", parent, de->d_name);
-			ocil_error *e = NULL;
-			ocil_remove_tree(path, &e);
-			ocil_error_free(e);
-		}
-		close(fd);
-	}
-	closedir(d);
-}
-
-/* index.json.tmp-XXXXXX in the output: with the parent locked no other
- * build is writing one, so any there is left from a build that died. */
-static void sweep_index_tmp(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, "index.json.tmp-", 15) == 0 && strlen(de->d_name) == 21)
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
 }
 
 int ocil_layout_sink_open(const char *dir, ocil_layout_sink **out, ocil_error **err)
@@ -108,32 +65,14 @@ int ocil_layout_sink_open(const char *dir, ocil_layout_sink **out, ocil_error **
 	if (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode))
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "output %s: parent directory %s does not exist", dir, parent);
-	sweep_stale(parent, name);
+	ocil_staging_sweep(parent, name);
 	ocil_layout_sink *s = ocil_xcalloc(1, sizeof(*s));
 	s->dir = ocil_xstrdup(dir);
 	s->existing = existing;
-	s->staging_fd = -1;
-	for (int tries = 0;; tries++) {
-		free(s->staging);
-		s->staging = ocil_xasprintf("%s/.%s.ocilambda-XXXXXX", parent, name);
-		if (mkdtemp(s->staging) == NULL) {
-			int e = errno;
-			free(s->staging);
-			s->staging = NULL;
-			ocil_layout_sink_free(s);
-			return ocil_error_set_errno(err, OCIL_E_IO, e,
-						    "creating a staging directory in %s", parent);
-		}
-		/* a sweep by another build may remove it before we lock it */
-		s->staging_fd = open(s->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		struct stat sst;
-		if ((s->staging_fd >= 0 && flock(s->staging_fd, LOCK_EX | LOCK_NB) == 0 &&
-		     fstat(s->staging_fd, &sst) == 0 && sst.st_nlink > 0) ||
-		    tries == 10)
-			break;
-		if (s->staging_fd >= 0)
-			close(s->staging_fd);
-		s->staging_fd = -1;
+	s->staging_fd = ocil_staging_create(parent, name, &s->staging, err);
+	if (s->staging_fd < 0) {
+		ocil_layout_sink_free(s);
+		return -1;
 	}
 	chmod(s->staging, 0755);
 	cleanup_free char *layout = ocil_xasprintf("%s/oci-layout", s->staging);
@@ -239,8 +178,10 @@ int ocil_layout_sink_commit(ocil_layout_sink *s, const char *tag, const ocil_des
 	cleanup_free char *marker = ocil_xasprintf("%s/oci-layout", s->dir);
 	if (!s->existing && access(marker, F_OK) == 0)
 		s->existing = true; /* a concurrent build created it */
+	/* index.json temporaries there: with the parent locked no other build
+	 * writes one, and ocil_write_file_atomic flocks its own */
 	if (s->existing)
-		sweep_index_tmp(s->dir);
+		ocil_tmpfile_sweep(s->dir);
 	cleanup_free char *index = NULL;
 	if (build_index(s, tag, manifest, &index, err) < 0)
 		return -1;

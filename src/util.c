@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 static void oom(void)
@@ -124,12 +125,40 @@ int ocil_write_all(int fd, const void *buf, size_t len, const char *what, ocil_e
 	return 0;
 }
 
+#define TMPFILE_PREFIX ".tmp-"
+
+/* mkostemp of prefix + "XXXXXX" with an exclusive flock on the result. A
+ * sweep by another process may take the file between mkostemp and flock:
+ * then it is unlinked, and we start over. */
+static int create_locked(const char *prefix, char **path)
+{
+	for (int tries = 0;; tries++) {
+		char *p = ocil_xasprintf("%sXXXXXX", prefix);
+		int fd = mkostemp(p, O_CLOEXEC);
+		if (fd < 0) {
+			free(p);
+			return -1;
+		}
+		struct stat st;
+		if ((flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) ||
+		    tries == 10) {
+			*path = p;
+			return fd;
+		}
+		close(fd);
+		free(p);
+	}
+}
+
 int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err)
 {
-	cleanup_free char *tmp = ocil_xasprintf("%s.tmp-XXXXXX", path);
-	cleanup_close int fd = mkostemp(tmp, O_CLOEXEC);
+	/* flocked until renamed, so that ocil_tmpfile_sweep can tell a
+	 * temporary left by a killed process from one being written */
+	cleanup_free char *prefix = ocil_xasprintf("%s" TMPFILE_PREFIX, path);
+	cleanup_free char *tmp = NULL;
+	cleanup_close int fd = create_locked(prefix, &tmp);
 	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %s", tmp);
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %sXXXXXX", prefix);
 	if (fchmod(fd, 0644) < 0 || ocil_write_all(fd, buf, len, tmp, err) < 0 || fsync(fd) < 0 ||
 	    rename(tmp, path) < 0) {
 		int e = errno;
@@ -139,6 +168,94 @@ int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_e
 		return ocil_error_set_errno(err, OCIL_E_IO, e, "writing %s", path);
 	}
 	return 0;
+}
+
+int ocil_tmpfile_create(const char *dir, char **path, ocil_error **err)
+{
+	cleanup_free char *prefix = ocil_xasprintf("%s/" TMPFILE_PREFIX, dir);
+	int fd = create_locked(prefix, path);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno,
+					    "creating a temporary file in %s", dir);
+	return fd;
+}
+
+void ocil_tmpfile_sweep(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		/* ".tmp-XXXXXX" (ocil_tmpfile_create), "<name>.tmp-XXXXXX"
+		 * (ocil_write_file_atomic) */
+		size_t n = strlen(de->d_name);
+		if (n < 11 || strncmp(de->d_name + n - 11, TMPFILE_PREFIX, 5) != 0)
+			continue;
+		int fd =
+		    openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
+}
+
+int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err)
+{
+	for (int tries = 0;; tries++) {
+		char *p = ocil_xasprintf("%s/.%s.ocilambda-XXXXXX", parent, name);
+		if (mkdtemp(p) == NULL) {
+			int e = errno;
+			free(p);
+			return ocil_error_set_errno(err, OCIL_E_IO, e,
+						    "creating a staging directory in %s", parent);
+		}
+		/* a sweep by another build may remove it before we lock it */
+		int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct stat st;
+		if ((fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+		     st.st_nlink > 0) ||
+		    (fd >= 0 && tries == 10)) {
+			*path = p;
+			return fd;
+		}
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		free(p);
+		if (tries == 10)
+			return ocil_error_set_errno(err, OCIL_E_IO, e,
+						    "creating a staging directory in %s", parent);
+	}
+}
+
+void ocil_staging_sweep(const char *parent, const char *name)
+{
+	DIR *d = opendir(parent);
+	if (d == NULL)
+		return;
+	cleanup_free char *prefix = ocil_xasprintf(".%s.ocilambda-", name);
+	size_t plen = strlen(prefix);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, plen) != 0 || strlen(de->d_name) != plen + 6)
+			continue;
+		int fd =
+		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			cleanup_free char *path = ocil_xasprintf("%s/%s", parent, de->d_name);
+			ocil_error *e = NULL;
+			ocil_remove_tree(path, &e);
+			ocil_error_free(e);
+		}
+		close(fd);
+	}
+	closedir(d);
 }
 
 /* A directory we may not read or change (a tree unpacked rootless keeps

@@ -65,6 +65,22 @@ int ocil_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, 
 int ocil_write_all(int fd, const void *buf, size_t len, const char *what, ocil_error **err);
 /* Write a file atomically: tmp in the same directory, fsync, rename. */
 int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err);
+/* Temporary files that survive kill -9 tidily: ".tmp-XXXXXX" in dir, created
+ * with an exclusive flock that lasts as long as the returned descriptor (or
+ * a dup of it) is open. Returns the descriptor and the path (*path, caller
+ * frees), or -1 with an OCIL_E_IO error. ocil_tmpfile_sweep removes those in
+ * dir, and ocil_write_file_atomic's "<name>.tmp-XXXXXX" (flocked the same
+ * way), whose lock can be taken, i.e. whose writer died; names of any other
+ * shape are left alone. Best effort: errors are ignored. */
+int ocil_tmpfile_create(const char *dir, char **path, ocil_error **err);
+void ocil_tmpfile_sweep(const char *dir);
+/* Staging directories ".<name>.ocilambda-XXXXXX" in parent (an output being
+ * built beside where it will go): created with an exclusive flock held by
+ * the returned descriptor (close it when done; -1 and an OCIL_E_IO error on
+ * failure); ocil_staging_sweep removes those of that name whose lock can
+ * be taken, i.e. whose build died. */
+int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err);
+void ocil_staging_sweep(const char *parent, const char *name);
 /* rm -rf; ignores ENOENT. Never follows symlinks; directories the caller
  * owns but may not write are made writable first. */
 int ocil_remove_tree(const char *path, ocil_error **err);
