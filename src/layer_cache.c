@@ -4,6 +4,7 @@
 #include <archive.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <isa-l.h>
 #include <libdeflate.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +77,7 @@ ocil_hasher *ocil_layer_cache_key_begin(const char *kind)
 	ocil_layer_cache_key_str(h, OCIL_VERSION);
 	ocil_layer_cache_key_str(h, archive_version_string());
 	ocil_layer_cache_key_str(h, LIBDEFLATE_VERSION_STRING);
+	ocil_layer_cache_key_int(h, ISAL_VERSION); /* gzip levels 1 and 2 */
 	ocil_layer_cache_key_str(h, ZSTD_versionString());
 	return h;
 }

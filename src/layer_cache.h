@@ -51,7 +51,7 @@ static inline void ocil_layer_cache_freep(ocil_layer_cache **lc)
 /* A key: start with the kind of layer and a format version, then add each
  * input (strings and numbers are length- or width-delimited, so no two
  * inputs can run together) and finish into "sha256:<hex>". The ocilambda,
- * libarchive, libdeflate and libzstd versions are always part of it. */
+ * libarchive, libdeflate, isa-l and libzstd versions are always part of it. */
 ocil_hasher *ocil_layer_cache_key_begin(const char *kind);
 void ocil_layer_cache_key_str(ocil_hasher *h, const char *s); /* NULL differs from "" */
 void ocil_layer_cache_key_int(ocil_hasher *h, int64_t v);
