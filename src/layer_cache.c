@@ -239,10 +239,11 @@ static char *memo_path(const ocil_layer_cache *lc, const char *path, const char 
 	return ocil_xasprintf("%s/verified/%s", lc->root, ocil_digest_hex(name));
 }
 
-bool ocil_layer_cache_verified(ocil_layer_cache *lc, const char *path, const char *digest)
+bool ocil_layer_cache_verified(ocil_layer_cache *lc, const char *path, const char *digest,
+			       int64_t size)
 {
 	struct stat st;
-	if (stat(path, &st) < 0)
+	if (stat(path, &st) < 0 || st.st_size != size)
 		return false;
 	cleanup_free char *memo = memo_path(lc, path, digest);
 	cleanup_json json_t *j = NULL;

@@ -73,9 +73,11 @@ int ocil_layer_cache_export(ocil_layer_cache *lc, const ocil_layer_cache_entry *
 
 /* Blob files hashed before (a base layout's layers, say): whether the file
  * at path is still the one that hashed to digest (same device, inode, size
- * and mtime, which any write moves), and noting one that did. Kept under
- * <cache>/verified. */
-bool ocil_layer_cache_verified(ocil_layer_cache *lc, const char *path, const char *digest);
+ * and mtime, which any write moves) and has the size the descriptor at hand
+ * says (a descriptor with a wrong size is for the full check to refuse),
+ * and noting one that did. Kept under <cache>/verified. */
+bool ocil_layer_cache_verified(ocil_layer_cache *lc, const char *path, const char *digest,
+			       int64_t size);
 void ocil_layer_cache_note_verified(ocil_layer_cache *lc, const char *path, const char *digest);
 
 #endif

@@ -80,7 +80,7 @@ int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobsto
 		cleanup_free char *path = NULL;
 		int linked = s->ops->blob_path(s, d, &path, cancel, err);
 		if (linked == 0 && s->verified != NULL &&
-		    ocil_layer_cache_verified(s->verified, path, d->digest)) {
+		    ocil_layer_cache_verified(s->verified, path, d->digest, d->size)) {
 			linked = ocil_blobstore_link_unchecked(bs, path, d->digest, err);
 		} else if (linked == 0) {
 			linked = ocil_blobstore_link(bs, path, d->digest, d->size, cancel, err);

@@ -140,6 +140,31 @@ expect_fail 2 "digest mismatch" $OCILAMBDA assemble --base "oci:$B:3.8" --conda-
 B=$saved_B
 ok "base blobs: hashed once, hashed again once written to"
 
+# a noted blob under a descriptor whose size is wrong is checked in full
+# (and refused), not linked on the strength of the note
+rm -rf "$T/base"
+cp -a "$saved_B" "$T/base"
+B=$T/base
+build
+[ "$(ls "$C/verified" | wc -l)" -gt 0 ] || fail "noted again"
+"$PY" - "$B" <<'PYEOF'
+import hashlib, json, sys
+b = sys.argv[1]
+idx = json.load(open(b + "/index.json"))
+m = json.load(open(b + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
+m["layers"][0]["size"] += 7
+raw = json.dumps(m).encode()
+h = hashlib.sha256(raw).hexdigest()
+open(b + "/blobs/sha256/" + h, "wb").write(raw)
+idx["manifests"][0].update(digest="sha256:" + h, size=len(raw))
+json.dump(idx, open(b + "/index.json", "w"))
+PYEOF
+rm -rf "$T"/out*
+expect_fail 2 "digest mismatch" $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" \
+	--code "$T/code" --handler example.lambda_handler --output "oci:$T/outx:latest" --cache-dir "$C"
+B=$saved_B
+ok "a wrong descriptor size is refused even for a blob hashed before"
+
 # an output on another filesystem: cached and base layers are copied, not
 # linked, and come out the same
 if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$T")" ]; then
