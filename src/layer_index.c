@@ -134,6 +134,7 @@ struct ocil_layer_entries {
 	/* from an index, read as a stream (checked whole before the first
 	 * entry), so memory does not grow with the layer */
 	FILE *f;
+	char *file;	   /* its path */
 	uint64_t len, pos; /* of the entries, between magic and checksum */
 	char *path, *link; /* the current entry's, NUL-terminated */
 	bool has_link;
@@ -212,6 +213,7 @@ int ocil_layer_entries_open(const char *path, const char *what, const char *inde
 		cleanup_free char *file =
 		    ocil_xasprintf("%s/%s", index_dir, ocil_digest_hex(it->digest));
 		if (load_index(it, file)) {
+			it->file = steal_pointer(&file);
 			*out = it;
 			return 0;
 		}
@@ -252,6 +254,42 @@ static bool take_str(ocil_layer_entries *it, char *buf, bool may_be_none, bool *
 	return true;
 }
 
+/* A path as ocil_tarstream normalizes them: "/", or "/a/b" with no empty,
+ * "." or ".." component and none longer than OCIL_TAR_COMPONENT_MAX. */
+static bool normalized(const char *p)
+{
+	if (p[0] != '/')
+		return false;
+	if (p[1] == '\0')
+		return true;
+	for (const char *c = p + 1;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || n > OCIL_TAR_COMPONENT_MAX || (n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		if (c[n] == '\0')
+			return true;
+		c += n + 1;
+	}
+}
+
+/* What ocil_tarstream guarantees of an entry, which the readers rely on:
+ * a checksum only shows the index was not damaged by accident, not that
+ * whoever wrote it kept to this. */
+static bool entry_ok(const ocil_tar_entry *x)
+{
+	if (!normalized(x->path) || (strcmp(x->path, "/") == 0 && x->type != OCIL_TAR_DIR))
+		return false;
+	switch (x->type) {
+	case OCIL_TAR_HARDLINK:
+		return x->link != NULL && normalized(x->link) && strcmp(x->link, "/") != 0;
+	case OCIL_TAR_SYMLINK:
+		return x->link != NULL && x->link[0] != '\0';
+	default:
+		return x->link == NULL;
+	}
+}
+
 int ocil_layer_entries_next(ocil_layer_entries *it, const ocil_tar_entry **e, ocil_error **err)
 {
 	if (it->ts != NULL) {
@@ -268,20 +306,25 @@ int ocil_layer_entries_next(ocil_layer_entries *it, const ocil_tar_entry **e, oc
 	}
 	if (it->pos == it->len)
 		return 0;
-	unsigned char type;
-	uint32_t mode;
-	uint64_t size;
+	unsigned char type = 0;
+	uint32_t mode = 0;
+	uint64_t size = 0;
 	bool has_path = false;
-	if (!take(it, &type, 1) || !take(it, &mode, sizeof(mode)) ||
-	    !take(it, &size, sizeof(size)) || !take_str(it, it->path, false, &has_path) ||
-	    !take_str(it, it->link, true, &it->has_link) || type > OCIL_TAR_OTHER)
-		return ocil_error_set(err, OCIL_E_IO, "%s: damaged layer index", it->what);
+	bool got = take(it, &type, 1) && take(it, &mode, sizeof(mode)) &&
+		   take(it, &size, sizeof(size)) && take_str(it, it->path, false, &has_path) &&
+		   take_str(it, it->link, true, &it->has_link) && type <= OCIL_TAR_OTHER;
 	ocil_tar_entry x = {.path = it->path,
 			    .type = (ocil_tar_type)type,
 			    .mode = (mode_t)le32toh(mode),
 			    .size = le64toh(size),
 			    .link = it->has_link ? it->link : NULL,
 			    .index = it->entry.path == NULL ? 0 : it->entry.index + 1};
+	if (!got || !entry_ok(&x)) {
+		unlink(it->file); /* the next run reads the layer itself */
+		return ocil_error_set(err, OCIL_E_IO,
+				      "%s: damaged layer index %s (removed; run again)", it->what,
+				      it->file);
+	}
 	it->entry = x;
 	*e = &it->entry;
 	return 1;
@@ -302,6 +345,7 @@ void ocil_layer_entries_free(ocil_layer_entries *it)
 		fclose(it->f);
 	free(it->path);
 	free(it->link);
+	free(it->file);
 	free(it->what);
 	free(it);
 }

@@ -4,7 +4,11 @@
  *
  * An index is the file <dir>/<hex> for the layer sha256:<hex>, written
  * atomically, ending in the sha256 of its own content (checked on
- * reading: a damaged index is removed and the layer read again). It is
+ * reading: a damaged index is removed and the layer read again). Entries
+ * that break what ocil_tarstream guarantees (a path not normalized, a root
+ * that is not a directory, a link where none belongs) fail the read with
+ * "damaged layer index" and the file is removed. mtimes are not kept: an
+ * entry from an index has mtime 0 (unpacking reads the layer itself). It is
  * written by whoever reads a layer fully (ocil_layer_entries below) or
  * writes one (the layer writer). Trust: an index describes the blob with
  * that digest; callers use it only for blobs they have verified, whose

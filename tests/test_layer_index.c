@@ -151,6 +151,55 @@ static void read_leaves_index(void)
 	CHECK_STREQ(n1.path, n2.path);
 }
 
+/* An index whose checksum is right but whose entries break what tarstream
+ * guarantees (crafted, or from a buggy writer) is refused and removed, not
+ * handed to rootfs and check. */
+static void crafted_index_refused(void)
+{
+	static const struct {
+		ocil_tar_type type;
+		const char *path, *link;
+	} bad[] = {
+	    {OCIL_TAR_FILE, "", NULL},		{OCIL_TAR_FILE, "relative", NULL},
+	    {OCIL_TAR_FILE, "/a/../etc", NULL}, {OCIL_TAR_FILE, "/a//b", NULL},
+	    {OCIL_TAR_FILE, "/a/", NULL},	{OCIL_TAR_FILE, "/", NULL},
+	    {OCIL_TAR_HARDLINK, "/x", "y"},	{OCIL_TAR_HARDLINK, "/x", NULL},
+	    {OCIL_TAR_SYMLINK, "/x", ""},	{OCIL_TAR_DIR, "/d", "/x"},
+	};
+	const char *digest =
+	    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	cleanup_free char *idx = tpath("crafted-index");
+	cleanup_free char *blob = tpath("blobs/sha256/0123456789abcdef0123456789abcdef0123456789"
+					"abcdef0123456789abcdef");
+	cleanup_free char *ifile = ocil_xasprintf("%s/%s", idx, ocil_digest_hex(digest));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ocil_error *err = NULL;
+		ocil_layer_index_writer *w = NULL;
+		CHECK_OK(ocil_layer_index_writer_begin(idx, &w, &err), &err);
+		ocil_tar_entry root = {.path = "/", .type = OCIL_TAR_DIR, .mode = 040755};
+		ocil_tar_entry x = {.path = bad[i].path,
+				    .type = bad[i].type,
+				    .mode = 0100644,
+				    .link = bad[i].link,
+				    .index = 1};
+		ocil_layer_index_writer_add(w, &root);
+		ocil_layer_index_writer_add(w, &x);
+		CHECK_OK(ocil_layer_index_writer_commit(w, digest, &err), &err);
+		ocil_layer_index_writer_free(w);
+		cleanup_layer_entries ocil_layer_entries *it = NULL;
+		CHECK_OK(ocil_layer_entries_open(blob, "layer", idx, &it, &err), &err);
+		CHECK(ocil_layer_entries_indexed(it));
+		const ocil_tar_entry *e;
+		CHECK(ocil_layer_entries_next(it, &e, &err) == 1 && strcmp(e->path, "/") == 0);
+		int r = ocil_layer_entries_next(it, &e, &err);
+		if (r != -1)
+			fprintf(stderr, "case %zu (%s) accepted\n", i, bad[i].path);
+		CHECK(r == -1 && err != NULL && strstr(err->msg, "damaged layer index") != NULL);
+		ocil_error_free(err);
+		CHECK(access(ifile, F_OK) != 0);
+	}
+}
+
 static void fp(const char *root, char out[OCIL_DIGEST_STR_SIZE])
 {
 	ocil_error *err = NULL;
@@ -223,4 +272,5 @@ static void fingerprint(void)
 	CHECK_STREQ(d7, d6);
 }
 
-TEST_MAIN(T(writer_index_equals_reading), T(read_leaves_index), T(fingerprint))
+TEST_MAIN(T(writer_index_equals_reading), T(read_leaves_index), T(crafted_index_refused),
+	  T(fingerprint))
