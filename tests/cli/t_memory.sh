@@ -43,4 +43,15 @@ head -1 "$T/bundle/rootfs/opt/conda-env/bin/big-script" | grep -cx >/dev/null '#
 ! grep -q /tmp/build/envs/blog-test "$T/bundle/rootfs/opt/conda-env/bin/big-script" ||
 	fail "origin left in the big script"
 ok "peak memory independent of prefix size ($small KiB vs $big KiB)"
+
+# The bound issue 7 sets, 64 MiB, at its worst: zstd at level 9 (zstd's 12)
+# with four workers, on data that does not compress (each worker's window,
+# tables, job input and output are all full).
+cp -a "$FIXTURES/prefix38" "$T/rand"
+head -c $((64 << 20)) /dev/urandom >"$T/rand/lib/random.bin"
+zstd9=$(OCIL_GZIP_THREADS=4 peak_kib $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$T/rand" \
+	--code "$T/code" --handler example.lambda_handler --output "oci:$T/out-rand" \
+	--compression zstd --compression-level 9)
+[ "$zstd9" -lt $((64 << 10)) ] || fail "zstd level 9, four workers: peak RSS $zstd9 KiB, over 64 MiB"
+ok "zstd level 9 with four workers on incompressible data: $zstd9 KiB, under 64 MiB"
 done_testing
