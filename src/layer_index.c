@@ -2,8 +2,11 @@
  *
  * Format: "OCILIDX1", then per entry: type (1 byte), mode (4), size (8),
  * path length (4) and path, link length (4, 0xffffffff for none) and link,
- * integers little-endian; then the sha256 of everything before it, as
- * 64 hex digits. Machine-local, like the rest of the cache. */
+ * integers little-endian; then the sha256 of the writer's OCIL_VERSION and
+ * a NUL followed by everything before it, as 64 hex digits: an index made
+ * by another version (whose tarstream may have read the layer otherwise)
+ * fails the check and is made again. Machine-local, like the rest of the
+ * cache. */
 #include "layer_index.h"
 
 #include <endian.h>
@@ -63,6 +66,7 @@ int ocil_layer_index_writer_begin(const char *dir, ocil_layer_index_writer **out
 		return ocil_error_set_errno(err, OCIL_E_IO, e, "layer index in %s", dir);
 	}
 	w->sha = ocil_hasher_new();
+	ocil_hasher_update(w->sha, OCIL_VERSION, sizeof(OCIL_VERSION));
 	put(w, MAGIC, sizeof(MAGIC));
 	*out = w;
 	return 0;
@@ -176,6 +180,7 @@ static bool load_index(ocil_layer_entries *it, const char *file)
 	ok = ok && fread(magic, 1, sizeof(magic), it->f) == sizeof(magic) &&
 	     memcmp(magic, MAGIC, sizeof(MAGIC)) == 0;
 	ocil_hasher *h = ocil_hasher_new();
+	ocil_hasher_update(h, OCIL_VERSION, sizeof(OCIL_VERSION));
 	ocil_hasher_update(h, magic, sizeof(magic));
 	char buf[1 << 16];
 	for (uint64_t left = body - sizeof(MAGIC); ok && left > 0;) {
