@@ -790,9 +790,20 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		for (size_t i = 0; !o->quiet && i < b->lockenv.warnings.n; i++)
 			fprintf(stderr, "ocilambda: warning: %s\n", b->lockenv.warnings.v[i]);
 	} else {
-		if (conda_key(o, epoch, cancel, key, err) < 0)
-			return -1;
-		hit = conda_cached(o, b, key, &ce, cancel, err);
+		/* The key is only for the cache: a prefix it cannot walk (an
+		 * unreadable directory that --exclude leaves out, say) is
+		 * packed uncached, and packing says what is wrong, if anything. */
+		ocil_error *no_key = NULL;
+		if (b->cache != NULL && conda_key(o, epoch, cancel, key, &no_key) < 0) {
+			if (no_key->code == OCIL_E_CANCELLED) {
+				*err = no_key;
+				return -1;
+			}
+			say(&pr, "not caching the conda layer: %s", no_key->msg);
+			ocil_error_free(no_key);
+			key[0] = '\0';
+		}
+		hit = key[0] != '\0' ? conda_cached(o, b, key, &ce, cancel, err) : 0;
 		if (hit < 0)
 			return -1;
 		ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
@@ -901,7 +912,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
 			return ocil_error_wrap(err, "conda %s %s", o->lock ? "lock" : "prefix",
 					       conda_src);
-		if (o->lock == NULL)
+		if (o->lock == NULL && key[0] != '\0')
 			remember(b, &pr, key, &layers[0], &results[0], conda_facts(b));
 	}
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);

@@ -184,6 +184,36 @@ if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -
 	ok "an output on another filesystem gets copies, checked against their digests"
 fi
 
+# a directory the cache key cannot walk but --exclude leaves out (here an
+# unreadable one; as nobody when we are root): packed without the cache
+if [ "$(id -u)" != 0 ] || command -v setpriv >/dev/null; then
+	as_user() {
+		if [ "$(id -u)" = 0 ]; then
+			HOME=$T/u setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+		else
+			"$@"
+		fi
+	}
+	chmod 0755 "$T"
+	mkdir -p "$T/u"
+	cp -a "$FIXTURES/prefix38" "$T/u/prefix"
+	cp -r "$B" "$T/u/base" # the fixtures' index.json is 0600
+	cp -r "$T/code" "$T/u/code"
+	mkdir "$T/u/prefix/secret"
+	echo x >"$T/u/prefix/secret/f"
+	[ "$(id -u)" != 0 ] || chown -R 65534:65534 "$T/u"
+	chmod 000 "$T/u/prefix/secret"
+	rc=0
+	as_user $OCILAMBDA assemble --base "oci:$T/u/base:3.8" --conda-prefix "$T/u/prefix" \
+		--code "$T/u/code" --handler example.lambda_handler --output "oci:$T/u/out:latest" \
+		--cache-dir "$T/u/cache" --exclude secret --progress >/dev/null 2>"$T/u.log" || rc=$?
+	chmod 0755 "$T/u/prefix/secret"
+	[ $rc = 0 ] || fail "an excluded unreadable directory stops the build ($rc): $(cat "$T/u.log")"
+	grep -q "not caching the conda layer: .*secret" "$T/u.log" ||
+		fail "the progress says why the layer is not cached: $(cat "$T/u.log")"
+	ok "a prefix the cache key cannot walk is packed uncached, --exclude honoured"
+fi
+
 # a cache directory that cannot be made does not stop the build
 mkdir -p "$T/nodir" && touch "$T/nodir/file"
 build --cache-dir "$T/nodir/file/cache"
