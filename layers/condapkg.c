@@ -50,6 +50,7 @@ void ocil_condapkg_free(ocil_condapkg *p)
 	free(p->sorted);
 	ocil_strv_clear(&p->entry_points);
 	json_decref(p->index);
+	ocil_pkgfile_close(&p->src);
 	free(p->file);
 	free(p->fn);
 	free(p);
@@ -68,28 +69,66 @@ static void to_hex(const unsigned char *d, unsigned n, char *out)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *size,
-		   ocil_error **err)
+int ocil_pkgfile_open(ocil_pkgfile *f, const char *name, ocil_error **err)
 {
-	cleanup_close int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", file);
+	f->name = name;
+	f->fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", name);
+	if (fstat(f->fd, &f->st) < 0) {
+		int e = errno;
+		ocil_pkgfile_close(f);
+		return ocil_error_set_errno(err, OCIL_E_INPUT, e, "%s", name);
+	}
+	if (!S_ISREG(f->st.st_mode)) {
+		ocil_pkgfile_close(f);
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: not a regular file", name);
+	}
+	return 0;
+}
+
+void ocil_pkgfile_close(ocil_pkgfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+int ocil_pkgfile_check(const ocil_pkgfile *f, ocil_error **err)
+{
+	struct stat st;
+	if (fstat(f->fd, &st) < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", f->name);
+	if (st.st_dev != f->st.st_dev || st.st_ino != f->st.st_ino || st.st_size != f->st.st_size ||
+	    st.st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != f->st.st_mtim.tv_nsec ||
+	    st.st_ctim.tv_sec != f->st.st_ctim.tv_sec ||
+	    st.st_ctim.tv_nsec != f->st.st_ctim.tv_nsec)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s was changed or replaced while it was being read",
+				      f->name);
+	return 0;
+}
+
+int ocil_pkgfile_hash(const ocil_pkgfile *f, char md5[33], char sha256[65], uint64_t *size,
+		      ocil_error **err)
+{
 	EVP_MD_CTX *m = EVP_MD_CTX_new(), *s = EVP_MD_CTX_new();
 	if (m == NULL || s == NULL || EVP_DigestInit_ex(m, EVP_md5(), NULL) != 1 ||
 	    EVP_DigestInit_ex(s, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(m);
 		EVP_MD_CTX_free(s);
-		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up md5/sha256", file);
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up md5/sha256", f->name);
 	}
 	cleanup_free unsigned char *buf = ocil_xmalloc(READ_BLOCK);
 	int r = 0;
 	*size = 0;
 	for (;;) {
-		ssize_t n = read(fd, buf, READ_BLOCK);
+		ssize_t n = pread(f->fd, buf, READ_BLOCK, (off_t)*size);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = ocil_error_set_errno(err, OCIL_E_INPUT, errno, "reading %s", file);
+			r = ocil_error_set_errno(err, OCIL_E_INPUT, errno, "reading %s", f->name);
 			break;
 		}
 		if (n == 0)
@@ -106,6 +145,19 @@ int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *si
 	to_hex(d, dn, sha256);
 	EVP_MD_CTX_free(m);
 	EVP_MD_CTX_free(s);
+	if (r == 0)
+		r = ocil_pkgfile_check(f, err);
+	return r;
+}
+
+int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *size,
+		   ocil_error **err)
+{
+	ocil_pkgfile f;
+	if (ocil_pkgfile_open(&f, file, err) < 0)
+		return -1;
+	int r = ocil_pkgfile_hash(&f, md5, sha256, size, err);
+	ocil_pkgfile_close(&f);
 	return r;
 }
 
@@ -114,7 +166,8 @@ static int verify(ocil_condapkg *p, const char *md5, const char *sha256, ocil_er
 	if (md5 == NULL && sha256 == NULL)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: no md5 or sha256 to check it against",
 				      p->file);
-	if (ocil_hash_file(p->file, p->md5, p->sha256, &p->size, err) < 0)
+	if (ocil_pkgfile_open(&p->src, p->file, err) < 0 ||
+	    ocil_pkgfile_hash(&p->src, p->md5, p->sha256, &p->size, err) < 0)
 		return -1;
 	if (sha256 != NULL && strcasecmp(sha256, p->sha256) != 0)
 		return ocil_error_set(err, OCIL_E_INPUT,
@@ -213,20 +266,32 @@ static int walk_member(struct archive *outer, const char *file, const char *memb
 	return r;
 }
 
-int ocil_archive_walk_zip(const char *file, ocil_archive_entry_fn fn, void *ud, ocil_error **err)
+/* Walk the archive a (formats set up) read from f's fd, from its start. */
+static int walk_fd(struct archive *a, const ocil_pkgfile *f, entry_fn fn, void *ud,
+		   ocil_error **err)
+{
+	int r = 0;
+	if (lseek(f->fd, 0, SEEK_SET) < 0)
+		r = ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", f->name);
+	else if (archive_read_open_fd(a, f->fd, READ_BLOCK) != ARCHIVE_OK)
+		r = archive_fail(a, f->name, "opening", err);
+	else
+		r = each_entry(a, f->name, fn, ud, err);
+	archive_read_free(a); /* leaves the fd open */
+	if (r == 0)
+		r = ocil_pkgfile_check(f, err);
+	return r;
+}
+
+int ocil_archive_walk_zip(const ocil_pkgfile *f, ocil_archive_entry_fn fn, void *ud,
+			  ocil_error **err)
 {
 	struct archive *a = archive_read_new();
 	if (a == NULL || archive_read_support_format_zip(a) != ARCHIVE_OK) {
 		archive_read_free(a);
-		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", file);
+		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", f->name);
 	}
-	int r = 0;
-	if (archive_read_open_filename(a, file, READ_BLOCK) != ARCHIVE_OK)
-		r = archive_fail(a, file, "opening", err);
-	else
-		r = each_entry(a, file, fn, ud, err);
-	archive_read_free(a);
-	return r;
+	return walk_fd(a, f, fn, ud, err);
 }
 
 typedef struct {
@@ -253,7 +318,7 @@ static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud
 {
 	if (ocil_str_has_suffix(p->fn, ".conda")) {
 		conda_walk c = {.p = p, .prefix = info ? "info-" : "pkg-", .fn = fn, .ud = ud};
-		if (ocil_archive_walk_zip(p->file, conda_member, &c, err) < 0)
+		if (ocil_archive_walk_zip(&p->src, conda_member, &c, err) < 0)
 			return -1;
 		if (!c.found)
 			return ocil_error_set(err, OCIL_E_INPUT,
@@ -264,13 +329,7 @@ static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud
 	struct archive *a = new_tar_reader();
 	if (a == NULL)
 		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", p->file);
-	int r = 0;
-	if (archive_read_open_filename(a, p->file, READ_BLOCK) != ARCHIVE_OK)
-		r = archive_fail(a, p->file, "opening", err);
-	else
-		r = each_entry(a, p->file, fn, ud, err);
-	archive_read_free(a);
-	return r;
+	return walk_fd(a, &p->src, fn, ud, err);
 }
 
 int ocil_archive_read_all(struct archive *a, const char *what, size_t max, char **out, size_t *len,
@@ -614,6 +673,7 @@ int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, oc
 		       ocil_error **err)
 {
 	__attribute__((cleanup(freep_pkg))) ocil_condapkg *p = ocil_xcalloc(1, sizeof(*p));
+	p->src.fd = -1;
 	p->file = ocil_xstrdup(file);
 	const char *slash = strrchr(file, '/');
 	p->fn = ocil_xstrdup(slash ? slash + 1 : file);

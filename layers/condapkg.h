@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "digest.h"
 #include "error.h"
@@ -44,9 +45,29 @@ typedef struct {
 	char *sha256_in_prefix; /* of a file whose placeholder was replaced */
 } ocil_condapkg_path;
 
+/* A package file opened once: hashed and walked through the same fd, and
+ * checked unchanged (inode, size, mtime, ctime) after each walk, so the
+ * bytes used are the bytes that were verified, not those of a file
+ * replaced or rewritten under the same name in between. */
+typedef struct {
+	const char *name; /* for errors; borrowed */
+	int fd;		  /* -1: not open */
+	struct stat st;	  /* when opened */
+} ocil_pkgfile;
+
+int ocil_pkgfile_open(ocil_pkgfile *f, const char *name, ocil_error **err);
+void ocil_pkgfile_close(ocil_pkgfile *f);
+/* md5 and sha256 (lowercase hex) and size of the file's bytes. */
+int ocil_pkgfile_hash(const ocil_pkgfile *f, char md5[33], char sha256[65], uint64_t *size,
+		      ocil_error **err);
+/* OCIL_E_INPUT "<name> was changed or replaced while it was being read"
+ * if it was (a rename over it changes its ctime too). */
+int ocil_pkgfile_check(const ocil_pkgfile *f, ocil_error **err);
+
 typedef struct {
 	char *file; /* as opened */
 	char *fn;   /* its base name */
+	ocil_pkgfile src;
 	json_t *index;
 	const char *name, *version, *build, *subdir; /* from index.json */
 	bool noarch_python;
@@ -64,8 +85,10 @@ struct archive_entry;
 /* Called for each entry of a walked archive; name without a leading "./". */
 typedef int (*ocil_archive_entry_fn)(void *ud, struct archive *a, struct archive_entry *ae,
 				     const char *name, ocil_error **err);
-/* Each entry of the zip file (a .conda, a wheel), errors naming file. */
-int ocil_archive_walk_zip(const char *file, ocil_archive_entry_fn fn, void *ud, ocil_error **err);
+/* Each entry of the zip file (a .conda, a wheel), errors naming it; then
+ * ocil_pkgfile_check. */
+int ocil_archive_walk_zip(const ocil_pkgfile *f, ocil_archive_entry_fn fn, void *ud,
+			  ocil_error **err);
 /* A relative path with no empty, "." or ".." component: it stays inside
  * the prefix. */
 bool ocil_condapkg_valid_rel(const char *s);

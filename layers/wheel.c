@@ -34,6 +34,7 @@ void ocil_wheel_free(ocil_wheel *w)
 		free(w->files[i].script);
 	}
 	free(w->files);
+	ocil_pkgfile_close(&w->src);
 	free(w->file);
 	free(w->fn);
 	free(w->name);
@@ -401,10 +402,12 @@ static int open_wheel(ocil_wheel *w, const char *sha256, const char *minor, cons
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: not a wheel (.whl)", w->file);
 	if (parse_name(w, minor, arch, err) < 0)
 		return -1;
+	if (ocil_pkgfile_open(&w->src, w->file, err) < 0)
+		return -1;
 	if (sha256 != NULL) {
 		char md5[33], sha[65];
 		uint64_t size = 0;
-		if (ocil_hash_file(w->file, md5, sha, &size, err) < 0)
+		if (ocil_pkgfile_hash(&w->src, md5, sha, &size, err) < 0)
 			return -1;
 		if (strcasecmp(sha, sha256) != 0)
 			return ocil_error_set(
@@ -413,7 +416,7 @@ static int open_wheel(ocil_wheel *w, const char *sha256, const char *minor, cons
 			    sha256, sha);
 	}
 	open_ctx c = {.w = w, .minor = minor};
-	int r = ocil_archive_walk_zip(w->file, list_entry, &c, err);
+	int r = ocil_archive_walk_zip(&w->src, list_entry, &c, err);
 	if (r == 0)
 		r = match_record(&c, err);
 	if (r == 0)
@@ -428,6 +431,7 @@ int ocil_wheel_open(const char *file, const char *sha256, const char *minor, con
 		    ocil_wheel **out, ocil_error **err)
 {
 	__attribute__((cleanup(freep_wheel))) ocil_wheel *w = ocil_xcalloc(1, sizeof(*w));
+	w->src.fd = -1;
 	w->file = ocil_xstrdup(file);
 	const char *slash = strrchr(file, '/');
 	w->fn = ocil_xstrdup(slash ? slash + 1 : file);
@@ -623,7 +627,7 @@ int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_lay
 {
 	inst_ctx c = {.w = w, .o = o, .lw = lw};
 	c.site = ocil_xasprintf("lib/python%s/site-packages", o->minor);
-	int r = ocil_archive_walk_zip(w->file, install_entry, &c, err);
+	int r = ocil_archive_walk_zip(&w->src, install_entry, &c, err);
 	for (size_t i = 0; r == 0 && i < w->n_files; i++)
 		if (w->files[i].script != NULL && !w->files[i].clobbered)
 			r = add_console_script(&c, &w->files[i], err);

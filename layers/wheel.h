@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "condapkg.h"
 #include "error.h"
 #include "layer_writer.h"
 #include "util.h"
@@ -40,6 +41,7 @@ typedef struct {
 	char *file, *fn;
 	char *name, *version; /* from the file name */
 	char *dist_info;      /* "<name>-<version>.dist-info" as in the wheel */
+	ocil_pkgfile src;     /* open from ocil_wheel_open on: every read uses it */
 	ocil_wheel_file *files;
 	size_t n_files;
 } ocil_wheel;

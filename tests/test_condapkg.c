@@ -1,4 +1,6 @@
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "condapkg.h"
 #include "json.h"
@@ -261,4 +263,49 @@ static void test_bad_files(void)
 	CHECK(p == NULL);
 }
 
-TEST_MAIN(T(test_install), T(test_noarch_python), T(test_bad_packages), T(test_bad_files))
+/* What is installed is what was verified: a package file replaced under
+ * the same name, or rewritten in place, after it was opened is an error,
+ * and its new bytes are not installed. */
+static void test_swapped_file(void)
+{
+	ocil_error *err = NULL;
+	ocil_condapkg *p = NULL;
+	static const tent evil[] = {{"bin/tool", 'f', "#!/bin/sh\necho pwned\n", 0, 0755},
+				    {"bin/tool-again", 'f', "x", 0, 0755},
+				    {"lib/data.bin", 'f', bin_data, sizeof(bin_data) - 1, 0644},
+				    {"share/plain.txt", 'f', "x", 0, 0644},
+				    {"bin/t", 'l', "tool", 0, 0}};
+	cleanup_free char *file = mk_pkg("demo-1.0-h0_0.tar.bz2", index_json, paths_json,
+					 demo_payload, NENTS(demo_payload));
+	CHECK(file != NULL);
+	CHECK_OK(open_md5(file, &p, &err), &err);
+	CHECK_OK(ocil_condapkg_map(p, NULL, &err), &err);
+	cleanup_free char *other =
+	    mk_pkg("evil.tar.bz2", index_json, paths_json, evil, NENTS(evil));
+	CHECK(other != NULL && rename(other, file) == 0);
+	rlayer l = {0};
+	CHECK_FAIL(install_layer(p, &l, &err), &err, OCIL_E_INPUT,
+		   "demo-1.0-h0_0.tar.bz2 was changed or replaced while it was being read");
+	rlayer_clear(&l);
+	ocil_condapkg_free(p);
+	p = NULL;
+
+	/* in place (mk_tar truncates and rewrites the same inode), to a
+	 * different size so the change shows whatever the clock's grain */
+	cleanup_free char *again = mk_pkg("demo-1.0-h0_0.tar.bz2", index_json, paths_json,
+					  demo_payload, NENTS(demo_payload));
+	CHECK(again != NULL);
+	CHECK_OK(open_md5(file, &p, &err), &err);
+	CHECK_OK(ocil_condapkg_map(p, NULL, &err), &err);
+	free(mk_pkg("demo-1.0-h0_0.tar.bz2", index_json, paths_json, evil, NENTS(evil)));
+	struct stat st;
+	CHECK(stat(file, &st) == 0 && st.st_ino == p->src.st.st_ino &&
+	      st.st_size != p->src.st.st_size);
+	CHECK_FAIL(install_layer(p, &l, &err), &err, OCIL_E_INPUT,
+		   "demo-1.0-h0_0.tar.bz2 was changed or replaced while it was being read");
+	rlayer_clear(&l);
+	ocil_condapkg_free(p);
+}
+
+TEST_MAIN(T(test_install), T(test_noarch_python), T(test_bad_packages), T(test_bad_files),
+	  T(test_swapped_file))
