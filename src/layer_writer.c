@@ -50,6 +50,9 @@ struct ocil_layer_writer {
 	/* directories already written, so add_parents never duplicates one and
 	 * children can check their parent exists; a set (values unused) */
 	ocil_strmap dirs;
+	/* symlinks written: nothing may be added under one, nor one over a
+	 * directory (an extractor follows it for the entries below) */
+	ocil_strmap links;
 	/* libarchive converts names from the current locale's charset; pin
 	 * "C" so non-ASCII names are encoded the same on every machine */
 	locale_t c_locale;
@@ -271,6 +274,10 @@ int ocil_layer_writer_add_dir(ocil_layer_writer *w, const char *path, mode_t mod
 	 * a dir that add_parents already emitted) are no-ops. */
 	if (ocil_strmap_get(&w->dirs, path, NULL))
 		return 0;
+	if (ocil_strmap_get(&w->links, path, NULL))
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "layer writer: %s: a directory where a symlink was added",
+				      path);
 	if (check_parent(w, path, err) < 0)
 		return -1;
 	if (write_header(w, new_entry(w, path, AE_IFDIR, mode), path, err) < 0)
@@ -292,9 +299,19 @@ int ocil_layer_writer_add_symlink(ocil_layer_writer *w, const char *path, const 
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "layer writer: %s: symlink target longer than %d bytes", path,
 				      PATH_CAP);
+	/* an extractor would replace the directory by the symlink and then
+	 * write the entries added under the directory through it, wherever
+	 * it points */
+	if (ocil_strmap_get(&w->dirs, path, NULL))
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "layer writer: %s: a symlink where a directory was added",
+				      path);
 	struct archive_entry *e = new_entry(w, path, AE_IFLNK, 0777);
 	archive_entry_copy_symlink(e, target);
-	return write_header(w, e, path, err);
+	if (write_header(w, e, path, err) < 0)
+		return -1;
+	ocil_strmap_put(&w->links, path, 0);
+	return 0;
 }
 
 int ocil_layer_writer_begin_file(ocil_layer_writer *w, const char *path, mode_t mode, uint64_t size,
@@ -305,6 +322,9 @@ int ocil_layer_writer_begin_file(ocil_layer_writer *w, const char *path, mode_t 
 		return -1;
 	if (size > (uint64_t)INT64_MAX)
 		return ocil_error_set(err, OCIL_E_INPUT, "layer writer: %s: size too large", path);
+	if (ocil_strmap_get(&w->dirs, path, NULL))
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "layer writer: %s: a file where a directory was added", path);
 	struct archive_entry *e = new_entry(w, path, AE_IFREG, mode);
 	archive_entry_set_size(e, (la_int64_t)size);
 	if (write_header(w, e, path, err) < 0)
@@ -455,6 +475,7 @@ void ocil_layer_writer_free(ocil_layer_writer *w)
 	ocil_layer_index_writer_free(w->index);
 	ocil_error_free(w->io_err);
 	ocil_strmap_clear(&w->dirs);
+	ocil_strmap_clear(&w->links);
 	if (w->c_locale != (locale_t)0)
 		freelocale(w->c_locale);
 	free(w->file_path);

@@ -7,8 +7,10 @@
  * writer does NOT sort: producers add entries in a deterministic order
  * (depth-first, siblings sorted bytewise) and add every parent directory
  * before its children; a child whose parent directory was not added is an
- * error (Lambda rejects such layers). Paths are canonical absolute image
- * paths ("/opt/x": no "//", ".", "..", trailing "/", nor "/" itself); the
+ * error (Lambda rejects such layers), and so is a symlink or file at a
+ * path added as a directory, or a directory at a symlink's path (an
+ * extractor would write what is under it through the symlink). Paths are
+ * canonical absolute image paths ("/opt/x": no "//", ".", "..", trailing "/", nor "/" itself); the
  * tar member names are relative ("opt/x"), and directory members end in "/"
  * ("opt/x/"), as in Docker's own layers. Adding a directory that was already
  * added is a no-op. Hardlinks are never written. Non-ASCII names are

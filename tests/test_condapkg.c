@@ -239,6 +239,17 @@ static void test_bad_packages(void)
 				  0, 0}},
 		  1, "entry point 0 is not \"name = module:func\""));
 	CHECK(fails("a-1-0.zip", index_json, NULL, one, 1, "not a conda package"));
+	/* a symlink over a directory already written, then a file under it:
+	 * an extractor would write lib/x/passwd to the image's /etc */
+	static const tent through[] = {{"lib/x/a", 'f', "a\n", 0, 0},
+				       {"lib/x", 'l', "/etc", 0, 0},
+				       {"lib/x/passwd", 'f', "root::0:0::/:/bin/sh\n", 0, 0}};
+	CHECK(fails("a-1-0.tar.bz2", index_json,
+		    "{\"paths\": [{\"_path\": \"lib/x/a\"}, {\"_path\": \"lib/x\", "
+		    "\"path_type\": \"softlink\"}, {\"_path\": \"lib/x/passwd\"}]}",
+		    through, NENTS(through),
+		    "a-1-0.tar.bz2: lib/x: layer writer: " DEST
+		    "/lib/x: a symlink where a directory was added"));
 }
 
 static void test_bad_files(void)

@@ -381,8 +381,17 @@ static void bad_paths(void)
 	CHECK_OK(ocil_layer_writer_add_dir(w, "/ok", 0755, &err), &err);
 	CHECK_OK(ocil_layer_writer_add_dir(w, "/ok", 0755, &err), &err); /* no duplicate */
 	CHECK_OK(ocil_layer_writer_add_parents(w, "/ok/x", &err), &err);
+	/* nothing goes through a symlink: not one over a directory (an
+	 * extractor would then write /ok's later children to /etc) */
+	CHECK_FAIL(ocil_layer_writer_add_symlink(w, "/ok", "/etc", &err), &err, OCIL_E_INPUT,
+		   "layer writer: /ok: a symlink where a directory was added");
+	CHECK_FAIL(ocil_layer_writer_add_file(w, "/ok", 0644, "", 0, &err), &err, OCIL_E_INPUT,
+		   "layer writer: /ok: a file where a directory was added");
+	CHECK_OK(ocil_layer_writer_add_symlink(w, "/ok/l", "/etc", &err), &err);
+	CHECK_FAIL(ocil_layer_writer_add_parents(w, "/ok/l/passwd", &err), &err, OCIL_E_INPUT,
+		   "layer writer: /ok/l: a directory where a symlink was added");
 	CHECK_OK(ocil_layer_writer_finish(w, &res, &err), &err);
-	CHECK(res.entries == 1);
+	CHECK(res.entries == 2);
 	CHECK_FAIL(ocil_layer_writer_add_dir(w, "/d", 0755, &err), &err, OCIL_E_IO,
 		   "already finished");
 }
