@@ -14,8 +14,9 @@
  *
  * Differences from what conda would install: no .pyc files are compiled for
  * noarch: python packages (Lambda's file system is read-only, python runs
- * from the sources); a package path whose directory another package made a
- * symlink is not followed. */
+ * from the sources); a package path under a directory another package
+ * made a symlink (or a symlink over a directory written before) is an
+ * error, not written through the link (layer_writer.h). */
 #ifndef OCIL_CONDAENV_H
 #define OCIL_CONDAENV_H
 

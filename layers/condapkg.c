@@ -110,6 +110,20 @@ int ocil_pkgfile_check(const ocil_pkgfile *f, ocil_error **err)
 	return 0;
 }
 
+int ocil_pkgfile_reopen(ocil_pkgfile *f, ocil_error **err)
+{
+	if (f->fd >= 0)
+		return 0;
+	f->fd = open(f->name, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", f->name);
+	if (ocil_pkgfile_check(f, err) < 0) {
+		ocil_pkgfile_close(f);
+		return -1;
+	}
+	return 0;
+}
+
 int ocil_pkgfile_hash(const ocil_pkgfile *f, char md5[33], char sha256[65], uint64_t *size,
 		      ocil_error **err)
 {
@@ -679,6 +693,7 @@ int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, oc
 	p->fn = ocil_xstrdup(slash ? slash + 1 : file);
 	if (open_pkg(p, md5, sha256, err) < 0)
 		return -1;
+	ocil_pkgfile_close(&p->src); /* reopened (and checked) to install */
 	*out = p;
 	p = NULL;
 	return 0;
@@ -927,7 +942,10 @@ int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
 			  ocil_layer_writer *w, ocil_error **err)
 {
 	install_ctx c = {.p = p, .o = o, .w = w};
-	int r = install(&c, err);
+	int r = ocil_pkgfile_reopen(&p->src, err);
+	if (r == 0)
+		r = install(&c, err);
+	ocil_pkgfile_close(&p->src);
 	free(c.links);
 	ocil_strv_clear(&c.link_sources);
 	if (r < 0)

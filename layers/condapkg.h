@@ -45,10 +45,10 @@ typedef struct {
 	char *sha256_in_prefix; /* of a file whose placeholder was replaced */
 } ocil_condapkg_path;
 
-/* A package file opened once: hashed and walked through the same fd, and
- * checked unchanged (inode, size, mtime, ctime) after each walk, so the
- * bytes used are the bytes that were verified, not those of a file
- * replaced or rewritten under the same name in between. */
+/* A package file hashed and read through an fd checked to be the same,
+ * unchanged file (inode, size, mtime, ctime) after each walk and at each
+ * reopen, so the bytes used are the bytes that were verified, not those of
+ * a file replaced or rewritten under the same name in between. */
 typedef struct {
 	const char *name; /* for errors; borrowed */
 	int fd;		  /* -1: not open */
@@ -56,7 +56,11 @@ typedef struct {
 } ocil_pkgfile;
 
 int ocil_pkgfile_open(ocil_pkgfile *f, const char *name, ocil_error **err);
+/* Closing keeps st: _reopen opens the name again and checks it is the same
+ * unchanged file (so an environment of many packages holds one fd at a
+ * time, not one each); a no-op when open. */
 void ocil_pkgfile_close(ocil_pkgfile *f);
+int ocil_pkgfile_reopen(ocil_pkgfile *f, ocil_error **err);
 /* md5 and sha256 (lowercase hex) and size of the file's bytes. */
 int ocil_pkgfile_hash(const ocil_pkgfile *f, char md5[33], char sha256[65], uint64_t *size,
 		      ocil_error **err);

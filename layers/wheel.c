@@ -437,6 +437,7 @@ int ocil_wheel_open(const char *file, const char *sha256, const char *minor, con
 	w->fn = ocil_xstrdup(slash ? slash + 1 : file);
 	if (open_wheel(w, sha256, minor, arch, err) < 0)
 		return -1;
+	ocil_pkgfile_close(&w->src); /* reopened (and checked) to install */
 	*out = w;
 	w = NULL;
 	return 0;
@@ -627,7 +628,10 @@ int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_lay
 {
 	inst_ctx c = {.w = w, .o = o, .lw = lw};
 	c.site = ocil_xasprintf("lib/python%s/site-packages", o->minor);
-	int r = ocil_archive_walk_zip(&w->src, install_entry, &c, err);
+	int r = ocil_pkgfile_reopen(&w->src, err);
+	if (r == 0)
+		r = ocil_archive_walk_zip(&w->src, install_entry, &c, err);
+	ocil_pkgfile_close(&w->src);
 	for (size_t i = 0; r == 0 && i < w->n_files; i++)
 		if (w->files[i].script != NULL && !w->files[i].clobbered)
 			r = add_console_script(&c, &w->files[i], err);

@@ -41,7 +41,7 @@ typedef struct {
 	char *file, *fn;
 	char *name, *version; /* from the file name */
 	char *dist_info;      /* "<name>-<version>.dist-info" as in the wheel */
-	ocil_pkgfile src;     /* open from ocil_wheel_open on: every read uses it */
+	ocil_pkgfile src;     /* every read checks it is the file opened */
 	ocil_wheel_file *files;
 	size_t n_files;
 } ocil_wheel;
