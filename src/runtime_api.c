@@ -18,6 +18,10 @@
 #include "util.h"
 
 #define MAX_CONNS 64
+/* Invoke clients get at most this many of them: the rest stay for the
+ * function's runtime client, which no number of idle curl connections may
+ * lock out of /next. */
+#define MAX_INVOKE_CONNS 48
 #define MAX_HEADER ((size_t)64 << 10)
 #define API "/2018-06-01"
 #define NEXT_PATH API "/runtime/invocation/next"
@@ -437,7 +441,11 @@ static int parse(conn *c, request *req, int *status)
 	       sizeof(req->error_type));
 	size_t body_at = hlen + 4;
 	if (header(hdr, hl, "Transfer-Encoding", v, sizeof(v))) {
-		if (strcasecmp(v, "chunked") != 0)
+		/* both framings: which one ends the body is what request
+		 * smuggling plays on (RFC 9112 6.1 allows rejecting it) */
+		char cl[8];
+		if (strcasecmp(v, "chunked") != 0 ||
+		    header(hdr, hl, "Content-Length", cl, sizeof(cl)))
 			return -1;
 		size_t used = 0;
 		int r =
@@ -604,7 +612,10 @@ static void accept_on(ocil_rapi *r, int lfd, bool runtime_side)
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		if (r->n_conns == MAX_CONNS) {
+		size_t same = 0;
+		for (size_t i = 0; i < r->n_conns; i++)
+			same += r->conns[i].runtime_side == runtime_side;
+		if (r->n_conns == MAX_CONNS || (!runtime_side && same >= MAX_INVOKE_CONNS)) {
 			close(fd);
 			continue;
 		}

@@ -239,6 +239,11 @@ static void test_bad_requests(void)
 	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
 	     "Content-Length: 99999999\r\n\r\n",
 	     "HTTP/1.1 413 "},
+	    /* two framings of one body: refused, not guessed */
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	     "HTTP/1.1 400 "},
 	    {inv, "POST /2015-03-31/functions/function/other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "},
 	    {inv, "GET /2015-03-31/functions/function/invocations HTTP/1.1\r\n\r\n",
 	     "HTTP/1.1 405 "},
@@ -263,6 +268,31 @@ static void test_bad_requests(void)
 	server_clear(&s);
 }
 
+/* Idle invoke connections, as many as a client cares to open, leave room
+ * for the function's runtime client. */
+static void test_invoke_clients_leave_room(void)
+{
+	server s;
+	CHECK(open_server(&s, -1));
+	int fds[70];
+	for (size_t i = 0; i < 70; i++) {
+		fds[i] = dial(ocil_rapi_invoke_port(s.r));
+		CHECK(fds[i] >= 0);
+		ocil_rapi_event ev;
+		ocil_error *err = NULL;
+		CHECK(ocil_rapi_wait(s.r, 0, &ev, &err) == 0);
+	}
+	ocil_rapi_submit(s.r, "{}", 2);
+	cleanup_close int rt = dial(ocil_rapi_port(s.r));
+	CHECK(send_str(rt, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n"));
+	cleanup_free char *r = read_response(&s, rt);
+	CHECK(r != NULL && strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+	CHECK(ocil_rapi_running(s.r));
+	for (size_t i = 0; i < 70; i++)
+		close(fds[i]);
+	server_clear(&s);
+}
+
 static void test_port_in_use(void)
 {
 	server a;
@@ -276,4 +306,4 @@ static void test_port_in_use(void)
 }
 
 TEST_MAIN(T(test_next_and_response), T(test_invoke_client), T(test_bad_requests),
-	  T(test_port_in_use))
+	  T(test_invoke_clients_leave_room), T(test_port_in_use))
