@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "digest.h"
 #include "json.h"
 #include "registry.h"
 #include "runtime_api.h"
@@ -241,13 +242,31 @@ static void print_notice(void *data, const char *msg)
 	fprintf(stderr, "ocilambda: %s\n", msg);
 }
 
-/* The tree for this image's config (its diff_ids name the layers), made
- * once; later runs find it in place. */
+/* The cache key of an image's tree: the config digest and the layers'
+ * digests. The layers unpacked are the manifest's, verified against their
+ * descriptors but never against the config's diff_ids, so the config alone
+ * does not say what is in the tree: a layout naming a known config with
+ * other layers would otherwise be served (or leave) another image's tree. */
+static void tree_key(const ocil_manifest *m, char out[OCIL_DIGEST_STR_SIZE])
+{
+	ocil_hasher *h = ocil_hasher_new();
+	ocil_hasher_update(h, m->config.digest, strlen(m->config.digest));
+	for (size_t i = 0; i < m->n_layers; i++) {
+		ocil_hasher_update(h, "\n", 1);
+		ocil_hasher_update(h, m->layers[i].digest, strlen(m->layers[i].digest));
+	}
+	ocil_hasher_final(h, out);
+	ocil_hasher_free(h);
+}
+
+/* The tree for this image (tree_key), made once; later runs find it in
+ * place. */
 static int prepare_rootfs(const opts *o, image *im, const ocil_cancel *cancel, ocil_error **err)
 {
 	im->cache_dir =
 	    o->reg.cache_dir ? ocil_xstrdup(o->reg.cache_dir) : ocil_source_default_cache_dir();
-	const char *key = im->src->manifest.config.digest;
+	char key[OCIL_DIGEST_STR_SIZE];
+	tree_key(&im->src->manifest, key);
 	im->rootfs = ocil_unpack_cache_path(im->cache_dir, key);
 	bool say = ocil_cmd_progress_on(o->quiet, o->progress);
 	struct stat st;
@@ -769,7 +788,7 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 /* clang-format off */
 #define DETAILS \
 	"Runs the image's Entrypoint + Cmd the way Lambda does, without Docker or\n" \
-	"root: its layers are unpacked once per image (config digest) into\n" \
+	"root: its layers are unpacked once per image (config and layer digests) into\n" \
 	"CACHE/rootfs/<hex> (CACHE: --cache-dir, else $XDG_CACHE_HOME/ocilambda or\n" \
 	"~/.cache/ocilambda; whiteouts applied, no chown, setuid bits and device\n" \
 	"nodes dropped), then started under bubblewrap: the tree read-only at /,\n" \

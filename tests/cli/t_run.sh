@@ -58,6 +58,39 @@ echo '"from a file"' >"$T/event.json"
 	fail "--event @file: $(tail -5 "$T/log")"
 [ "$(json "$T/out" 'j["event"]')" = "from a file" ] || fail "event from file: $(cat "$T/out")"
 ok "--handler, --event @FILE; the function runs as uid 993 with Lambda's variables"
+
+# The same config with another top layer (as a tampered layout could name
+# it): a tree of its own, and the first image's tree left as it was.
+cp -r "$T/img" "$T/img2"
+$PY - "$T/img2" <<'PYEOF'
+import hashlib, io, json, os, sys, tarfile
+d = sys.argv[1]
+def put(b):
+    h = hashlib.sha256(b).hexdigest()
+    open(os.path.join(d, "blobs/sha256", h), "wb").write(b)
+    return "sha256:" + h
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    i = tarfile.TarInfo("var/task/poison.txt"); i.size = 6
+    t.addfile(i, io.BytesIO(b"poison"))
+layer = buf.getvalue()
+idx = json.load(open(os.path.join(d, "index.json")))
+md = idx["manifests"][0]
+m = json.load(open(os.path.join(d, "blobs/sha256", md["digest"].split(":")[1])))
+m["layers"][-1] = {"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                   "digest": put(layer), "size": len(layer)}
+mb = json.dumps(m).encode()
+md["digest"], md["size"] = put(mb), len(mb)
+json.dump(idx, open(os.path.join(d, "index.json"), "w"))
+PYEOF
+"${RUN[@]}" "oci:$T/img2:latest" --event '{}' --timeout-s 60 >/dev/null 2>"$T/log" || true
+grep -q "(unpacked)" "$T/log" || fail "same config, other layers: a cached tree: $(cat "$T/log")"
+[ "$(ls "$C/rootfs" | wc -l)" = 2 ] || fail "trees: $(ls -a "$C/rootfs")"
+[ ! -e "$tree/var/task/poison.txt" ] && [ "$(stat -c %i "$tree/var/runtime/bootstrap.py")" = "$ino" ] ||
+	fail "the first image's tree changed"
+other=$C/rootfs/$(ls "$C/rootfs" | grep -vx "$(basename "$tree")")
+chmod -R u+w "$other" && rm -rf "$T/img2" "$other"
+ok "the tree is keyed by the layers too: the same config with other layers gets its own"
 "$OCILAMBDA" run --quiet --cache-dir "$C" "$IMG" --event '{}' >"$T/out" 2>"$T/log" ||
 	fail "--quiet: $(tail -5 "$T/log")"
 [ "$(cat "$T/out")" = '"Hello World"' ] || fail "--quiet response: $(cat "$T/out")"
