@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "digest.h"
@@ -409,6 +411,12 @@ static int spawn(const ocil_strv *argv, int errfd, pid_t *out, ocil_error **err)
 			dup2(null, 0);
 		dup2(errfd >= 0 ? errfd : 2, 2);
 		dup2(2, 1);
+		/* bwrap passes on every open descriptor: whatever we inherited
+		 * without close-on-exec (a shell's 3<secret) would reach the
+		 * function, a door to files outside its read-only tree */
+		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+			for (int fd = 3; fd < 65536; fd++)
+				(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		execvp(argv->v[0], argv->v);
 		int e = errno;
 		ssize_t w = write(p[1], &e, sizeof(e));

@@ -16,6 +16,19 @@ import time
 def handler(event, context):
     time.sleep(600)
 EOF
+# whether any descriptor the function holds reads a marker file of the host
+cat >"$T/code/fds.py" <<'EOF'
+import os
+def handler(event, context):
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if b"host-only-marker" in os.pread(int(fd), 64, 0):
+                found.append(fd)
+        except OSError:
+            pass
+    return found
+EOF
 # counts invocations in one process: 1, 2, ... only if it is reused
 cat >"$T/code/count.py" <<'EOF'
 import os
@@ -58,6 +71,12 @@ echo '"from a file"' >"$T/event.json"
 	fail "--event @file: $(tail -5 "$T/log")"
 [ "$(json "$T/out" 'j["event"]')" = "from a file" ] || fail "event from file: $(cat "$T/out")"
 ok "--handler, --event @FILE; the function runs as uid 993 with Lambda's variables"
+
+echo host-only-marker >"$T/marker"
+"${RUN[@]}" "$IMG" --event '{}' --handler fds.handler >"$T/out" 2>"$T/log" 7<"$T/marker" ||
+	fail "fds: $(tail -5 "$T/log")"
+[ "$(cat "$T/out")" = "[]" ] || fail "the function got our descriptor 7: $(cat "$T/out")"
+ok "descriptors ocilambda inherited do not reach the function"
 
 # The same config with another top layer (as a tampered layout could name
 # it): a tree of its own, and the first image's tree left as it was.
