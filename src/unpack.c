@@ -462,9 +462,13 @@ int ocil_unpack_mkdir(int root_fd, const char *path, mode_t mode, ocil_error **e
 	if (path[0] != '/' || strcmp(path, "/") == 0 || strstr(path, "/../") != NULL ||
 	    ocil_str_has_suffix(path, "/.."))
 		return 0;
-	/* "/a/b/" -> "/a/b" */
+	/* "/a//b/" -> "/a/b" (a WorkingDir is the image author's text) */
 	cleanup_free char *p = ocil_xstrdup(path);
-	size_t n = strlen(p);
+	size_t n = 0;
+	for (const char *c = path; *c; c++)
+		if (!(c[0] == '/' && c[1] == '/'))
+			p[n++] = *c;
+	p[n] = '\0';
 	while (n > 1 && p[n - 1] == '/')
 		p[--n] = '\0';
 	cleanup_close int pfd = -1;

@@ -263,7 +263,7 @@ static void test_cached(void)
 	CHECK(p0 != NULL);
 	cleanup_free char *cache = tpath("cache");
 	const char *layers[] = {p0};
-	const char *dirs[] = {"/proc", "/dev", "/tmp", "/var/task", "/work/dir", NULL};
+	const char *dirs[] = {"/proc", "/dev", "/tmp", "/var/task", "//work//dir/", NULL};
 	static const char digest[] =
 	    "sha256:0123456789012345678901234567890123456789012345678901234567890123";
 	ocil_unpack_opts o = {0};
