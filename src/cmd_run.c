@@ -805,7 +805,8 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	"(ocilambda serves the Runtime API on 127.0.0.1), AWS_LAMBDA_FUNCTION_NAME=\n" \
 	"function, _VERSION=$LATEST, _MEMORY_SIZE=3008, LAMBDA_TASK_ROOT, _HANDLER,\n" \
 	"AWS_REGION (yours, else us-east-1), TZ=:UTC, your AWS credentials if set,\n" \
-	"then --env. The function's output goes to stderr.\n" \
+	"then --env. The function's output goes to stderr. The host's network is\n" \
+	"shared (for the Runtime API): the function reaches what listens on loopback.\n" \
 	"\n" \
 	"--event: one invocation; the response body is printed on stdout, exit 0.\n" \
 	"A function error (or init error) prints its error JSON on stdout and exits\n" \
