@@ -127,27 +127,41 @@ int ocil_write_all(int fd, const void *buf, size_t len, const char *what, ocil_e
 
 #define TMPFILE_PREFIX ".tmp-"
 
-/* mkostemp of prefix + "XXXXXX" with an exclusive flock on the result. A
- * sweep by another process may take the file between mkostemp and flock:
- * then it is unlinked, and we start over. */
+/* After creating a temporary, lock it: 0 when it is ours (locked, or the
+ * file system has no flock, where no sweep can lock it either), 1 when a
+ * sweep by another process took it between creation and flock (it holds
+ * the lock, or has unlinked it already): try another name. */
+static int lock_new(int fd)
+{
+	struct stat st;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK || errno == EINTR ? 1 : 0;
+	return fstat(fd, &st) == 0 && st.st_nlink == 0 ? 1 : 0;
+}
+
+#define LOCK_TRIES 100
+
+/* mkostemp of prefix + "XXXXXX" with an exclusive flock on the result.
+ * Never hands out an unlocked file that a sweep could take for dead: after
+ * LOCK_TRIES lost races it fails (EAGAIN). */
 static int create_locked(const char *prefix, char **path)
 {
-	for (int tries = 0;; tries++) {
+	for (int tries = 0; tries < LOCK_TRIES; tries++) {
 		char *p = ocil_xasprintf("%sXXXXXX", prefix);
 		int fd = mkostemp(p, O_CLOEXEC);
 		if (fd < 0) {
 			free(p);
 			return -1;
 		}
-		struct stat st;
-		if ((flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) ||
-		    tries == 10) {
+		if (lock_new(fd) == 0) {
 			*path = p;
 			return fd;
 		}
-		close(fd);
+		close(fd); /* the sweep that took it removes it */
 		free(p);
 	}
+	errno = EAGAIN;
+	return -1;
 }
 
 int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err)
@@ -180,6 +194,17 @@ int ocil_tmpfile_create(const char *dir, char **path, ocil_error **err)
 	return fd;
 }
 
+/* Whether name in dir is still the file fd has open: another sweep may
+ * have removed the dead one since we opened it, and a new temporary taken
+ * its name. */
+static bool same_file(int dir, const char *name, int fd)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && a.st_nlink > 0 &&
+	       fstatat(dir, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
 void ocil_tmpfile_sweep(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -196,7 +221,7 @@ void ocil_tmpfile_sweep(const char *dir)
 		    openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && same_file(dirfd(d), de->d_name, fd))
 			unlinkat(dirfd(d), de->d_name, 0);
 		close(fd);
 	}
@@ -205,7 +230,7 @@ void ocil_tmpfile_sweep(const char *dir)
 
 int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err)
 {
-	for (int tries = 0;; tries++) {
+	for (int tries = 0; tries < LOCK_TRIES; tries++) {
 		char *p = ocil_xasprintf("%s/.%s.ocilambda-XXXXXX", parent, name);
 		if (mkdtemp(p) == NULL) {
 			int e = errno;
@@ -213,23 +238,24 @@ int ocil_staging_create(const char *parent, const char *name, char **path, ocil_
 			return ocil_error_set_errno(err, OCIL_E_IO, e,
 						    "creating a staging directory in %s", parent);
 		}
-		/* a sweep by another build may remove it before we lock it */
-		int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		struct stat st;
-		if ((fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
-		     st.st_nlink > 0) ||
-		    (fd >= 0 && tries == 10)) {
+		int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			/* not taken by a sweep (that needs the lock): ours to remove */
+			int e = errno;
+			rmdir(p);
+			free(p);
+			return ocil_error_set_errno(err, OCIL_E_IO, e,
+						    "opening a staging directory in %s", parent);
+		}
+		if (lock_new(fd) == 0) {
 			*path = p;
 			return fd;
 		}
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
+		close(fd); /* the sweep that took it removes it */
 		free(p);
-		if (tries == 10)
-			return ocil_error_set_errno(err, OCIL_E_IO, e,
-						    "creating a staging directory in %s", parent);
 	}
+	return ocil_error_set_errno(err, OCIL_E_IO, EAGAIN, "creating a staging directory in %s",
+				    parent);
 }
 
 void ocil_staging_sweep(const char *parent, const char *name)
@@ -247,7 +273,7 @@ void ocil_staging_sweep(const char *parent, const char *name)
 		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && same_file(dirfd(d), de->d_name, fd)) {
 			cleanup_free char *path = ocil_xasprintf("%s/%s", parent, de->d_name);
 			ocil_error *e = NULL;
 			ocil_remove_tree(path, &e);

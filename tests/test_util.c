@@ -1,5 +1,9 @@
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "util.h"
@@ -50,4 +54,94 @@ static void strmap_growth(void)
 	CHECK(ok);
 }
 
-TEST_MAIN(T(strmap_basics), T(strmap_growth))
+static bool exists(const char *dir, const char *name)
+{
+	cleanup_free char *p = ocil_xasprintf("%s/%s", dir, name);
+	struct stat st;
+	return lstat(p, &st) == 0;
+}
+
+static void touch(const char *dir, const char *name)
+{
+	cleanup_free char *p = ocil_xasprintf("%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+}
+
+static int mkdir_in(const char *dir, const char *name)
+{
+	cleanup_free char *p = ocil_xasprintf("%s/%s", dir, name);
+	return mkdir(p, 0755);
+}
+
+/* A sweep removes the temporaries whose writer is gone and spares the ones
+ * still locked: by this process through another descriptor, or by a child
+ * that inherited the lock across fork after the parent closed its copy. */
+static void tmpfile_sweep(void)
+{
+	cleanup_free char *dir = ocil_xasprintf("%s/tmps", ocil_test_tmpdir());
+	ocil_error *err = NULL;
+	CHECK_OK(ocil_mkdir_p(dir, 0755, &err), &err);
+	cleanup_free char *live = NULL, *inherited = NULL;
+	int fd = ocil_tmpfile_create(dir, &live, &err);
+	CHECK(fd >= 0);
+	int fd2 = ocil_tmpfile_create(dir, &inherited, &err);
+	CHECK(fd2 >= 0);
+	int gate[2];
+	CHECK(pipe(gate) == 0);
+	pid_t child = fork();
+	if (child == 0) { /* holds fd2's lock until the gate closes */
+		char c;
+		close(gate[1]);
+		ssize_t n = read(gate[0], &c, 1);
+		_exit(n < 0);
+	}
+	CHECK(child > 0);
+	close(gate[0]);
+	close(fd2);
+	touch(dir, ".tmp-AAAAAA");	     /* a dead ocil_tmpfile_create */
+	touch(dir, "index.json.tmp-BBBBBB"); /* a dead ocil_write_file_atomic */
+	touch(dir, ".tmp-short");	     /* other shapes stay */
+	touch(dir, "index.json");
+	ocil_tmpfile_sweep(dir);
+	CHECK(exists(dir, strrchr(live, '/') + 1));
+	CHECK(exists(dir, strrchr(inherited, '/') + 1));
+	CHECK(!exists(dir, ".tmp-AAAAAA"));
+	CHECK(!exists(dir, "index.json.tmp-BBBBBB"));
+	CHECK(exists(dir, ".tmp-short") && exists(dir, "index.json"));
+	/* the child dies: its lock goes with it */
+	close(gate[1]);
+	int status = 0;
+	CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status));
+	ocil_tmpfile_sweep(dir);
+	CHECK(!exists(dir, strrchr(inherited, '/') + 1));
+	CHECK(exists(dir, strrchr(live, '/') + 1));
+	close(fd);
+	ocil_tmpfile_sweep(dir);
+	CHECK(!exists(dir, strrchr(live, '/') + 1));
+}
+
+/* Staging directories: a live build's stays, a dead one's goes with its
+ * contents, another output's is not this sweep's business. */
+static void staging_sweep(void)
+{
+	const char *parent = ocil_test_tmpdir();
+	ocil_error *err = NULL;
+	cleanup_free char *live = NULL;
+	int fd = ocil_staging_create(parent, "out", &live, &err);
+	CHECK(fd >= 0);
+	CHECK(mkdir_in(parent, ".out.ocilambda-CCCCCC") == 0);
+	CHECK(mkdir_in(parent, ".out.ocilambda-CCCCCC/blobs") == 0);
+	touch(parent, ".out.ocilambda-CCCCCC/blobs/x");
+	CHECK(mkdir_in(parent, ".other.ocilambda-DDDDDD") == 0);
+	ocil_staging_sweep(parent, "out");
+	CHECK(exists(parent, strrchr(live, '/') + 1));
+	CHECK(!exists(parent, ".out.ocilambda-CCCCCC"));
+	CHECK(exists(parent, ".other.ocilambda-DDDDDD"));
+	close(fd);
+	ocil_staging_sweep(parent, "out");
+	CHECK(!exists(parent, strrchr(live, '/') + 1));
+}
+
+TEST_MAIN(T(strmap_basics), T(strmap_growth), T(tmpfile_sweep), T(staging_sweep))
