@@ -58,7 +58,7 @@ int ocil_layer_index_writer_begin(const char *dir, ocil_layer_index_writer **out
 		ocil_layer_index_writer_free(w);
 		return ocil_error_wrap(err, "layer index");
 	}
-	w->lock = dup(fd);
+	w->lock = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* dup() would drop O_CLOEXEC */
 	if (w->lock < 0 || (w->f = fdopen(fd, "w")) == NULL) {
 		int e = errno;
 		close(fd);
