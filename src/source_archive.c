@@ -346,7 +346,7 @@ static int archive_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_byte
 		if (strcmp(s->manifest.layers[i].digest, d->digest) == 0)
 			name = as->layer_member[i];
 	if (name == NULL)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: no blob %s", s->name, d->digest);
+		return ocil_error_set(err, OCIL_E_INPUT, "no blob %s", d->digest);
 	return stream_member(as, name, fn, data, cancel, err);
 }
 

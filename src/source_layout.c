@@ -17,10 +17,9 @@ typedef struct {
 static int layout_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
 			    const ocil_cancel *cancel, ocil_error **err)
 {
+	/* ocil_source_read_blob's callers name the image */
 	layout_source *ls = (layout_source *)s;
-	if (ocil_blobstore_stream(ls->bs, d->digest, fn, data, cancel, err) < 0)
-		return ocil_error_wrap(err, "%s", s->name);
-	return 0;
+	return ocil_blobstore_stream(ls->bs, d->digest, fn, data, cancel, err);
 }
 
 static int layout_blob_path(ocil_source *s, const ocil_descriptor *d, char **path,
