@@ -105,6 +105,7 @@ enum {
 	R_HANDLER,   /* L012 */
 	R_PYTHON,    /* L013 */
 	R_CONDA,     /* L014 */
+	R_SETID,     /* L015 */
 	NRULES
 };
 
@@ -134,7 +135,7 @@ static void add(ctx *c, int rule, ocil_severity sev, const char *where, const ch
 static void add(ctx *c, int rule, ocil_severity sev, const char *where, const char *fmt, ...)
 {
 	/* the per-entry rules stop after a screenful */
-	if (rule >= R_FILE_MODE && rule <= R_SPECIAL &&
+	if (((rule >= R_FILE_MODE && rule <= R_SPECIAL) || rule == R_SETID) &&
 	    c->count[rule][sev] >= OCIL_CHECK_MAX_PER_RULE) {
 		c->more[rule][sev]++;
 		return;
@@ -497,6 +498,13 @@ static void scan_entry(ctx *c, scan *s, const ocil_tar_entry *e, const char *lna
 		case OCIL_TAR_FILE:
 			if ((perm & 0444) != 0444)
 				mode_finding(c, R_FILE_MODE, e, ocil_tar_quote(e->path, q), lname);
+			if ((perm & (S_ISUID | S_ISGID)) != 0)
+				add(c, R_SETID, OCIL_SEV_WARNING, ocil_tar_quote(e->path, q),
+				    "%s file (mode %04o; %s); nothing in Lambda needs it",
+				    (perm & S_ISUID) && (perm & S_ISGID) ? "setuid and setgid"
+				    : (perm & S_ISUID)			 ? "setuid"
+									 : "setgid",
+				    perm, lname);
 			break;
 		case OCIL_TAR_DIR:
 			if ((perm & 0555) != 0555)

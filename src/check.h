@@ -70,7 +70,8 @@
 	X(L011, "warning", "Cmd present (else the function configuration gives the handler)")      \
 	X(L012, "error", "handler module.function: the module file exists and defines it")         \
 	X(L013, "error", "/var/lang/bin/python3.X present; a symlink's target exists")             \
-	X(L014, "error", "the python it runs (conda prefix) has the same minor 3.X")
+	X(L014, "error", "the python it runs (conda prefix) has the same minor 3.X")               \
+	X(L015, "warning", "no setuid or setgid files")
 
 /* Lambda's limits. */
 #define OCIL_CHECK_MAX_UNCOMPRESSED ((uint64_t)10 << 30)

@@ -198,10 +198,10 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	"One line per finding: RULE SEVERITY WHERE: MESSAGE, then a summary line.\n" \
 	"An index given as IMAGE is an error (L001); the other rules then run on its\n" \
 	"--platform image (default linux/amd64, else linux/arm64). Per-entry rules\n" \
-	"(L004-L008) list 20 paths per severity, then \"... and N more\". L004/L005 are\n" \
-	"errors where the function reads (/opt, /var/lang, /var/runtime, the task root,\n" \
-	"PYTHONPATH, the Entrypoint and Cmd programs, directories leading there) and\n" \
-	"warnings elsewhere (a base's /root or /etc/shadow).\n" \
+	"(L004-L008, L015) list 20 paths per severity, then \"... and N more\".\n" \
+	"L004/L005 are errors where the function reads (/opt, /var/lang, /var/runtime,\n" \
+	"the task root, PYTHONPATH, the Entrypoint and Cmd programs, directories leading\n" \
+	"there) and warnings elsewhere (a base's /root or /etc/shadow).\n" \
 	"\nRules:\n" \
 	OCIL_CHECK_RULES(RULE_LINE) \
 	"\nExit 0 when no rule fails at error level, 4 when one does.\n" \

@@ -246,10 +246,10 @@ static void modes(void)
 static void hardlinks_devices(void)
 {
 	const tent l1e[] = {
-	    {"opt/", 'd', NULL, 0, 0},
-	    {"opt/a", 'f', "data", 0, 0},
-	    {"opt/b", 'h', "opt/a", 0, 0},
-	    {"opt/dev", 'c', NULL, 0, 0},
+	    {"opt/", 'd', NULL, 0, 0},		 {"opt/a", 'f', "data", 0, 0},
+	    {"opt/b", 'h', "opt/a", 0, 0},	 {"opt/dev", 'c', NULL, 0, 0},
+	    {"opt/su", 'f', "x", 0, 04755},	 {"opt/sg", 'f', "x", 0, 02755},
+	    {"opt/sgdir/", 'd', NULL, 0, 02755}, /* a setgid directory is ordinary */
 	};
 	cleanup_free char *l0 = LAYER("base.tar.gz", "gzip", base_ents);
 	cleanup_free char *l1 = LAYER("l1.tar.gz", "gzip", l1e);
@@ -260,6 +260,10 @@ static void hardlinks_devices(void)
 	EXPECT(&f, "L006", OCIL_SEV_ERROR, "/opt/b");
 	EXPECT(&f, "L006", OCIL_SEV_ERROR, "hardlink to /opt/a");
 	EXPECT(&f, "L008", OCIL_SEV_WARNING, "device node");
+	EXPECT(&f, "L015", OCIL_SEV_WARNING, "/opt/su");
+	EXPECT(&f, "L015", OCIL_SEV_WARNING, "setuid file (mode 4755; layer 1");
+	EXPECT(&f, "L015", OCIL_SEV_WARNING, "setgid file (mode 2755; layer 1");
+	CHECK(count_rule(&f, "L015", OCIL_SEV_WARNING) == 2);
 	CHECK(!has(&f, "L000", OCIL_SEV_ERROR, ""));
 	ocil_findings_clear(&f);
 
