@@ -95,10 +95,48 @@ run gzip-zeros assemble 0 -
 # are (assemble copies base layers byte for byte and unpacks nothing); check
 # warns about what the function cannot use, the last duplicate wins.
 run devices-setuid check 0 'L008 warning /var/task/null: device node'
+run devices-setuid check 0 'L008 warning /var/task/fifo: fifo'
+run devices-setuid check 0 'L015 warning /var/task/suid: setuid file (mode 4755'
+run devices-setuid check 0 'L015 warning /var/task/sgid: setgid file (mode 2755'
 run devices-setuid assemble 0 -
 run duplicates check 4 'L005 error /var/task/dup2: directory not world-readable'
 run duplicates inspect 0 -
 run duplicates assemble 4 "breaks Lambda's rules (L005)"
+
+# run is the one command that writes entries to the host (it unpacks the
+# image into its rootfs cache), so it is what the escape directory tests:
+# traversal is refused, absolute names and entries through symlinks land
+# inside the tree. (The fixture base has no runnable python: the function
+# itself fails, which is not what is tested here.)
+rundir=$T/runcache
+for c in dotdot hardlink-outside; do
+	expect_fail 2 '".." component (path traversal)' "$OCILAMBDA" run --cache-dir "$rundir" \
+		"oci:$H/$c:3.8" --event '{}'
+done
+for c in absolute symlink-escape devices-setuid; do
+	[ ! -d "$rundir" ] || chmod -R u+w "$rundir"
+	rm -rf "$rundir"
+	timeout 300 "$OCILAMBDA" run --cache-dir "$rundir" "oci:$H/$c:3.8" --event '{}' \
+		>"$T/stdout" 2>"$T/stderr" || true
+	tree=$(echo "$rundir"/rootfs/*/)
+	[ -d "$tree/var/lang" ] || fail "$c: run unpacked nothing: $(cat "$T/stderr")"
+	case $c in
+	absolute) [ -f "$tree/$ESC/absolute-file" ] || fail "$c: not inside the tree" ;;
+	symlink-escape)
+		[ -f "$tree/var/task/out/symlink-file" ] && [ -f "$tree/var/task/abs/symlink-abs-file" ] &&
+			[ ! -L "$tree/var/task/out" ] || fail "$c: not inside the tree: $(ls -lR "$tree/var/task")"
+		;;
+	devices-setuid)
+		grep -q 'skipped 2 device nodes, fifos or sockets' "$T/stderr" ||
+			fail "$c: devices: $(cat "$T/stderr")"
+		[ ! -e "$tree/var/task/null" ] && [ -f "$tree/var/task/suid" ] || fail "$c: $(ls -l "$tree/var/task")"
+		;;
+	esac
+	ok "$c: run unpacks it inside its tree"
+done
+no_litter "$T"
+chmod -R u+w "$rundir"
+rm -rf "$rundir"
 
 # A layout whose index points its tag at "sha256:../../…": refused before
 # any path is made of it.
