@@ -13,20 +13,10 @@
 
 #define PYTHON_DIR "/var/lang/bin"
 
-/* A JSON string, or null for NULL; strings from the command line may not
- * be UTF-8, then bytes that are not ASCII become "?". */
+/* A JSON string (see ocil_json_string_lossy), or null for NULL. */
 static json_t *str_or_null(const char *s)
 {
-	if (s == NULL)
-		return json_null();
-	json_t *j = json_string(s);
-	if (j != NULL)
-		return j;
-	cleanup_free char *c = ocil_xstrdup(s);
-	for (char *p = c; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	return json_string(c);
+	return s == NULL ? json_null() : ocil_json_string_lossy(s);
 }
 
 static json_t *descriptor_json(const char *digest, const char *media_type, int64_t size)

@@ -58,3 +58,15 @@ const char *ocil_json_opt_string(const json_t *obj, const char *key)
 	const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
+
+json_t *ocil_json_string_lossy(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j != NULL)
+		return j;
+	cleanup_free char *c = ocil_xstrdup(s);
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	return json_string(c);
+}

@@ -25,6 +25,9 @@ char *ocil_json_dump(const json_t *j);
 int ocil_json_get_string(const json_t *obj, const char *key, const char *what, const char **out,
 			 ocil_error **err);
 const char *ocil_json_opt_string(const json_t *obj, const char *key);
+/* A JSON string of s, which may not be UTF-8 (a name from the command
+ * line, a path from an image): then bytes that are not ASCII become "?". */
+json_t *ocil_json_string_lossy(const char *s);
 
 static inline void ocil_json_decrefp(json_t **j)
 {

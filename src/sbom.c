@@ -545,21 +545,6 @@ static bool license_expression(const char *s)
 
 /* ---- the document ---- */
 
-/* A JSON string of s, which may not be UTF-8 (a name from the command
- * line, a package struct filled by hand): then bytes that are not ASCII
- * become "?". */
-static json_t *string_of(const char *s)
-{
-	json_t *j = json_string(s);
-	if (j != NULL)
-		return j;
-	cleanup_free char *c = ocil_xstrdup(s);
-	for (char *p = c; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	return json_string(c);
-}
-
 typedef struct {
 	ocil_strmap ids;     /* SPDX ids given out */
 	json_t *license_ids; /* license text -> LicenseRef id */
@@ -582,8 +567,8 @@ static char *license_declared(builder *b, const char *license)
 	json_object_set_new_nocheck(b->license_ids, license, json_string(id));
 	json_t *info = json_object();
 	json_object_set_new(info, "licenseId", json_string(id));
-	json_object_set_new(info, "extractedText", string_of(license));
-	json_object_set_new(info, "name", string_of(license));
+	json_object_set_new(info, "extractedText", ocil_json_string_lossy(license));
+	json_object_set_new(info, "name", ocil_json_string_lossy(license));
 	json_object_set_new(info, "comment",
 			    json_string("license as recorded in conda-meta; not an SPDX "
 					"license expression"));
@@ -595,20 +580,20 @@ static json_t *package_json(builder *b, const ocil_sbom_package *p, const char *
 {
 	json_t *j = json_object();
 	json_object_set_new(j, "SPDXID", json_string(id));
-	json_object_set_new(j, "name", string_of(p->name));
-	json_object_set_new(j, "versionInfo", string_of(p->version));
+	json_object_set_new(j, "name", ocil_json_string_lossy(p->name));
+	json_object_set_new(j, "versionInfo", ocil_json_string_lossy(p->version));
 	json_object_set_new(j, "supplier", json_string(SPDX_NOASSERTION));
 	cleanup_free char *dl = download_location(p);
-	json_object_set_new(j, "downloadLocation", string_of(dl));
+	json_object_set_new(j, "downloadLocation", ocil_json_string_lossy(dl));
 	json_object_set_new(j, "filesAnalyzed", json_false());
 	json_object_set_new(j, "licenseConcluded", json_string(SPDX_NOASSERTION));
 	cleanup_free char *lic = license_declared(b, p->license);
-	json_object_set_new(j, "licenseDeclared", string_of(lic));
+	json_object_set_new(j, "licenseDeclared", ocil_json_string_lossy(lic));
 	json_object_set_new(j, "copyrightText", json_string(SPDX_NOASSERTION));
 	if (p->sha256 != NULL) {
 		json_t *c = json_object();
 		json_object_set_new(c, "algorithm", json_string("SHA256"));
-		json_object_set_new(c, "checksumValue", string_of(p->sha256));
+		json_object_set_new(c, "checksumValue", ocil_json_string_lossy(p->sha256));
 		json_object_set_new(j, "checksums", json_pack("[o]", c));
 	}
 	cleanup_free char *purl = ocil_sbom_purl(p);
@@ -649,12 +634,12 @@ int ocil_sbom_build(const ocil_sbom_opts *o, const ocil_sbom_packages *pkgs, jso
 	json_object_set_new(doc, "spdxVersion", json_string("SPDX-2.3"));
 	json_object_set_new(doc, "dataLicense", json_string("CC0-1.0"));
 	json_object_set_new(doc, "SPDXID", json_string("SPDXRef-DOCUMENT"));
-	json_object_set_new(doc, "name", string_of(o->name));
+	json_object_set_new(doc, "name", ocil_json_string_lossy(o->name));
 	/* Filled below from the hash of everything else; set now for the key
 	 * order. */
 	json_object_set_new(doc, "documentNamespace", json_string(""));
 	cleanup_free char *comment = comment_of(o);
-	json_object_set_new(doc, "comment", string_of(comment));
+	json_object_set_new(doc, "comment", ocil_json_string_lossy(comment));
 	json_object_set_new(doc, "creationInfo",
 			    json_pack("{s:s, s:[s]}", "created", created, "creators",
 				      "Tool: ocilambda-" OCIL_VERSION));
