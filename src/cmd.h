@@ -136,6 +136,11 @@ void ocil_cmd_put_finding(FILE *f, const char *prefix, const ocil_finding *x, bo
 #define OCIL_OPT_PROGRESS 901
 /* Whether key was --quiet or --progress (then applied). */
 bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress);
+/* The options every image-reading command shares: the registry's, --quiet
+ * and --progress. Returns 1 if key was one of them (applied), 0 if not, -1
+ * on a bad value. */
+int ocil_cmd_shared_opt(ocil_cmd_registry *r, bool *quiet, bool *progress, int key, const char *arg,
+			ocil_error **err);
 /* Whether progress goes to stderr: not --quiet, and --progress or a TTY. */
 bool ocil_cmd_progress_on(bool quiet, bool progress);
 /* "12.3 MiB" */

@@ -373,6 +373,14 @@ bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress)
 	return key == OCIL_OPT_QUIET || key == OCIL_OPT_PROGRESS;
 }
 
+int ocil_cmd_shared_opt(ocil_cmd_registry *r, bool *quiet, bool *progress, int key, const char *arg,
+			ocil_error **err)
+{
+	if (ocil_cmd_output_opt(key, quiet, progress))
+		return 1;
+	return ocil_cmd_registry_opt(r, key, arg, err);
+}
+
 bool ocil_cmd_progress_on(bool quiet, bool progress)
 {
 	return !quiet && (progress || isatty(2));

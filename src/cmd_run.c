@@ -76,11 +76,9 @@ typedef struct {
 static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 {
 	opts *o = data;
-	int handled = ocil_cmd_registry_opt(&o->reg, key, arg, err);
+	int handled = ocil_cmd_shared_opt(&o->reg, &o->quiet, &o->progress, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
-	if (ocil_cmd_output_opt(key, &o->quiet, &o->progress))
-		return 0;
 	char *end = NULL;
 	long v;
 	switch (key) {
