@@ -239,6 +239,12 @@ int ocil_staging_create(const char *parent, const char *name, char **path, ocil_
 						    "creating a staging directory in %s", parent);
 		}
 		int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT) {
+			/* a sweep by another process took it, unlocked, between
+			 * mkdtemp and open, and removed it: try another name */
+			free(p);
+			continue;
+		}
 		if (fd < 0) {
 			/* not taken by a sweep (that needs the lock): ours to remove */
 			int e = errno;

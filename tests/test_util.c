@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -144,4 +145,47 @@ static void staging_sweep(void)
 	CHECK(!exists(parent, strrchr(live, '/') + 1));
 }
 
-TEST_MAIN(T(strmap_basics), T(strmap_growth), T(tmpfile_sweep), T(staging_sweep))
+/* Builds that share an output's parent sweep each other's dead staging
+ * directories while creating their own: a directory swept in the instant
+ * between its creation and its lock is replaced, never an error. A child
+ * sweeps without pause while this process creates and abandons staging
+ * directories, each of which must come back locked and present. */
+static void staging_create_races_sweep(void)
+{
+	cleanup_free char *parent = ocil_xasprintf("%s/race", ocil_test_tmpdir());
+	ocil_error *err = NULL;
+	CHECK_OK(ocil_mkdir_p(parent, 0755, &err), &err);
+	pid_t sweeper = fork();
+	if (sweeper == 0) {
+		for (;;)
+			ocil_staging_sweep(parent, "out");
+	}
+	CHECK(sweeper > 0);
+	int failed = 0;
+	for (int i = 0; i < 8000 && !failed; i++) {
+		char *path = NULL;
+		int fd = ocil_staging_create(parent, "out", &path, &err);
+		if (fd < 0) {
+			fprintf(stderr, "round %d: %s\n", i, err->msg);
+			ocil_error_free(err);
+			err = NULL;
+			failed = 1;
+			break;
+		}
+		/* locked: the sweeper must leave it alone */
+		struct stat st;
+		if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "round %d: %s swept while locked\n", i, path);
+			failed = 1;
+		}
+		close(fd);
+		free(path);
+	}
+	kill(sweeper, SIGKILL);
+	int status = 0;
+	waitpid(sweeper, &status, 0);
+	CHECK(!failed);
+}
+
+TEST_MAIN(T(strmap_basics), T(strmap_growth), T(tmpfile_sweep), T(staging_sweep),
+	  T(staging_create_races_sweep))
