@@ -2,6 +2,7 @@
 #include "runtime_api.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -47,6 +48,10 @@ typedef struct {
 	char *out;
 	size_t out_len, out_off;
 	bool close_after, parked, waiting, continued;
+	/* a chunked body arriving: chunks before chunk_off (from the body's
+	 * start) are validated and hold chunk_total bytes, so that each read
+	 * scans only what is new */
+	size_t chunk_off, chunk_total;
 } conn;
 
 /* A parsed request; body points into the connection's buffer or into
@@ -333,17 +338,19 @@ static void hand_out(ocil_rapi *r)
 	push_event(r, OCIL_RAPI_STARTED, inv->id, NULL, 0, NULL);
 }
 
-/* The header value of name in the header block hdr (lines after the
- * request line), copied into out; false when absent. */
-static bool header(const char *hdr, size_t hlen, const char *name, char *out, size_t outsz)
+/* How many times name appears in the header block hdr (lines after the
+ * request line); the first value is copied into out when there is one. */
+static int header_n(const char *hdr, size_t hlen, const char *name, char *out, size_t outsz)
 {
 	size_t nlen = strlen(name);
 	const char *p = hdr, *end = hdr + hlen;
+	int found = 0;
 	while (p < end) {
 		const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
 		if (eol == NULL)
 			eol = end;
-		if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+		if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0 &&
+		    found++ == 0) {
 			const char *v = p + nlen + 1;
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
@@ -355,51 +362,88 @@ static bool header(const char *hdr, size_t hlen, const char *name, char *out, si
 				n = outsz - 1;
 			memcpy(out, v, n);
 			out[n] = '\0';
-			return true;
 		}
 		p = eol + 2;
 	}
-	return false;
+	return found;
 }
 
-/* Decode a chunked body starting at p (len bytes available). Returns 1 with
- * the body in *out (*outlen bytes) and *used, 0 when more input is needed, -1 when malformed or
- * too large. */
-static int dechunk(const char *p, size_t len, char **out, size_t *outlen, size_t *used)
+static bool header(const char *hdr, size_t hlen, const char *name, char *out, size_t outsz)
 {
-	size_t off = 0, total = 0;
-	cleanup_free char *buf = NULL;
+	return header_n(hdr, hlen, name, out, outsz) > 0;
+}
+
+/* One chunk-size line at p + off (len bytes in all): 1 with the chunk's
+ * size in *n and its data's offset in *data, 0 when the line is not all
+ * there yet, -1 when it is not bare hex digits (no sign, no "0x", no
+ * spaces) with an optional extension, or longer than 64 bytes, -2 when the
+ * size is over the body limit. */
+static int chunk_line(const char *p, size_t off, size_t len, size_t *n, size_t *data)
+{
+	const char *eol = memmem(p + off, len - off, "\r\n", 2);
+	if (eol == NULL)
+		return len - off > 64 ? -1 : 0;
+	if (eol - (p + off) > 64)
+		return -1;
+	size_t v = 0;
+	const char *q = p + off;
+	for (; q < eol && isxdigit((unsigned char)*q); q++) {
+		v = v * 16 + (size_t)(isdigit((unsigned char)*q)
+					  ? *q - '0'
+					  : (tolower((unsigned char)*q) - 'a' + 10));
+		if (v > OCIL_RAPI_MAX_BODY)
+			return -2;
+	}
+	if (q == p + off || (q != eol && *q != ';'))
+		return -1;
+	*n = v;
+	*data = (size_t)(eol - p) + 2;
+	return 1;
+}
+
+/* Scan a chunked body starting at p (len bytes available), resuming at the
+ * connection's chunk_off. Returns 1 when the last chunk and the trailers
+ * are in (*used: the body's length on the wire), 0 when more input is
+ * needed, -1 when malformed, -2 when too large. */
+static int chunk_scan(conn *c, const char *p, size_t len, size_t *used)
+{
 	for (;;) {
-		const char *eol = memmem(p + off, len - off, "\r\n", 2);
-		if (eol == NULL)
-			return len - off > 64 ? -1 : 0;
-		char *end = NULL;
-		unsigned long long n = strtoull(p + off, &end, 16);
-		if (end == p + off || (end != eol && *end != ';'))
-			return -1;
-		if (n > OCIL_RAPI_MAX_BODY || total + n > OCIL_RAPI_MAX_BODY)
-			return -1;
-		size_t data = (size_t)(eol - p) + 2;
+		size_t n = 0, data = 0;
+		int r = chunk_line(p, c->chunk_off, len, &n, &data);
+		if (r <= 0)
+			return r;
+		if (c->chunk_total + n > OCIL_RAPI_MAX_BODY)
+			return -2;
 		if (n == 0) {
 			/* trailers, then an empty line */
 			const char *fin = memmem(p + data - 2, len - (data - 2), "\r\n\r\n", 4);
 			if (fin == NULL)
-				return 0;
+				return len - data > MAX_HEADER ? -1 : 0;
 			*used = (size_t)(fin - p) + 4;
-			*out = buf ? steal_pointer(&buf) : ocil_xstrdup("");
-			*outlen = total;
 			return 1;
 		}
 		if (len < data + n + 2)
 			return 0;
-		buf = ocil_xrealloc(buf, total + n + 1);
-		memcpy(buf + total, p + data, n);
-		total += n;
-		buf[total] = '\0';
 		if (memcmp(p + data + n, "\r\n", 2) != 0)
 			return -1;
+		c->chunk_total += n;
+		c->chunk_off = data + n + 2;
+	}
+}
+
+/* The data of a chunked body that chunk_scan found whole (len bytes on the
+ * wire, total of data), into one buffer. */
+static char *dechunk(const char *p, size_t len, size_t total)
+{
+	char *buf = ocil_xmalloc(total + 1);
+	size_t off = 0, got = 0, n = 0, data = 0;
+	while (got < total && chunk_line(p, off, len, &n, &data) == 1) {
+		memcpy(buf + got, p + data, n);
+		got += n;
 		off = data + n + 2;
 	}
+	buf[total] = '\0';
+	return buf;
 }
 
 /* 1: a whole request in req; 0: need more; -1: bad (status in *status). */
@@ -440,31 +484,37 @@ static int parse(conn *c, request *req, int *status)
 	header(hdr, hl, "Lambda-Runtime-Function-Error-Type", req->error_type,
 	       sizeof(req->error_type));
 	size_t body_at = hlen + 4;
-	if (header(hdr, hl, "Transfer-Encoding", v, sizeof(v))) {
-		/* both framings: which one ends the body is what request
-		 * smuggling plays on (RFC 9112 6.1 allows rejecting it) */
-		char cl[8];
-		if (strcasecmp(v, "chunked") != 0 ||
-		    header(hdr, hl, "Content-Length", cl, sizeof(cl)))
+	/* Two framings, or one given twice: which one ends the body is what
+	 * request smuggling plays on (RFC 9112 6.1 and 6.3 allow rejecting) */
+	char cl[64];
+	int n_te = header_n(hdr, hl, "Transfer-Encoding", v, sizeof(v));
+	int n_cl = header_n(hdr, hl, "Content-Length", cl, sizeof(cl));
+	if (n_te > 1 || n_cl > 1 || (n_te > 0 && n_cl > 0))
+		return -1;
+	if (n_te > 0) {
+		if (strcasecmp(v, "chunked") != 0)
 			return -1;
 		size_t used = 0;
-		int r =
-		    dechunk(c->in + body_at, c->in_len - body_at, &req->decoded, &req->len, &used);
+		int r = chunk_scan(c, c->in + body_at, c->in_len - body_at, &used);
 		if (r < 0) {
-			*status = 413;
+			*status = r == -2 ? 413 : 400;
 			return -1;
 		}
 		if (r == 0)
 			goto more;
+		req->len = c->chunk_total;
+		req->decoded = dechunk(c->in + body_at, used, req->len);
 		req->body = req->decoded;
 		req->consumed = body_at + used;
 		return 1;
 	}
 	size_t clen = 0;
-	if (header(hdr, hl, "Content-Length", v, sizeof(v))) {
+	if (n_cl > 0) {
+		if (strlen(cl) >= sizeof(cl) - 1) /* perhaps cut short */
+			return -1;
 		char *end = NULL;
-		unsigned long long n = strtoull(v, &end, 10);
-		if (end == v || *end != '\0')
+		unsigned long long n = strtoull(cl, &end, 10);
+		if (!isdigit((unsigned char)cl[0]) || *end != '\0') /* no sign, no list */
 			return -1;
 		if (n > OCIL_RAPI_MAX_BODY) {
 			*status = 413;
@@ -589,6 +639,7 @@ static void process(ocil_rapi *r, conn *c)
 			return;
 		if (k < 0) {
 			c->in_len = 0;
+			c->chunk_off = c->chunk_total = 0;
 			reply_json(c, status,
 				   status == 413 ? "{\"errorMessage\":\"Request Entity Too Large\"}"
 						 : "{\"errorMessage\":\"bad request\"}",
@@ -596,6 +647,7 @@ static void process(ocil_rapi *r, conn *c)
 			return;
 		}
 		c->continued = false;
+		c->chunk_off = c->chunk_total = 0;
 		if (c->runtime_side)
 			on_runtime_request(r, c, &q);
 		else

@@ -38,28 +38,36 @@ static int dial(int port)
 	return fd;
 }
 
+/* One round of the server, waiting at most ms for something to do. */
+static bool serve_once(server *s, int ms)
+{
+	ocil_rapi_event ev;
+	ocil_error *err = NULL;
+	int r = ocil_rapi_wait(s->r, ms, &ev, &err);
+	if (r < 0) {
+		fprintf(stderr, "ocil_rapi_wait: %s\n", err->msg);
+		ocil_error_free(err);
+		return false;
+	}
+	if (r > 0 && s->n < EVENTS_MAX)
+		s->ev[s->n++] = ev;
+	else if (r > 0)
+		ocil_rapi_event_clear(&ev);
+	return true;
+}
+
 /* Serve until fd has something to read (or is closed), keeping the
  * events; false after many rounds with nothing. */
 static bool pump(server *s, int fd)
 {
 	for (int i = 0; i < 200; i++) {
-		ocil_rapi_event ev;
-		ocil_error *err = NULL;
-		int r = ocil_rapi_wait(s->r, 10, &ev, &err);
-		if (r < 0) {
-			fprintf(stderr, "ocil_rapi_wait: %s\n", err->msg);
-			ocil_error_free(err);
+		if (!serve_once(s, 10))
 			return false;
-		}
-		if (r > 0 && s->n < EVENTS_MAX)
-			s->ev[s->n++] = ev;
-		else if (r > 0)
-			ocil_rapi_event_clear(&ev);
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (fd >= 0 && poll(&p, 1, 0) > 0)
+		if (poll(&p, 1, 0) > 0)
 			return true;
 	}
-	return fd < 0;
+	return false;
 }
 
 /* Read one response (headers and Content-Length body) from fd. */
@@ -187,7 +195,8 @@ static void test_invoke_client(void)
 	cleanup_free char *c1 = read_response(&s, cl);
 	CHECK(c1 != NULL && strncmp(c1, "HTTP/1.1 100 Continue", 21) == 0);
 	CHECK(send_str(cl, "{}"));
-	CHECK(pump(&s, -1));
+	for (int i = 0; i < 200 && !has_event(&s, OCIL_RAPI_QUEUED, NULL); i++)
+		CHECK(serve_once(&s, 10));
 	CHECK(has_event(&s, OCIL_RAPI_QUEUED, NULL));
 	CHECK(ocil_rapi_busy(s.r) && !ocil_rapi_running(s.r));
 	cleanup_close int rt = dial(ocil_rapi_port(s.r));
@@ -210,7 +219,8 @@ static void test_invoke_client(void)
 	/* the function dies during the next one: the client gets what fail says */
 	CHECK(send_str(cl, "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
 			   "Content-Length: 4\r\n\r\nnull"));
-	CHECK(pump(&s, -1));
+	for (int i = 0; i < 200 && !ocil_rapi_busy(s.r); i++)
+		CHECK(serve_once(&s, 10));
 	CHECK(ocil_rapi_busy(s.r));
 	ocil_rapi_fail(s.r, 502, "{\"errorType\":\"Runtime.ExitError\"}");
 	cleanup_free char *c3 = read_response(&s, cl);
@@ -244,6 +254,32 @@ static void test_bad_requests(void)
 	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
 	     "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	     "HTTP/1.1 400 "},
+	    /* one framing given twice, even with the same value */
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Content-Length: 2\r\ncontent-length: 2\r\n\r\n{}",
+	     "HTTP/1.1 400 "},
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	     "HTTP/1.1 400 "},
+	    /* numbers strtoull would take but HTTP does not */
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Content-Length: +2\r\n\r\n{}",
+	     "HTTP/1.1 400 "},
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Transfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n",
+	     "HTTP/1.1 400 "},
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Transfer-Encoding: chunked\r\n\r\n 2\r\n{}\r\n0\r\n\r\n",
+	     "HTTP/1.1 400 "},
+	    {inv,
+	     "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+	     "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n",
+	     "HTTP/1.1 413 "},
 	    {inv, "POST /2015-03-31/functions/function/other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "},
 	    {inv, "GET /2015-03-31/functions/function/invocations HTTP/1.1\r\n\r\n",
 	     "HTTP/1.1 405 "},
@@ -305,5 +341,43 @@ static void test_port_in_use(void)
 	server_clear(&a);
 }
 
+/* A chunked body that trickles in a byte at a time, with the server
+ * running between bytes, comes out whole: scanning resumes where the last
+ * read stopped. */
+static void test_chunked_trickle(void)
+{
+	server s;
+	CHECK(open_server(&s, -1));
+	cleanup_close int cl = dial(ocil_rapi_invoke_port(s.r));
+	CHECK(cl >= 0);
+	char body[3 * 200 + 1] = "";
+	char wire[8192];
+	size_t w = (size_t)snprintf(wire, sizeof(wire),
+				    "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\n"
+				    "Transfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 200; i++) {
+		char piece[4];
+		snprintf(piece, sizeof(piece), "%03d", i);
+		strcat(body, piece);
+		w += (size_t)snprintf(wire + w, sizeof(wire) - w, "3\r\n%s\r\n", piece);
+	}
+	w += (size_t)snprintf(wire + w, sizeof(wire) - w, "0\r\nX-Trailer: 1\r\n\r\n");
+	CHECK(w < sizeof(wire));
+	for (size_t i = 0; i < w; i++) {
+		CHECK(write(cl, wire + i, 1) == 1);
+		if (i % 7 == 0)
+			CHECK(serve_once(&s, 0));
+	}
+	for (int i = 0; i < 200 && !has_event(&s, OCIL_RAPI_QUEUED, NULL); i++)
+		CHECK(serve_once(&s, 10));
+	CHECK(has_event(&s, OCIL_RAPI_QUEUED, NULL));
+	cleanup_close int rt = dial(ocil_rapi_port(s.r));
+	CHECK(send_str(rt, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n"));
+	cleanup_free char *r1 = read_response(&s, rt);
+	CHECK(r1 != NULL);
+	CHECK_STREQ(body_of(r1), body);
+	server_clear(&s);
+}
+
 TEST_MAIN(T(test_next_and_response), T(test_invoke_client), T(test_bad_requests),
-	  T(test_invoke_clients_leave_room), T(test_port_in_use))
+	  T(test_invoke_clients_leave_room), T(test_port_in_use), T(test_chunked_trickle))
