@@ -1101,22 +1101,12 @@ static int verify_file(const char *path, const ocil_descriptor *d, const ocil_ca
 	return ocil_blob_file_verify(path, d->digest, d->size, cancel, err);
 }
 
-static void remove_tmp(char **dir)
-{
-	if (*dir == NULL)
-		return;
-	ocil_error *e = NULL;
-	ocil_remove_tree(*dir, &e);
-	ocil_error_free(e);
-	free(*dir);
-}
-
 int ocil_check_source(ocil_source *src, const char *manifest_media_type, const ocil_check_opts *o,
 		      ocil_findings *out, ocil_error **err)
 {
 	const ocil_manifest *m = &src->manifest;
 	size_t n = m->n_layers;
-	__attribute__((cleanup(remove_tmp))) char *tmpdir = NULL;
+	__attribute__((cleanup(ocil_tmpdir_remove))) ocil_tmpdir tmpdir = {0};
 	cleanup_blobstore ocil_blobstore *tmp = NULL;
 	ocil_strv paths = {0};
 	int r = 0;
@@ -1131,15 +1121,8 @@ int ocil_check_source(ocil_source *src, const char *manifest_media_type, const o
 			continue;
 		}
 		if (tmp == NULL) {
-			const char *base = getenv("TMPDIR");
-			tmpdir = ocil_xasprintf("%s/ocilambda-check.XXXXXX",
-						base && base[0] ? base : "/tmp");
-			if (mkdtemp(tmpdir) == NULL) {
-				r = ocil_error_set_errno(err, OCIL_E_IO, errno, "%s", tmpdir);
-				free(steal_pointer(&tmpdir));
-				break;
-			}
-			if ((r = ocil_blobstore_open(tmpdir, &tmp, err)) < 0)
+			if ((r = ocil_tmpdir_create(NULL, "check", &tmpdir, err)) < 0 ||
+			    (r = ocil_blobstore_open(tmpdir.path, &tmp, err)) < 0)
 				break;
 		}
 		r = ocil_source_copy_blob(src, d, tmp, o->cancel, err);

@@ -616,14 +616,12 @@ static int build_metadata(const ocil_archive_spec *s, const char *config_name, c
 
 static int open_tmp(out_file *o, const char *path, ocil_error **err)
 {
-	o->tmp = ocil_xasprintf("%s.tmp-XXXXXX", path);
-	o->fd = mkostemp(o->tmp, O_CLOEXEC);
-	if (o->fd < 0) {
-		int e = errno;
-		free(steal_pointer(&o->tmp));
-		return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a temporary file for %s",
-					    path);
-	}
+	/* flocked, so that the next build can tell one left by a killed
+	 * build from one being written by a live one */
+	ocil_tmpfile_sweep_for(path);
+	o->fd = ocil_tmpfile_create_for(path, &o->tmp, err);
+	if (o->fd < 0)
+		return -1;
 	if (fchmod(o->fd, 0644) < 0)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "%s", o->tmp);
 	o->buf = ocil_xmalloc(OUT_BUF);

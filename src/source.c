@@ -218,12 +218,7 @@ int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
 void ocil_layer_files_clear(ocil_layer_files *f)
 {
 	ocil_blobstore_free(f->bs);
-	if (f->tmp != NULL) {
-		ocil_error *e = NULL;
-		ocil_remove_tree(f->tmp, &e);
-		ocil_error_free(e);
-		free(f->tmp);
-	}
+	ocil_tmpdir_remove(&f->tmp);
 	ocil_strv_clear(&f->paths);
 }
 
@@ -284,14 +279,9 @@ static int open_store(const ocil_ref *ref, const char *cache_dir, const char *tm
 	case OCIL_REF_DOCKER_ARCHIVE:
 		break;
 	}
-	const char *base = tmp_dir ? tmp_dir : getenv("TMPDIR");
-	f->tmp = ocil_xasprintf("%s/ocilambda-layers.XXXXXX", base && base[0] ? base : "/tmp");
-	if (mkdtemp(f->tmp) == NULL) {
-		int e = errno;
-		free(steal_pointer(&f->tmp));
-		return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a temporary directory");
-	}
-	return ocil_blobstore_open(f->tmp, &f->bs, err);
+	if (ocil_tmpdir_create(tmp_dir, "layers", &f->tmp, err) < 0)
+		return -1;
+	return ocil_blobstore_open(f->tmp.path, &f->bs, err);
 }
 
 int ocil_layer_files_get(const ocil_ref *ref, ocil_source *src, const char *cache_dir,

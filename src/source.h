@@ -90,7 +90,7 @@ int ocil_source_registry_open(const ocil_ref *ref, const ocil_source_opts *o, oc
  * (the temporary directory goes then). */
 typedef struct {
 	ocil_blobstore *bs;
-	char *tmp; /* a directory of ours to remove, or NULL */
+	ocil_tmpdir tmp; /* docker-archive: the directory of ours to remove */
 	ocil_strv paths;
 } ocil_layer_files;
 int ocil_layer_files_get(const ocil_ref *ref, ocil_source *src, const char *cache_dir,

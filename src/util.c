@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
@@ -164,15 +165,24 @@ static int create_locked(const char *prefix, char **path)
 	return -1;
 }
 
+int ocil_tmpfile_create_for(const char *path, char **tmp, ocil_error **err)
+{
+	cleanup_free char *prefix = ocil_xasprintf("%s" TMPFILE_PREFIX, path);
+	int fd = create_locked(prefix, tmp);
+	if (fd < 0)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno,
+					    "creating a temporary file for %s", path);
+	return fd;
+}
+
 int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err)
 {
 	/* flocked until renamed, so that ocil_tmpfile_sweep can tell a
 	 * temporary left by a killed process from one being written */
-	cleanup_free char *prefix = ocil_xasprintf("%s" TMPFILE_PREFIX, path);
 	cleanup_free char *tmp = NULL;
-	cleanup_close int fd = create_locked(prefix, &tmp);
+	cleanup_close int fd = ocil_tmpfile_create_for(path, &tmp, err);
 	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %sXXXXXX", prefix);
+		return -1;
 	if (fchmod(fd, 0644) < 0 || ocil_write_all(fd, buf, len, tmp, err) < 0 || fsync(fd) < 0 ||
 	    rename(tmp, path) < 0) {
 		int e = errno;
@@ -205,17 +215,21 @@ static bool same_file(int dir, const char *name, int fd)
 	       a.st_dev == b.st_dev;
 }
 
-void ocil_tmpfile_sweep(const char *dir)
+/* Unlink the temporaries in dir whose lock can be taken: those of name
+ * ("<name>.tmp-XXXXXX"), or when name is NULL any ".tmp-XXXXXX" and
+ * "<anything>.tmp-XXXXXX". */
+static void tmpfile_sweep(const char *dir, const char *name)
 {
 	DIR *d = opendir(dir);
 	if (d == NULL)
 		return;
+	size_t tail = strlen(TMPFILE_PREFIX) + 6, nlen = name ? strlen(name) : 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		/* ".tmp-XXXXXX" (ocil_tmpfile_create), "<name>.tmp-XXXXXX"
-		 * (ocil_write_file_atomic) */
 		size_t n = strlen(de->d_name);
-		if (n < 11 || strncmp(de->d_name + n - 11, TMPFILE_PREFIX, 5) != 0)
+		if (n < tail || strncmp(de->d_name + n - tail, TMPFILE_PREFIX, tail - 6) != 0)
+			continue;
+		if (name != NULL && (n != nlen + tail || strncmp(de->d_name, name, nlen) != 0))
 			continue;
 		int fd =
 		    openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -228,15 +242,29 @@ void ocil_tmpfile_sweep(const char *dir)
 	closedir(d);
 }
 
-int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err)
+void ocil_tmpfile_sweep(const char *dir)
+{
+	tmpfile_sweep(dir, NULL);
+}
+
+void ocil_tmpfile_sweep_for(const char *path)
+{
+	cleanup_free char *d = ocil_xstrdup(path), *b = ocil_xstrdup(path);
+	tmpfile_sweep(dirname(d), basename(b));
+}
+
+/* mkdtemp of parent/prefix + "XXXXXX", flocked as create_locked does; what
+ * names it in errors. */
+static int lockdir_create(const char *parent, const char *prefix, const char *what, char **path,
+			  ocil_error **err)
 {
 	for (int tries = 0; tries < LOCK_TRIES; tries++) {
-		char *p = ocil_xasprintf("%s/.%s.ocilambda-XXXXXX", parent, name);
+		char *p = ocil_xasprintf("%s/%sXXXXXX", parent, prefix);
 		if (mkdtemp(p) == NULL) {
 			int e = errno;
 			free(p);
-			return ocil_error_set_errno(err, OCIL_E_IO, e,
-						    "creating a staging directory in %s", parent);
+			return ocil_error_set_errno(err, OCIL_E_IO, e, "creating a %s in %s", what,
+						    parent);
 		}
 		int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT) {
@@ -250,8 +278,8 @@ int ocil_staging_create(const char *parent, const char *name, char **path, ocil_
 			int e = errno;
 			rmdir(p);
 			free(p);
-			return ocil_error_set_errno(err, OCIL_E_IO, e,
-						    "opening a staging directory in %s", parent);
+			return ocil_error_set_errno(err, OCIL_E_IO, e, "opening a %s in %s", what,
+						    parent);
 		}
 		if (lock_new(fd) == 0) {
 			*path = p;
@@ -260,16 +288,16 @@ int ocil_staging_create(const char *parent, const char *name, char **path, ocil_
 		close(fd); /* the sweep that took it removes it */
 		free(p);
 	}
-	return ocil_error_set_errno(err, OCIL_E_IO, EAGAIN, "creating a staging directory in %s",
-				    parent);
+	return ocil_error_set_errno(err, OCIL_E_IO, EAGAIN, "creating a %s in %s", what, parent);
 }
 
-void ocil_staging_sweep(const char *parent, const char *name)
+/* Remove the directories parent/prefix + 6 characters that are ours and
+ * whose lock can be taken. */
+static void lockdir_sweep(const char *parent, const char *prefix)
 {
 	DIR *d = opendir(parent);
 	if (d == NULL)
 		return;
-	cleanup_free char *prefix = ocil_xasprintf(".%s.ocilambda-", name);
 	size_t plen = strlen(prefix);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -279,7 +307,10 @@ void ocil_staging_sweep(const char *parent, const char *name)
 		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && same_file(dirfd(d), de->d_name, fd)) {
+		struct stat st;
+		/* in a shared $TMPDIR, another user's directory is not ours */
+		if (fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 && same_file(dirfd(d), de->d_name, fd)) {
 			cleanup_free char *path = ocil_xasprintf("%s/%s", parent, de->d_name);
 			ocil_error *e = NULL;
 			ocil_remove_tree(path, &e);
@@ -288,6 +319,43 @@ void ocil_staging_sweep(const char *parent, const char *name)
 		close(fd);
 	}
 	closedir(d);
+}
+
+int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err)
+{
+	cleanup_free char *prefix = ocil_xasprintf(".%s.ocilambda-", name);
+	return lockdir_create(parent, prefix, "staging directory", path, err);
+}
+
+void ocil_staging_sweep(const char *parent, const char *name)
+{
+	cleanup_free char *prefix = ocil_xasprintf(".%s.ocilambda-", name);
+	lockdir_sweep(parent, prefix);
+}
+
+int ocil_tmpdir_create(const char *parent, const char *name, ocil_tmpdir *t, ocil_error **err)
+{
+	const char *env = getenv("TMPDIR");
+	if (parent == NULL)
+		parent = env != NULL && env[0] != '\0' ? env : "/tmp";
+	cleanup_free char *prefix = ocil_xasprintf("ocilambda-%s.", name);
+	lockdir_sweep(parent, prefix); /* left by runs that were killed */
+	t->path = NULL;
+	t->fd = lockdir_create(parent, prefix, "temporary directory", &t->path, err);
+	return t->fd < 0 ? -1 : 0;
+}
+
+void ocil_tmpdir_remove(ocil_tmpdir *t)
+{
+	if (t->path == NULL)
+		return;
+	ocil_error *e = NULL;
+	ocil_remove_tree(t->path, &e);
+	ocil_error_free(e);
+	free(t->path);
+	t->path = NULL;
+	close(t->fd); /* the lock, after the tree: no sweep races the removal */
+	t->fd = -1;
 }
 
 /* A directory we may not read or change (a tree unpacked rootless keeps

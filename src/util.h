@@ -74,6 +74,11 @@ int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_e
  * shape are left alone. Best effort: errors are ignored. */
 int ocil_tmpfile_create(const char *dir, char **path, ocil_error **err);
 void ocil_tmpfile_sweep(const char *dir);
+/* The same beside a file about to be replaced: "<path>.tmp-XXXXXX", and a
+ * sweep of only that file's dead temporaries (its directory may be the
+ * user's, where other names are none of ours). */
+int ocil_tmpfile_create_for(const char *path, char **tmp, ocil_error **err);
+void ocil_tmpfile_sweep_for(const char *path);
 /* Staging directories ".<name>.ocilambda-XXXXXX" in parent (an output being
  * built beside where it will go): created with an exclusive flock held by
  * the returned descriptor (close it when done; -1 and an OCIL_E_IO error on
@@ -81,6 +86,17 @@ void ocil_tmpfile_sweep(const char *dir);
  * be taken, i.e. whose build died. */
 int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err);
 void ocil_staging_sweep(const char *parent, const char *name);
+/* A scratch directory "ocilambda-<name>.XXXXXX" in parent (NULL: $TMPDIR,
+ * else /tmp), locked the same way; those of that name left by killed runs
+ * of the same user are swept first. ocil_tmpdir_remove removes it and
+ * closes the lock; it does nothing when path is NULL (a zeroed struct, or
+ * a failed create). */
+typedef struct {
+	char *path;
+	int fd; /* the lock; meaningful only while path is set */
+} ocil_tmpdir;
+int ocil_tmpdir_create(const char *parent, const char *name, ocil_tmpdir *t, ocil_error **err);
+void ocil_tmpdir_remove(ocil_tmpdir *t);
 /* rm -rf; ignores ENOENT. Never follows symlinks; directories the caller
  * owns but may not write are made writable first. */
 int ocil_remove_tree(const char *path, ocil_error **err);

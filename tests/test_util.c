@@ -145,6 +145,63 @@ static void staging_sweep(void)
 	CHECK(!exists(parent, strrchr(live, '/') + 1));
 }
 
+/* A scratch directory in a shared $TMPDIR: a dead one of the same name is
+ * swept when the next is made, a live one and other names are not. */
+static void tmpdir_sweep(void)
+{
+	cleanup_free char *parent = ocil_xasprintf("%s/scratch", ocil_test_tmpdir());
+	ocil_error *err = NULL;
+	CHECK_OK(ocil_mkdir_p(parent, 0755, &err), &err);
+	ocil_tmpdir live = {0}, next = {0};
+	CHECK_OK(ocil_tmpdir_create(parent, "check", &live, &err), &err);
+	CHECK(strncmp(live.path + strlen(parent), "/ocilambda-check.", 17) == 0);
+	CHECK(mkdir_in(parent, "ocilambda-check.DEAD01") == 0);
+	touch(parent, "ocilambda-check.DEAD01/blob");
+	CHECK(mkdir_in(parent, "ocilambda-layers.OTHER1") == 0);
+	CHECK(mkdir_in(parent, "ocilambda-check.longer-name") == 0);
+	CHECK_OK(ocil_tmpdir_create(parent, "check", &next, &err), &err);
+	CHECK(!exists(parent, "ocilambda-check.DEAD01"));
+	CHECK(exists(parent, strrchr(live.path, '/') + 1));
+	CHECK(exists(parent, "ocilambda-layers.OTHER1"));
+	CHECK(exists(parent, "ocilambda-check.longer-name"));
+	cleanup_free char *name = ocil_xstrdup(strrchr(live.path, '/') + 1);
+	ocil_tmpdir_remove(&live);
+	CHECK(live.path == NULL && !exists(parent, name));
+	ocil_tmpdir_remove(&live); /* twice is harmless */
+	ocil_tmpdir_remove(&next);
+	/* TMPDIR is where a NULL parent goes */
+	setenv("TMPDIR", parent, 1);
+	CHECK_OK(ocil_tmpdir_create(NULL, "x", &next, &err), &err);
+	unsetenv("TMPDIR");
+	CHECK(strncmp(next.path, parent, strlen(parent)) == 0);
+	ocil_tmpdir_remove(&next);
+}
+
+/* Beside a user's file, only that file's own dead temporaries go. */
+static void tmpfile_sweep_for(void)
+{
+	cleanup_free char *dir = ocil_xasprintf("%s/beside", ocil_test_tmpdir());
+	ocil_error *err = NULL;
+	CHECK_OK(ocil_mkdir_p(dir, 0755, &err), &err);
+	cleanup_free char *path = ocil_xasprintf("%s/img.tar", dir);
+	cleanup_free char *live = NULL;
+	int fd = ocil_tmpfile_create_for(path, &live, &err);
+	CHECK(fd >= 0);
+	CHECK(strncmp(live, path, strlen(path)) == 0);
+	touch(dir, "img.tar.tmp-DEAD01");
+	touch(dir, "other.tar.tmp-DEAD02");
+	touch(dir, ".tmp-DEAD03");
+	touch(dir, "img.tar.tmp-old");
+	ocil_tmpfile_sweep_for(path);
+	CHECK(exists(dir, strrchr(live, '/') + 1));
+	CHECK(!exists(dir, "img.tar.tmp-DEAD01"));
+	CHECK(exists(dir, "other.tar.tmp-DEAD02") && exists(dir, ".tmp-DEAD03"));
+	CHECK(exists(dir, "img.tar.tmp-old"));
+	close(fd);
+	ocil_tmpfile_sweep_for(path);
+	CHECK(!exists(dir, strrchr(live, '/') + 1));
+}
+
 /* Builds that share an output's parent sweep each other's dead staging
  * directories while creating their own: a directory swept in the instant
  * between its creation and its lock is replaced, never an error. A child
@@ -188,4 +245,4 @@ static void staging_create_races_sweep(void)
 }
 
 TEST_MAIN(T(strmap_basics), T(strmap_growth), T(tmpfile_sweep), T(staging_sweep),
-	  T(staging_create_races_sweep))
+	  T(staging_create_races_sweep), T(tmpdir_sweep), T(tmpfile_sweep_for))

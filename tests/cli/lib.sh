@@ -47,7 +47,7 @@ expect_fail() {
 # no_litter DIR: no staging directories or temporary blobs left in DIR.
 no_litter() {
 	local left
-	left=$(find "$1" -maxdepth 4 \( -name '.*.ocilambda-*' -o -name '.tmp-*' -o -name '*.tmp-*' \) 2>/dev/null)
+	left=$(find "$1" -maxdepth 4 \( -name '.*.ocilambda-*' -o -name '.tmp-*' -o -name '*.tmp-*' -o -name 'ocilambda-*.??????' \) 2>/dev/null)
 	[ -z "$left" ] || fail "temporary files left behind: $left"
 }
 

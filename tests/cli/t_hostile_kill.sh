@@ -155,6 +155,48 @@ done
 [ "$pkills" -ge "$sends" ] || fail "only $pkills of $sends pushes were killed"
 ok "push killed at each of its $sends sendto calls: the tag names the old or the new image, complete"
 
+# docker-archive outputs and the scratch directories of check and inspect:
+# what a SIGKILL leaves behind is swept by the next run, and only that (a
+# stranger's file of a similar name stays).
+mkdir -p "$T/arch" "$T/tmp"
+touch "$T/arch/img.tar.tmp-old" "$T/arch/other.tar.tmp-ABCDEF" "$T/tmp/ocilambda-check.notes"
+archive() { # [strace...]
+	"$@" $OCILAMBDA assemble --quiet --base "oci:$B:3.8" --conda-prefix "$P" \
+		--code "$T/code" --handler example.lambda_handler --output "docker-archive:$T/arch/img.tar" \
+		>/dev/null 2>&1
+}
+archive strace -f -c -o "$T/acount" -e trace=write || fail "docker-archive build"
+awrites=$(awk '$NF == "write" {print $4}' "$T/acount")
+akills=0
+for n in 1 2 3 5 8 $((awrites / 2)) $((awrites - 2)); do
+	rm -f "$T/arch/img.tar"
+	rc=0
+	archive strace -f -o /dev/null -qq -e trace=write -e inject=write:signal=KILL:when="$n" || rc=$?
+	[ "$rc" = 0 ] || [ "$rc" = 137 ] || fail "docker-archive killed at write #$n: exit $rc"
+	[ "$rc" = 0 ] || akills=$((akills + 1))
+	[ "$rc" = 0 ] || [ ! -e "$T/arch/img.tar" ] || fail "docker-archive killed at write #$n: a half-written img.tar"
+	archive || fail "docker-archive rebuild after write #$n"
+	left=$(cd "$T/arch" && ls -A | sort | tr '\n' ' ')
+	[ "$left" = "img.tar img.tar.tmp-old other.tar.tmp-ABCDEF " ] ||
+		fail "docker-archive killed at write #$n, then rebuilt: $left"
+done
+[ "$akills" -ge 5 ] || fail "only $akills docker-archive builds were killed"
+skopeo inspect "docker-archive:$T/arch/img.tar" >/dev/null || fail "skopeo reads the rebuilt archive"
+ok "docker-archive killed at $akills writes: no half archive; the next build sweeps its temporary, and no other file"
+
+for cmd in check inspect; do
+	TMPDIR=$T/tmp strace -f -o /dev/null -qq -e trace=write -e inject=write:signal=KILL:when=3 \
+		$OCILAMBDA $cmd "docker-archive:$T/arch/img.tar" >/dev/null 2>&1 && fail "$cmd was not killed"
+	[ -n "$(find "$T/tmp" -mindepth 1 -maxdepth 1 -name "ocilambda-*.??????")" ] ||
+		fail "$cmd killed early left no scratch directory: the test kills too late"
+	TMPDIR=$T/tmp $OCILAMBDA $cmd "docker-archive:$T/arch/img.tar" >/dev/null 2>"$T/$cmd.err" ||
+		[ "$cmd" = check ] || fail "$cmd: $(cat "$T/$cmd.err")"
+	left=$(cd "$T/tmp" && ls -A | tr '\n' ' ')
+	[ "$left" = "ocilambda-check.notes " ] || fail "$cmd killed, then run again: $TMPDIR holds $left"
+done
+ok "check and inspect killed while copying layers: the next run removes the scratch directory"
+rm -rf "$T/arch" "$T/tmp"
+
 # Concurrent builds: one cache, one output directory, two tags, three times.
 for i in 1 2 3; do
 	rm -rf "$T/out" "$T/cache"
