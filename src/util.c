@@ -165,14 +165,22 @@ static int create_locked(const char *prefix, char **path)
 	return -1;
 }
 
-int ocil_tmpfile_create_for(const char *path, char **tmp, ocil_error **err)
+/* create_locked of base + sep + TMPFILE_PREFIX, with "creating a temporary
+ * file <how> base" as the error. */
+static int tmpfile_create(const char *base, const char *sep, const char *how, char **path,
+			  ocil_error **err)
 {
-	cleanup_free char *prefix = ocil_xasprintf("%s" TMPFILE_PREFIX, path);
-	int fd = create_locked(prefix, tmp);
+	cleanup_free char *prefix = ocil_xasprintf("%s%s" TMPFILE_PREFIX, base, sep);
+	int fd = create_locked(prefix, path);
 	if (fd < 0)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno,
-					    "creating a temporary file for %s", path);
+					    "creating a temporary file %s %s", how, base);
 	return fd;
+}
+
+int ocil_tmpfile_create_for(const char *path, char **tmp, ocil_error **err)
+{
+	return tmpfile_create(path, "", "for", tmp, err);
 }
 
 int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_error **err)
@@ -196,12 +204,7 @@ int ocil_write_file_atomic(const char *path, const void *buf, size_t len, ocil_e
 
 int ocil_tmpfile_create(const char *dir, char **path, ocil_error **err)
 {
-	cleanup_free char *prefix = ocil_xasprintf("%s/" TMPFILE_PREFIX, dir);
-	int fd = create_locked(prefix, path);
-	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_IO, errno,
-					    "creating a temporary file in %s", dir);
-	return fd;
+	return tmpfile_create(dir, "/", "in", path, err);
 }
 
 /* Whether name in dir is still the file fd has open: another sweep may
