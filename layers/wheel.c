@@ -10,6 +10,7 @@
 
 #include "condapkg.h"
 #include "digest.h"
+#include "tarstream.h"
 
 #define READ_BLOCK ((size_t)64 << 10)
 
@@ -39,6 +40,10 @@ void ocil_wheel_free(ocil_wheel *w)
 	free(w->fn);
 	free(w->name);
 	free(w->version);
+	free(w->py);
+	free(w->abi);
+	free(w->plat);
+	free(w->arch);
 	free(w->dist_info);
 	free(w);
 }
@@ -79,7 +84,6 @@ static bool in_set(const char *set, bool (*ok)(const char *t, const void *ud), c
 
 typedef struct {
 	int minor;
-	const char *arch;
 	bool abi3;
 } tag_ctx;
 
@@ -106,15 +110,92 @@ static bool abi_ok(const char *t, const void *ud)
 	return strcmp(t, want) == 0 || strcmp(t, wantm) == 0;
 }
 
-static bool plat_ok(const char *t, const void *ud)
+/* Whether the tag ends in "_<arch>" right after prefix_len bytes. */
+static bool arch_after(const char *t, size_t prefix_len, const char *arch)
 {
-	const tag_ctx *c = ud;
+	return t[prefix_len] == '_' && strcmp(t + prefix_len + 1, arch) == 0;
+}
+
+/* A decimal of at most 4 digits at *s; advances *s. */
+static bool take_num(const char **s, unsigned *v)
+{
+	size_t k = 0;
+	*v = 0;
+	for (; isdigit((unsigned char)(*s)[k]) && k < 4; k++)
+		*v = *v * 10 + (unsigned)((*s)[k] - '0');
+	*s += k;
+	return k > 0 && !isdigit((unsigned char)**s);
+}
+
+/* One platform tag on arch: 1 with *need {0, 0} for any and linux_<arch>,
+ * 1 with the glibc it needs for a manylinux tag of arch (PEP 513, 571,
+ * 599, 600), 0 for anything else (another arch, musllinux, macosx...). */
+static int plat_need(const char *t, const char *arch, ocil_glibc *need)
+{
+	static const struct {
+		const char *name;
+		ocil_glibc glibc;
+	} legacy[] = {
+	    {"manylinux1", {2, 5}}, {"manylinux2010", {2, 12}}, {"manylinux2014", {2, 17}}};
+	*need = (ocil_glibc){0, 0};
 	if (strcmp(t, "any") == 0)
-		return true;
-	if (!ocil_str_has_prefix(t, "linux_") && !ocil_str_has_prefix(t, "manylinux"))
-		return false;
-	size_t n = strlen(t), a = strlen(c->arch);
-	return n > a && t[n - a - 1] == '_' && strcmp(t + n - a, c->arch) == 0;
+		return 1;
+	if (ocil_str_has_prefix(t, "linux"))
+		return arch_after(t, strlen("linux"), arch);
+	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+		if (ocil_str_has_prefix(t, legacy[i].name) &&
+		    arch_after(t, strlen(legacy[i].name), arch)) {
+			*need = legacy[i].glibc;
+			return 1;
+		}
+	if (!ocil_str_has_prefix(t, "manylinux_"))
+		return 0;
+	const char *p = t + strlen("manylinux_");
+	ocil_glibc v;
+	if (!take_num(&p, &v.major) || *p++ != '_' || !take_num(&p, &v.minor) ||
+	    !arch_after(p, 0, arch))
+		return 0;
+	*need = v;
+	return 1;
+}
+
+static int glibc_cmp(ocil_glibc a, ocil_glibc b)
+{
+	if (a.major != b.major)
+		return a.major < b.major ? -1 : 1;
+	return a.minor < b.minor ? -1 : a.minor > b.minor;
+}
+
+bool ocil_wheel_plat_usable(const char *plats, const char *arch, ocil_glibc glibc, ocil_glibc *need)
+{
+	cleanup_free char *s = ocil_xstrdup(plats);
+	char *save = NULL;
+	bool ok = false;
+	ocil_glibc least = {0, 0};
+	for (char *t = strtok_r(s, ".", &save); t != NULL; t = strtok_r(NULL, ".", &save)) {
+		ocil_glibc n;
+		if (!plat_need(t, arch, &n))
+			continue;
+		if (n.major != 0 && (least.major == 0 || glibc_cmp(n, least) < 0))
+			least = n;
+		if (n.major == 0 || glibc.major == 0 || glibc_cmp(n, glibc) <= 0)
+			ok = true;
+	}
+	if (need != NULL)
+		*need = least;
+	return ok;
+}
+
+int ocil_wheel_check_glibc(const ocil_wheel *w, ocil_glibc base, ocil_error **err)
+{
+	ocil_glibc need;
+	if (ocil_wheel_plat_usable(w->plat, w->arch, base, &need))
+		return 0;
+	return ocil_error_set(err, OCIL_E_INPUT,
+			      "%s: built for %s-%s-%s, which needs glibc %u.%u; the base image "
+			      "has glibc %u.%u",
+			      w->file, w->py, w->abi, w->plat, need.major, need.minor, base.major,
+			      base.minor);
 }
 
 static bool has_tag(const char *set, const char *tag)
@@ -144,12 +225,133 @@ static int parse_name(ocil_wheel *w, const char *minor, const char *arch, ocil_e
 	w->name = ocil_xstrdup(part[0]);
 	w->version = ocil_xstrdup(part[1]);
 	const char *py = part[n - 3], *abi = part[n - 2], *plat = part[n - 1];
+	w->py = ocil_xstrdup(py);
+	w->abi = ocil_xstrdup(abi);
+	w->plat = ocil_xstrdup(plat);
+	w->arch = ocil_xstrdup(arch);
 	const char *dot = strchr(minor, '.');
-	tag_ctx c = {.minor = dot ? atoi(dot + 1) : 0, .arch = arch, .abi3 = has_tag(abi, "abi3")};
-	if (!in_set(py, py_ok, &c) || !in_set(abi, abi_ok, &c) || !in_set(plat, plat_ok, &c))
+	tag_ctx c = {.minor = dot ? atoi(dot + 1) : 0, .abi3 = has_tag(abi, "abi3")};
+	/* the base's glibc is not known yet: ocil_wheel_check_glibc */
+	if (!in_set(py, py_ok, &c) || !in_set(abi, abi_ok, &c) ||
+	    !ocil_wheel_plat_usable(plat, arch, (ocil_glibc){0, 0}, NULL))
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "%s: built for %s-%s-%s, which python %s on %s can not use",
 				      w->file, py, abi, plat, minor, arch);
+	return 0;
+}
+
+/* ---- the base's glibc ---- */
+
+bool ocil_wheel_glibc_from_name(const char *name, ocil_glibc *out)
+{
+	if (!ocil_str_has_prefix(name, "libc-"))
+		return false;
+	const char *p = name + strlen("libc-");
+	ocil_glibc v;
+	if (!take_num(&p, &v.major) || *p++ != '.' || !take_num(&p, &v.minor) ||
+	    strcmp(p, ".so") != 0 || v.major == 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* From "GNU C Library" to its version: no banner is longer. */
+#define BANNER_SPAN 256
+
+bool ocil_wheel_glibc_from_banner(const char *buf, size_t len, ocil_glibc *out)
+{
+	static const char lib[] = "GNU C Library", rel[] = "release version ";
+	const char *end = buf + len;
+	for (const char *g = buf; (g = memmem(g, (size_t)(end - g), lib, strlen(lib))) != NULL;
+	     g++) {
+		/* the banner is one C string: stop at its NUL */
+		size_t span = (size_t)(end - g) < BANNER_SPAN ? (size_t)(end - g) : BANNER_SPAN;
+		const char *nul = memchr(g, '\0', span);
+		const char *stop = nul ? nul : g + span;
+		const char *r = memmem(g, (size_t)(stop - g), rel, strlen(rel));
+		if (r == NULL)
+			continue;
+		const char *p = r + strlen(rel);
+		unsigned v[2] = {0, 0};
+		size_t k[2] = {0, 0};
+		for (int i = 0; i < 2; i++) {
+			for (; p < stop && isdigit((unsigned char)*p) && k[i] < 4; p++, k[i]++)
+				v[i] = v[i] * 10 + (unsigned)(*p - '0');
+			if (i == 0 && p < stop && *p == '.')
+				p++;
+			else if (i == 0)
+				k[0] = 0;
+		}
+		/* the number must end inside buf: "2.3" may be "2.36" cut short */
+		if (k[0] == 0 || k[1] == 0 || v[0] == 0 || p >= end || isdigit((unsigned char)*p))
+			continue;
+		*out = (ocil_glibc){v[0], v[1]};
+		return true;
+	}
+	return false;
+}
+
+/* Search a libc.so.6 in the image for the banner, a block at a time, the
+ * last BANNER_SPAN bytes carried over so a banner across blocks is seen. */
+static int scan_banner(ocil_rootfs *fs, const ocil_rootfs_node *node, ocil_glibc *out,
+		       ocil_error **err)
+{
+	cleanup_tarstream ocil_tarstream *ts = NULL;
+	if (ocil_rootfs_open_file(fs, node, &ts, err) < 0)
+		return -1;
+	cleanup_free char *buf = ocil_xmalloc(BANNER_SPAN + READ_BLOCK);
+	size_t keep = 0;
+	uint64_t left = node->size;
+	while (left > 0) {
+		size_t want = left < READ_BLOCK ? (size_t)left : READ_BLOCK;
+		ssize_t n = ocil_tarstream_read(ts, buf + keep, want, err);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return ocil_error_set(err, OCIL_E_INPUT, "truncated in its layer");
+		left -= (uint64_t)n;
+		size_t len = keep + (size_t)n;
+		if (ocil_wheel_glibc_from_banner(buf, len, out))
+			return 1;
+		keep = len < BANNER_SPAN ? len : BANNER_SPAN;
+		memmove(buf, buf + len - keep, keep);
+	}
+	return 0;
+}
+
+int ocil_wheel_base_glibc(ocil_rootfs *fs, const char *arch, ocil_glibc *out, char **where,
+			  ocil_error **err)
+{
+	*out = (ocil_glibc){0, 0};
+	*where = NULL;
+	cleanup_free char *multi = ocil_xasprintf("/lib/%s-linux-gnu", arch);
+	cleanup_free char *usr_multi = ocil_xasprintf("/usr/lib/%s-linux-gnu", arch);
+	const char *dirs[] = {"/lib64", "/usr/lib64", multi, usr_multi, "/lib", "/usr/lib"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		cleanup_free char *path = ocil_xasprintf("%s/libc.so.6", dirs[i]);
+		cleanup_rootfs_node ocil_rootfs_node node = {0};
+		cleanup_error ocil_error *lerr = NULL;
+		int found = ocil_rootfs_lookup(fs, path, true, &node, &lerr);
+		if (found < 0 && lerr->code != OCIL_E_INPUT) {
+			if (err != NULL)
+				*err = steal_pointer(&lerr);
+			return -1;
+		}
+		/* a symlink loop is no libc either */
+		if (found <= 0 || node.type != OCIL_TAR_FILE)
+			continue;
+		const char *slash = strrchr(node.path, '/');
+		int r = ocil_wheel_glibc_from_name(slash ? slash + 1 : node.path, out);
+		if (!r && node.size <= OCIL_WHEEL_MAX_LIBC &&
+		    (r = scan_banner(fs, &node, out, err)) < 0) {
+			char q[OCIL_TAR_QUOTE_SIZE];
+			return ocil_error_wrap(err, "%s", ocil_tar_quote(node.path, q));
+		}
+		if (r > 0) {
+			*where = ocil_xstrdup(node.path);
+			return 0;
+		}
+	}
 	return 0;
 }
 

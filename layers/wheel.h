@@ -4,8 +4,10 @@
  * File name: {name}-{version}[-{build}]-{python}-{abi}-{platform}.whl; the
  * tags (each may be a "."-joined set) must suit the prefix's python X.Y on
  * the target arch: python py3, py3N (N <= Y), cp3Y, or cp3N (N <= Y) with
- * abi3; abi none, abi3 or cp3Y[m]; platform any, linux_<arch> or
- * manylinux*_<arch>.
+ * abi3; abi none, abi3 or cp3Y[m]; platform any, linux_<arch> or a
+ * manylinux tag of <arch> (manylinux1 = glibc 2.5, manylinux2010 = 2.12,
+ * manylinux2014 = 2.17, manylinux_X_Y = X.Y) whose glibc the base image has
+ * (ocil_wheel_check_glibc, once the base is read); never musllinux.
  *
  * Layout: <name>.data/purelib/... and platlib/... and every other file go
  * to lib/pythonX.Y/site-packages/...; <name>.data/scripts/... to bin/
@@ -24,6 +26,7 @@
 #include "condapkg.h"
 #include "error.h"
 #include "layer_writer.h"
+#include "rootfs.h"
 #include "util.h"
 
 #define OCIL_WHEEL_MAX_META ((size_t)16 << 20) /* RECORD, entry_points.txt, a script */
@@ -39,9 +42,11 @@ typedef struct {
 
 typedef struct {
 	char *file, *fn;
-	char *name, *version; /* from the file name */
-	char *dist_info;      /* "<name>-<version>.dist-info" as in the wheel */
-	ocil_pkgfile src;     /* every read checks it is the file opened */
+	char *name, *version;  /* from the file name */
+	char *py, *abi, *plat; /* its tags (each a "."-joined set) */
+	char *arch;	       /* the target's, as opened */
+	char *dist_info;       /* "<name>-<version>.dist-info" as in the wheel */
+	ocil_pkgfile src;      /* every read checks it is the file opened */
 	ocil_wheel_file *files;
 	size_t n_files;
 } ocil_wheel;
@@ -67,6 +72,45 @@ typedef struct {
  * not match RECORD is an OCIL_E_INPUT error naming it. */
 int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_layer_writer *lw,
 		       ocil_error **err);
+
+/* A glibc version, e.g. {2, 26}; {0, 0}: unknown. */
+typedef struct {
+	unsigned major, minor;
+} ocil_glibc;
+
+/* Whether one of the platform tags of plats ("."-joined) suits arch on a
+ * base with glibc: any, linux_<arch>, or a manylinux tag of arch needing at
+ * most glibc (any manylinux tag of arch when glibc is unknown). *need (when
+ * not NULL) gets the least glibc the manylinux tags of arch ask for, {0, 0}
+ * without any. */
+bool ocil_wheel_plat_usable(const char *plats, const char *arch, ocil_glibc glibc,
+			    ocil_glibc *need);
+
+/* Refuse a wheel whose platform tags all need a newer glibc than the
+ * base's: OCIL_E_INPUT "<file>: built for cp38-cp38-manylinux_2_28_x86_64,
+ * which needs glibc 2.28; the base image has glibc 2.26". Unknown glibc
+ * passes. */
+int ocil_wheel_check_glibc(const ocil_wheel *w, ocil_glibc base, ocil_error **err);
+
+/* The version in an older glibc's file name "libc-2.26.so". */
+bool ocil_wheel_glibc_from_name(const char *name, ocil_glibc *out);
+/* The version in the banner libc.so.6 holds, "GNU C Library (...) stable
+ * release version 2.36." (buf need not be NUL-terminated; a version that
+ * runs to the end of buf is not taken, it may go on). */
+bool ocil_wheel_glibc_from_banner(const char *buf, size_t len, ocil_glibc *out);
+
+/* Largest libc.so.6 whose bytes are searched for the banner. */
+#define OCIL_WHEEL_MAX_LIBC ((uint64_t)64 << 20)
+
+/* The glibc of a merged base image: libc.so.6 in /lib64, /usr/lib64,
+ * /lib/<arch>-linux-gnu, /usr/lib/<arch>-linux-gnu, /lib, /usr/lib (the
+ * first found, symlinks followed inside the image, whiteouts honoured);
+ * its version from the name it resolves to (libc-2.26.so), else from its
+ * banner. *where (caller frees; NULL when unknown) names the file it came
+ * from. No libc found, or none with a version: *out is {0, 0}, not an
+ * error. */
+int ocil_wheel_base_glibc(ocil_rootfs *fs, const char *arch, ocil_glibc *out, char **where,
+			  ocil_error **err);
 
 /* RECORD's form of a sha256 digest: "sha256=" + urlsafe base64 without
  * padding. Caller frees. */

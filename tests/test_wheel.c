@@ -173,4 +173,205 @@ static void test_bad(void)
 		   "member \"../evil.py\" escapes the prefix");
 }
 
-TEST_MAIN(T(test_record_hash), T(test_install), T(test_tags), T(test_bad))
+/* PEP 600 and its predecessors against the base's glibc. */
+static void test_glibc_tags(void)
+{
+	static const struct {
+		const char *plats;
+		unsigned major, minor; /* the base's; 0: unknown */
+		bool ok;
+		unsigned need_minor; /* of 2.N, 0: no manylinux tag of x86_64 */
+	} cases[] = {
+	    {"manylinux1_x86_64", 2, 26, true, 5},
+	    {"manylinux2010_x86_64", 2, 26, true, 12},
+	    {"manylinux2014_x86_64", 2, 26, true, 17},
+	    {"manylinux_2_17_x86_64", 2, 26, true, 17},
+	    {"manylinux_2_26_x86_64", 2, 26, true, 26},
+	    {"manylinux_2_28_x86_64", 2, 26, false, 28},
+	    {"manylinux_2_36_x86_64", 2, 26, false, 36},
+	    {"manylinux_2_37_x86_64", 2, 26, false, 37},
+	    {"manylinux1_x86_64", 2, 36, true, 5},
+	    {"manylinux2014_x86_64", 2, 36, true, 17},
+	    {"manylinux_2_28_x86_64", 2, 36, true, 28},
+	    {"manylinux_2_36_x86_64", 2, 36, true, 36},
+	    {"manylinux_2_37_x86_64", 2, 36, false, 37},
+	    /* compressed tag sets: one usable tag is enough; the least is named */
+	    {"manylinux_2_17_x86_64.manylinux2014_x86_64", 2, 26, true, 17},
+	    {"manylinux_2_28_x86_64.manylinux_2_31_x86_64", 2, 26, false, 28},
+	    {"manylinux_2_31_x86_64.manylinux_2_28_x86_64", 2, 26, false, 28},
+	    {"manylinux_2_28_x86_64.linux_x86_64", 2, 26, true, 28},
+	    {"manylinux_2_28_aarch64.manylinux2014_x86_64", 2, 26, true, 17},
+	    /* another arch, musl, nonsense: never, whatever the glibc */
+	    {"manylinux2014_aarch64", 2, 36, false, 0},
+	    {"manylinux_2_17_aarch64", 0, 0, false, 0},
+	    {"manylinux_2_17_x86", 0, 0, false, 0},
+	    {"musllinux_1_1_x86_64", 2, 36, false, 0},
+	    {"musllinux_1_2_x86_64", 0, 0, false, 0},
+	    {"manylinux_2_x86_64", 0, 0, false, 0},
+	    {"manylinux_2__17_x86_64", 0, 0, false, 0},
+	    {"manylinux_x_17_x86_64", 0, 0, false, 0},
+	    {"manylinux2015_x86_64", 0, 0, false, 0},
+	    {"manylinux_x86_64", 0, 0, false, 0},
+	    {"linux_aarch64", 0, 0, false, 0},
+	    /* no glibc need, or an unknown glibc */
+	    {"any", 2, 5, true, 0},
+	    {"linux_x86_64", 2, 5, true, 0},
+	    {"manylinux_2_99_x86_64", 0, 0, true, 99},
+	    {"manylinux1_x86_64", 0, 0, true, 5},
+	};
+	for (size_t i = 0; i < NENTS(cases); i++) {
+		ocil_glibc base = {cases[i].major, cases[i].minor}, need = {7, 7};
+		bool ok = ocil_wheel_plat_usable(cases[i].plats, "x86_64", base, &need);
+		bool good = ok == cases[i].ok && need.minor == cases[i].need_minor &&
+			    need.major == (cases[i].need_minor ? 2u : 0u);
+		if (!good)
+			fprintf(stderr, "%s on glibc %u.%u: %s, needs %u.%u\n", cases[i].plats,
+				base.major, base.minor, ok ? "usable" : "refused", need.major,
+				need.minor);
+		CHECK(good);
+	}
+	ocil_glibc need = {0, 0};
+	CHECK(
+	    !ocil_wheel_plat_usable("manylinux_3_0_x86_64", "x86_64", (ocil_glibc){2, 36}, &need));
+	CHECK(need.major == 3 && need.minor == 0);
+	CHECK(
+	    ocil_wheel_plat_usable("manylinux2014_aarch64", "aarch64", (ocil_glibc){2, 26}, NULL));
+	CHECK(!ocil_wheel_plat_usable("manylinux_2_28_aarch64", "aarch64", (ocil_glibc){2, 26},
+				      NULL));
+}
+
+/* A wheel the base's glibc is too old for: the error names the file, its
+ * tags and both versions; a new enough or unknown glibc passes. */
+static void test_glibc_check(void)
+{
+	ocil_error *err = NULL;
+	cleanup_free char *file =
+	    mk_wheel("demo-1.0-cp38-cp38-manylinux_2_28_x86_64.whl", false, false);
+	ocil_wheel *w = NULL;
+	CHECK_OK(ocil_wheel_open(file, NULL, "3.8", "x86_64", &w, &err), &err);
+	if (w == NULL)
+		return;
+	CHECK_OK(ocil_wheel_check_glibc(w, (ocil_glibc){2, 28}, &err), &err);
+	CHECK_OK(ocil_wheel_check_glibc(w, (ocil_glibc){0, 0}, &err), &err);
+	cleanup_free char *want = ocil_xasprintf(
+	    "%s: built for cp38-cp38-manylinux_2_28_x86_64, which needs glibc 2.28; the base "
+	    "image has glibc 2.26",
+	    file);
+	CHECK(ocil_wheel_check_glibc(w, (ocil_glibc){2, 26}, &err) < 0 && err != NULL &&
+	      err->code == OCIL_E_INPUT && strcmp(err->msg, want) == 0);
+	if (err != NULL && strcmp(err->msg, want) != 0)
+		fprintf(stderr, "got: %s\n", err->msg);
+	ocil_error_free(err);
+	ocil_wheel_free(w);
+	/* musllinux is refused when the wheel is opened, glibc or not */
+	CHECK(open_fails("demo-1.0-cp38-cp38-musllinux_1_1_x86_64.whl", false, false, NULL, "3.8",
+			 "which python 3.8 on x86_64 can not use"));
+}
+
+static void test_glibc_version(void)
+{
+	ocil_glibc v = {0, 0};
+	CHECK(ocil_wheel_glibc_from_name("libc-2.26.so", &v) && v.major == 2 && v.minor == 26);
+	CHECK(ocil_wheel_glibc_from_name("libc-2.5.so", &v) && v.major == 2 && v.minor == 5);
+	CHECK(!ocil_wheel_glibc_from_name("libc.so.6", &v));
+	CHECK(!ocil_wheel_glibc_from_name("libc-2.26.so.1", &v));
+	CHECK(!ocil_wheel_glibc_from_name("libc-2.so", &v));
+	CHECK(!ocil_wheel_glibc_from_name("libc-.26.so", &v));
+	CHECK(!ocil_wheel_glibc_from_name("libcrypt-2.26.so", &v));
+
+	/* what `strings` shows of Debian bookworm's and Amazon Linux 2's */
+	static const char deb[] =
+	    "\x7f"
+	    "ELF\x02\x01\x00junk\0GNU C Library (Debian GLIBC 2.36-9+deb12u4) "
+	    "stable release version 2.36.\nCopyright (C) 2022\0more";
+	static const char al2[] = "x\0GNU C Library (GNU libc) stable release version 2.26, by "
+				  "Roland McGrath et al.\0";
+	v = (ocil_glibc){0, 0};
+	CHECK(ocil_wheel_glibc_from_banner(deb, sizeof(deb) - 1, &v) && v.major == 2 &&
+	      v.minor == 36);
+	CHECK(ocil_wheel_glibc_from_banner(al2, sizeof(al2) - 1, &v) && v.major == 2 &&
+	      v.minor == 26);
+	/* cut inside the number: "2.3" is not taken for 2.36 */
+	const char *cut = strstr(deb + 12, "2.36.");
+	CHECK(!ocil_wheel_glibc_from_banner(deb, (size_t)(cut - deb) + 3, &v));
+	CHECK(ocil_wheel_glibc_from_banner(deb, (size_t)(cut - deb) + 5, &v) && v.minor == 36);
+	static const char other[] = "release version 2.36.\0GNU C Library\0release version 2.99.";
+	CHECK(!ocil_wheel_glibc_from_banner(other, sizeof(other) - 1, &v));
+	static const char two[] = "GNU C Library\0GNU C Library stable release version 2.17.";
+	CHECK(ocil_wheel_glibc_from_banner(two, sizeof(two) - 1, &v) && v.minor == 17);
+}
+
+/* Layers as the bases have them: glibc's version from the name libc.so.6
+ * resolves to, through a symlinked /lib64 (Amazon Linux 2), else from the
+ * bytes of a plain libc.so.6 (Debian); whiteouts honoured. */
+static void test_base_glibc(void)
+{
+	/* the banner far into the file, across a read block */
+	size_t big = ((size_t)64 << 10) + 100;
+	cleanup_free char *libc = ocil_xcalloc(1, big + 1);
+	static const char banner[] = "GNU C Library (Debian GLIBC 2.36-9) stable release version "
+				     "2.36.\n";
+	memcpy(libc + (64 << 10) - 30, banner, strlen(banner));
+	tent deb[] = {
+	    {"lib/", 'd', NULL, 0, 0},
+	    {"lib/x86_64-linux-gnu/", 'd', NULL, 0, 0},
+	    {"lib/x86_64-linux-gnu/libc.so.6", 'f', libc, big, 0755},
+	};
+	tent al2[] = {
+	    {"usr/", 'd', NULL, 0, 0},
+	    {"usr/lib64/", 'd', NULL, 0, 0},
+	    {"usr/lib64/libc-2.26.so", 'f', "not an ELF", 0, 0755},
+	    {"usr/lib64/libc.so.6", 'l', "libc-2.26.so", 0, 0},
+	    {"lib64", 'l', "usr/lib64", 0, 0},
+	};
+	tent gone[] = {{"usr/lib64/.wh.libc.so.6", 'f', "", 0, 0}};
+	tent none[] = {{"etc/", 'd', NULL, 0, 0}, {"usr/lib64/libc.so.6", 'f', "no banner", 0, 0}};
+	cleanup_free char *l_deb =
+	    mk_tar("deb.tar", NULL, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, deb, NENTS(deb));
+	cleanup_free char *l_al2 =
+	    mk_tar("al2.tar", "gzip", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, al2, NENTS(al2));
+	cleanup_free char *l_gone =
+	    mk_tar("gone.tar", NULL, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, gone, NENTS(gone));
+	cleanup_free char *l_none =
+	    mk_tar("none.tar", NULL, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, none, NENTS(none));
+	CHECK(l_deb && l_al2 && l_gone && l_none);
+	static const struct {
+		int layers[3]; /* 1 deb, 2 al2, 3 gone, 4 none; 0 ends */
+		unsigned minor;
+		const char *where;
+	} cases[] = {
+	    {{1}, 36, "/lib/x86_64-linux-gnu/libc.so.6"},
+	    {{2}, 26, "/usr/lib64/libc-2.26.so"},
+	    {{1, 2}, 26, "/usr/lib64/libc-2.26.so"}, /* /lib64 first */
+	    {{1, 2, 3}, 36, "/lib/x86_64-linux-gnu/libc.so.6"},
+	    {{2, 3}, 0, NULL},
+	    {{4}, 0, NULL},
+	};
+	const char *files[] = {NULL, l_deb, l_al2, l_gone, l_none};
+	for (size_t i = 0; i < NENTS(cases); i++) {
+		const char *paths[3];
+		size_t n = 0;
+		while (n < 3 && cases[i].layers[n] != 0) {
+			paths[n] = files[cases[i].layers[n]];
+			n++;
+		}
+		ocil_error *err = NULL;
+		cleanup_rootfs ocil_rootfs *fs = NULL;
+		CHECK_OK(ocil_rootfs_open(paths, n, NULL, &fs, &err), &err);
+		if (fs == NULL)
+			continue;
+		ocil_glibc v = {9, 9};
+		cleanup_free char *where = NULL;
+		CHECK_OK(ocil_wheel_base_glibc(fs, "x86_64", &v, &where, &err), &err);
+		bool good =
+		    v.minor == cases[i].minor && v.major == (cases[i].minor ? 2u : 0u) &&
+		    (cases[i].where ? where && strcmp(where, cases[i].where) == 0 : where == NULL);
+		if (!good)
+			fprintf(stderr, "case %zu: %u.%u from %s\n", i, v.major, v.minor,
+				where ? where : "(none)");
+		CHECK(good);
+	}
+}
+
+TEST_MAIN(T(test_record_hash), T(test_install), T(test_tags), T(test_bad), T(test_glibc_tags),
+	  T(test_glibc_check), T(test_glibc_version), T(test_base_glibc))
