@@ -377,6 +377,28 @@ static int check_base_python(build *b, bool allow_mismatch, ocil_error **err)
 	return 0;
 }
 
+/* manylinux wheels need the base's glibc (or a newer one) at run time,
+ * where a missing GLIBC_2.NN symbol only shows on import. */
+static int check_wheels_glibc(build *b, const progress *pr, ocil_error **err)
+{
+	const ocil_condaenv *env = &b->lockenv;
+	if (env->n_wheels == 0)
+		return 0;
+	ocil_glibc glibc;
+	cleanup_free char *where = NULL;
+	if (ocil_wheel_base_glibc(b->fs, env->wheels[0]->arch, &glibc, &where, err) < 0)
+		return ocil_error_wrap(err, "%s", b->base_ref.input);
+	if (where == NULL)
+		say(pr, "no libc.so.6 with a version in the base: the wheels' manylinux tags are "
+			"not checked against its glibc");
+	else
+		say(pr, "base glibc %u.%u (%s)", glibc.major, glibc.minor, where);
+	for (size_t i = 0; i < env->n_wheels; i++)
+		if (ocil_wheel_check_glibc(env->wheels[i], glibc, err) < 0)
+			return -1;
+	return 0;
+}
+
 typedef int (*producer_fn)(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			   ocil_error **err);
 
@@ -877,7 +899,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	int r = ocil_rootfs_open_indexed(paths, b->n_base_layers, o->no_cache ? NULL : b->index_dir,
 					 cancel, &b->fs, err);
 	ocil_strv_clear(&owned);
-	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0)
+	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0 ||
+	    check_wheels_glibc(b, &pr, err) < 0)
 		return -1;
 
 	ocil_layer_opts lo = {.mtime = epoch,
