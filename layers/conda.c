@@ -48,7 +48,7 @@ void ocil_conda_report_clear(ocil_conda_report *r)
 
 json_t *ocil_conda_info_to_json(const ocil_conda_info *info)
 {
-	return json_pack("{s:s, s:s, s:s, s:s?, s:b, s:I}", "python_version", info->python_version,
+	return json_pack("{s:s, s:s, s:s*, s:s*, s:b, s:I}", "python_version", info->python_version,
 			 "python_minor", info->python_minor, "origin", info->origin, "subdir",
 			 info->subdir, "has_awslambdaric", info->has_awslambdaric, "records",
 			 (json_int_t)info->records);
@@ -61,14 +61,14 @@ bool ocil_conda_info_from_json(const json_t *j, ocil_conda_info *info)
 	int aws = 0;
 	json_int_t records = 0;
 	if (j == NULL ||
-	    json_unpack((json_t *)j, "{s:s, s:s, s:s, s?s, s:b, s:I}", "python_version", &version,
+	    json_unpack((json_t *)j, "{s:s, s:s, s?s, s?s, s:b, s:I}", "python_version", &version,
 			"python_minor", &minor, "origin", &origin, "subdir", &subdir,
 			"has_awslambdaric", &aws, "records", &records) != 0 ||
 	    records < 0)
 		return false;
 	info->python_version = ocil_xstrdup(version);
 	info->python_minor = ocil_xstrdup(minor);
-	info->origin = ocil_xstrdup(origin);
+	info->origin = origin ? ocil_xstrdup(origin) : NULL;
 	info->subdir = subdir ? ocil_xstrdup(subdir) : NULL;
 	info->has_awslambdaric = aws != 0;
 	info->records = (size_t)records;

@@ -99,7 +99,8 @@ int ocil_conda_inspect(const char *prefix, const ocil_conda_inspect_opts *io, oc
 		       ocil_error **err);
 void ocil_conda_info_clear(ocil_conda_info *info);
 /* What inspecting found, as JSON, for the layer cache: everything but the
- * managed file map and the excludes (only packing needs them). */
+ * managed file map and the excludes (only packing needs them). origin and
+ * subdir may be NULL (a lock's info has no origin): they are left out. */
 json_t *ocil_conda_info_to_json(const ocil_conda_info *info);
 /* Back from ocil_conda_info_to_json; false (info cleared) when j is not
  * such a document. */

@@ -909,6 +909,37 @@ static void report(void)
 	CHECK(same_ok);
 }
 
+/* The layer cache keeps the info as JSON; a lock's has no origin (nor,
+ * for some prefixes, a subdir) and must come back all the same. */
+static void info_json(void)
+{
+	ocil_conda_info in = {.python_version = ocil_xstrdup("3.11.2"),
+			      .python_minor = ocil_xstrdup("3.11"),
+			      .subdir = ocil_xstrdup("linux-64"),
+			      .has_awslambdaric = true,
+			      .records = 4};
+	json_t *j = ocil_conda_info_to_json(&in);
+	CHECK(j != NULL);
+	ocil_conda_info back = {0};
+	CHECK(ocil_conda_info_from_json(j, &back));
+	CHECK(back.origin == NULL);
+	CHECK_STREQ(back.subdir, "linux-64");
+	CHECK_STREQ(back.python_minor, "3.11");
+	CHECK(back.has_awslambdaric && back.records == 4);
+	json_decref(j);
+	ocil_conda_info_clear(&back);
+	free(in.subdir);
+	in.subdir = NULL;
+	in.origin = ocil_xstrdup("/build/env");
+	j = ocil_conda_info_to_json(&in);
+	CHECK(ocil_conda_info_from_json(j, &back));
+	CHECK_STREQ(back.origin, "/build/env");
+	CHECK(back.subdir == NULL);
+	json_decref(j);
+	ocil_conda_info_clear(&back);
+	ocil_conda_info_clear(&in);
+}
+
 TEST_MAIN(T(inspect), T(origin_fallback), T(layer), T(no_relocation), T(dest_too_long),
 	  T(special_files), T(inspect_errors), T(records), T(missing_files), T(subdir), T(platform),
-	  T(editable), T(awslambdaric), T(excludes), T(report))
+	  T(editable), T(awslambdaric), T(excludes), T(report), T(info_json))
