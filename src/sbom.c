@@ -111,6 +111,42 @@ void ocil_sbom_packages_push(ocil_sbom_packages *l, ocil_sbom_package *p)
 	memset(p, 0, sizeof(*p));
 }
 
+json_t *ocil_sbom_packages_to_json(const ocil_sbom_packages *l)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < l->n; i++) {
+		const ocil_sbom_package *p = &l->v[i];
+		const struct {
+			const char *key, *value;
+		} f[] = {{"name", p->name},	  {"version", p->version}, {"build", p->build},
+			 {"channel", p->channel}, {"subdir", p->subdir},   {"fn", p->fn},
+			 {"url", p->url},	  {"license", p->license}, {"sha256", p->sha256}};
+		json_t *rec = json_object();
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
+			if (f[k].value != NULL)
+				json_object_set_new(rec, f[k].key, json_string(f[k].value));
+		json_array_append_new(a, rec);
+	}
+	return a;
+}
+
+int ocil_sbom_packages_from_json(const json_t *j, ocil_sbom_packages *out, ocil_error **err)
+{
+	if (!json_is_array(j))
+		return ocil_error_set(err, OCIL_E_INPUT, "packages: not a JSON array");
+	size_t i;
+	const json_t *rec;
+	json_array_foreach(j, i, rec)
+	{
+		cleanup_free char *what = ocil_xasprintf("element %zu", i);
+		ocil_sbom_package p = {0};
+		if (ocil_sbom_package_from_record(rec, what, &p, err) < 0)
+			return -1;
+		ocil_sbom_packages_push(out, &p);
+	}
+	return 0;
+}
+
 static int cmp_package(const ocil_sbom_package *a, const ocil_sbom_package *b)
 {
 	int c = strcmp(a->name, b->name);

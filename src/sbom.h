@@ -77,6 +77,13 @@ static inline void ocil_sbom_packages_clearp(ocil_sbom_packages *l)
 }
 #define cleanup_sbom_packages __attribute__((cleanup(ocil_sbom_packages_clearp)))
 
+/* The list as a JSON array of records (the fields above, absent ones left
+ * out), to keep it without the environment (assemble's layer cache); back
+ * with ocil_sbom_packages_from_json, which takes each element as
+ * ocil_sbom_package_from_record does (its errors, what = "element N"). */
+json_t *ocil_sbom_packages_to_json(const ocil_sbom_packages *l);
+int ocil_sbom_packages_from_json(const json_t *j, ocil_sbom_packages *out, ocil_error **err);
+
 /* Append the packages of the records <prefix>/conda-meta/NAME.json (hidden files left
  * out), sorted. OCIL_E_INPUT when prefix has no conda-meta directory, a
  * record is unreadable, over OCIL_CONDA_MAX_RECORD bytes, not JSON or

@@ -452,6 +452,38 @@ static void test_from_record(void)
 		   &err, OCIL_E_INPUT, "\"sha256\" is not 64 hex digits");
 }
 
+/* to_json and back gives the same list, hence the same document */
+static void test_packages_json(void)
+{
+	ocil_error *err = NULL;
+	cleanup_sbom_packages ocil_sbom_packages l = {0};
+	ocil_sbom_package a = pkg("zlib", "1.2.13", "h_0", "https://conda.anaconda.org/conda-forge",
+				  "linux-64", "zlib-1.2.13-h_0.conda", "Zlib", SHA_A);
+	ocil_sbom_package b = pkg("tzdata", "2024a", "0", NULL, NULL, NULL, NULL, NULL);
+	ocil_sbom_packages_push(&l, &a);
+	ocil_sbom_packages_push(&l, &b);
+	cleanup_json json_t *j = ocil_sbom_packages_to_json(&l);
+	CHECK(json_array_size(j) == 2);
+	CHECK(json_object_get(json_array_get(j, 1), "channel") == NULL);
+	cleanup_sbom_packages ocil_sbom_packages back = {0};
+	CHECK_OK(ocil_sbom_packages_from_json(j, &back, &err), &err);
+	CHECK(back.n == 2);
+	ocil_sbom_opts o = {.name = "x", .created = 0};
+	cleanup_json json_t *d1 = NULL;
+	cleanup_json json_t *d2 = NULL;
+	CHECK_OK(ocil_sbom_build(&o, &l, &d1, &err), &err);
+	CHECK_OK(ocil_sbom_build(&o, &back, &d2, &err), &err);
+	CHECK(json_equal(d1, d2));
+
+	cleanup_sbom_packages ocil_sbom_packages bad = {0};
+	cleanup_json json_t *notarray = json_object();
+	CHECK_FAIL(ocil_sbom_packages_from_json(notarray, &bad, &err), &err, OCIL_E_INPUT,
+		   "not a JSON array");
+	json_object_del(json_array_get(j, 1), "name");
+	CHECK_FAIL(ocil_sbom_packages_from_json(j, &bad, &err), &err, OCIL_E_INPUT,
+		   "element 1: malformed conda record: no \"name\"");
+}
+
 static int put(const char *rel, const char *content)
 {
 	return putn(rel, content, strlen(content), 0644);
@@ -590,4 +622,4 @@ static void test_write_atomic(void)
 
 TEST_MAIN(T(test_document_fields), T(test_deterministic), T(test_bad_opts), T(test_id_sanitization),
 	  T(test_escaping), T(test_license_expressions), T(test_channels), T(test_from_record),
-	  T(test_read_prefix), T(test_read_rootfs), T(test_write_atomic))
+	  T(test_packages_json), T(test_read_prefix), T(test_read_rootfs), T(test_write_atomic))
