@@ -186,16 +186,23 @@ bool ocil_wheel_plat_usable(const char *plats, const char *arch, ocil_glibc glib
 	return ok;
 }
 
-int ocil_wheel_check_glibc(const ocil_wheel *w, ocil_glibc base, ocil_error **err)
+int ocil_wheel_tags_check_glibc(const ocil_wheel_tags *t, ocil_glibc base, ocil_error **err)
 {
 	ocil_glibc need;
-	if (ocil_wheel_plat_usable(w->plat, w->arch, base, &need))
+	if (ocil_wheel_plat_usable(t->plat, t->arch, base, &need))
 		return 0;
 	return ocil_error_set(err, OCIL_E_INPUT,
 			      "%s: built for %s-%s-%s, which needs glibc %u.%u; the base image "
 			      "has glibc %u.%u",
-			      w->file, w->py, w->abi, w->plat, need.major, need.minor, base.major,
+			      t->file, t->py, t->abi, t->plat, need.major, need.minor, base.major,
 			      base.minor);
+}
+
+int ocil_wheel_check_glibc(const ocil_wheel *w, ocil_glibc base, ocil_error **err)
+{
+	ocil_wheel_tags t = {
+	    .file = w->file, .py = w->py, .abi = w->abi, .plat = w->plat, .arch = w->arch};
+	return ocil_wheel_tags_check_glibc(&t, base, err);
 }
 
 static bool has_tag(const char *set, const char *tag)

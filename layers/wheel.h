@@ -91,6 +91,12 @@ bool ocil_wheel_plat_usable(const char *plats, const char *arch, ocil_glibc glib
  * which needs glibc 2.28; the base image has glibc 2.26". Unknown glibc
  * passes. */
 int ocil_wheel_check_glibc(const ocil_wheel *w, ocil_glibc base, ocil_error **err);
+/* The same from what the check reads of a wheel, for a wheel not opened
+ * (assemble's layer cache keeps these of each wheel, not the wheels). */
+typedef struct {
+	const char *file, *py, *abi, *plat, *arch;
+} ocil_wheel_tags;
+int ocil_wheel_tags_check_glibc(const ocil_wheel_tags *t, ocil_glibc base, ocil_error **err);
 
 /* The version in an older glibc's file name "libc-2.26.so". */
 bool ocil_wheel_glibc_from_name(const char *name, ocil_glibc *out);

@@ -262,7 +262,19 @@ static void test_glibc_check(void)
 	if (err != NULL && strcmp(err->msg, want) != 0)
 		fprintf(stderr, "got: %s\n", err->msg);
 	ocil_error_free(err);
+	err = NULL;
 	ocil_wheel_free(w);
+	/* the same from the tags alone (a cached layer's wheels) */
+	ocil_wheel_tags t = {.file = "cached/demo.whl",
+			     .py = "cp38",
+			     .abi = "cp38",
+			     .plat = "manylinux_2_28_x86_64.manylinux_2_30_x86_64",
+			     .arch = "x86_64"};
+	CHECK_OK(ocil_wheel_tags_check_glibc(&t, (ocil_glibc){2, 28}, &err), &err);
+	CHECK_FAIL(
+	    ocil_wheel_tags_check_glibc(&t, (ocil_glibc){2, 17}, &err), &err, OCIL_E_INPUT,
+	    "cached/demo.whl: built for cp38-cp38-manylinux_2_28_x86_64.manylinux_2_30_x86_64, "
+	    "which needs glibc 2.28; the base image has glibc 2.17");
 	/* musllinux is refused when the wheel is opened, glibc or not */
 	CHECK(open_fails("demo-1.0-cp38-cp38-musllinux_1_1_x86_64.whl", false, false, NULL, "3.8",
 			 "which python 3.8 on x86_64 can not use"));
