@@ -1,5 +1,6 @@
 /* ocilambda assemble: base image + conda prefix + code -> Lambda image. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -310,9 +311,14 @@ typedef struct {
 	ocil_rootfs *fs;
 	json_t *entrypoint;
 	ocil_strv env, pythons;
-	ocil_strv conda_warnings; /* what packing the prefix reported */
-	ocil_layer_cache *cache;  /* NULL: none usable */
-	char *index_dir;	  /* layer entry indexes (under the cache), or NULL */
+	ocil_strv conda_warnings; /* what packing the prefix (or loading the lock) reported */
+	bool conda_cached;	  /* the conda layer came from the cache */
+	/* --conda-lock, kept with a cached layer: each wheel's fn and tags
+	 * (the glibc check), and the packages --sbom lists */
+	json_t *wheel_tags;
+	ocil_sbom_packages lock_sbom;
+	ocil_layer_cache *cache; /* NULL: none usable */
+	char *index_dir;	 /* layer entry indexes (under the cache), or NULL */
 	char *minor;
 	ocil_descriptor manifest;
 } build;
@@ -334,6 +340,8 @@ static void build_clear(build *b)
 	ocil_strv_clear(&b->env);
 	ocil_strv_clear(&b->pythons);
 	ocil_strv_clear(&b->conda_warnings);
+	json_decref(b->wheel_tags);
+	ocil_sbom_packages_clear(&b->lock_sbom);
 	ocil_layer_cache_free(b->cache);
 	free(b->index_dir);
 	free(b->minor);
@@ -379,24 +387,62 @@ static int check_base_python(build *b, bool allow_mismatch, ocil_error **err)
 
 /* manylinux wheels need the base's glibc (or a newer one) at run time,
  * where a missing GLIBC_2.NN symbol only shows on import. */
-static int check_wheels_glibc(build *b, const progress *pr, ocil_error **err)
+static int check_wheels_glibc(const opts *o, build *b, const progress *pr, ocil_error **err)
 {
-	const ocil_condaenv *env = &b->lockenv;
-	if (env->n_wheels == 0)
+	if (json_array_size(b->wheel_tags) == 0)
 		return 0;
+	const char *arch =
+	    json_string_value(json_object_get(json_array_get(b->wheel_tags, 0), "arch"));
 	ocil_glibc glibc;
 	cleanup_free char *where = NULL;
-	if (ocil_wheel_base_glibc(b->fs, env->wheels[0]->arch, &glibc, &where, err) < 0)
+	if (ocil_wheel_base_glibc(b->fs, arch, &glibc, &where, err) < 0)
 		return ocil_error_wrap(err, "%s", b->base_ref.input);
 	if (where == NULL)
 		say(pr, "no libc.so.6 with a version in the base: the wheels' manylinux tags are "
 			"not checked against its glibc");
 	else
 		say(pr, "base glibc %u.%u (%s)", glibc.major, glibc.minor, where);
-	for (size_t i = 0; i < env->n_wheels; i++)
-		if (ocil_wheel_check_glibc(env->wheels[i], glibc, err) < 0)
+	size_t i;
+	const json_t *w;
+	json_array_foreach(b->wheel_tags, i, w)
+	{
+		cleanup_free char *file = ocil_xasprintf(
+		    "%s/%s", o->wheels_dir, json_string_value(json_object_get(w, "fn")));
+		ocil_wheel_tags t = {.file = file,
+				     .py = json_string_value(json_object_get(w, "py")),
+				     .abi = json_string_value(json_object_get(w, "abi")),
+				     .plat = json_string_value(json_object_get(w, "plat")),
+				     .arch = json_string_value(json_object_get(w, "arch"))};
+		if (ocil_wheel_tags_check_glibc(&t, glibc, err) < 0)
 			return -1;
+	}
 	return 0;
+}
+
+/* What the glibc check needs of the lock's wheels, kept with the layer. */
+static json_t *wheel_tags_of(const ocil_condaenv *env)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < env->n_wheels; i++) {
+		const ocil_wheel *w = env->wheels[i];
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "fn", w->fn, "py",
+						   w->py, "abi", w->abi, "plat", w->plat, "arch",
+						   w->arch));
+	}
+	return a;
+}
+
+/* Back from the facts: false unless every wheel has all of them. */
+static bool wheel_tags_valid(const json_t *a)
+{
+	static const char *const keys[] = {"fn", "py", "abi", "plat", "arch"};
+	if (!json_is_array(a))
+		return false;
+	for (size_t i = 0; i < json_array_size(a); i++)
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (!json_is_string(json_object_get(json_array_get(a, i), keys[k])))
+				return false;
+	return true;
 }
 
 typedef int (*producer_fn)(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
@@ -553,13 +599,15 @@ static int write_sbom(const opts *o, build *b, ocil_error **err)
 	if (ocil_source_date_epoch(&epoch, err) < 0)
 		return -1;
 	cleanup_sbom_packages ocil_sbom_packages pk = {0};
-	int r = o->lock != NULL ? ocil_condaenv_sbom_packages(&b->lockenv, &pk, err)
-				: ocil_sbom_read_prefix(o->prefix, &pk, err);
+	int r = o->lock == NULL	  ? ocil_sbom_read_prefix(o->prefix, &pk, err)
+		: b->conda_cached ? 0
+				  : ocil_condaenv_sbom_packages(&b->lockenv, &pk, err);
 	ocil_sbom_opts so = {.name = o->output,
 			     .image_digest = b->manifest.digest,
 			     .prefix = o->prefix_dest,
 			     .created = epoch};
-	if (r < 0 || ocil_sbom_write(o->sbom, &so, &pk, err) < 0)
+	if (r < 0 || ocil_sbom_write(o->sbom, &so, b->conda_cached && o->lock ? &b->lock_sbom : &pk,
+				     err) < 0)
 		return ocil_error_wrap(err, "--sbom");
 	return 0;
 }
@@ -728,20 +776,52 @@ static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cac
 		ocil_layer_cache_entry_clear(ce);
 		return 0;
 	}
+	if (o->lock != NULL) {
+		/* what the rest of the build would have from loading the lock */
+		const json_t *tags = json_object_get(ce->facts, "wheels");
+		ocil_error *bad = NULL;
+		if (!wheel_tags_valid(tags) ||
+		    ocil_sbom_packages_from_json(json_object_get(ce->facts, "sbom"), &b->lock_sbom,
+						 &bad) < 0) {
+			ocil_error_free(bad);
+			ocil_sbom_packages_clear(&b->lock_sbom);
+			ocil_conda_info_clear(&b->conda);
+			ocil_layer_cache_entry_clear(ce);
+			return 0;
+		}
+		b->wheel_tags = json_incref((json_t *)tags);
+	}
 	size_t i;
 	json_t *w;
 	json_array_foreach(warnings, i, w) if (json_is_string(w))
 	    ocil_strv_push(&b->conda_warnings, ocil_xstrdup(json_string_value(w)));
+	b->conda_cached = true;
 	return 1;
 }
 
-static json_t *conda_facts(const build *b)
+/* NULL when they cannot be had (then the layer is not kept). */
+static json_t *conda_facts(const opts *o, build *b, const progress *pr)
 {
 	json_t *warnings = json_array();
 	for (size_t i = 0; i < b->conda_warnings.n; i++)
 		json_array_append_new(warnings, json_string(b->conda_warnings.v[i]));
-	return json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda), "warnings",
-			 warnings);
+	json_t *facts = json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda),
+				  "warnings", warnings);
+	if (facts == NULL)
+		say(pr, "not caching the conda layer: what it holds cannot be recorded");
+	if (facts == NULL || o->lock == NULL)
+		return facts;
+	cleanup_sbom_packages ocil_sbom_packages pk = {0};
+	ocil_error *no_sbom = NULL;
+	if (ocil_condaenv_sbom_packages(&b->lockenv, &pk, &no_sbom) < 0) {
+		say(pr, "not caching the conda layer: %s", no_sbom->msg);
+		ocil_error_free(no_sbom);
+		json_decref(facts);
+		return NULL;
+	}
+	json_object_set(facts, "wheels", b->wheel_tags);
+	json_object_set_new(facts, "sbom", ocil_sbom_packages_to_json(&pk));
+	return facts;
 }
 
 /* The runtime patch depends on the base's layers (the python it keeps),
@@ -761,15 +841,122 @@ static void runtime_key(const opts *o, const build *b, int64_t epoch,
 	ocil_layer_cache_key_finish(h, key);
 }
 
-/* --conda-lock: the packages are checked and their info read up front. */
-static int load_lock(const opts *o, build *b, ocil_error **err)
+static const char *lock_subdir(const opts *o, const build *b, ocil_error **err)
 {
 	const char *subdir = ocil_conda_subdir_for(b->platform.os, b->platform.arch);
 	if (subdir == NULL)
-		return ocil_error_set(err, OCIL_E_USAGE, "--platform %s: no conda subdir for it",
-				      o->platform);
-	return ocil_condaenv_load(o->lock, o->pkgs_dir, o->wheels_dir, subdir, &b->lockenv,
-				  &b->conda, err);
+		ocil_error_set(err, OCIL_E_USAGE, "--platform %s: no conda subdir for it",
+			       o->platform);
+	return subdir;
+}
+
+/* --conda-lock: the packages are checked and their info read up front. */
+static int load_lock(const opts *o, build *b, const char *subdir, ocil_error **err)
+{
+	if (ocil_condaenv_load(o->lock, o->pkgs_dir, o->wheels_dir, subdir, &b->lockenv, &b->conda,
+			       err) < 0)
+		return -1;
+	for (size_t i = 0; i < b->lockenv.warnings.n; i++)
+		ocil_strv_push(&b->conda_warnings, ocil_xstrdup(b->lockenv.warnings.v[i]));
+	b->wheel_tags = wheel_tags_of(&b->lockenv);
+	return 0;
+}
+
+/* A directory the lock's files are read from: its real path and the
+ * metadata of everything in it; a symlinked entry is opened through the
+ * link, so what it points at counts too. */
+static int key_dir(ocil_hasher *h, const char *what, const char *dir, const ocil_cancel *cancel,
+		   ocil_error **err)
+{
+	cleanup_free char *real = realpath(dir, NULL);
+	if (real == NULL)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s %s", what, dir);
+	ocil_layer_cache_key_str(h, real);
+	if (ocil_walk_fingerprint(real, h, cancel, err) < 0)
+		return -1;
+	DIR *d = opendir(real);
+	if (d == NULL)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s %s", what, dir);
+	cleanup_strv ocil_strv links = {0};
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		if (de->d_type == DT_LNK || de->d_type == DT_UNKNOWN)
+			ocil_strv_push(&links, ocil_xasprintf("%s/%s", real, de->d_name));
+	closedir(d);
+	ocil_strv_sort(&links);
+	for (size_t i = 0; i < links.n; i++) {
+		struct stat st;
+		if (lstat(links.v[i], &st) < 0 || !S_ISLNK(st.st_mode))
+			continue;
+		ocil_layer_cache_key_str(h, links.v[i]);
+		if (stat(links.v[i], &st) < 0) {
+			ocil_layer_cache_key_int(h, -1); /* dangling: loading says so */
+			continue;
+		}
+		int64_t v[] = {(int64_t)st.st_dev,	   (int64_t)st.st_ino,
+			       (int64_t)st.st_mode,	   (int64_t)st.st_size,
+			       (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec,
+			       (int64_t)st.st_ctim.tv_sec, (int64_t)st.st_ctim.tv_nsec};
+		for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+			ocil_layer_cache_key_int(h, v[k]);
+	}
+	return 0;
+}
+
+/* The lock's conda layer: the lock (its path, which the history names,
+ * and its bytes), the metadata of the package and wheel directories, and
+ * every option that changes the layer's bytes. */
+static int lock_key(const opts *o, const char *subdir, int64_t epoch, const ocil_cancel *cancel,
+		    char key[OCIL_DIGEST_STR_SIZE], ocil_error **err)
+{
+	cleanup_free char *real = realpath(o->lock, NULL);
+	if (real == NULL)
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "conda lock %s", o->lock);
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	if (ocil_read_file(real, OCIL_CONDALOCK_MAX_SIZE, &text, &len, err) < 0)
+		return -1;
+	char sum[OCIL_DIGEST_STR_SIZE];
+	ocil_digest_buf(text, len, sum);
+	ocil_hasher *h = ocil_layer_cache_key_begin("conda-lock-layer/1");
+	ocil_layer_cache_key_str(h, real);
+	ocil_layer_cache_key_str(h, sum);
+	int r = key_dir(h, "packages directory", o->pkgs_dir, cancel, err);
+	if (r == 0 && o->wheels_dir == NULL)
+		ocil_layer_cache_key_str(h, NULL);
+	else if (r == 0)
+		r = key_dir(h, "wheels directory", o->wheels_dir, cancel, err);
+	ocil_layer_cache_key_str(h, subdir);
+	ocil_layer_cache_key_str(h, o->prefix_dest);
+	ocil_layer_cache_key_int(h, o->zstd);
+	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
+	ocil_layer_cache_key_int(h, epoch);
+	ocil_layer_cache_key_finish(h, key);
+	return r;
+}
+
+/* The conda layer's key (conda_key, lock_key); one that cannot be had
+ * leaves the layer uncached (packing says what is wrong, if anything):
+ * key[0] is then '\0'. -1 only on cancellation. */
+static int cache_key(const opts *o, const build *b, const char *subdir, int64_t epoch,
+		     const ocil_cancel *cancel, const progress *pr, char key[OCIL_DIGEST_STR_SIZE],
+		     ocil_error **err)
+{
+	key[0] = '\0';
+	if (b->cache == NULL)
+		return 0;
+	ocil_error *no_key = NULL;
+	int r = o->lock != NULL ? lock_key(o, subdir, epoch, cancel, key, &no_key)
+				: conda_key(o, epoch, cancel, key, &no_key);
+	if (r == 0)
+		return 0;
+	key[0] = '\0';
+	if (no_key->code == OCIL_E_CANCELLED) {
+		*err = no_key;
+		return -1;
+	}
+	say(pr, "not caching the conda layer: %s", no_key->msg);
+	ocil_error_free(no_key);
+	return 0;
 }
 
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
@@ -806,25 +993,22 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
 	int hit = 0;
 	if (o->lock != NULL) {
-		/* the packages are read and checked whole anyway: no cache */
-		if (load_lock(o, b, err) < 0)
+		/* An unchanged lock and package files need not be read again:
+		 * the cache keeps what loading them found. */
+		const char *subdir = lock_subdir(o, b, err);
+		if (subdir == NULL || cache_key(o, b, subdir, epoch, cancel, &pr, key, err) < 0)
 			return -1;
-		for (size_t i = 0; !o->quiet && i < b->lockenv.warnings.n; i++)
-			fprintf(stderr, "ocilambda: warning: %s\n", b->lockenv.warnings.v[i]);
+		hit = key[0] != '\0' ? conda_cached(o, b, key, &ce, cancel, err) : 0;
+		if (hit < 0 || (!hit && load_lock(o, b, subdir, err) < 0))
+			return -1;
+		for (size_t i = 0; !o->quiet && i < b->conda_warnings.n; i++)
+			fprintf(stderr, "ocilambda: warning: %s\n", b->conda_warnings.v[i]);
 	} else {
 		/* The key is only for the cache: a prefix it cannot walk (an
 		 * unreadable directory that --exclude leaves out, say) is
 		 * packed uncached, and packing says what is wrong, if anything. */
-		ocil_error *no_key = NULL;
-		if (b->cache != NULL && conda_key(o, epoch, cancel, key, &no_key) < 0) {
-			if (no_key->code == OCIL_E_CANCELLED) {
-				*err = no_key;
-				return -1;
-			}
-			say(&pr, "not caching the conda layer: %s", no_key->msg);
-			ocil_error_free(no_key);
-			key[0] = '\0';
-		}
+		if (cache_key(o, b, NULL, epoch, cancel, &pr, key, err) < 0)
+			return -1;
 		hit = key[0] != '\0' ? conda_cached(o, b, key, &ce, cancel, err) : 0;
 		if (hit < 0)
 			return -1;
@@ -836,6 +1020,9 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 			return -1;
 	}
 	const char *conda_src = o->lock != NULL ? o->lock : o->prefix;
+	if (hit)
+		say(&pr, "conda %s %s unchanged: layer %s from the cache",
+		    o->lock ? "lock" : "prefix", conda_src, ce.digest);
 	say(&pr, "conda %s %s: python %s, %s, awslambdaric %s", o->lock ? "lock" : "prefix",
 	    conda_src, b->conda.python_version,
 	    b->conda.subdir ? b->conda.subdir : "no platform recorded",
@@ -900,7 +1087,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 					 cancel, &b->fs, err);
 	ocil_strv_clear(&owned);
 	if (r < 0 || check_base_python(b, o->allow_mismatch, err) < 0 ||
-	    check_wheels_glibc(b, &pr, err) < 0)
+	    check_wheels_glibc(o, b, &pr, err) < 0)
 		return -1;
 
 	ocil_layer_opts lo = {.mtime = epoch,
@@ -923,9 +1110,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	layers[1].created_by = code_by;
 	layers[2].created_by = rt_by;
 	if (hit) {
-		say(&pr, "conda prefix %s unchanged: layer %s from the cache", o->prefix,
-		    ce.digest);
-		for (size_t i = 0; !o->quiet && i < b->conda_warnings.n; i++)
+		/* (a lock's were shown with what it holds, as on a miss) */
+		for (size_t i = 0; !o->quiet && !o->lock && i < b->conda_warnings.n; i++)
 			fprintf(stderr, "ocilambda: warning: %s\n", b->conda_warnings.v[i]);
 		if (use_cached(b, &ce, &layers[0], &results[0], err) < 0)
 			return -1;
@@ -935,8 +1121,9 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		if (write_layer(b, o, cancel, &lo, produce_conda, &layers[0], &results[0], err) < 0)
 			return ocil_error_wrap(err, "conda %s %s", o->lock ? "lock" : "prefix",
 					       conda_src);
-		if (o->lock == NULL && key[0] != '\0')
-			remember(b, &pr, key, &layers[0], &results[0], conda_facts(b));
+		json_t *facts = key[0] != '\0' ? conda_facts(o, b, &pr) : NULL;
+		if (facts != NULL)
+			remember(b, &pr, key, &layers[0], &results[0], facts);
 	}
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
 	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
@@ -1033,7 +1220,8 @@ const ocil_command ocil_cmd_assemble = {
 	"An unchanged conda prefix (every file's metadata, every option) and runtime\n"
 	"patch come from the layer cache under --cache-dir; --no-cache takes nothing from it.\n"
 	"With --conda-lock the conda layer is built from the locked package files in\n"
-	"--pkgs-dir (each checked against the lock's md5/sha256), without conda.\n"
+	"--pkgs-dir (each checked against the lock's md5/sha256), without conda; it\n"
+	"is cached too (the lock's bytes, the metadata of --pkgs-dir and --wheels-dir).\n"
 	"\nExample:\n"
 	"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
 	"      --handler example.lambda_handler --output oci:./out:latest\n"

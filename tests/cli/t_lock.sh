@@ -148,6 +148,108 @@ R=$T/b3/rootfs
 [ "$(run /opt/conda-env/bin/wheeldemo)" = "wheeldemo ok" ] || fail "manylinux2014 wheel not installed"
 ok "wheels: a manylinux tag needing a newer glibc than the base's is refused, manylinux2014 installs"
 
+# The layer cache (as for prefixes): an unchanged lock, package and wheel directories
+# give the conda layer without reading the packages; what loading them found (python,
+# warnings, wheel tags, SBOM packages) comes with it. Copies, to change them.
+C=$T/lcache
+cp -a "$L/pkgs" "$T/lp"
+cp "$L/explicit.txt" "$T/lock.txt"
+mkdir "$T/lw"
+n=0
+# lbuild [ARGS...]: assemble the copied lock into one layout (the SBOM is named after
+# it); sets OUT, DIGEST, LOG
+OUT=$T/lc-out
+lbuild() {
+	n=$((n + 1))
+	LOG=$T/lc-log$n
+	DIGEST=$(assemble --conda-lock "$T/lock.txt" --pkgs-dir "$T/lp" --cache-dir "$C" \
+		--output "oci:$OUT:latest" --progress "$@" 2>"$LOG") || fail "build $n: $(cat "$LOG")"
+}
+cached() { grep -q "^ocilambda: conda lock $T/lock.txt unchanged: layer .* from the cache" "$LOG"; }
+conda_layer() { json "$OUT/blobs/sha256/${DIGEST#sha256:}" 'j["layers"][-3]["digest"]'; }
+lbuild --sbom "$T/lc-sbom1.json"
+first=$DIGEST
+first_layer=$(conda_layer)
+! cached || fail "the first lock build packs"
+lbuild --sbom "$T/lc-sbom2.json"
+cached || fail "a second lock build uses the cache: $(cat "$LOG")"
+grep -Eq '^ +[0-9]+ +conda +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" ||
+	fail "the summary says the conda layer was cached: $(cat "$LOG")"
+[ "$DIGEST" = "$first" ] || fail "the cached lock build gives another image"
+cmp "$T/lc-sbom1.json" "$T/lc-sbom2.json" || fail "--sbom differs on a cached build"
+grep -F "ocilambda: warning: share/common/owner.txt is in both hellotool-1.0-h0_0.tar.bz2 and whereami-1.0-h0_0.conda" \
+	"$LOG" >/dev/null || fail "a cached build still warns of the shared path: $(cat "$LOG")"
+grep -F "conda lock $T/lock.txt: python $PYVER" "$LOG" >/dev/null || fail "python from the cache: $(cat "$LOG")"
+no_litter "$T"
+ok "lock cache: a second build takes the conda layer from the cache, same image, same --sbom bytes, same warning"
+
+# the same bytes written again, size and mtime kept: only ctime tells
+pk=$T/lp/hellotool-1.0-h0_0.tar.bz2
+m=$(stat -c %y "$pk")
+"$PY" -c 'import sys; p = sys.argv[1]; d = open(p, "rb").read(); open(p, "wb").write(d)' "$pk"
+touch -d "$m" "$pk"
+[ "$(stat -c %y "$pk")" = "$m" ] || fail "mtime not restored"
+lbuild
+! cached || fail "a package rewritten in place (same size and mtime) is not noticed"
+[ "$DIGEST" = "$first" ] || fail "same bytes, another image"
+lbuild
+cached || fail "cached again: $(cat "$LOG")"
+printf 'X' | dd of="$pk" bs=1 seek=100 conv=notrunc 2>/dev/null
+touch -d "$m" "$pk"
+expect_fail 2 "hellotool-1.0-h0_0.tar.bz2: md5 mismatch" \
+	assemble --conda-lock "$T/lock.txt" --pkgs-dir "$T/lp" --cache-dir "$C" --output "oci:$T/bad"
+cp -p "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" "$pk"
+# a --pkgs-dir of symlinks (into conda's own pkgs, say): what they point at counts
+mkdir "$T/lsym"
+for f in "$T/lp"/*; do ln -s "$f" "$T/lsym/"; done
+lbuild --pkgs-dir "$T/lsym"
+lbuild --pkgs-dir "$T/lsym"
+cached || fail "unchanged symlinked packages: $(cat "$LOG")"
+m=$(stat -c %y "$pk")
+"$PY" -c 'import sys; p = sys.argv[1]; d = open(p, "rb").read(); open(p, "wb").write(d)' "$pk"
+touch -d "$m" "$pk"
+lbuild --pkgs-dir "$T/lsym"
+! cached || fail "a package rewritten behind a symlink is not noticed"
+ok "lock cache: a package changed in place (size and mtime kept) is noticed, behind a symlink too; tampering still fails its hash"
+
+lbuild --wheels-dir "$T/lw"
+! cached || fail "an (empty) --wheels-dir is another key"
+lbuild --wheels-dir "$T/lw"
+cached || fail "the same empty wheels directory: $(cat "$LOG")"
+cp "$L/wheels/wheeldemo-1.0-py3-none-any.whl" "$T/lw/"
+lbuild --wheels-dir "$T/lw"
+! cached || fail "a wheel added to --wheels-dir repacks"
+[ "$(conda_layer)" != "$first_layer" ] || fail "the wheel is not in the layer"
+lbuild --wheels-dir "$T/lw"
+cached || fail "unchanged wheels: $(cat "$LOG")"
+echo "# a comment" >>"$T/lock.txt"
+lbuild
+! cached || fail "a changed lock file repacks"
+lbuild
+cached || fail "the changed lock, again: $(cat "$LOG")"
+lbuild --no-cache
+! cached || fail "--no-cache repacks"
+grep -Eq '^ +[0-9]+ +conda .* new ' "$LOG" || fail "--no-cache: the summary says new: $(cat "$LOG")"
+[ "$DIGEST" = "$first" ] || fail "--no-cache gives another image"
+ok "lock cache: a wheel added, a changed lock and --no-cache each repack"
+
+# glibc refusal from a cached layer: cached on base38 (no libc: glibc unknown, accepted,
+# python minor allowed to differ), then refused on the base with this host's glibc
+mkdir "$T/lgl"
+cp "$L/wheels/wheeldemo-1.0-py3-none-any.whl" "$T/lgl/wheeldemo-1.0-py3-none-manylinux_2_99_x86_64.whl"
+$OCILAMBDA assemble --base "oci:$FIXTURES/base38:3.8" --allow-python-mismatch --code "$T/code" \
+	--handler example.lambda_handler --conda-lock "$T/lock.txt" --pkgs-dir "$T/lp" \
+	--wheels-dir "$T/lgl" --cache-dir "$C" --output "oci:$T/lgl-out" --progress \
+	>/dev/null 2>"$T/lgl.log" || fail "manylinux_2_99 wheel on a base without libc: $(cat "$T/lgl.log")"
+grep -F "no libc.so.6 with a version in the base" "$T/lgl.log" >/dev/null || fail "base38 has a libc: $(cat "$T/lgl.log")"
+expect_fail 2 "$T/lgl/wheeldemo-1.0-py3-none-manylinux_2_99_x86_64.whl: built for py3-none-manylinux_2_99_x86_64, which needs glibc 2.99; the base image has glibc $glibc" \
+	assemble --conda-lock "$T/lock.txt" --pkgs-dir "$T/lp" --wheels-dir "$T/lgl" \
+	--cache-dir "$C" --output "oci:$T/lgl-bad" --progress
+grep -q "^ocilambda: conda lock $T/lock.txt unchanged: layer .* from the cache" "$T/stderr" ||
+	fail "the refused build had the layer cached: $(cat "$T/stderr")"
+[ ! -e "$T/lgl-bad" ] || fail "output written for a cached wheel the base's glibc can not run"
+ok "lock cache: a wheel needing a newer glibc than the base's is refused although its layer is cached"
+
 # bad input
 cp -r "$L/pkgs" "$T/tampered"
 printf 'X' | dd of="$T/tampered/hellotool-1.0-h0_0.tar.bz2" bs=1 seek=100 conv=notrunc 2>/dev/null
