@@ -141,6 +141,12 @@ bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress);
  * on a bad value. */
 int ocil_cmd_shared_opt(ocil_cmd_registry *r, bool *quiet, bool *progress, int key, const char *arg,
 			ocil_error **err);
+/* A whole decimal in [lo, hi] as the value of --name, else OCIL_E_USAGE
+ * "--name \"arg\": want <want>". */
+int ocil_cmd_long_opt(const char *name, const char *arg, long lo, long hi, const char *want,
+		      long *out, ocil_error **err);
+/* --env KEY=VALUE (a non-empty KEY), kept in env. */
+int ocil_cmd_env_opt(ocil_strv *env, const char *arg, ocil_error **err);
 /* Whether progress goes to stderr: not --quiet, and --progress or a TTY. */
 bool ocil_cmd_progress_on(bool quiet, bool progress);
 /* "12.3 MiB" */

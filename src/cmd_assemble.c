@@ -202,11 +202,7 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		o->level = arg[0] - '0';
 		break;
 	case OPT_ENV:
-		if (strchr(arg, '=') == NULL || arg[0] == '=')
-			return ocil_error_set(err, OCIL_E_USAGE, "--env \"%s\": want KEY=VALUE",
-					      arg);
-		ocil_strv_push(&o->env, ocil_xstrdup(arg));
-		break;
+		return ocil_cmd_env_opt(&o->env, arg, err);
 	}
 	return 0;
 }
@@ -892,12 +888,7 @@ static int key_dir(ocil_hasher *h, const char *what, const char *dir, const ocil
 			ocil_layer_cache_key_int(h, -1); /* dangling: loading says so */
 			continue;
 		}
-		int64_t v[] = {(int64_t)st.st_dev,	   (int64_t)st.st_ino,
-			       (int64_t)st.st_mode,	   (int64_t)st.st_size,
-			       (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec,
-			       (int64_t)st.st_ctim.tv_sec, (int64_t)st.st_ctim.tv_nsec};
-		for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
-			ocil_layer_cache_key_int(h, v[k]);
+		ocil_walk_fold_stat(h, &st);
 	}
 	return 0;
 }

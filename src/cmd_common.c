@@ -262,7 +262,6 @@ int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
 int ocil_cmd_registry_opt(ocil_cmd_registry *r, int key, const char *arg, ocil_error **err)
 {
 	ocil_registry_opts *o = r->registry;
-	char *end = NULL;
 	long v;
 	switch (key - OCIL_OPT_REGISTRY_BASE) {
 	case 0:
@@ -288,11 +287,9 @@ int ocil_cmd_registry_opt(ocil_cmd_registry *r, int key, const char *arg, ocil_e
 		return 1;
 	case 5:
 	case 6:
-		v = strtol(arg, &end, 10);
-		if (*arg == '\0' || *end != '\0' || v < 0 || v > 100000)
-			return ocil_error_set(
-			    err, OCIL_E_USAGE, "--%s \"%s\": want a number",
-			    key == OCIL_OPT_REGISTRY_BASE + 5 ? "retry" : "timeout", arg);
+		if (ocil_cmd_long_opt(key == OCIL_OPT_REGISTRY_BASE + 5 ? "retry" : "timeout", arg,
+				      0, 100000, "a number", &v, err) < 0)
+			return -1;
 		if (key == OCIL_OPT_REGISTRY_BASE + 5)
 			o->retries = (int)v;
 		else if (v == 0)
@@ -371,6 +368,25 @@ bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress)
 	else if (key == OCIL_OPT_PROGRESS)
 		*progress = true;
 	return key == OCIL_OPT_QUIET || key == OCIL_OPT_PROGRESS;
+}
+
+int ocil_cmd_long_opt(const char *name, const char *arg, long lo, long hi, const char *want,
+		      long *out, ocil_error **err)
+{
+	char *end = NULL;
+	long v = strtol(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || v < lo || v > hi)
+		return ocil_error_set(err, OCIL_E_USAGE, "--%s \"%s\": want %s", name, arg, want);
+	*out = v;
+	return 0;
+}
+
+int ocil_cmd_env_opt(ocil_strv *env, const char *arg, ocil_error **err)
+{
+	if (strchr(arg, '=') == NULL || arg[0] == '=')
+		return ocil_error_set(err, OCIL_E_USAGE, "--env \"%s\": want KEY=VALUE", arg);
+	ocil_strv_push(env, ocil_xstrdup(arg));
+	return 0;
 }
 
 int ocil_cmd_shared_opt(ocil_cmd_registry *r, bool *quiet, bool *progress, int key, const char *arg,

@@ -79,17 +79,14 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	int handled = ocil_cmd_shared_opt(&o->reg, &o->quiet, &o->progress, key, arg, err);
 	if (handled != 0)
 		return handled < 0 ? -1 : 0;
-	char *end = NULL;
 	long v;
 	switch (key) {
 	case OPT_EVENT:
 		o->event = arg;
 		break;
 	case OPT_PORT:
-		v = strtol(arg, &end, 10);
-		if (*arg == '\0' || *end != '\0' || v < 1 || v > 65535)
-			return ocil_error_set(err, OCIL_E_USAGE, "--port \"%s\": want 1-65535",
-					      arg);
+		if (ocil_cmd_long_opt("port", arg, 1, 65535, "1-65535", &v, err) < 0)
+			return -1;
 		o->port = (int)v;
 		break;
 	case OPT_HANDLER:
@@ -98,18 +95,10 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		o->handler = arg;
 		break;
 	case OPT_ENV:
-		if (strchr(arg, '=') == NULL || arg[0] == '=')
-			return ocil_error_set(err, OCIL_E_USAGE, "--env \"%s\": want KEY=VALUE",
-					      arg);
-		ocil_strv_push(&o->env, ocil_xstrdup(arg));
-		break;
+		return ocil_cmd_env_opt(&o->env, arg, err);
 	case OPT_TIMEOUT_S:
-		v = strtol(arg, &end, 10);
-		if (*arg == '\0' || *end != '\0' || v < 1 || v > 86400)
-			return ocil_error_set(err, OCIL_E_USAGE,
-					      "--timeout-s \"%s\": want 1-86400 seconds", arg);
-		o->timeout_s = v;
-		break;
+		return ocil_cmd_long_opt("timeout-s", arg, 1, 86400, "1-86400 seconds",
+					 &o->timeout_s, err);
 	case OPT_PLATFORM:
 		o->platform = arg;
 		break;

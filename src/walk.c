@@ -196,7 +196,7 @@ const char *ocil_walk_kind(mode_t m)
 
 /* One fixed-width record a stat, then the path (and a symlink's target),
  * NUL-terminated so no two entries can run together. */
-static void fold_stat(ocil_hasher *h, const struct stat *st)
+void ocil_walk_fold_stat(ocil_hasher *h, const struct stat *st)
 {
 	uint64_t v[] = {
 	    (uint64_t)st->st_mode,	  (uint64_t)st->st_size,
@@ -210,7 +210,7 @@ static void fold_stat(ocil_hasher *h, const struct stat *st)
 static int fingerprint_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
 {
 	ocil_hasher *h = ud;
-	fold_stat(h, e->st);
+	ocil_walk_fold_stat(h, e->st);
 	ocil_hasher_update(h, e->rel, strlen(e->rel) + 1);
 	if (S_ISLNK(e->st->st_mode)) {
 		cleanup_free char *target = NULL;
@@ -238,7 +238,7 @@ static bool fp_split(const ocil_walk_entry *e, void *ud)
 	fp_ctx *c = ud;
 	if (e->depth != SPLIT_DEPTH || !S_ISDIR(e->st->st_mode))
 		return false;
-	fold_stat(c->h, e->st);
+	ocil_walk_fold_stat(c->h, e->st);
 	ocil_hasher_update(c->h, e->rel, strlen(e->rel) + 1);
 	ocil_strv_push(&c->units, ocil_xstrdup(e->path));
 	return true;
@@ -255,7 +255,7 @@ static int fingerprint_serial(const char *root, ocil_hasher *h, const ocil_cance
 	struct stat st;
 	if (lstat(root, &st) < 0)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", root);
-	fold_stat(h, &st);
+	ocil_walk_fold_stat(h, &st);
 	ocil_walk_opts o = {.fn = fingerprint_entry, .ud = h, .cancel = cancel};
 	return ocil_walk(root, &o, err);
 }
@@ -298,7 +298,7 @@ int ocil_walk_fingerprint(const char *root, ocil_hasher *h, const ocil_cancel *c
 	struct stat st;
 	if (stat(root, &st) < 0)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "%s", root);
-	fold_stat(h, &st);
+	ocil_walk_fold_stat(h, &st);
 	cleanup_strv ocil_strv units = {0};
 	fp_ctx c = {.h = h};
 	ocil_walk_opts o = {.fn = fp_entry, .skip = fp_split, .ud = &c, .cancel = cancel};

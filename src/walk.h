@@ -64,6 +64,9 @@ int ocil_walk_readlink(const ocil_walk_entry *e, char **target, ocil_error **err
 struct ocil_hasher;
 int ocil_walk_fingerprint(const char *root, struct ocil_hasher *h, const ocil_cancel *cancel,
 			  ocil_error **err);
+/* The metadata part of that for one stat (type and mode, size, mtime and
+ * ctime in nanoseconds, inode, device), fixed-width. */
+void ocil_walk_fold_stat(struct ocil_hasher *h, const struct stat *st);
 /* What an entry that is not a directory, regular file or symlink is
  * ("socket", "fifo", "device", "special file"), for the producers' "a %s
  * can not go into an image layer". */
