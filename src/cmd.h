@@ -117,6 +117,8 @@ typedef struct {
 	double start, last;
 } ocil_cmd_progress;
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress);
+/* A notice callback: "ocilambda: <msg>" on stderr (data unused). */
+void ocil_cmd_print_notice(void *data, const char *msg);
 
 /* Colour for terminals: on when fd is a TTY and NO_COLOR is unset or
  * empty (https://no-color.org). */

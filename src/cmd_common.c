@@ -304,7 +304,7 @@ int ocil_cmd_registry_opt(ocil_cmd_registry *r, int key, const char *arg, ocil_e
 	return 0;
 }
 
-static void print_notice(void *data, const char *msg)
+void ocil_cmd_print_notice(void *data, const char *msg)
 {
 	fprintf(stderr, "ocilambda: %s\n", msg);
 }
@@ -340,7 +340,7 @@ static void print_progress(void *data, const char *digest, uint64_t done, uint64
 
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress)
 {
-	o->notice = print_notice;
+	o->notice = ocil_cmd_print_notice;
 	o->progress = progress ? print_progress : NULL;
 	o->data = progress;
 }

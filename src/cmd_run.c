@@ -106,13 +106,6 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* ---- the event ---- */
 
 static int load_event(const char *arg, char **out, size_t *len, ocil_error **err)
@@ -225,12 +218,6 @@ static int read_config(const opts *o, image *im, ocil_error **err)
 	return 0;
 }
 
-static void print_notice(void *data, const char *msg)
-{
-	(void)data;
-	fprintf(stderr, "ocilambda: %s\n", msg);
-}
-
 /* The cache key of an image's tree: the config digest and the layers'
  * digests. The layers unpacked are the manifest's, verified against their
  * descriptors but never against the config's diff_ids, so the config alone
@@ -270,7 +257,7 @@ static int prepare_rootfs(const opts *o, image *im, const ocil_cancel *cancel, o
 	ocil_layer_files f = {0};
 	int r = ocil_layer_files_get(&im->ref, im->src, im->cache_dir, NULL, cancel, &f, err);
 	const char *dirs[] = {"/proc", "/dev", "/tmp", im->workdir, NULL};
-	ocil_unpack_opts uo = {.cancel = cancel, .notice = o->quiet ? NULL : print_notice};
+	ocil_unpack_opts uo = {.cancel = cancel, .notice = o->quiet ? NULL : ocil_cmd_print_notice};
 	bool made = false;
 	if (r == 0)
 		r = ocil_unpack_cached(im->cache_dir, key, (const char *const *)f.paths.v,
@@ -570,7 +557,7 @@ static int invoke_once(session *s, const char *event, size_t len, ocil_error **e
 	ocil_rapi_submit(s->rapi, event, len);
 	if (start(s, err) < 0)
 		return -1;
-	double deadline = now_s() + (double)s->o->timeout_s;
+	double deadline = ocil_cmd_now() + (double)s->o->timeout_s;
 	for (;;) {
 		ocil_rapi_event ev;
 		int r = next_event(s, &ev, err);
@@ -607,7 +594,7 @@ static int invoke_once(session *s, const char *event, size_t len, ocil_error **e
 				  "give --handler)"
 				: "; its log is above");
 		}
-		if (now_s() > deadline)
+		if (ocil_cmd_now() > deadline)
 			return ocil_error_set(err, OCIL_E_FUNCTION,
 					      "the function timed out after %ld s (--timeout-s): "
 					      "stopped",
@@ -646,12 +633,10 @@ static int serve(session *s, ocil_error **err)
 			return -1;
 		if (r > 0) {
 			switch (ev.kind) {
-			case OCIL_RAPI_QUEUED:
-				if (deadline == 0)
-					deadline = now_s() + (double)s->o->timeout_s;
+			case OCIL_RAPI_QUEUED: /* busy now: the clock starts below */
 				break;
 			case OCIL_RAPI_STARTED:
-				deadline = now_s() + (double)s->o->timeout_s;
+				deadline = ocil_cmd_now() + (double)s->o->timeout_s;
 				snprintf(current, sizeof(current), "%s", ev.id);
 				break;
 			case OCIL_RAPI_INIT_ERROR:
@@ -672,8 +657,8 @@ static int serve(session *s, ocil_error **err)
 			ocil_rapi_event_clear(&ev);
 		}
 		if (ocil_rapi_busy(s->rapi) && deadline == 0)
-			deadline = now_s() + (double)s->o->timeout_s;
-		if (s->c.pid > 0 && ocil_rapi_busy(s->rapi) && now_s() > deadline) {
+			deadline = ocil_cmd_now() + (double)s->o->timeout_s;
+		if (s->c.pid > 0 && ocil_rapi_busy(s->rapi) && ocil_cmd_now() > deadline) {
 			stop_child(&s->c);
 			cleanup_free char *body = ocil_xasprintf(
 			    "{\"errorType\":\"Sandbox.Timedout\",\"errorMessage\":\"RequestId: %s "
@@ -698,7 +683,7 @@ static int serve(session *s, ocil_error **err)
 		if (s->c.pid == 0 && ocil_rapi_busy(s->rapi)) {
 			if (start(s, err) < 0)
 				return -1;
-			deadline = now_s() + (double)s->o->timeout_s;
+			deadline = ocil_cmd_now() + (double)s->o->timeout_s;
 		}
 	}
 }
@@ -716,10 +701,10 @@ static int do_run(const opts *o, const char *input, image *im, const ocil_cancel
 	    ocil_ref_parse(input, &im->ref, err) < 0)
 		return -1;
 	/* the cheap checks first: the port, bubblewrap */
-	cleanup_free char *arn =
-	    ocil_xasprintf("arn:aws:lambda:us-east-1:012345678912:function:" FUNCTION_NAME);
-	ocil_rapi_opts rao = {
-	    .invoke_port = o->port, .function_arn = arn, .timeout_ms = o->timeout_s * 1000};
+	ocil_rapi_opts rao = {.invoke_port = o->port,
+			      .function_arn =
+				  "arn:aws:lambda:us-east-1:012345678912:function:" FUNCTION_NAME,
+			      .timeout_ms = o->timeout_s * 1000};
 	session s = {.o = o, .im = im, .cancel = cancel};
 	if (ocil_rapi_open(&rao, &s.rapi, err) < 0)
 		return -1;

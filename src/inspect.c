@@ -1,13 +1,8 @@
 #include "inspect.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "blobstore.h"
-#include "digest.h"
 #include "json.h"
 #include "rootfs.h"
 

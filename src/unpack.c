@@ -559,7 +559,7 @@ int ocil_unpack_cached(const char *cache_dir, const char *digest, const char *co
 	if (remove_stale(dir, err) < 0)
 		return -1;
 	cleanup_free char *tmp =
-	    ocil_xasprintf("%s/" TMP_PREFIX "%s.XXXXXX", dir, strchr(digest, ':') + 1);
+	    ocil_xasprintf("%s/" TMP_PREFIX "%s.XXXXXX", dir, ocil_digest_hex(digest));
 	if (mkdtemp(tmp) == NULL)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "creating %s", tmp);
 	if (fill(tmp, layer_paths, n, dirs, o, err) < 0 || rename(tmp, final) < 0) {
