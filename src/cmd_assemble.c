@@ -308,11 +308,11 @@ typedef struct {
 	json_t *entrypoint;
 	ocil_strv env, pythons;
 	ocil_strv conda_warnings; /* what packing the prefix (or loading the lock) reported */
-	bool conda_cached;	  /* the conda layer came from the cache */
 	/* --conda-lock, kept with a cached layer: each wheel's fn and tags
 	 * (the glibc check), and the packages --sbom lists */
 	json_t *wheel_tags;
 	ocil_sbom_packages lock_sbom;
+	bool lock_sbom_ready;	 /* lock_sbom filled (from the cache, or made once) */
 	ocil_layer_cache *cache; /* NULL: none usable */
 	char *index_dir;	 /* layer entry indexes (under the cache), or NULL */
 	char *minor;
@@ -441,6 +441,12 @@ static bool wheel_tags_valid(const json_t *a)
 	return true;
 }
 
+static void print_warnings(const opts *o, const ocil_strv *w)
+{
+	for (size_t i = 0; !o->quiet && i < w->n; i++)
+		fprintf(stderr, "ocilambda: warning: %s\n", w->v[i]);
+}
+
 typedef int (*producer_fn)(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			   ocil_error **err);
 
@@ -468,10 +474,9 @@ static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_lay
 	ocil_conda_report rep = {0};
 	int r = ocil_conda_write_layer(&co, w, &rep, err);
 	/* What relocation could not fix is the user's to know, even on failure. */
-	for (size_t i = 0; !o->quiet && i < rep.warnings.n; i++)
-		fprintf(stderr, "ocilambda: warning: %s\n", rep.warnings.v[i]);
 	b->conda_warnings = rep.warnings;
 	rep.warnings = (ocil_strv){0};
+	print_warnings(o, &b->conda_warnings);
 	ocil_conda_report_clear(&rep);
 	return r;
 }
@@ -587,6 +592,20 @@ static int check_options(opts *o, ocil_error **err)
 	return 0;
 }
 
+/* A lock build's packages as --sbom lists them: kept with a cached layer,
+ * else made once from the loaded lock (for the cache and for --sbom). */
+static int lock_packages(build *b, ocil_error **err)
+{
+	if (b->lock_sbom_ready)
+		return 0;
+	if (ocil_condaenv_sbom_packages(&b->lockenv, &b->lock_sbom, err) < 0) {
+		ocil_sbom_packages_clear(&b->lock_sbom);
+		return -1;
+	}
+	b->lock_sbom_ready = true;
+	return 0;
+}
+
 /* The conda packages of the prefix as SPDX, named after the output and
  * tied to the image's digest. */
 static int write_sbom(const opts *o, build *b, ocil_error **err)
@@ -595,15 +614,13 @@ static int write_sbom(const opts *o, build *b, ocil_error **err)
 	if (ocil_source_date_epoch(&epoch, err) < 0)
 		return -1;
 	cleanup_sbom_packages ocil_sbom_packages pk = {0};
-	int r = o->lock == NULL	  ? ocil_sbom_read_prefix(o->prefix, &pk, err)
-		: b->conda_cached ? 0
-				  : ocil_condaenv_sbom_packages(&b->lockenv, &pk, err);
+	int r =
+	    o->lock == NULL ? ocil_sbom_read_prefix(o->prefix, &pk, err) : lock_packages(b, err);
 	ocil_sbom_opts so = {.name = o->output,
 			     .image_digest = b->manifest.digest,
 			     .prefix = o->prefix_dest,
 			     .created = epoch};
-	if (r < 0 || ocil_sbom_write(o->sbom, &so, b->conda_cached && o->lock ? &b->lock_sbom : &pk,
-				     err) < 0)
+	if (r < 0 || ocil_sbom_write(o->sbom, &so, o->lock ? &b->lock_sbom : &pk, err) < 0)
 		return ocil_error_wrap(err, "--sbom");
 	return 0;
 }
@@ -688,6 +705,14 @@ static int publish(const opts *o, build *b, const json_t *config, const progress
 	return 0;
 }
 
+/* The end of every layer key: the options of packing any layer. */
+static void key_packing(ocil_hasher *h, const opts *o, int64_t epoch)
+{
+	ocil_layer_cache_key_int(h, o->zstd);
+	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
+	ocil_layer_cache_key_int(h, epoch);
+}
+
 /* The conda layer's cache key: every option that changes its bytes, then
  * the metadata of every file of the prefix (ocil_walk_fingerprint). */
 static int conda_key(const opts *o, int64_t epoch, const ocil_cancel *cancel,
@@ -704,9 +729,7 @@ static int conda_key(const opts *o, int64_t epoch, const ocil_cancel *cancel,
 	for (size_t i = 0; i < o->excludes.n; i++)
 		ocil_layer_cache_key_str(h, o->excludes.v[i]);
 	ocil_layer_cache_key_int(h, o->strict);
-	ocil_layer_cache_key_int(h, o->zstd);
-	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
-	ocil_layer_cache_key_int(h, epoch);
+	key_packing(h, o, epoch);
 	int r = ocil_walk_fingerprint(real, h, cancel, err);
 	ocil_layer_cache_key_finish(h, key);
 	return r;
@@ -786,12 +809,12 @@ static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cac
 			return 0;
 		}
 		b->wheel_tags = json_incref((json_t *)tags);
+		b->lock_sbom_ready = true;
 	}
 	size_t i;
 	json_t *w;
 	json_array_foreach(warnings, i, w) if (json_is_string(w))
 	    ocil_strv_push(&b->conda_warnings, ocil_xstrdup(json_string_value(w)));
-	b->conda_cached = true;
 	return 1;
 }
 
@@ -807,16 +830,15 @@ static json_t *conda_facts(const opts *o, build *b, const progress *pr)
 		say(pr, "not caching the conda layer: what it holds cannot be recorded");
 	if (facts == NULL || o->lock == NULL)
 		return facts;
-	cleanup_sbom_packages ocil_sbom_packages pk = {0};
 	ocil_error *no_sbom = NULL;
-	if (ocil_condaenv_sbom_packages(&b->lockenv, &pk, &no_sbom) < 0) {
+	if (lock_packages(b, &no_sbom) < 0) {
 		say(pr, "not caching the conda layer: %s", no_sbom->msg);
 		ocil_error_free(no_sbom);
 		json_decref(facts);
 		return NULL;
 	}
 	json_object_set(facts, "wheels", b->wheel_tags);
-	json_object_set_new(facts, "sbom", ocil_sbom_packages_to_json(&pk));
+	json_object_set_new(facts, "sbom", ocil_sbom_packages_to_json(&b->lock_sbom));
 	return facts;
 }
 
@@ -831,9 +853,7 @@ static void runtime_key(const opts *o, const build *b, int64_t epoch,
 		ocil_layer_cache_key_str(h, b->base_layers[i].digest);
 	ocil_layer_cache_key_str(h, b->minor);
 	ocil_layer_cache_key_str(h, o->prefix_dest);
-	ocil_layer_cache_key_int(h, o->zstd);
-	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
-	ocil_layer_cache_key_int(h, epoch);
+	key_packing(h, o, epoch);
 	ocil_layer_cache_key_finish(h, key);
 }
 
@@ -918,9 +938,7 @@ static int lock_key(const opts *o, const char *subdir, int64_t epoch, const ocil
 		r = key_dir(h, "wheels directory", o->wheels_dir, cancel, err);
 	ocil_layer_cache_key_str(h, subdir);
 	ocil_layer_cache_key_str(h, o->prefix_dest);
-	ocil_layer_cache_key_int(h, o->zstd);
-	ocil_layer_cache_key_int(h, o->level ? o->level : 6);
-	ocil_layer_cache_key_int(h, epoch);
+	key_packing(h, o, epoch);
 	ocil_layer_cache_key_finish(h, key);
 	return r;
 }
@@ -992,8 +1010,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		hit = key[0] != '\0' ? conda_cached(o, b, key, &ce, cancel, err) : 0;
 		if (hit < 0 || (!hit && load_lock(o, b, subdir, err) < 0))
 			return -1;
-		for (size_t i = 0; !o->quiet && i < b->conda_warnings.n; i++)
-			fprintf(stderr, "ocilambda: warning: %s\n", b->conda_warnings.v[i]);
+		print_warnings(o, &b->conda_warnings);
 	} else {
 		/* The key is only for the cache: a prefix it cannot walk (an
 		 * unreadable directory that --exclude leaves out, say) is
@@ -1102,8 +1119,8 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	layers[2].created_by = rt_by;
 	if (hit) {
 		/* (a lock's were shown with what it holds, as on a miss) */
-		for (size_t i = 0; !o->quiet && !o->lock && i < b->conda_warnings.n; i++)
-			fprintf(stderr, "ocilambda: warning: %s\n", b->conda_warnings.v[i]);
+		if (o->lock == NULL)
+			print_warnings(o, &b->conda_warnings);
 		if (use_cached(b, &ce, &layers[0], &results[0], err) < 0)
 			return -1;
 	} else {
@@ -1126,9 +1143,9 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	int rt_hit = from_cache(o, b, rt_key, &rt, cancel, err);
 	if (rt_hit < 0 || (rt_hit > 0 && use_cached(b, &rt, &layers[2], &results[2], err) < 0))
 		return -1;
-	if (rt_hit)
+	if (rt_hit) {
 		say(&pr, "runtime patch %s from the cache", rt.digest);
-	if (!rt_hit) {
+	} else {
 		if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], &results[2], err) <
 		    0)
 			return ocil_error_wrap(err, "runtime patch");
