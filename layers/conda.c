@@ -751,14 +751,21 @@ static const struct {
     {"linux-s390x", "s390x"},
 };
 
+/* The OCI name of an arch given the kernel's way (x86_64, aarch64). */
+static const char *oci_arch(const char *arch)
+{
+	if (arch != NULL && strcmp(arch, "x86_64") == 0)
+		return "amd64";
+	if (arch != NULL && strcmp(arch, "aarch64") == 0)
+		return "arm64";
+	return arch;
+}
+
 const char *ocil_conda_subdir_for(const char *os, const char *arch)
 {
 	if (os == NULL || arch == NULL || strcmp(os, "linux") != 0)
 		return NULL;
-	if (strcmp(arch, "x86_64") == 0)
-		arch = "amd64";
-	else if (strcmp(arch, "aarch64") == 0)
-		arch = "arm64";
+	arch = oci_arch(arch);
 	for (size_t i = 0; i < sizeof(linux_arches) / sizeof(linux_arches[0]); i++)
 		if (strcmp(arch, linux_arches[i].arch) == 0)
 			return linux_arches[i].subdir;
@@ -771,10 +778,7 @@ int ocil_conda_check_platform(const ocil_conda_info *info, const char *os, const
 	const char *sd = info->subdir;
 	if (sd == NULL)
 		return 0;
-	if (arch != NULL && strcmp(arch, "x86_64") == 0)
-		arch = "amd64";
-	else if (arch != NULL && strcmp(arch, "aarch64") == 0)
-		arch = "arm64";
+	arch = oci_arch(arch);
 	if (ocil_str_has_prefix(sd, "osx-") || ocil_str_has_prefix(sd, "win-"))
 		return ocil_error_set(
 		    err, OCIL_E_INPUT,

@@ -827,11 +827,6 @@ static int add_console_script(inst_ctx *c, const ocil_wheel_file *f, ocil_error 
 	return put_file(c, f->target, 0755, script, strlen(script), err);
 }
 
-static int by_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_layer_writer *lw,
 		       ocil_error **err)
 {
@@ -851,7 +846,7 @@ int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_lay
 	cleanup_free char *record = ocil_xasprintf("%s/RECORD", di);
 	if (r == 0) {
 		add_row(&c, record, NULL, 0);
-		qsort(c.rows.v, c.rows.n, sizeof(char *), by_str);
+		ocil_strv_sort(&c.rows);
 		size_t len = 0;
 		for (size_t i = 0; i < c.rows.n; i++)
 			len += strlen(c.rows.v[i]) + 1;

@@ -34,10 +34,12 @@ int ocil_layer_cache_open(const char *cache_dir, ocil_layer_cache **out, ocil_er
 	ocil_blobstore *bs = NULL;
 	if (ocil_mkdir_p(dir, 0755, err) < 0 || ocil_blobstore_open(cache_dir, &bs, err) < 0)
 		return ocil_error_wrap(err, "layer cache %s", cache_dir);
-	/* records and memos of builds that were killed mid-write */
+	/* records, memos and layer indexes of builds killed mid-write */
 	cleanup_free char *verified = ocil_xasprintf("%s/verified", cache_dir);
+	cleanup_free char *index = ocil_xasprintf("%s/index", cache_dir);
 	ocil_tmpfile_sweep(dir);
 	ocil_tmpfile_sweep(verified);
+	ocil_tmpfile_sweep(index);
 	ocil_layer_cache *lc = ocil_xcalloc(1, sizeof(*lc));
 	lc->dir = steal_pointer(&dir);
 	lc->root = ocil_xstrdup(cache_dir);
@@ -151,7 +153,8 @@ int ocil_layer_cache_get(ocil_layer_cache *lc, const char *key, ocil_layer_cache
 		return 0;
 	}
 	cleanup_json json_t *now = identity(&st);
-	if (!json_equal(now, blob)) {
+	bool moved = !json_equal(now, blob);
+	if (moved) {
 		/* changed since it was hashed, or copied back: hash it again */
 		if (ocil_blob_file_verify(bpath, digest, (int64_t)st.st_size, cancel, &ignored) <
 		    0) {
@@ -172,7 +175,7 @@ int ocil_layer_cache_get(ocil_layer_cache *lc, const char *key, ocil_layer_cache
 	e->uncompressed_size = (int64_t)json_integer_value(raw);
 	json_t *facts = json_object_get(j, "facts");
 	e->facts = json_is_null(facts) ? NULL : json_incref(facts);
-	if (!json_equal(now, blob) && write_record(lc, key, e, &st, &ignored) < 0)
+	if (moved && write_record(lc, key, e, &st, &ignored) < 0)
 		ocil_error_free(ignored); /* still a hit; it is hashed again next time */
 	return 1;
 }

@@ -46,10 +46,10 @@ static void put(ocil_layer_index_writer *w, const void *p, size_t n)
 
 int ocil_layer_index_writer_begin(const char *dir, ocil_layer_index_writer **out, ocil_error **err)
 {
+	/* (the temporaries of builds that were killed are swept when the
+	 * cache is opened, once a build, not once a layer) */
 	if (ocil_mkdir_p(dir, 0755, err) < 0)
 		return ocil_error_wrap(err, "layer index");
-	/* indexes of builds that were killed leave temporaries behind */
-	ocil_tmpfile_sweep(dir);
 	ocil_layer_index_writer *w = ocil_xcalloc(1, sizeof(*w));
 	w->dir = ocil_xstrdup(dir);
 	w->lock = -1;

@@ -36,7 +36,6 @@ static int open_staging(ocil_sink *s, const char *dir, const char *name, ocil_er
 {
 	if (ocil_mkdir_p(dir, 0755, err) < 0)
 		return -1;
-	ocil_staging_sweep(dir, name); /* left by builds that were killed */
 	s->staging_fd = ocil_staging_create(dir, name, &s->staging, err);
 	if (s->staging_fd < 0)
 		return -1;

@@ -65,7 +65,6 @@ int ocil_layout_sink_open(const char *dir, ocil_layout_sink **out, ocil_error **
 	if (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode))
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "output %s: parent directory %s does not exist", dir, parent);
-	ocil_staging_sweep(parent, name);
 	ocil_layout_sink *s = ocil_xcalloc(1, sizeof(*s));
 	s->dir = ocil_xstrdup(dir);
 	s->existing = existing;

@@ -327,6 +327,7 @@ static void lockdir_sweep(const char *parent, const char *prefix)
 int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err)
 {
 	cleanup_free char *prefix = ocil_xasprintf(".%s.ocilambda-", name);
+	lockdir_sweep(parent, prefix); /* left by builds that were killed */
 	return lockdir_create(parent, prefix, "staging directory", path, err);
 }
 

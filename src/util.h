@@ -82,8 +82,8 @@ void ocil_tmpfile_sweep_for(const char *path);
 /* Staging directories ".<name>.ocilambda-XXXXXX" in parent (an output being
  * built beside where it will go): created with an exclusive flock held by
  * the returned descriptor (close it when done; -1 and an OCIL_E_IO error on
- * failure); ocil_staging_sweep removes those of that name whose lock can
- * be taken, i.e. whose build died. */
+ * failure), after ocil_staging_sweep, which removes those of that name
+ * whose lock can be taken, i.e. whose build died. */
 int ocil_staging_create(const char *parent, const char *name, char **path, ocil_error **err);
 void ocil_staging_sweep(const char *parent, const char *name);
 /* A scratch directory "ocilambda-<name>.XXXXXX" in parent (NULL: $TMPDIR,

@@ -238,8 +238,7 @@ static bool fp_split(const ocil_walk_entry *e, void *ud)
 	fp_ctx *c = ud;
 	if (e->depth != SPLIT_DEPTH || !S_ISDIR(e->st->st_mode))
 		return false;
-	ocil_walk_fold_stat(c->h, e->st);
-	ocil_hasher_update(c->h, e->rel, strlen(e->rel) + 1);
+	(void)fingerprint_entry(e, c->h, NULL); /* a directory: cannot fail */
 	ocil_strv_push(&c->units, ocil_xstrdup(e->path));
 	return true;
 }
