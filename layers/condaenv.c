@@ -43,16 +43,28 @@ static int check_fn(const ocil_condapkg *p, const char *lock, unsigned line, oci
 			      line, p->fn, p->name, p->version, p->build);
 }
 
+/* Whether the file the lock names at lp is missing from dir (then the
+ * error says so, with the lock's line); other failures are for opening it
+ * to report. */
+static bool not_there(const ocil_condaenv *env, const char *file, const ocil_condalock_pkg *lp,
+		      const char *fn, const char *dir, ocil_error **err)
+{
+	struct stat st;
+	if (stat(file, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+		return false;
+	ocil_error_set(err, OCIL_E_INPUT, "%s:%u: %s is not in %s", env->lock_path, lp->line, fn,
+		       dir);
+	return true;
+}
+
 static int open_all(ocil_condaenv *env, ocil_error **err)
 {
 	env->pkgs = ocil_xcalloc(env->lock.n_pkgs + 1, sizeof(*env->pkgs));
 	for (size_t i = 0; i < env->lock.n_pkgs; i++) {
 		const ocil_condalock_pkg *lp = &env->lock.pkgs[i];
 		cleanup_free char *file = ocil_xasprintf("%s/%s", env->pkgs_dir, lp->fn);
-		struct stat st;
-		if (stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
-			return ocil_error_set(err, OCIL_E_INPUT, "%s:%u: %s is not in %s",
-					      env->lock_path, lp->line, lp->fn, env->pkgs_dir);
+		if (not_there(env, file, lp, lp->fn, env->pkgs_dir, err))
+			return -1;
 		if (ocil_condapkg_open(file, lp->md5, lp->sha256, &env->pkgs[i], err) < 0)
 			return -1;
 		env->n++;
@@ -190,10 +202,8 @@ static int open_wheels(ocil_condaenv *env, const char *subdir, const char *minor
 		const ocil_condalock_pkg *lp = l->n_wheels > 0 ? &l->wheels[i] : NULL;
 		const char *fn = lp ? lp->fn : names.v[i];
 		cleanup_free char *file = ocil_xasprintf("%s/%s", env->wheels_dir, fn);
-		struct stat st;
-		if (lp != NULL && stat(file, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
-			return ocil_error_set(err, OCIL_E_INPUT, "%s:%u: %s is not in %s",
-					      env->lock_path, lp->line, fn, env->wheels_dir);
+		if (lp != NULL && not_there(env, file, lp, fn, env->wheels_dir, err))
+			return -1;
 		if (ocil_wheel_open(file, lp ? lp->sha256 : NULL, minor, arch_of(subdir),
 				    &env->wheels[i], err) < 0)
 			return -1;

@@ -297,6 +297,21 @@ static void answer_client(ocil_rapi *r, const invocation *inv, int status, const
 	reply(c, status, extra, body, len, !c->close_after);
 }
 
+/* The invocation running, else the first queued one, ends with this
+ * answer to its client (when it still waits) and is forgotten. */
+static void fail_head(ocil_rapi *r, int status, const char *extra, const char *body, size_t len)
+{
+	invocation *inv = r->current ? r->current : r->queue;
+	if (inv == NULL)
+		return;
+	answer_client(r, inv, status, extra, body, len);
+	if (inv == r->current)
+		r->current = NULL;
+	else
+		r->queue = inv->next;
+	invocation_free(inv);
+}
+
 static void close_conn(ocil_rapi *r, size_t i)
 {
 	conn *c = &r->conns[i];
@@ -561,16 +576,7 @@ static void on_runtime_request(ocil_rapi *r, conn *c, const request *q)
 	if (strcmp(q->path, INIT_ERROR_PATH) == 0) {
 		push_event(r, OCIL_RAPI_INIT_ERROR, "", q->body, q->len, q->error_type);
 		/* the invocation it was started for fails with it */
-		invocation *inv = r->current ? r->current : r->queue;
-		if (inv != NULL) {
-			answer_client(r, inv, 200, "X-Amz-Function-Error: Unhandled\r\n", q->body,
-				      q->len);
-			if (inv == r->current)
-				r->current = NULL;
-			else
-				r->queue = inv->next;
-			invocation_free(inv);
-		}
+		fail_head(r, 200, "X-Amz-Function-Error: Unhandled\r\n", q->body, q->len);
 		reply_json(c, 202, ok_body, ka);
 		return;
 	}
@@ -794,15 +800,7 @@ bool ocil_rapi_running(const ocil_rapi *r)
 
 void ocil_rapi_fail(ocil_rapi *r, int status, const char *body)
 {
-	invocation *inv = r->current ? r->current : r->queue;
-	if (inv != NULL) {
-		answer_client(r, inv, status, NULL, body, strlen(body));
-		if (inv == r->current)
-			r->current = NULL;
-		else
-			r->queue = inv->next;
-		invocation_free(inv);
-	}
+	fail_head(r, status, NULL, body, strlen(body));
 	for (size_t i = r->n_conns; i-- > 0;) {
 		conn *c = &r->conns[i];
 		if (c->runtime_side) {
