@@ -175,6 +175,20 @@ int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *si
 	return r;
 }
 
+int ocil_pkgfile_check_hashes(const char *file, const char *want_md5, const char *want_sha256,
+			      const char *md5, const char *sha256, ocil_error **err)
+{
+	if (want_sha256 != NULL && strcasecmp(want_sha256, sha256) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: sha256 mismatch (the lock says %s, the file has %s)",
+				      file, want_sha256, sha256);
+	if (want_md5 != NULL && strcasecmp(want_md5, md5) != 0)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: md5 mismatch (the lock says %s, the file has %s)", file,
+				      want_md5, md5);
+	return 0;
+}
+
 static int verify(ocil_condapkg *p, const char *md5, const char *sha256, ocil_error **err)
 {
 	if (md5 == NULL && sha256 == NULL)
@@ -183,15 +197,7 @@ static int verify(ocil_condapkg *p, const char *md5, const char *sha256, ocil_er
 	if (ocil_pkgfile_open(&p->src, p->file, err) < 0 ||
 	    ocil_pkgfile_hash(&p->src, p->md5, p->sha256, &p->size, err) < 0)
 		return -1;
-	if (sha256 != NULL && strcasecmp(sha256, p->sha256) != 0)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s: sha256 mismatch (the lock says %s, the file has %s)",
-				      p->file, sha256, p->sha256);
-	if (md5 != NULL && strcasecmp(md5, p->md5) != 0)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s: md5 mismatch (the lock says %s, the file has %s)",
-				      p->file, md5, p->md5);
-	return 0;
+	return ocil_pkgfile_check_hashes(p->file, md5, sha256, p->md5, p->sha256, err);
 }
 
 /* ---- archives ---- */

@@ -64,6 +64,11 @@ int ocil_pkgfile_reopen(ocil_pkgfile *f, ocil_error **err);
 /* md5 and sha256 (lowercase hex) and size of the file's bytes. */
 int ocil_pkgfile_hash(const ocil_pkgfile *f, char md5[33], char sha256[65], uint64_t *size,
 		      ocil_error **err);
+/* The hashes a file has against those a lock wants (NULL: not given):
+ * OCIL_E_INPUT "<file>: sha256 mismatch (the lock says X, the file has Y)",
+ * sha256 first, then md5. */
+int ocil_pkgfile_check_hashes(const char *file, const char *want_md5, const char *want_sha256,
+			      const char *md5, const char *sha256, ocil_error **err);
 /* OCIL_E_INPUT "<name> was changed or replaced while it was being read"
  * if it was (a rename over it changes its ctime too). */
 int ocil_pkgfile_check(const ocil_pkgfile *f, ocil_error **err);

@@ -205,14 +205,9 @@ int ocil_wheel_check_glibc(const ocil_wheel *w, ocil_glibc base, ocil_error **er
 	return ocil_wheel_tags_check_glibc(&t, base, err);
 }
 
-static bool has_tag(const char *set, const char *tag)
+static bool is_tag(const char *t, const void *tag)
 {
-	cleanup_free char *s = ocil_xstrdup(set);
-	char *save = NULL;
-	for (char *t = strtok_r(s, ".", &save); t != NULL; t = strtok_r(NULL, ".", &save))
-		if (strcmp(t, tag) == 0)
-			return true;
-	return false;
+	return strcmp(t, tag) == 0;
 }
 
 /* name-version[-build]-py-abi-plat.whl */
@@ -237,7 +232,7 @@ static int parse_name(ocil_wheel *w, const char *minor, const char *arch, ocil_e
 	w->plat = ocil_xstrdup(plat);
 	w->arch = ocil_xstrdup(arch);
 	const char *dot = strchr(minor, '.');
-	tag_ctx c = {.minor = dot ? atoi(dot + 1) : 0, .abi3 = has_tag(abi, "abi3")};
+	tag_ctx c = {.minor = dot ? atoi(dot + 1) : 0, .abi3 = in_set(abi, is_tag, "abi3")};
 	/* the base's glibc is not known yet: ocil_wheel_check_glibc */
 	if (!in_set(py, py_ok, &c) || !in_set(abi, abi_ok, &c) ||
 	    !ocil_wheel_plat_usable(plat, arch, (ocil_glibc){0, 0}, NULL))
@@ -522,7 +517,8 @@ static int match_record(open_ctx *c, ocil_error **err)
 	ocil_wheel *w = c->w;
 	if (c->record == NULL)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: no <name>.dist-info/RECORD", w->file);
-	cleanup_strv ocil_strv paths = {0}, hashes = {0};
+	/* "path\nhash" sorted, for lookups */
+	cleanup_strv ocil_strv rows = {0};
 	for (char *s = c->record, *next; s != NULL && *s; s = next) {
 		next = strchr(s, '\n');
 		if (next != NULL)
@@ -534,13 +530,8 @@ static int match_record(open_ctx *c, ocil_error **err)
 		char *path = csv_field(&p), *hash = csv_field(&p);
 		if (path[0] == '\0')
 			continue;
-		ocil_strv_push(&paths, ocil_xstrdup(path));
-		ocil_strv_push(&hashes, ocil_xstrdup(hash));
+		ocil_strv_push(&rows, ocil_xasprintf("%s\n%s", path, hash));
 	}
-	/* "path\nhash" sorted, for lookups */
-	cleanup_strv ocil_strv rows = {0};
-	for (size_t j = 0; j < paths.n; j++)
-		ocil_strv_push(&rows, ocil_xasprintf("%s\n%s", paths.v[j], hashes.v[j]));
 	ocil_strv_sort(&rows);
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < c->members.n; i++) {
@@ -616,13 +607,9 @@ static int open_wheel(ocil_wheel *w, const char *sha256, const char *minor, cons
 	if (sha256 != NULL) {
 		char md5[33], sha[65];
 		uint64_t size = 0;
-		if (ocil_pkgfile_hash(&w->src, md5, sha, &size, err) < 0)
+		if (ocil_pkgfile_hash(&w->src, md5, sha, &size, err) < 0 ||
+		    ocil_pkgfile_check_hashes(w->file, NULL, sha256, md5, sha, err) < 0)
 			return -1;
-		if (strcasecmp(sha, sha256) != 0)
-			return ocil_error_set(
-			    err, OCIL_E_INPUT,
-			    "%s: sha256 mismatch (the lock says %s, the file has %s)", w->file,
-			    sha256, sha);
 	}
 	open_ctx c = {.w = w, .minor = minor};
 	int r = ocil_archive_walk_zip(&w->src, list_entry, &c, err);
