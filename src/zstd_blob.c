@@ -56,31 +56,27 @@ int ocil_zstd_blob_begin(ocil_blobstore *bs, const ocil_zstd_opts *opts, ocil_zs
 	z->cctx = ZSTD_createCCtx();
 	if (z->cctx == NULL)
 		abort(); /* out of memory, as in ocil_xmalloc */
-	size_t rc =
-	    ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, ocil_zstd_level(level));
-	if (!ZSTD_isError(rc))
-		rc = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
 	/* Memory: each worker holds a window and match tables, and each job
 	 * its input, so all are capped (the defaults of zstd's middle levels
 	 * went past 200 MB with 4 workers). Part of the output format. */
 	ZSTD_compressionParameters cp = ZSTD_getCParams(ocil_zstd_level(level), 0, 0);
-	if (!ZSTD_isError(rc))
-		rc = ZSTD_CCtx_setParameter(
-		    z->cctx, ZSTD_c_windowLog,
-		    (int)(cp.windowLog < MAX_WINDOW_LOG ? cp.windowLog : MAX_WINDOW_LOG));
-	if (!ZSTD_isError(rc))
-		rc = ZSTD_CCtx_setParameter(
-		    z->cctx, ZSTD_c_hashLog,
-		    (int)(cp.hashLog < MAX_TABLE_LOG ? cp.hashLog : MAX_TABLE_LOG));
-	if (!ZSTD_isError(rc))
-		rc = ZSTD_CCtx_setParameter(
-		    z->cctx, ZSTD_c_chainLog,
-		    (int)(cp.chainLog < MAX_TABLE_LOG ? cp.chainLog : MAX_TABLE_LOG));
-	if (!ZSTD_isError(rc))
-		rc = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_jobSize, (int)JOB_SIZE);
-	/* >= 1 always: 0 is the single-threaded mode, which writes other bytes */
-	if (!ZSTD_isError(rc))
-		rc = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, (int)threads);
+	const struct {
+		ZSTD_cParameter p;
+		int v;
+	} params[] = {
+	    {ZSTD_c_compressionLevel, ocil_zstd_level(level)},
+	    {ZSTD_c_checksumFlag, 1},
+	    {ZSTD_c_windowLog,
+	     (int)(cp.windowLog < MAX_WINDOW_LOG ? cp.windowLog : MAX_WINDOW_LOG)},
+	    {ZSTD_c_hashLog, (int)(cp.hashLog < MAX_TABLE_LOG ? cp.hashLog : MAX_TABLE_LOG)},
+	    {ZSTD_c_chainLog, (int)(cp.chainLog < MAX_TABLE_LOG ? cp.chainLog : MAX_TABLE_LOG)},
+	    {ZSTD_c_jobSize, (int)JOB_SIZE},
+	    /* >= 1 always: 0 is the single-threaded mode, which writes other bytes */
+	    {ZSTD_c_nbWorkers, (int)threads},
+	};
+	size_t rc = 0;
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]) && !ZSTD_isError(rc); i++)
+		rc = ZSTD_CCtx_setParameter(z->cctx, params[i].p, params[i].v);
 	if (ZSTD_isError(rc)) {
 		ocil_zstd_blob_free(z);
 		return ocil_error_set(err, OCIL_E_IO,
