@@ -44,11 +44,42 @@ expect_fail() {
 	[ ! -s "$T/stdout" ] || fail "stdout not empty on failure: $(cat "$T/stdout")"
 }
 
-# no_litter DIR: no staging directories or temporary blobs left in DIR.
+# no_litter DIR: no staging directories or temporary blobs anywhere under
+# DIR (which must exist: a misspelt directory would make the check vacuous).
 no_litter() {
 	local left
-	left=$(find "$1" -maxdepth 4 \( -name '.*.ocilambda-*' -o -name '.tmp-*' -o -name '*.tmp-*' -o -name 'ocilambda-*.??????' \) 2>/dev/null)
+	[ -d "$1" ] || fail "no_litter: $1 is not a directory"
+	left=$(find "$1" \( -name '.*.ocilambda-*' -o -name '.tmp-*' -o -name '*.tmp-*' -o -name 'ocilambda-*.??????' \) 2>/dev/null)
 	[ -z "$left" ] || fail "temporary files left behind: $left"
+}
+
+# expect_status CODE CMD...: CMD exits with exactly CODE; its stdout is in
+# $T/stdout and its stderr in $T/stderr for the checks that follow.
+expect_status() {
+	local code=$1 rc=0
+	shift
+	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
+	[ "$rc" = "$code" ] || fail "expected exit $code, got $rc from: $* -- $(tail -n 5 "$T/stderr")"
+}
+
+# wait_until SECONDS WHAT CMD...: poll CMD (every 50 ms) until it succeeds;
+# fail naming WHAT when SECONDS pass first.
+wait_until() {
+	local secs=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < secs * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "timed out after $secs s waiting for $what"
+}
+
+# nonempty WHAT LIST...: fail unless LIST has at least one word (guards the
+# loops and comparisons that would otherwise pass on nothing).
+nonempty() {
+	local what=$1
+	shift
+	[ $# -gt 0 ] && [ -n "$*" ] || fail "$what: empty"
 }
 
 # json FILE EXPR: evaluate a python expression over the JSON document j.
