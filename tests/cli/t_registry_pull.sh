@@ -100,10 +100,8 @@ L1=$(json "$T/v2s2.json" 'j["layers"][1]["digest"]')
 faultproxy_rules fp "{\"rules\": [{\"match\": \"/blobs/$L1\", \"action\": \"stall\", \"stall\": 20}]}"
 $OCILAMBDA pull "$REF" --output "oci:$T/int" >/dev/null 2>"$T/int.err" &
 pid=$!
-for _ in $(seq 1 200); do
-	[ "$(reglib_count "$fp_LOG" "^GET /v2/lambda/python/blobs/$L1 ")" -ge 1 ] && break
-	sleep 0.05
-done
+blob_requested() { [ "$(reglib_count "$fp_LOG" "^GET /v2/lambda/python/blobs/$L1 ")" -ge 1 ]; }
+wait_until 60 "the pull to request $L1" blob_requested
 sleep 0.5
 kill -INT $pid
 rc=0
@@ -114,7 +112,8 @@ wait $pid || rc=$?
 no_litter "$T/cache3"
 no_litter "$T"
 faultproxy_rules fp '{"rules": []}'
-[ "$($OCILAMBDA pull "$REF" --output "oci:$T/int" 2>/dev/null)" = "$d" ] || fail "pull after Ctrl-C"
+d2=$($OCILAMBDA pull "$REF" --output "oci:$T/int" 2>/dev/null)
+[ "$d2" = "$d" ] || fail "pull after Ctrl-C: $d2"
 ok "Ctrl-C mid-download: exit 130, nothing partial cached or written; the next pull works"
 
 expect_fail 2 "MANIFEST_UNKNOWN" $OCILAMBDA pull "$reg_HOST/lambda/python:9.9" --output "oci:$T/x"

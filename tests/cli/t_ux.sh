@@ -51,7 +51,8 @@ on_tty "$T/tty" $OCILAMBDA assemble "${A[@]}" --handler example.lambda_handler -
 grep -q "ocilambda: reading base oci:$B:3.8" "$T/tty" || fail "no progress on a TTY: $(cat "$T/tty")"
 grep -q "ocilambda: built oci:$T/out" "$T/tty" || fail "no summary on a TTY"
 on_tty "$T/tty" $OCILAMBDA assemble "${A[@]}" --handler example.lambda_handler --output "oci:$T/out" --quiet
-[ "$(tr -d '\r' <"$T/tty")" = "$d" ] || fail "--quiet on a TTY prints the digest only: $(cat "$T/tty")"
+tty_out=$(tr -d '\r' <"$T/tty")
+[ "$tty_out" = "$d" ] || fail "--quiet on a TTY prints the digest only: $(cat "$T/tty")"
 $OCILAMBDA assemble "${A[@]}" --handler example.lambda_handler --output "oci:$T/out" --progress \
 	>/dev/null 2>"$T/err"
 grep -q "ocilambda: reading base" "$T/err" || fail "--progress without a TTY"
@@ -60,7 +61,7 @@ ok "progress on stderr only on a TTY (or --progress); --quiet silences it there 
 # Colour: check's findings on a terminal, red errors; never with NO_COLOR or
 # off a terminal.
 $OCILAMBDA assemble "${A[@]}" --handler other.handler --no-check --output "oci:$T/bad" \
-	>/dev/null 2>&1
+	>/dev/null 2>"$T/err" || fail "assemble --no-check: $(cat "$T/err")"
 rc=0
 on_tty "$T/tty" $OCILAMBDA check "oci:$T/bad" || rc=$?
 [ $rc = 4 ] || fail "check on a TTY: exit $rc"
@@ -71,14 +72,22 @@ NO_COLOR=1 on_tty "$T/tty" $OCILAMBDA check "oci:$T/bad" || rc=$?
 [ $rc = 4 ] || fail "check with NO_COLOR: exit $rc"
 grep -q "L012 error" "$T/tty" || fail "findings with NO_COLOR"
 grep -q "$ESC" "$T/tty" && fail "NO_COLOR=1 still coloured: $(cat -v "$T/tty")"
-NO_COLOR= on_tty "$T/tty" $OCILAMBDA check "oci:$T/bad" || true
+rc=0
+NO_COLOR= on_tty "$T/tty" $OCILAMBDA check "oci:$T/bad" || rc=$?
+[ $rc = 4 ] || fail "check with an empty NO_COLOR: exit $rc"
 grep -q "$ESC\[31m" "$T/tty" || fail "an empty NO_COLOR does not disable colour (no-color.org)"
-$OCILAMBDA check "oci:$T/bad" >"$T/out.txt" 2>&1 || true
+rc=0
+$OCILAMBDA check "oci:$T/bad" >"$T/out.txt" 2>&1 || rc=$?
+[ $rc = 4 ] || fail "check into a file: exit $rc"
 grep -q "$ESC" "$T/out.txt" && fail "colour into a file"
-NO_COLOR=1 on_tty "$T/tty" $OCILAMBDA assemble "${A[@]}" --handler other.handler --output "oci:$T/bad2" || true
+rc=0
+NO_COLOR=1 on_tty "$T/tty" $OCILAMBDA assemble "${A[@]}" --handler other.handler --output "oci:$T/bad2" || rc=$?
+[ $rc = 4 ] || fail "assemble breaking a rule with NO_COLOR: exit $rc"
 grep -q "L012 error" "$T/tty" || fail "assemble shows the failed rule"
 grep -q "$ESC" "$T/tty" && fail "assemble with NO_COLOR still coloured: $(cat -v "$T/tty")"
-on_tty "$T/tty" $OCILAMBDA assemble "${A[@]}" --handler other.handler --output "oci:$T/bad2" || true
+rc=0
+on_tty "$T/tty" $OCILAMBDA assemble "${A[@]}" --handler other.handler --output "oci:$T/bad2" || rc=$?
+[ $rc = 4 ] || fail "assemble breaking a rule on a TTY: exit $rc"
 grep -q "ocilambda: check: ${ESC}\[31mL012 error" "$T/tty" || fail "assemble's failed rule in red: $(cat -v "$T/tty")"
 grep -q "${ESC}\[31mocilambda assemble: the image breaks" "$T/tty" || fail "the error line in red"
 ok "colour only on a TTY, off with NO_COLOR (set and not empty)"
