@@ -34,7 +34,7 @@ while True:
         f.write("accepted\n")
 EOF
 STALL_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/stall.port" ] && break; sleep 0.05; done
+wait_until 30 "the silent server's port" test -s "$T/stall.port"
 STALL=127.0.0.1:$(cat "$T/stall.port")
 echo x >"$T/afile"
 $OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$P" --code "$T/code" \
@@ -63,8 +63,7 @@ interrupted() {
 	: >"$T/stall.log"
 	"$OCILAMBDA" "$cmd" "$@" >/dev/null 2>"$T/int.err" &
 	local pid=$!
-	for _ in $(seq 1 200); do [ -s "$T/stall.log" ] && break; sleep 0.05; done
-	[ -s "$T/stall.log" ] || fail "$cmd never reached the server"
+	wait_until 30 "$cmd to reach the silent server" test -s "$T/stall.log"
 	kill -INT $pid
 	wait $pid || rc=$?
 	[ $rc = 130 ] || fail "ocilambda $cmd $*: exit $rc after SIGINT, want 130: $(cat "$T/int.err")"
@@ -125,11 +124,16 @@ OUT=$FULL code help 5
 ok "each command's exit statuses provoked: 0 1 2 3 4 5 130 where it documents them"
 
 # What each command documents is what was provoked, no more, no less.
-$OCILAMBDA help | sed -n 's/^  \([a-z]\+\) .*/\1/p' >"$T/commands"
+$OCILAMBDA help >"$T/help"
+sed -n 's/^  \([a-z]\+\) .*/\1/p' "$T/help" >"$T/commands"
+[ "$(paste -sd' ' "$T/commands")" = "assemble check help inspect pull push run version" ] ||
+	fail "the commands 'ocilambda help' lists: $(paste -sd' ' "$T/commands")"
 while read -r cmd; do
 	[ "$cmd" = run ] && continue # another command's own tests
-	$OCILAMBDA "$cmd" --help | awk '/^Exit status:$/ {on = 1; next} on && /^  [0-9]/ {print $1}' |
+	$OCILAMBDA "$cmd" --help >"$T/cmd-help"
+	awk '/^Exit status:$/ {on = 1; next} on && /^  [0-9]/ {print $1}' "$T/cmd-help" |
 		sort -n | paste -sd' ' >"$T/doc"
+	[ -s "$T/doc" ] && [ -n "$(cat "$T/doc")" ] || fail "$cmd --help documents no exit status"
 	seen=$(tr ' ' '\n' <<<"${SEEN[$cmd]:-}" | grep . | sort -nu | paste -sd' ')
 	[ "$(cat "$T/doc")" = "$seen" ] ||
 		fail "$cmd documents exit statuses '$(cat "$T/doc")' but the test provoked '$seen'"
@@ -142,11 +146,13 @@ awk '/^### Exit status/ {on = 1; next} on && /^#/ {on = 0} on && /^\| [0-9]+ \|/
 [ "$(wc -l <"$T/readme")" = 8 ] || fail "README's exit table has 8 rows: $(cat "$T/readme")"
 while read -r cmd; do
 	# "  N    meaning" with wrapped continuation lines joined
-	$OCILAMBDA "$cmd" --help | awk '
+	$OCILAMBDA "$cmd" --help >"$T/cmd-help"
+	awk <"$T/cmd-help" '
 		/^Exit status:$/ {on = 1; next}
 		on && /^  [0-9]/ {if (line != "") print line; line = $1; sub(/^ +[0-9]+ +/, ""); line = line " " $0; next}
 		on && /^       +[^ ]/ {sub(/^ +/, ""); line = line " " $0; next}
 		END {if (line != "") print line}' >"$T/help-exit"
+	[ "$(wc -l <"$T/help-exit")" -ge 3 ] || fail "$cmd --help: too few exit statuses: $(cat "$T/help-exit")"
 	while read -r line; do
 		grep -qxF -- "$line" "$T/readme" || fail "$cmd --help says '$line', README does not"
 	done <"$T/help-exit"

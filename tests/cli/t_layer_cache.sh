@@ -39,8 +39,10 @@ grep -Eq '^  4 +conda +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG"
 f=$OUT/blobs/sha256/${first_layer#sha256:}
 [ "$(stat -c %i "$f")" = "$(stat -c %i "$C/blobs/sha256/${first_layer#sha256:}")" ] ||
 	fail "the cached layer is hardlinked into the output"
-for l in $(json "$B/blobs/sha256/$(json "$B/index.json" 'j["manifests"][0]["digest"][7:]')" \
-	'" ".join(x["digest"][7:] for x in j["layers"])'); do
+bm=$(json "$B/index.json" 'j["manifests"][0]["digest"][7:]')
+base_layers=$(json "$B/blobs/sha256/$bm" '" ".join(x["digest"][7:] for x in j["layers"])')
+[ "$(wc -w <<<"$base_layers")" = 3 ] || fail "the fixture base has 3 layers: '$base_layers'"
+for l in $base_layers; do
 	[ "$(stat -c %i "$B/blobs/sha256/$l")" = "$(stat -c %i "$OUT/blobs/sha256/$l")" ] ||
 		fail "base layer $l is hardlinked from the base layout"
 done
@@ -83,7 +85,9 @@ ok "a mode change is noticed"
 echo new >"$P/lib/new-file.txt"
 build
 ! cached || fail "a new file repacks"
-grep -q "lib/new-file.txt" <<<"$(zcat "$OUT/blobs/sha256/$(conda_layer | cut -d: -f2)" | tar t)" ||
+cl=$(conda_layer)
+zcat "$OUT/blobs/sha256/${cl#sha256:}" | tar t >"$T/conda-list"
+grep -q "lib/new-file.txt" "$T/conda-list" ||
 	fail "the new file is in the layer"
 ok "a new file is noticed"
 
