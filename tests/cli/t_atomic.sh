@@ -27,10 +27,8 @@ $OCILAMBDA assemble --base "oci:$B:3.8" --code "$T/code" --handler example.lambd
 	--conda-prefix "$FIXTURES/prefix-run" --allow-python-mismatch \
 	--output "oci:$T/out:big" >/dev/null 2>"$T/int.err" &
 pid=$!
-for _ in $(seq 1 600); do
-	ls -d "$T"/.out.ocilambda-* >/dev/null 2>&1 && break
-	sleep 0.05
-done
+staging() { ls -d "$T"/.out.ocilambda-* >/dev/null 2>&1; }
+wait_until 60 "the build's staging directory" staging
 kill -INT $pid
 rc=0
 wait $pid || rc=$?

@@ -82,9 +82,17 @@ ok "a body longer than the descriptor, a Content-Length too short or too long: r
 # ---- slow-loris: one byte a second, bounded by --timeout ----
 rules "{\"rules\": [{\"match\": \"/blobs/$L1\", \"action\": \"slowloris\", \"interval\": 0.5}]}"
 # the message depends on how the 4 s are spent (one attempt, or two)
+# At a byte every 0.5 s the blob would take SIZE1/2 s; README promises the
+# download is given up at --timeout, retries included. The bound allows for
+# a loaded machine (the manifest and config requests come first) and is still
+# far below what the whole blob would take.
+[ $((SIZE1 / 2)) -gt 120 ] || fail "the slow-loris blob is too small to tell: $SIZE1 bytes"
+t0=$(date +%s%N)
 expect_fail 3 "timed out" pull --timeout 4 --retry 1
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 20000 ] || fail "slow-loris given up after $ms ms, with --timeout 4"
 nothing_kept "slow-loris"
-ok "slow-loris: given up at --timeout"
+ok "slow-loris: given up at --timeout (after $ms ms with --timeout 4)"
 
 # ---- 5xx storm: bounded retries ----
 : >"$fp_LOG"

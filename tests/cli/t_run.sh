@@ -198,6 +198,8 @@ for sig in INT KILL; do
 	# whatever was left, the next run works and leaves nothing behind
 	"$OCILAMBDA" run --progress --cache-dir "$C3" "$IMG" --event '{}' >"$T/out" 2>"$T/log" ||
 		fail "after SIG$sig: $(tail -5 "$T/log")"
+	# the interrupted tree was not taken for a finished one
+	grep -q "unpacking" "$T/log" || fail "after SIG$sig: the next run did not unpack: $(cat "$T/log")"
 	[ "$(cat "$T/out")" = '"Hello World"' ] || fail "after SIG$sig: $(cat "$T/out")"
 	[ "$(ls "$C3/rootfs" | wc -l)" = 1 ] || fail "after SIG$sig: $(ls -a "$C3/rootfs")"
 	no_litter "$C3"
