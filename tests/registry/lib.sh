@@ -210,7 +210,10 @@ registry_start() {
       docker-registry serve "$cfg" >> "$log" 2>&1 < /dev/null &
     pid=$!
     _reglib_track "$pid" "$cfg"
-    for i in $(seq 1 60); do
+    # up to 60 s: under ctest -j with the sanitizer build on 2 cores the
+    # registry can take a while; a registry that died is noticed at once
+    local deadline=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$deadline" ]; do
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
       code=$(curl -s --noproxy '*' --max-time 1 -o /dev/null -w '%{http_code}' "${curl_tls[@]}" \
              "$scheme://127.0.0.1:$port/v2/" 2>/dev/null || true)
@@ -336,9 +339,9 @@ multiarch_seed() {
          "${name}_ATTEST_DIGEST=$att" "${name}_MULTIARCH_LAYOUT=$L"
 }
 
-_reglib_wait_portfile() {  # FILE PID: up to 3 s
-  local i
-  for i in $(seq 1 60); do
+_reglib_wait_portfile() {  # FILE PID: up to 60 s, or until PID dies
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     [ -s "$1" ] && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
