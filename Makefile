@@ -46,11 +46,11 @@ build: deps
 # end), then the unit and CLI tests again under ASan+UBSan (the heavy ones,
 # whose subject is the real invocation or the memory bound, only once).
 test: build format-check lint
-	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+	bash tests/ctest.sh $(BUILD) -j $(JOBS)
 	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
 		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest -j $(JOBS) --output-on-failure -LE heavy
+	ASAN_OPTIONS=detect_leaks=1 bash tests/ctest.sh $(ASAN_BUILD) -j $(JOBS) -LE heavy
 	$(MAKE) fuzz-build
 	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
 
