@@ -186,7 +186,9 @@ PYEOF
 "$PY" -c 'import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' \
 	"$SCHEMA" "$T/sbom/r.spdx.json" || fail "registry SBOM validates"
 grep -q python "$T/sbom/r.spdx.json" || fail "registry SBOM lists python"
-for l in $(json "$T/registry.json" '" ".join(l["digest"][7:] for l in j["layers"])'); do
+reg_layers=$(json "$T/registry.json" '" ".join(l["digest"][7:] for l in j["layers"])')
+nonempty "the registry image's layers" $reg_layers
+for l in $reg_layers; do
 	[ -f "$T/cache/ocilambda/blobs/sha256/$l" ] || fail "registry layer $l read through the blob cache"
 done
 $OCILAMBDA inspect "oci:$B:3.8" >"$T/base.txt"
