@@ -4,6 +4,10 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+# The packagers' build (CMAKE_BUILD_TYPE=Release, -O3), with each compiler.
+RELEASE_BUILD ?= build-release
+# Warnings are errors in make test only (OCIL_WERROR is off by default).
+WERROR ?= OFF
 # Seconds each fuzz target runs: `make fuzz` (long), and within `make test`
 # (six targets, a minute in all).
 FUZZ_SECONDS ?= 60
@@ -19,7 +23,7 @@ PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zl
 	groff-base man-db bsdextrautils bsdutils \
 	clang clang-format cppcheck valgrind
 
-.PHONY: all deps build test demo format format-check lint clean fuzz fuzz-build
+.PHONY: all deps build test demo format format-check lint clean fuzz fuzz-build release-builds
 
 all: build
 
@@ -39,24 +43,33 @@ deps:
 	fi
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOCIL_WERROR=$(WERROR) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The whole suite: formatting, the normal build's tests (unit, CLI, end to
 # end), then the unit and CLI tests again under ASan+UBSan (the heavy ones,
 # whose subject is the real invocation or the memory bound, only once).
-test: build format-check lint
+test: WERROR = ON
+test: build format-check lint release-builds
 	bash tests/ctest.sh $(BUILD) -j $(JOBS)
-	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DOCIL_WERROR=ON \
 		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 bash tests/ctest.sh $(ASAN_BUILD) -j $(JOBS) -LE heavy
 	$(MAKE) fuzz-build
 	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
 
+# What a packager runs, with gcc and with clang, warnings as errors: -O3
+# finds what -O2 does not (maybe-uninitialized), clang words others.
+release-builds: deps
+	for cc in gcc clang; do \
+		CC=$$cc cmake -S . -B $(RELEASE_BUILD)-$$cc -DCMAKE_BUILD_TYPE=Release -DOCIL_WERROR=ON >/dev/null && \
+		cmake --build $(RELEASE_BUILD)-$$cc -j $(JOBS) >/dev/null || exit 1; \
+	done
+
 # libFuzzer targets (clang, ASan+UBSan) over the same sources, in their own
-# build tree (warnings are the gcc build's job: clang words some differently);
-# build tree; each runs FUZZ_SECONDS from its seed corpus.
+# build tree (warnings are release-builds' job); each runs FUZZ_SECONDS from
+# its seed corpus.
 fuzz-build: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DOCIL_FUZZ=ON -DOCIL_WERROR=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
@@ -78,4 +91,4 @@ lint:
 		-D_GNU_SOURCE --inline-suppr -I src -I layers src layers
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(RELEASE_BUILD)-gcc $(RELEASE_BUILD)-clang

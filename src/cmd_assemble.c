@@ -99,7 +99,7 @@ static const ocil_option options[] = {
     {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
     {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
     OCIL_REGISTRY_OPTIONS,
-    {NULL},
+    {0},
 };
 
 typedef struct {

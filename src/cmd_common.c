@@ -262,7 +262,7 @@ int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
 int ocil_cmd_registry_opt(ocil_cmd_registry *r, int key, const char *arg, ocil_error **err)
 {
 	ocil_registry_opts *o = r->registry;
-	long v;
+	long v = 0;
 	switch (key - OCIL_OPT_REGISTRY_BASE) {
 	case 0:
 		if (strcmp(arg, "true") == 0)

@@ -15,7 +15,7 @@ enum {
 static const ocil_option options[] = {
     {"man", OPT_MAN, NULL, "print the manual page (roff; 'man -l' shows it)"},
     {"bash-completion", OPT_BASH, NULL, "print the bash completion script"},
-    {NULL},
+    {0},
 };
 
 typedef struct {

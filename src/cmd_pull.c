@@ -20,7 +20,7 @@ static const ocil_option options[] = {
     {"progress", OCIL_OPT_PROGRESS, NULL,
      "print progress on stderr even when it is not a terminal"},
     OCIL_REGISTRY_OPTIONS,
-    {NULL},
+    {0},
 };
 
 typedef struct {

@@ -58,7 +58,7 @@ static const ocil_option options[] = {
      "say what is unpacked or reused, and download progress, even when stderr is not a "
      "terminal"},
     OCIL_REGISTRY_OPTIONS,
-    {NULL},
+    {0},
 };
 
 typedef struct {

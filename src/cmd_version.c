@@ -12,7 +12,7 @@ enum {
 
 static const ocil_option options[] = {
     {"json", OPT_JSON, NULL, "print the versions as JSON"},
-    {NULL},
+    {0},
 };
 
 static int on_opt(void *data, int key, const char *arg, ocil_error **err)

@@ -246,7 +246,7 @@ static int build(archive_source *as, const ocil_ref *ref, const ocil_platform *p
 	cleanup_free char *mjbuf = mj.buf;
 	cleanup_free char *mjwhat = ocil_xasprintf("%s: manifest.json", as->base.name);
 	cleanup_json json_t *doc = NULL;
-	if (ocil_json_parse(mj.buf, mj.len, mjwhat, &doc, err) < 0)
+	if (ocil_json_parse(mjbuf, mj.len, mjwhat, &doc, err) < 0)
 		return -1;
 	const json_t *entry = NULL;
 	if (pick_entry(as, doc, ref->tag, &entry, err) < 0)

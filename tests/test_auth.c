@@ -157,6 +157,13 @@ static void base64(void)
 
 /* --- auth files --- */
 
+static char *write_file(const char *dir, const char *name, const char *content, int mode);
+/* write_file when the test needs no path back */
+static void put_file(const char *dir, const char *name, const char *content, int mode)
+{
+	free(write_file(dir, name, content, mode));
+}
+
 static char *write_file(const char *dir, const char *name, const char *content, int mode)
 {
 	char *path = ocil_xasprintf("%s/%s", dir, name);
@@ -201,12 +208,11 @@ static void auth_files(void)
 	CHECK(!found);
 
 	/* ~/.docker/config.json with Docker Hub's legacy key. */
-	cleanup_free char *dcfg =
-	    write_file(dir, "home/.docker/config.json",
-		       "{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"aHViOmh1YnB3\"},"
-		       "\"http://reg.example:5000/v1/\":{\"auth\":\"ZG9jazpkcHc=\"},"
-		       "\"other.example\":{}}}",
-		       0600);
+	put_file(dir, "home/.docker/config.json",
+		 "{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"aHViOmh1YnB3\"},"
+		 "\"http://reg.example:5000/v1/\":{\"auth\":\"ZG9jazpkcHc=\"},"
+		 "\"other.example\":{}}}",
+		 0600);
 	CHECK_OK(ocil_auth_find("registry-1.docker.io", NULL, &c, &found, &err), &err);
 	CHECK(found);
 	CHECK_STREQ(c.username, "hub");
@@ -227,9 +233,9 @@ static void auth_files(void)
 
 	/* $DOCKER_CONFIG replaces ~/.docker. */
 	cleanup_free char *dc = ocil_xasprintf("%s/dockercfg", dir);
-	cleanup_free char *dcf = write_file(
-	    dir, "dockercfg/config.json",
-	    "{\"auths\":{\"reg.example:5000\":{\"username\":\"u2\",\"password\":\"p2\"}}}", 0600);
+	put_file(dir, "dockercfg/config.json",
+		 "{\"auths\":{\"reg.example:5000\":{\"username\":\"u2\",\"password\":\"p2\"}}}",
+		 0600);
 	setenv("DOCKER_CONFIG", dc, 1);
 	CHECK_OK(ocil_auth_find("reg.example:5000", NULL, &c, &found, &err), &err);
 	CHECK(found);
@@ -240,9 +246,8 @@ static void auth_files(void)
 
 	/* ${XDG_RUNTIME_DIR}/containers/auth.json comes before docker's. */
 	cleanup_free char *run = ocil_xasprintf("%s/run", dir);
-	cleanup_free char *xa = write_file(
-	    dir, "run/containers/auth.json",
-	    "{\"auths\":{\"https://reg.example:5000\":{\"auth\":\"cG9kOnBwdw==\"}}}", 0600);
+	put_file(dir, "run/containers/auth.json",
+		 "{\"auths\":{\"https://reg.example:5000\":{\"auth\":\"cG9kOnBwdw==\"}}}", 0600);
 	setenv("XDG_RUNTIME_DIR", run, 1);
 	CHECK_OK(ocil_auth_find("reg.example:5000", NULL, &c, &found, &err), &err);
 	CHECK(found);
@@ -327,25 +332,23 @@ static void helpers(void)
 	bool found = false;
 
 	/* Helpers echo what they were asked, to check the server name. */
-	cleanup_free char *h1 = write_file(
+	put_file(
 	    dir, "bin/docker-credential-good",
 	    "#!/bin/sh\n[ \"$1\" = get ] || exit 9\nread -r s\n"
 	    "printf '{\"ServerURL\":\"%s\",\"Username\":\"u-%s\",\"Secret\":\"s3cr\\\\\"et\"}' "
 	    "\"$s\" \"$s\"\n",
 	    0755);
-	cleanup_free char *h2 = write_file(dir, "bin/docker-credential-none",
-					   "#!/bin/sh\necho 'credentials not found in native "
-					   "keychain'\nexit 1\n",
-					   0755);
-	cleanup_free char *h3 = write_file(
+	put_file(dir, "bin/docker-credential-none",
+		 "#!/bin/sh\necho 'credentials not found in native "
+		 "keychain'\nexit 1\n",
+		 0755);
+	put_file(
 	    dir, "bin/docker-credential-fail",
 	    "#!/bin/sh\necho 'error getting credentials - err: exit status 1, out: `boom`' >&2\n"
 	    "exit 3\n",
 	    0755);
-	cleanup_free char *h4 =
-	    write_file(dir, "bin/docker-credential-garbage", "#!/bin/sh\necho 'hello'\n", 0755);
-	cleanup_free char *h5 = write_file(dir, "bin/docker-credential-flood",
-					   "#!/bin/sh\nhead -c 200000 /dev/zero\n", 0755);
+	put_file(dir, "bin/docker-credential-garbage", "#!/bin/sh\necho 'hello'\n", 0755);
+	put_file(dir, "bin/docker-credential-flood", "#!/bin/sh\nhead -c 200000 /dev/zero\n", 0755);
 	cleanup_free char *bin = ocil_xasprintf("%s/bin", dir);
 	cleanup_free char *old_path =
 	    ocil_xstrdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
