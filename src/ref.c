@@ -6,36 +6,126 @@
 #include "digest.h"
 #include "util.h"
 
-static bool tag_char(char c)
+/* Docker distribution's reference grammar, the one registries enforce
+ * (distribution/reference/regexp.go), defined here once for every module:
+ *   domain         := host [':' port]
+ *   host           := domain-component ['.' domain-component]* | '[' IPv6 ']'
+ *   domain-component := [A-Za-z0-9] | [A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]
+ *   path           := path-component ['/' path-component]*
+ *   path-component := [a-z0-9]+ (('.' | '_' | '__' | '-'+) [a-z0-9]+)*
+ *   tag            := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+ * and a name (domain '/' path, or path) of at most 255 bytes. */
+
+static bool word_char(char c)
 {
-	return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-';
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+bool ocil_ref_tag_valid(const char *tag)
+{
+	size_t n = strlen(tag);
+	if (n == 0 || n > OCIL_REF_TAG_MAX || !word_char(tag[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!word_char(tag[i]) && tag[i] != '.' && tag[i] != '-')
+			return false;
+	return true;
 }
 
 int ocil_ref_check_tag(const char *tag, const char *what, ocil_error **err)
 {
-	size_t n = strlen(tag);
-	bool ok = n > 0 && n <= 128 && tag_char(tag[0]) && tag[0] != '.' && tag[0] != '-';
-	for (size_t i = 0; ok && i < n; i++)
-		ok = tag_char(tag[i]);
-	if (!ok)
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s: invalid tag \"%s\" (letters, digits, '_', '.', '-'; "
-				      "at most 128; not starting with '.' or '-')",
-				      what, tag);
+	if (!ocil_ref_tag_valid(tag))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid tag \"%s\" (%s)", what, tag,
+				      OCIL_REF_TAG_RULE);
 	return 0;
 }
 
-static bool repo_component_ok(const char *s, size_t n)
+bool ocil_ref_domain_valid(const char *d, size_t n)
 {
-	if (n == 0)
+	size_t i = 0;
+	if (n > 0 && d[0] == '[') {
+		const char *close = memchr(d, ']', n);
+		if (close == NULL || close == d + 1)
+			return false;
+		for (const char *c = d + 1; c < close; c++)
+			if (!isxdigit((unsigned char)*c) && *c != ':')
+				return false;
+		i = (size_t)(close - d) + 1;
+	} else {
+		for (;;) {
+			size_t start = i;
+			while (i < n && (isalnum((unsigned char)d[i]) || d[i] == '-'))
+				i++;
+			if (i == start || d[start] == '-' || d[i - 1] == '-')
+				return false;
+			if (i < n && d[i] == '.') {
+				i++;
+				continue;
+			}
+			break;
+		}
+	}
+	if (i == n)
+		return true;
+	if (d[i] != ':' || i + 1 == n)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '.' ||
-		      c == '_' || c == '-'))
+	for (i++; i < n; i++)
+		if (!isdigit((unsigned char)d[i]))
+			return false;
+	return true;
+}
+
+static bool path_component_valid(const char *p, size_t n)
+{
+	size_t i = 0;
+	for (;;) {
+		size_t start = i;
+		while (i < n && (islower((unsigned char)p[i]) || isdigit((unsigned char)p[i])))
+			i++;
+		if (i == start)
+			return false;
+		if (i == n)
+			return true;
+		if (p[i] == '.')
+			i++;
+		else if (p[i] == '_')
+			i += i + 1 < n && p[i + 1] == '_' ? 2 : 1;
+		else if (p[i] == '-')
+			while (i < n && p[i] == '-')
+				i++;
+		else
 			return false;
 	}
-	return isalnum((unsigned char)s[0]) && isalnum((unsigned char)s[n - 1]);
+}
+
+bool ocil_ref_path_valid(const char *p, size_t n)
+{
+	if (n == 0 || n > OCIL_REF_NAME_MAX)
+		return false;
+	const char *end = p + n;
+	for (;;) {
+		const char *e = memchr(p, '/', (size_t)(end - p));
+		if (!path_component_valid(p, e ? (size_t)(e - p) : (size_t)(end - p)))
+			return false;
+		if (e == NULL)
+			return true;
+		p = e + 1;
+	}
+}
+
+size_t ocil_ref_domain_len(const char *name)
+{
+	const char *slash = strchr(name, '/');
+	if (slash == NULL)
+		return 0;
+	size_t n = (size_t)(slash - name);
+	bool upper = false;
+	for (size_t i = 0; i < n; i++)
+		upper = upper || isupper((unsigned char)name[i]);
+	if (memchr(name, '.', n) || memchr(name, ':', n) || upper ||
+	    (n == 9 && strncmp(name, "localhost", 9) == 0))
+		return n;
+	return 0;
 }
 
 /* host[:port]/path[:tag][@digest]; Docker Hub defaults for short names. */
@@ -49,18 +139,17 @@ static int parse_docker(const char *input, const char *s, ocil_ref *r, ocil_erro
 			return -1;
 		r->digest = ocil_xstrdup(at + 1);
 	}
-	char *slash = strchr(work, '/');
 	char *name = work;
 	const char *host = NULL;
-	if (slash != NULL) {
-		size_t hl = (size_t)(slash - work);
-		/* The first component is a host when it looks like one. */
-		if (memchr(work, '.', hl) || memchr(work, ':', hl) ||
-		    (hl == 9 && strncmp(work, "localhost", 9) == 0)) {
-			*slash = '\0';
-			host = work;
-			name = slash + 1;
-		}
+	size_t hl = ocil_ref_domain_len(work);
+	if (hl > 0) {
+		if (!ocil_ref_domain_valid(work, hl))
+			return ocil_error_set(err, OCIL_E_INPUT,
+					      "%s: invalid registry host \"%.*s\" (%s)", input,
+					      (int)hl, work, OCIL_REF_DOMAIN_RULE);
+		work[hl] = '\0';
+		host = work;
+		name = work + hl + 1;
 	}
 	char *colon = strrchr(name, ':');
 	if (colon != NULL) {
@@ -78,20 +167,12 @@ static int parse_docker(const char *input, const char *s, ocil_ref *r, ocil_erro
 		r->registry = ocil_xstrdup(host);
 		r->repository = ocil_xstrdup(name);
 	}
-	if (strlen(r->repository) > 255)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: repository name too long", input);
-	for (const char *p = r->repository;;) {
-		const char *e = strchr(p, '/');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		if (!repo_component_ok(p, n))
-			return ocil_error_set(err, OCIL_E_INPUT,
-					      "%s: invalid repository name \"%s\" (lowercase "
-					      "letters, digits, '.', '_', '-', separated by '/')",
-					      input, r->repository);
-		if (e == NULL)
-			break;
-		p = e + 1;
-	}
+	if (strlen(name) + (host ? strlen(host) + 1 : 0) > OCIL_REF_NAME_MAX)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: name longer than %d bytes", input,
+				      OCIL_REF_NAME_MAX);
+	if (!ocil_ref_path_valid(r->repository, strlen(r->repository)))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid repository name \"%s\" (%s)",
+				      input, r->repository, OCIL_REF_PATH_RULE);
 	if (r->tag == NULL && r->digest == NULL)
 		r->tag = ocil_xstrdup("latest");
 	return 0;

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "json.h"
+#include "ref.h"
 
 /* Registries redirect blob GETs once (to S3, a CDN); a chain longer than
  * this is a loop. */
@@ -184,62 +185,28 @@ static void resp_clearp(resp *rs)
 
 /* --- names and URLs --- */
 
+/* host[:port] by the reference grammar (ref.h), with a port in 1..65535;
+ * *hostname gets the host alone ("[::1]" keeps its brackets). */
 static bool valid_registry(const char *s, char **hostname)
 {
-	const char *port;
-	if (*s == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL || end == s + 1)
-			return false;
-		for (const char *p = s + 1; p < end; p++)
-			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
-				return false;
-		*hostname = ocil_xstrndup(s, (size_t)(end - s + 1));
-		port = end + 1;
-	} else {
-		size_t n = strcspn(s, ":");
-		if (n == 0)
-			return false;
-		for (size_t i = 0; i < n; i++)
-			if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' &&
-			    s[i] != '_')
-				return false;
-		*hostname = ocil_xstrndup(s, n);
-		port = s + n;
-	}
-	if (*port == '\0')
-		return true;
-	char *end = NULL;
-	long p = *port == ':' && isdigit((unsigned char)port[1]) ? strtol(port + 1, &end, 10) : -1;
-	if (p < 1 || p > 65535 || *end != '\0') {
-		free(*hostname);
-		*hostname = NULL;
+	size_t n = strlen(s);
+	if (!ocil_ref_domain_valid(s, n))
 		return false;
+	const char *close = s[0] == '[' ? strchr(s, ']') : NULL;
+	const char *port = strchr(close ? close : s, ':');
+	if (port != NULL) {
+		char *end = NULL;
+		long p = strtol(port + 1, &end, 10);
+		if (p < 1 || p > 65535 || *end != '\0')
+			return false;
 	}
+	*hostname = ocil_xstrndup(s, port ? (size_t)(port - s) : n);
 	return true;
 }
 
 static bool valid_repository(const char *s)
 {
-	if (*s == '\0' || *s == '/' || ocil_str_has_suffix(s, "/") || strstr(s, "//") != NULL)
-		return false;
-	for (const char *p = s; *p != '\0'; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-		    strchr("._-/", *p) == NULL)
-			return false;
-	/* Components are used as URL path segments. */
-	return strstr(s, "..") == NULL && *s != '.';
-}
-
-static bool valid_tag(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 128 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr("._-", s[i]) == NULL)
-			return false;
-	return true;
+	return ocil_ref_path_valid(s, strlen(s));
 }
 
 static bool is_loopback(const char *hostname)
@@ -1436,7 +1403,7 @@ int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **b
 			       ocil_error **err)
 {
 	bool by_digest = ocil_digest_valid(reference);
-	if (!by_digest && !valid_tag(reference))
+	if (!by_digest && !ocil_ref_tag_valid(reference))
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid tag or digest \"%s\"",
 				      r->name, reference);
 	cleanup_free char *what = ocil_xasprintf("manifest %s", reference);
@@ -1924,7 +1891,7 @@ int ocil_registry_put_manifest(ocil_registry *r, const char *reference, const ch
 			       char digest_out[OCIL_DIGEST_STR_SIZE], ocil_error **err)
 {
 	bool by_digest = ocil_digest_valid(reference);
-	if (!by_digest && !valid_tag(reference))
+	if (!by_digest && !ocil_ref_tag_valid(reference))
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid tag or digest \"%s\"",
 				      r->name, reference);
 	if (len > OCIL_JSON_MAX)

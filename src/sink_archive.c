@@ -10,6 +10,7 @@
 
 #include "digest.h"
 #include "json.h"
+#include "ref.h"
 #include "tarstream.h"
 
 #define BLOCK 512
@@ -18,9 +19,6 @@
 #define RAW_BUF ((size_t)128 << 10)
 /* ustar's numeric fields: 11 octal digits and a NUL */
 #define USTAR_MAX 077777777777LL
-/* Docker's reference limits (distribution/reference) */
-#define REF_NAME_MAX 255
-#define REF_TAG_MAX 128
 
 /* ---- RepoTags entries ---- */
 
@@ -29,125 +27,30 @@ static int tag_error(const char *s, const char *why, ocil_error **err)
 	return ocil_error_set(err, OCIL_E_USAGE, "docker-archive tag \"%s\": %s", s, why);
 }
 
-/* host[:port] as Docker's grammar has it: dot-separated components of
- * letters, digits and inner '-', or a bracketed IPv6 address. */
-static bool domain_ok(const char *d, size_t n)
-{
-	size_t i = 0;
-	if (n > 0 && d[0] == '[') {
-		const char *close = memchr(d, ']', n);
-		if (close == NULL || close == d + 1)
-			return false;
-		for (const char *c = d + 1; c < close; c++)
-			if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
-				return false;
-		i = (size_t)(close - d) + 1;
-	} else {
-		for (;;) {
-			size_t start = i;
-			while (i < n && (isalnum((unsigned char)d[i]) || d[i] == '-'))
-				i++;
-			if (i == start || d[start] == '-' || d[i - 1] == '-')
-				return false;
-			if (i < n && d[i] == '.') {
-				i++;
-				continue;
-			}
-			break;
-		}
-	}
-	if (i == n)
-		return true;
-	if (d[i] != ':' || i + 1 == n)
-		return false;
-	for (i++; i < n; i++)
-		if (!isdigit((unsigned char)d[i]))
-			return false;
-	return true;
-}
-
-/* Lowercase alphanumeric runs joined by '.', '_', '__' or dashes. */
-static bool path_component_ok(const char *p, size_t n)
-{
-	size_t i = 0;
-	for (;;) {
-		size_t start = i;
-		while (i < n && (islower((unsigned char)p[i]) || isdigit((unsigned char)p[i])))
-			i++;
-		if (i == start)
-			return false;
-		if (i == n)
-			return true;
-		if (p[i] == '.')
-			i++;
-		else if (p[i] == '_')
-			i += i + 1 < n && p[i + 1] == '_' ? 2 : 1;
-		else if (p[i] == '-')
-			while (i < n && p[i] == '-')
-				i++;
-		else
-			return false;
-	}
-}
-
-static bool tag_ok(const char *t)
-{
-	size_t n = strlen(t);
-	if (n == 0 || n > REF_TAG_MAX || t[0] == '.' || t[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)t[i]) && t[i] != '_' && t[i] != '.' && t[i] != '-')
-			return false;
-	return true;
-}
-
 int ocil_archive_parse_tag(const char *s, char **repo, char **tag, ocil_error **err)
 {
 	if (s == NULL || s[0] == '\0')
 		return tag_error("", "empty", err);
 	if (strchr(s, '@') != NULL)
 		return tag_error(s, "a digest can not be a tag; give REPO[:TAG]", err);
-	/* Docker's split: the first component is a registry host when it
-	 * looks like one (a '.', a ':', "localhost" or uppercase). */
+	/* Docker's split and grammar (ref.h): [domain '/'] path [':' tag] */
 	const char *path = s;
-	const char *slash = strchr(s, '/');
-	if (slash != NULL) {
-		size_t hl = (size_t)(slash - s);
-		bool upper = false;
-		for (size_t i = 0; i < hl; i++)
-			upper = upper || isupper((unsigned char)s[i]);
-		if (memchr(s, '.', hl) || memchr(s, ':', hl) || upper ||
-		    (hl == 9 && strncmp(s, "localhost", 9) == 0)) {
-			if (!domain_ok(s, hl))
-				return tag_error(s, "invalid registry host", err);
-			path = slash + 1;
-		}
+	size_t hl = ocil_ref_domain_len(s);
+	if (hl > 0) {
+		if (!ocil_ref_domain_valid(s, hl))
+			return tag_error(s, "invalid registry host", err);
+		path = s + hl + 1;
 	}
 	/* path components have no ':', so the last one starts the tag */
 	const char *colon = strrchr(path, ':');
 	size_t name_len = colon ? (size_t)(colon - s) : strlen(s);
 	const char *t = colon ? colon + 1 : "latest";
-	if (!tag_ok(t))
-		return tag_error(s,
-				 "invalid tag (letters, digits, '_', '.', '-'; at most 128; not "
-				 "starting with '.' or '-')",
-				 err);
-	if (name_len > REF_NAME_MAX)
+	if (!ocil_ref_tag_valid(t))
+		return tag_error(s, "invalid tag (" OCIL_REF_TAG_RULE ")", err);
+	if (name_len > OCIL_REF_NAME_MAX)
 		return tag_error(s, "repository name longer than 255 bytes", err);
-	const char *end = s + name_len;
-	for (const char *p = path;;) {
-		const char *e = memchr(p, '/', (size_t)(end - p));
-		size_t n = e ? (size_t)(e - p) : (size_t)(end - p);
-		if (!path_component_ok(p, n))
-			return tag_error(s,
-					 "invalid repository name (lowercase letters and digits, "
-					 "joined by '.', '_', '__' or '-', components separated "
-					 "by '/')",
-					 err);
-		if (e == NULL)
-			break;
-		p = e + 1;
-	}
+	if (!ocil_ref_path_valid(path, (size_t)(s + name_len - path)))
+		return tag_error(s, "invalid repository name (" OCIL_REF_PATH_RULE ")", err);
 	if (name_len == OCIL_DIGEST_HEX_LEN) {
 		bool hex = true;
 		for (size_t i = 0; i < name_len; i++)
