@@ -2,7 +2,6 @@
  * for a symlink into the conda environment. */
 #include "runtime.h"
 
-#include <ctype.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -10,32 +9,13 @@
 
 /* Copy buffer for the interpreter's bytes; the only data buffer here. */
 #define COPY_BUF ((size_t)64 << 10)
-/* No python minor has more digits; also keeps the number in an int. */
-#define MINOR_DIGITS_MAX 4
-
-/* "3.N" -> N; false unless s matches ^3\.[0-9]+$. */
-static bool parse_minor(const char *s, unsigned *minor)
-{
-	if (s[0] != '3' || s[1] != '.' || s[2] == '\0')
-		return false;
-	unsigned v = 0;
-	size_t k = 0;
-	for (const char *d = s + 2; *d != '\0'; d++, k++) {
-		if (!isdigit((unsigned char)*d) || k >= MINOR_DIGITS_MAX)
-			return false;
-		v = v * 10 + (unsigned)(*d - '0');
-	}
-	*minor = v;
-	return true;
-}
-
 /* By number, so 3.9 sorts before 3.10; "3.08" and "3.8" by bytes. */
 static int cmp_minor(const void *a, const void *b)
 {
 	const char *x = *(char *const *)a, *y = *(char *const *)b;
 	unsigned mx = 0, my = 0;
-	parse_minor(x, &mx);
-	parse_minor(y, &my);
+	ocil_lambda_python_version(x, &mx);
+	ocil_lambda_python_version(y, &my);
 	if (mx != my)
 		return mx < my ? -1 : 1;
 	return strcmp(x, y);
@@ -44,14 +24,13 @@ static int cmp_minor(const void *a, const void *b)
 int ocil_runtime_list_pythons(ocil_rootfs *fs, ocil_strv *minors, ocil_error **err)
 {
 	ocil_strv names = {0};
-	int r = ocil_rootfs_list(fs, OCIL_RUNTIME_BIN_DIR, &names, err);
+	int r = ocil_rootfs_list(fs, OCIL_LAMBDA_PYTHON_DIR, &names, err);
 	size_t start = minors->n;
 	for (size_t i = 0; r > 0 && i < names.n; i++) {
 		const char *minor = names.v[i] + strlen("python");
-		unsigned n;
-		if (!ocil_str_has_prefix(names.v[i], "python3.") || !parse_minor(minor, &n))
+		if (!ocil_lambda_python_name(names.v[i], NULL))
 			continue;
-		cleanup_free char *path = ocil_xasprintf(OCIL_RUNTIME_BIN_DIR "/%s", names.v[i]);
+		cleanup_free char *path = ocil_xasprintf(OCIL_LAMBDA_PYTHON_DIR "/%s", names.v[i]);
 		cleanup_rootfs_node ocil_rootfs_node node = {0};
 		cleanup_error ocil_error *lerr = NULL;
 		int found = ocil_rootfs_lookup(fs, path, true, &node, &lerr);
@@ -123,7 +102,7 @@ static int copy_python(ocil_rootfs *fs, const ocil_rootfs_node *py, const char *
 
 int ocil_runtime_check_unpatched(ocil_rootfs *fs, const char *minor, ocil_error **err)
 {
-	cleanup_free char *clean = ocil_xasprintf(OCIL_RUNTIME_BIN_DIR "/python%s-clean", minor);
+	cleanup_free char *clean = ocil_xasprintf(OCIL_LAMBDA_PYTHON_DIR "/python%s-clean", minor);
 	cleanup_rootfs_node ocil_rootfs_node node = {0};
 	int r = ocil_rootfs_lookup(fs, clean, false, &node, err);
 	if (r < 0)
@@ -139,8 +118,7 @@ int ocil_runtime_check_unpatched(ocil_rootfs *fs, const char *minor, ocil_error 
 int ocil_runtime_write_layer(ocil_rootfs *fs, const char *minor, const char *prefix_dest,
 			     ocil_layer_writer *w, ocil_error **err)
 {
-	unsigned n;
-	if (minor == NULL || !parse_minor(minor, &n))
+	if (minor == NULL || !ocil_lambda_python_version(minor, NULL))
 		return ocil_error_set(err, OCIL_E_INPUT, "invalid python version \"%s\" (want 3.N)",
 				      minor ? minor : "");
 	if (prefix_dest == NULL || prefix_dest[0] != '/')
@@ -152,7 +130,7 @@ int ocil_runtime_write_layer(ocil_rootfs *fs, const char *minor, const char *pre
 		plen--;
 	cleanup_free char *target =
 	    ocil_xasprintf("%.*s/bin/python", plen > 1 ? (int)plen : 0, prefix_dest);
-	cleanup_free char *path = ocil_xasprintf(OCIL_RUNTIME_BIN_DIR "/python%s", minor);
+	cleanup_free char *path = ocil_xasprintf(OCIL_LAMBDA_PYTHON_DIR "/python%s", minor);
 	cleanup_free char *clean = ocil_xasprintf("%s-clean", path);
 
 	cleanup_rootfs_node ocil_rootfs_node py = {0};

@@ -11,12 +11,10 @@
 #define OCIL_LAYERS_RUNTIME_H
 
 #include "error.h"
+#include "lambda.h"
 #include "layer_writer.h"
 #include "rootfs.h"
 #include "util.h"
-
-/* Where the Lambda python bases keep their interpreter. */
-#define OCIL_RUNTIME_BIN_DIR "/var/lang/bin"
 
 /* Append to minors the "3.N" of every /var/lang/bin/python3.N in the merged
  * base (names matching ^python3\.[0-9]+$ that resolve, inside the image, to

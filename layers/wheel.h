@@ -25,6 +25,7 @@
 
 #include "condapkg.h"
 #include "error.h"
+#include "lambda.h"
 #include "layer_writer.h"
 #include "rootfs.h"
 #include "util.h"
@@ -73,11 +74,6 @@ typedef struct {
 int ocil_wheel_install(ocil_wheel *w, const ocil_wheel_install_opts *o, ocil_layer_writer *lw,
 		       ocil_error **err);
 
-/* A glibc version, e.g. {2, 26}; {0, 0}: unknown. */
-typedef struct {
-	unsigned major, minor;
-} ocil_glibc;
-
 /* Whether one of the platform tags of plats ("."-joined) suits arch on a
  * base with glibc: any, linux_<arch>, or a manylinux tag of arch needing at
  * most glibc (any manylinux tag of arch when glibc is unknown). *need (when
@@ -97,26 +93,6 @@ typedef struct {
 	const char *file, *py, *abi, *plat, *arch;
 } ocil_wheel_tags;
 int ocil_wheel_tags_check_glibc(const ocil_wheel_tags *t, ocil_glibc base, ocil_error **err);
-
-/* The version in an older glibc's file name "libc-2.26.so". */
-bool ocil_wheel_glibc_from_name(const char *name, ocil_glibc *out);
-/* The version in the banner libc.so.6 holds, "GNU C Library (...) stable
- * release version 2.36." (buf need not be NUL-terminated; a version that
- * runs to the end of buf is not taken, it may go on). */
-bool ocil_wheel_glibc_from_banner(const char *buf, size_t len, ocil_glibc *out);
-
-/* Largest libc.so.6 whose bytes are searched for the banner. */
-#define OCIL_WHEEL_MAX_LIBC ((uint64_t)64 << 20)
-
-/* The glibc of a merged base image: libc.so.6 in /lib64, /usr/lib64,
- * /lib/<arch>-linux-gnu, /usr/lib/<arch>-linux-gnu, /lib, /usr/lib (the
- * first found, symlinks followed inside the image, whiteouts honoured);
- * its version from the name it resolves to (libc-2.26.so), else from its
- * banner. *where (caller frees; NULL when unknown) names the file it came
- * from. No libc found, or none with a version: *out is {0, 0}, not an
- * error. */
-int ocil_wheel_base_glibc(ocil_rootfs *fs, const char *arch, ocil_glibc *out, char **where,
-			  ocil_error **err);
 
 /* RECORD's form of a sha256 digest: "sha256=" + urlsafe base64 without
  * padding. Caller frees. */

@@ -14,13 +14,12 @@
 #include <time.h>
 
 #include "json.h"
+#include "lambda.h"
 #include "layer_index.h"
 #include "registry.h"
 #include "rootfs.h"
 #include "tarstream.h"
 
-#define LAMBDA_TASK_ROOT_DEFAULT "/var/task"
-#define PY_BIN_DIR "/var/lang/bin"
 /* Largest handler module read for the static check. */
 #define MODULE_MAX ((size_t)16 << 20)
 
@@ -609,7 +608,7 @@ static void rule_sizes(ctx *c, const ocil_manifest *m, size_t manifest_len, size
 	uint64_t total = tar_bytes + manifest_len + config_len;
 	cleanup_free char *t = human_size(total);
 	cleanup_free char *z = human_size(compressed);
-	if (total > OCIL_CHECK_MAX_UNCOMPRESSED)
+	if (total > OCIL_LAMBDA_MAX_UNCOMPRESSED)
 		add(c, R_SIZE, OCIL_SEV_ERROR, "image",
 		    "about %s uncompressed (%llu bytes), over Lambda's 10 GiB limit", t,
 		    (unsigned long long)total);
@@ -617,7 +616,7 @@ static void rule_sizes(ctx *c, const ocil_manifest *m, size_t manifest_len, size
 		add(c, R_SIZE, OCIL_SEV_INFO, "image",
 		    "about %s uncompressed in %zu layer%s (%s compressed); the limit is 10 GiB", t,
 		    m->n_layers, m->n_layers == 1 ? "" : "s", z);
-	if (manifest_len > OCIL_CHECK_MAX_MANIFEST)
+	if (manifest_len > OCIL_LAMBDA_MAX_MANIFEST)
 		add(c, R_SIZE, OCIL_SEV_ERROR, "manifest",
 		    "%zu bytes, over the 4 MiB registries accept (distribution and containerd cap "
 		    "manifests there)",
@@ -638,17 +637,6 @@ static const char *env_get(const json_t *cc, const char *key)
 			val = s + kl + 1; /* the last one wins, as in a shell */
 	}
 	return val;
-}
-
-/* "python3.N" (N digits). */
-static bool python_name(const char *n)
-{
-	if (strncmp(n, "python3.", 8) != 0 || n[8] == '\0')
-		return false;
-	for (const char *p = n + 8; *p; p++)
-		if (!isdigit((unsigned char)*p))
-			return false;
-	return true;
 }
 
 /* A lookup where a symlink loop is a missing path, not an error. */
@@ -697,7 +685,7 @@ static int conda_python(ocil_rootfs *fs, const char *prefix, char **minor, char 
 /* L013 and L014 for /var/lang/bin/python3.X (name). */
 static int check_python(ctx *c, ocil_rootfs *fs, const char *name, ocil_error **err)
 {
-	cleanup_free char *path = ocil_xasprintf("%s/%s", PY_BIN_DIR, name);
+	cleanup_free char *path = ocil_xasprintf("%s/%s", OCIL_LAMBDA_PYTHON_DIR, name);
 	const char *minor = name + 6;
 	cleanup_rootfs_node ocil_rootfs_node node = {0};
 	cleanup_rootfs_node ocil_rootfs_node target = {0};
@@ -734,7 +722,9 @@ static int check_python(ctx *c, ocil_rootfs *fs, const char *name, ocil_error **
 		return -1;
 	/* the minor it runs: the conda record's, else the file name's */
 	const char *tname = base_of(target.path);
-	const char *runs = cminor ? cminor : python_name(tname) ? tname + 6 : NULL;
+	const char *runs = cminor				  ? cminor
+			   : ocil_lambda_python_name(tname, NULL) ? tname + 6
+								  : NULL;
 	if (runs != NULL && strcmp(runs, minor) != 0) {
 		if (cminor != NULL)
 			add(c, R_CONDA, OCIL_SEV_ERROR, path,
@@ -830,16 +820,15 @@ static void module_dirs(const json_t *cc, ocil_strv *dirs)
 							 : ocil_xasprintf("%s/%s", wd, t));
 	}
 	const char *tr = env_get(cc, "LAMBDA_TASK_ROOT");
-	ocil_strv_push(dirs, ocil_xstrdup(tr && tr[0] == '/' ? tr : LAMBDA_TASK_ROOT_DEFAULT));
+	ocil_strv_push(dirs, ocil_xstrdup(tr && tr[0] == '/' ? tr : OCIL_LAMBDA_TASK_ROOT));
 }
 
 /* What the function reads and runs: the Lambda directories, the module
  * search path, the programs of Entrypoint and Cmd. */
 static void function_roots(const json_t *cc, ocil_strv *roots)
 {
-	static const char *const fixed[] = {"/opt", "/var/lang", "/var/runtime"};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		ocil_strv_push(roots, ocil_xstrdup(fixed[i]));
+	for (const char *const *d = ocil_lambda_read_dirs; *d != NULL; d++)
+		ocil_strv_push(roots, ocil_xstrdup(*d));
 	module_dirs(cc, roots);
 	const char *keys[] = {"Entrypoint", "Cmd"};
 	for (size_t i = 0; i < 2; i++) {
@@ -960,18 +949,18 @@ static int rules_rootfs(ctx *c, ocil_rootfs *fs, const json_t *cc, const char *h
 			ocil_error **err)
 {
 	cleanup_strv ocil_strv names = {0};
-	if (ocil_rootfs_list(fs, PY_BIN_DIR, &names, err) < 0)
+	if (ocil_rootfs_list(fs, OCIL_LAMBDA_PYTHON_DIR, &names, err) < 0)
 		return -1;
 	size_t pythons = 0;
 	for (size_t i = 0; i < names.n; i++) {
-		if (!python_name(names.v[i]))
+		if (!ocil_lambda_python_name(names.v[i], NULL))
 			continue;
 		pythons++;
 		if (check_python(c, fs, names.v[i], err) < 0)
 			return -1;
 	}
 	if (pythons == 0) {
-		add(c, R_PYTHON, OCIL_SEV_INFO, PY_BIN_DIR,
+		add(c, R_PYTHON, OCIL_SEV_INFO, OCIL_LAMBDA_PYTHON_DIR,
 		    "no python3.X: not a Lambda python image; handler and python rules skipped");
 		return 0;
 	}

@@ -73,9 +73,6 @@
 	X(L014, "error", "the python it runs (conda prefix) has the same minor 3.X")               \
 	X(L015, "warning", "no setuid or setgid files")
 
-/* Lambda's limits. */
-#define OCIL_CHECK_MAX_UNCOMPRESSED ((uint64_t)10 << 30)
-#define OCIL_CHECK_MAX_MANIFEST ((size_t)4 << 20)
 /* Findings per per-entry rule before "... and N more". */
 #define OCIL_CHECK_MAX_PER_RULE 20
 

@@ -391,7 +391,7 @@ static int check_wheels_glibc(const opts *o, build *b, const progress *pr, ocil_
 	    json_string_value(json_object_get(json_array_get(b->wheel_tags, 0), "arch"));
 	ocil_glibc glibc;
 	cleanup_free char *where = NULL;
-	if (ocil_wheel_base_glibc(b->fs, arch, &glibc, &where, err) < 0)
+	if (ocil_lambda_base_glibc(b->fs, arch, &glibc, &where, err) < 0)
 		return ocil_error_wrap(err, "%s", b->base_ref.input);
 	if (where == NULL)
 		say(pr, "no libc.so.6 with a version in the base: the wheels' manylinux tags are "

@@ -4,9 +4,8 @@
 #include <string.h>
 
 #include "json.h"
+#include "lambda.h"
 #include "rootfs.h"
-
-#define PYTHON_DIR "/var/lang/bin"
 
 /* A JSON string (see ocil_json_string_lossy), or null for NULL. */
 static json_t *str_or_null(const char *s)
@@ -113,12 +112,7 @@ static json_t *config_doc(const ocil_ref *ref, const ocil_source *src)
 /* "3.N" when name is python3.N, else NULL. */
 static const char *python_minor(const char *name)
 {
-	if (!ocil_str_has_prefix(name, "python3."))
-		return NULL;
-	const char *n = name + strlen("python3.");
-	if (n[0] == '\0' || strspn(n, "0123456789") != strlen(n) || strlen(n) > 4)
-		return NULL;
-	return name + strlen("python");
+	return ocil_lambda_python_name(name, NULL) ? name + strlen("python") : NULL;
 }
 
 static int cmp_minor(const void *a, const void *b)
@@ -130,7 +124,7 @@ static int cmp_minor(const void *a, const void *b)
 
 static int python_json(ocil_rootfs *fs, const char *minor, json_t **out, ocil_error **err)
 {
-	cleanup_free char *path = ocil_xasprintf(PYTHON_DIR "/python%s", minor);
+	cleanup_free char *path = ocil_xasprintf(OCIL_LAMBDA_PYTHON_DIR "/python%s", minor);
 	cleanup_rootfs_node ocil_rootfs_node self = {0};
 	if (ocil_rootfs_lookup(fs, path, false, &self, err) < 0)
 		return -1;
@@ -165,7 +159,7 @@ static int python_json(ocil_rootfs *fs, const char *minor, json_t **out, ocil_er
 static int pythons_json(ocil_rootfs *fs, json_t **out, ocil_error **err)
 {
 	cleanup_strv ocil_strv names = {0};
-	if (ocil_rootfs_list(fs, PYTHON_DIR, &names, err) < 0)
+	if (ocil_rootfs_list(fs, OCIL_LAMBDA_PYTHON_DIR, &names, err) < 0)
 		return -1;
 	cleanup_free const char **minors = ocil_xcalloc(names.n + 1, sizeof(char *));
 	size_t n = 0;
