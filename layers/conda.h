@@ -42,11 +42,9 @@
 
 #include "error.h"
 #include "layer_writer.h"
+#include "sbom.h"
 #include "util.h"
 
-/* Caps on what we read from a prefix. */
-#define OCIL_CONDA_MAX_RECORD ((size_t)64 << 20) /* one conda-meta record */
-#define OCIL_CONDA_MAX_RECORDS 100000
 #define OCIL_CONDA_MAX_FILES 4000000 /* files recorded over all packages */
 
 typedef struct {

@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "conda.h"
 #include "digest.h"
 #include "json.h"
 #include "util.h"

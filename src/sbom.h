@@ -42,6 +42,11 @@
 #include "error.h"
 #include "rootfs.h"
 
+/* Caps on the conda-meta records read from a prefix or an image (the SBOM
+ * and the conda layer producer read the same records). */
+#define OCIL_CONDA_MAX_RECORD ((size_t)64 << 20) /* one conda-meta record */
+#define OCIL_CONDA_MAX_RECORDS 100000
+
 /* One installed conda package. Strings are owned; NULL when not recorded. */
 typedef struct {
 	char *name, *version, *build; /* never NULL */
