@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "json.h"
 #include "replace.h"
 
@@ -62,12 +63,6 @@ static void freep_pkg(ocil_condapkg **p)
 }
 
 /* ---- hashes ---- */
-
-static void to_hex(const unsigned char *d, unsigned n, char *out)
-{
-	for (unsigned i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
 
 int ocil_pkgfile_open(ocil_pkgfile *f, const char *name, ocil_error **err)
 {
@@ -154,9 +149,9 @@ int ocil_pkgfile_hash(const ocil_pkgfile *f, char md5[33], char sha256[65], uint
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned dn = 0;
 	EVP_DigestFinal_ex(m, d, &dn);
-	to_hex(d, dn, md5);
+	ocil_hex_encode(d, dn, md5);
 	EVP_DigestFinal_ex(s, d, &dn);
-	to_hex(d, dn, sha256);
+	ocil_hex_encode(d, dn, sha256);
 	EVP_MD_CTX_free(m);
 	EVP_MD_CTX_free(s);
 	if (r == 0)

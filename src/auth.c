@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -52,34 +54,16 @@ static void wipe_freep(char **p)
 }
 #define cleanup_wipe __attribute__((cleanup(wipe_freep)))
 
-/* --- base64 --- */
+/* --- base64 (OpenSSL's EVP_EncodeBlock / EVP_DecodeBlock) --- */
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *ocil_base64_encode(const void *buf, size_t len)
 {
-	const unsigned char *p = buf;
 	char *out = ocil_xmalloc((len + 2) / 3 * 4 + 1);
-	char *o = out;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		*o++ = b64[(v >> 18) & 63];
-		*o++ = b64[(v >> 12) & 63];
-		*o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		*o++ = i + 2 < len ? b64[v & 63] : '=';
-	}
-	*o = '\0';
+	EVP_EncodeBlock((unsigned char *)out, buf, (int)len);
 	return out;
-}
-
-static int b64_value(char c)
-{
-	const char *p = c != '\0' ? strchr(b64, c) : NULL;
-	return p != NULL ? (int)(p - b64) : -1;
 }
 
 int ocil_base64_decode(const char *in, const char *what, char **out, size_t *len, ocil_error **err)
@@ -92,29 +76,32 @@ int ocil_base64_decode(const char *in, const char *what, char **out, size_t *len
 		n--;
 		pad++;
 	}
-	if (pad > 2 || (pad > 0 && (n + pad) % 4 != 0) || n % 4 == 1)
+	if (pad > 2 || (pad > 0 && (n + pad) % 4 != 0) || n % 4 == 1 || n > INT_MAX / 2)
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "%s: invalid base64 (bad length or padding)", what);
-	cleanup_wipe char *buf = ocil_xcalloc(1, n / 4 * 3 + 3);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64_value(in[i]);
-		if (v < 0)
-			return ocil_error_set(
-			    err, OCIL_E_INPUT,
-			    "%s: invalid base64 (unexpected character at offset %zu)", what, i);
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	/* Leftover bits must be zero, or the encoding is not canonical and
-	 * most likely corrupt. */
-	if ((acc & ((1u << bits) - 1)) != 0)
+	/* EVP_DecodeBlock skips blanks around the text: only the alphabet */
+	size_t ok = strspn(in, b64_alphabet);
+	if (ok < n)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: invalid base64 (unexpected character at offset %zu)",
+				      what, ok);
+	/* EVP_DecodeBlock wants whole groups: pad what was left unpadded */
+	size_t missing = (4 - n % 4) % 4;
+	cleanup_wipe char *padded = ocil_xmalloc(n + missing + 1);
+	memcpy(padded, in, n);
+	memset(padded + n, '=', missing);
+	padded[n + missing] = '\0';
+	cleanup_wipe char *buf = ocil_xcalloc(1, (n + missing) / 4 * 3 + 1);
+	int got =
+	    EVP_DecodeBlock((unsigned char *)buf, (unsigned char *)padded, (int)(n + missing));
+	if (got < 0)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid base64", what);
+	size_t o = (size_t)got - missing;
+	/* Bits left over in the last character must be zero, or the encoding
+	 * is not canonical and most likely corrupt: encoding the bytes again
+	 * must give the text back. */
+	cleanup_wipe char *again = ocil_base64_encode(buf, o);
+	if (strncmp(again, padded, n) != 0)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: invalid base64 (trailing bits)",
 				      what);
 	buf[o] = '\0';

@@ -60,8 +60,18 @@ void ocil_hasher_final(ocil_hasher *h, char out[OCIL_DIGEST_STR_SIZE])
 	unsigned int n = 0;
 	EVP_DigestFinal_ex(h->ctx, md, &n);
 	memcpy(out, "sha256:", 7);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+	ocil_hex_encode(md, 32, out + 7);
+}
+
+void ocil_hex_encode(const unsigned char *buf, size_t n, char *out)
+{
+	/* OPENSSL_buf2hexstr_ex writes upper case; digests are lower case */
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[buf[i] >> 4];
+		out[2 * i + 1] = digits[buf[i] & 15];
+	}
+	out[2 * n] = '\0';
 }
 
 void ocil_hasher_free(ocil_hasher *h)

@@ -18,6 +18,10 @@ typedef struct ocil_hasher ocil_hasher;
 bool ocil_digest_valid(const char *s);
 /* Validate, with an error naming what the digest belongs to. */
 int ocil_digest_check(const char *s, const char *what, ocil_error **err);
+/* The n bytes of buf as 2n lowercase hex digits and a NUL in out (2n + 1
+ * bytes): the one hex encoder (digests, md5 sums, request ids). */
+void ocil_hex_encode(const unsigned char *buf, size_t n, char *out);
+
 /* Pointer to the hex part of a valid digest. */
 const char *ocil_digest_hex(const char *digest);
 

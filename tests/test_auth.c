@@ -140,6 +140,14 @@ static void base64(void)
 		   "bad length");
 	CHECK_FAIL(ocil_base64_decode("YTpiYx==", "A", &out, &len, &err), &err, OCIL_E_INPUT,
 		   "trailing bits");
+	/* OpenSSL's decoder skips blanks around the text; we do not */
+	CHECK_FAIL(ocil_base64_decode(" YTpiYTp", "A", &out, &len, &err), &err, OCIL_E_INPUT,
+		   "unexpected character at offset 0");
+	CHECK_FAIL(ocil_base64_decode("YTpi\nYTp", "A", &out, &len, &err), &err, OCIL_E_INPUT,
+		   "unexpected character at offset 4");
+	CHECK_OK(ocil_base64_decode("", "x", &out, &len, &err), &err);
+	CHECK(len == 0 && out != NULL && out[0] == '\0');
+	free(out);
 
 	for (size_t n = 0; n < 8; n++) {
 		const char *src = "\xff\x00zq:p!w";
