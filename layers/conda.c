@@ -292,7 +292,7 @@ static int record_path(inspect_ctx *c, const char *file, const char *rel, bool d
 		       unsigned char mode, ocil_error **err)
 {
 	if (!ocil_strmap_get(&c->info->files, rel, NULL)) {
-		if (c->info->files.n >= OCIL_CONDA_MAX_FILES)
+		if (ocil_strmap_size(&c->info->files) >= OCIL_CONDA_MAX_FILES)
 			return ocil_error_set(err, OCIL_E_INPUT,
 					      "conda prefix %s: more than %d recorded files",
 					      c->prefix, OCIL_CONDA_MAX_FILES);

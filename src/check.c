@@ -406,7 +406,7 @@ static void scan_clear(scan *s)
 /* Whether this layer's whiteouts (gone) hide path as lower layers had it. */
 static bool hidden(const ocil_strmap *gone, const char *path)
 {
-	if (gone->n == 0)
+	if (ocil_strmap_size(gone) == 0)
 		return false;
 	char buf[OCIL_TAR_NAME_MAX + 2];
 	snprintf(buf, sizeof(buf), "%s", path);
@@ -563,14 +563,14 @@ static void scan_layer_end(ctx *c, scan *s, const char *lname)
 		    lname, ocil_tar_quote(s->pend[i].child, q2));
 	}
 	/* what lower layers had and this one removed */
-	if (s->gone.n > 0)
-		for (size_t i = 0; i < s->dirs.cap; i++)
-			if (s->dirs.keys[i] != NULL && s->dirs.vals[i] == 1 &&
-			    hidden(&s->gone, s->dirs.keys[i]))
-				s->dirs.vals[i] = 0;
-	for (size_t i = 0; i < s->own.cap; i++)
-		if (s->own.keys[i] != NULL)
-			ocil_strmap_put(&s->dirs, s->own.keys[i], 1);
+	const char *key;
+	unsigned char *val;
+	if (ocil_strmap_size(&s->gone) > 0)
+		for (size_t pos = 0; ocil_strmap_next(&s->dirs, &pos, &key, &val);)
+			if (*val == 1 && hidden(&s->gone, key))
+				*val = 0;
+	for (size_t pos = 0; ocil_strmap_next(&s->own, &pos, &key, &val);)
+		ocil_strmap_put(&s->dirs, key, 1);
 	s->tar_bytes += 1024; /* end-of-archive blocks */
 	scan_layer_reset(s);
 }

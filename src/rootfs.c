@@ -52,8 +52,7 @@ struct ocil_rootfs {
 	char **whats; /* "layer N (sha256:...)" */
 	size_t nlayers;
 	rnode *root;
-	rnode **slots; /* open addressing, power-of-two size */
-	size_t cap, count;
+	ocil_hashtab index; /* every node, by parent and name */
 	rnode **chunks;
 	size_t nchunks, chunk_used;
 	strblock *strings;
@@ -106,51 +105,41 @@ static rnode *alloc_node(ocil_rootfs *fs)
 
 static uint64_t key_hash(uint32_t parent_id, const char *name, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL ^ ((uint64_t)parent_id * 0x9e3779b97f4a7c15ULL);
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 1099511628211ULL; /* FNV-1a */
-	}
+	uint64_t h =
+	    ocil_fnv1a(OCIL_FNV1A_INIT ^ ((uint64_t)parent_id * 0x9e3779b97f4a7c15ULL), name, len);
 	return h ^ (h >> 29);
+}
+
+static uint64_t node_hash(const void *item)
+{
+	const rnode *n = item;
+	return key_hash(n->parent->id, n->name, strlen(n->name));
+}
+
+typedef struct {
+	const rnode *parent;
+	const char *name;
+	size_t len;
+} node_key;
+
+static bool node_eq(const void *item, const void *key)
+{
+	const rnode *n = item;
+	const node_key *k = key;
+	return n->parent == k->parent && strncmp(n->name, k->name, k->len) == 0 &&
+	       n->name[k->len] == '\0';
 }
 
 /* The node (live or dead) for name under parent, or NULL. */
 static rnode *find(const ocil_rootfs *fs, const rnode *parent, const char *name, size_t len)
 {
-	if (fs->cap == 0)
-		return NULL;
-	size_t mask = fs->cap - 1;
-	for (size_t i = key_hash(parent->id, name, len) & mask;; i = (i + 1) & mask) {
-		rnode *n = fs->slots[i];
-		if (n == NULL)
-			return NULL;
-		if (n->parent == parent && strncmp(n->name, name, len) == 0 && n->name[len] == '\0')
-			return n;
-	}
-}
-
-static void place(rnode **slots, size_t cap, rnode *n)
-{
-	size_t i = key_hash(n->parent->id, n->name, strlen(n->name)) & (cap - 1);
-	while (slots[i] != NULL)
-		i = (i + 1) & (cap - 1);
-	slots[i] = n;
+	node_key k = {parent, name, len};
+	return ocil_hashtab_find(&fs->index, key_hash(parent->id, name, len), node_eq, &k);
 }
 
 static void insert(ocil_rootfs *fs, rnode *n)
 {
-	if ((fs->count + 1) * 2 > fs->cap) {
-		size_t cap = fs->cap ? fs->cap * 2 : 1024;
-		rnode **slots = ocil_xcalloc(cap, sizeof(*slots));
-		for (size_t i = 0; i < fs->cap; i++)
-			if (fs->slots[i] != NULL)
-				place(slots, cap, fs->slots[i]);
-		free(fs->slots);
-		fs->slots = slots;
-		fs->cap = cap;
-	}
-	place(fs->slots, fs->cap, n);
-	fs->count++;
+	ocil_hashtab_add(&fs->index, n, 1024, node_hash);
 }
 
 static char *node_path(const rnode *n)
@@ -238,7 +227,7 @@ static int get_or_create(ocil_rootfs *fs, rnode *dir, const char *name, size_t l
 		return 0;
 	}
 	if (n == NULL) {
-		if (fs->count >= OCIL_ROOTFS_MAX_NODES)
+		if (fs->index.n >= OCIL_ROOTFS_MAX_NODES)
 			return ocil_error_set(err, OCIL_E_INPUT,
 					      "more than %zu entries in the image",
 					      OCIL_ROOTFS_MAX_NODES);
@@ -477,7 +466,7 @@ void ocil_rootfs_free(ocil_rootfs *fs)
 	for (size_t i = 0; i < fs->nchunks; i++)
 		free(fs->chunks[i]);
 	free(fs->chunks);
-	free(fs->slots);
+	ocil_hashtab_release(&fs->index);
 	for (strblock *b = fs->strings, *next; b != NULL; b = next) {
 		next = b->next;
 		free(b);

@@ -478,70 +478,121 @@ void ocil_strv_sort(ocil_strv *sv)
 		qsort(sv->v, sv->n, sizeof(char *), cmp_str);
 }
 
-static uint64_t hash_str(const char *s)
+uint64_t ocil_fnv1a(uint64_t h, const void *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
 		h *= 1099511628211ULL;
 	}
 	return h;
 }
 
-/* The slot holding key, or the empty slot where it belongs; cap is a power
- * of two and at most half full, so an empty slot is always reached. */
-static size_t strmap_slot(const ocil_strmap *m, const char *key)
+/* The slot holding the item equal to key, or the empty slot where it
+ * belongs; at most half full, so an empty slot is always reached. */
+static size_t hashtab_slot(const ocil_hashtab *t, uint64_t hash, ocil_hashtab_eq eq,
+			   const void *key)
 {
-	size_t i = (size_t)hash_str(key) & (m->cap - 1);
-	while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
-		i = (i + 1) & (m->cap - 1);
+	size_t mask = t->cap - 1, i = (size_t)hash & mask;
+	while (t->slots[i] != NULL && !eq(t->slots[i], key))
+		i = (i + 1) & mask;
 	return i;
+}
+
+void *ocil_hashtab_find(const ocil_hashtab *t, uint64_t hash, ocil_hashtab_eq eq, const void *key)
+{
+	return t->cap == 0 ? NULL : t->slots[hashtab_slot(t, hash, eq, key)];
+}
+
+static bool never_equal(const void *item, const void *key)
+{
+	return false;
+}
+
+void ocil_hashtab_add(ocil_hashtab *t, void *item, size_t min_cap,
+		      uint64_t (*hash_of)(const void *item))
+{
+	if ((t->n + 1) * 2 > t->cap) {
+		ocil_hashtab old = *t;
+		t->cap = old.cap ? old.cap * 2 : min_cap;
+		t->slots = ocil_xcalloc(t->cap, sizeof(void *));
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.slots[i] != NULL)
+				t->slots[hashtab_slot(t, hash_of(old.slots[i]), never_equal,
+						      NULL)] = old.slots[i];
+		free(old.slots);
+	}
+	t->slots[hashtab_slot(t, hash_of(item), never_equal, NULL)] = item;
+	t->n++;
+}
+
+void ocil_hashtab_release(ocil_hashtab *t)
+{
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+typedef struct {
+	unsigned char val;
+	char key[];
+} strent;
+
+static uint64_t strent_hash(const void *item)
+{
+	const char *k = ((const strent *)item)->key;
+	return ocil_fnv1a(OCIL_FNV1A_INIT, k, strlen(k));
+}
+
+static bool strent_eq(const void *item, const void *key)
+{
+	return strcmp(((const strent *)item)->key, key) == 0;
+}
+
+static strent *strmap_find(const ocil_strmap *m, const char *key)
+{
+	return ocil_hashtab_find(&m->t, ocil_fnv1a(OCIL_FNV1A_INIT, key, strlen(key)), strent_eq,
+				 key);
 }
 
 void ocil_strmap_put(ocil_strmap *m, const char *key, unsigned char val)
 {
-	if ((m->n + 1) * 2 > m->cap) {
-		ocil_strmap old = *m;
-		m->cap = old.cap ? old.cap * 2 : 64;
-		m->keys = ocil_xcalloc(m->cap, sizeof(char *));
-		m->vals = ocil_xcalloc(m->cap, 1);
-		for (size_t i = 0; i < old.cap; i++) {
-			if (old.keys[i] == NULL)
-				continue;
-			size_t s = strmap_slot(m, old.keys[i]);
-			m->keys[s] = old.keys[i];
-			m->vals[s] = old.vals[i];
-		}
-		free(old.keys);
-		free(old.vals);
+	strent *e = strmap_find(m, key);
+	if (e == NULL) {
+		size_t n = strlen(key);
+		e = ocil_xmalloc(sizeof(*e) + n + 1);
+		memcpy(e->key, key, n + 1);
+		ocil_hashtab_add(&m->t, e, 64, strent_hash);
 	}
-	size_t s = strmap_slot(m, key);
-	if (m->keys[s] == NULL) {
-		m->keys[s] = ocil_xstrdup(key);
-		m->n++;
-	}
-	m->vals[s] = val;
+	e->val = val;
 }
 
 bool ocil_strmap_get(const ocil_strmap *m, const char *key, unsigned char *val)
 {
-	if (m->cap == 0)
-		return false;
-	size_t s = strmap_slot(m, key);
-	if (m->keys[s] == NULL)
-		return false;
-	if (val != NULL)
-		*val = m->vals[s];
-	return true;
+	const strent *e = strmap_find(m, key);
+	if (e != NULL && val != NULL)
+		*val = e->val;
+	return e != NULL;
+}
+
+bool ocil_strmap_next(const ocil_strmap *m, size_t *pos, const char **key, unsigned char **val)
+{
+	for (; *pos < m->t.cap; (*pos)++) {
+		strent *e = m->t.slots[*pos];
+		if (e != NULL) {
+			(*pos)++;
+			*key = e->key;
+			*val = &e->val;
+			return true;
+		}
+	}
+	return false;
 }
 
 void ocil_strmap_clear(ocil_strmap *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->keys[i]);
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < m->t.cap; i++)
+		free(m->t.slots[i]);
+	ocil_hashtab_release(&m->t);
 }
 
 int ocil_cancel_check(const ocil_cancel *c, ocil_error **err)

@@ -144,7 +144,7 @@ static void inspect(void)
 	int ok = strcmp(info.python_version, "3.11.2") == 0 &&
 		 strcmp(info.python_minor, "3.11") == 0 && strcmp(info.origin, ORIGIN) == 0 &&
 		 info.subdir && strcmp(info.subdir, "linux-64") == 0 && info.has_awslambdaric &&
-		 info.records == 2 && info.files.n == 6 &&
+		 info.records == 2 && ocil_strmap_size(&info.files) == 6 &&
 		 ocil_strmap_get(&info.files, "bin/tool", NULL) &&
 		 ocil_strmap_get(&info.files, "bin/python", NULL) &&
 		 !ocil_strmap_get(&info.files, "bin/pip-script", NULL);

@@ -23,13 +23,13 @@ static void strmap_basics(void)
 	ocil_strmap_put(&m, "", 2);
 	int ok = ocil_strmap_get(&m, "a/b", &v) && v == 1 && ocil_strmap_get(&m, "", &v) &&
 		 v == 2 && !ocil_strmap_get(&m, "zz", NULL) && !ocil_strmap_get(&m, "a", NULL) &&
-		 ocil_strmap_get(&m, "a/b", NULL) && m.n == 2;
+		 ocil_strmap_get(&m, "a/b", NULL) && ocil_strmap_size(&m) == 2;
 	/* a later put replaces the value, not the key */
 	ocil_strmap_put(&m, "a/b", 3);
-	ok = ok && ocil_strmap_get(&m, "a/b", &v) && v == 3 && m.n == 2;
+	ok = ok && ocil_strmap_get(&m, "a/b", &v) && v == 3 && ocil_strmap_size(&m) == 2;
 	ocil_strmap_clear(&m);
 	CHECK(ok);
-	CHECK(m.n == 0 && m.cap == 0 && m.keys == NULL);
+	CHECK(m.t.n == 0 && m.t.cap == 0 && m.t.slots == NULL);
 	CHECK(!ocil_strmap_get(&m, "a/b", NULL));
 }
 
@@ -42,7 +42,7 @@ static void strmap_growth(void)
 		snprintf(key, sizeof(key), "dir/%u", i);
 		ocil_strmap_put(&m, key, (unsigned char)(i % 251));
 	}
-	int ok = m.n == 5000 && m.cap >= 2 * m.n;
+	int ok = m.t.n == 5000 && m.t.cap >= 2 * m.t.n;
 	for (unsigned i = 0; ok && i < 5000; i++) {
 		unsigned char v = 0;
 		snprintf(key, sizeof(key), "dir/%u", i);
