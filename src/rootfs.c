@@ -264,8 +264,8 @@ static int make_parent(ocil_rootfs *fs, const char *path, uint32_t layer, rnode 
 			*base = p;
 			return 0;
 		}
-		rnode *c;
-		bool created;
+		rnode *c = NULL;
+		bool created = false;
 		if (get_or_create(fs, cur, p, (size_t)(slash - p), &c, &created, err) < 0)
 			return -1;
 		if (created || c->type != OCIL_TAR_DIR)
@@ -370,8 +370,8 @@ static int add_entry(ocil_rootfs *fs, const ocil_tar_entry *e, uint32_t layer, c
 		src.entry_index = e->index;
 	}
 
-	rnode *n;
-	bool created;
+	rnode *n = NULL;
+	bool created = false;
 	if (get_or_create(fs, dir, base, strlen(base), &n, &created, err) < 0)
 		return ocil_error_wrap(err, "%s", what);
 	if (!created && n->type == OCIL_TAR_DIR && src.type != OCIL_TAR_DIR) {
