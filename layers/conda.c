@@ -331,7 +331,39 @@ static int binary_mode(ocil_conda_info *info, const char *file, const char *rel,
 	return 0;
 }
 
-static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, ocil_error **err)
+/* A noarch: python record's "lib/pythonX.Y/site-packages", from the first
+ * of its "files" under such a directory; NULL for other records. mamba
+ * 1.5 writes such a record's paths_data with the package's paths
+ * (site-packages/..., python-scripts/...) and "files" with the prefix's
+ * (seen in a real Miniforge3 updated by `mamba update --all`:
+ * conda-meta/archspec-0.2.2-pyhd8ed1ab_0.json). */
+static char *noarch_site(const json_t *j)
+{
+	const json_t *na = json_object_get(j, "noarch");
+	const char *type =
+	    json_is_object(na) ? ocil_json_opt_string(na, "type") : json_string_value(na);
+	const char *pt = ocil_json_opt_string(j, "package_type");
+	if ((type == NULL || strcmp(type, "python") != 0) &&
+	    (pt == NULL || strcmp(pt, "noarch_python") != 0))
+		return NULL;
+	size_t i;
+	const json_t *f;
+	json_array_foreach(json_object_get(j, "files"), i, f)
+	{
+		const char *s = json_string_value(f);
+		if (s == NULL || !ocil_str_has_prefix(s, "lib/python"))
+			continue;
+		const char *v = s + strlen("lib/python");
+		size_t n = strspn(v, "0123456789.");
+		if (n > 0 && ocil_str_has_prefix(v + n, "/site-packages/"))
+			return ocil_xstrndup(s, (size_t)(v + n - s) + strlen("/site-packages"));
+	}
+	return NULL;
+}
+
+/* site: the record's noarch site-packages (noarch_site), or NULL. */
+static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, const char *site,
+		      ocil_error **err)
 {
 	size_t i;
 	const json_t *p;
@@ -349,6 +381,14 @@ static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, oci
 		if (!valid_rel(rel))
 			return bad_record(file, err, "path \"%.200s\" is not inside the prefix",
 					  rel);
+		/* a noarch: python package's path, as mamba records it */
+		cleanup_free char *mapped = NULL;
+		if (site != NULL && ocil_str_has_prefix(rel, "site-packages/"))
+			mapped = ocil_xasprintf("%s%s", site, rel + strlen("site-packages"));
+		else if (site != NULL && ocil_str_has_prefix(rel, "python-scripts/"))
+			mapped = ocil_xasprintf("bin%s", rel + strlen("python-scripts"));
+		if (mapped != NULL)
+			rel = mapped;
 		char where[256];
 		snprintf(where, sizeof(where), "paths_data.paths[%zu] (%.200s): ", i, rel);
 		const char *type, *ph, *fm;
@@ -529,7 +569,8 @@ static int read_record(inspect_ctx *c, int mfd, const char *name, ocil_error **e
 		const json_t *paths = json_object_get(pd, "paths");
 		if (!json_is_object(pd) || !json_is_array(paths))
 			return bad_record(file, err, "\"paths_data.paths\" is not an array");
-		if (read_paths(c, file, paths, err) < 0)
+		cleanup_free char *site = noarch_site(j);
+		if (read_paths(c, file, paths, site, err) < 0)
 			return -1;
 	}
 	return read_files(c, file, json_object_get(j, "files"), err);

@@ -14,7 +14,10 @@
  *      is used where it lies and nothing needs relocating.
  *
  * A file is "managed" when a record lists it (its "files" or a
- * paths_data.paths[]._path). Relocation (when origin != dest), per regular
+ * paths_data.paths[]._path; a noarch: python record's site-packages/... and
+ * python-scripts/... paths, as mamba 1.5 writes them, mean those under
+ * the lib/pythonX.Y/site-packages and bin/ its "files" have). Relocation
+ * (when origin != dest), per regular
  * file:
  *   - recorded with a text placeholder: every origin -> dest;
  *   - recorded with a binary placeholder: conda's NUL-padded replacement

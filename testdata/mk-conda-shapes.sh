@@ -7,7 +7,9 @@
 #     container CI has them), plus whereami, greetpkg and the rest of
 #     `mk-fidelity-helper.py fidelity`: bin/whereami's strings hold /tmp/e, the string
 #     search_path twice, each followed by the NULs conda pads with for the 255-byte
-#     placeholder conda-meta records (lib/fixture-binary.dat likewise).
+#     placeholder conda-meta records (lib/fixture-binary.dat likewise). greetpkg's
+#     record is written as mamba 1.5 writes it (paths_data with the package's
+#     site-packages/... paths, as a real Miniforge3 updated by mamba has them).
 #   OUT/prefix-long: the same installed at /home/runner/miniconda3/envs/a-long-ci-path.
 #     Relocated to /opt/conda-env, both must give the same bytes.
 #   OUT/pkgs (`mk-pkgs-helper.py shapes`):
@@ -42,10 +44,11 @@ trap 'rm -rf "$WORK"' EXIT
 "$PY" "$HERE/mk-fidelity-helper.py" csource "$WORK/whereami.c"
 (cd "$WORK" && gcc -O2 -Wall -Werror -o whereami whereami.c \
     -Wl,--disable-new-dtags,-rpath,'$ORIGIN/../lib' -Wl,--build-id=none)
-for p in short:/tmp/e long:/home/runner/miniconda3/envs/a-long-ci-path; do
-  bash "$HERE/mk-prefix.sh" "$OUT/prefix-${p%%:*}" "${p#*:}" "$PYVER" names
-  "$PY" "$HERE/mk-fidelity-helper.py" fidelity "$OUT/prefix-${p%%:*}" "${p#*:}" "$PYVER" \
-    "$WORK/whereami"
+for p in short:/tmp/e:mamba long:/home/runner/miniconda3/envs/a-long-ci-path:conda; do
+  IFS=: read -r name origin style <<<"$p"
+  bash "$HERE/mk-prefix.sh" "$OUT/prefix-$name" "$origin" "$PYVER" names
+  "$PY" "$HERE/mk-fidelity-helper.py" fidelity "$OUT/prefix-$name" "$origin" "$PYVER" \
+    "$WORK/whereami" "$style"
 done
 PYFULL=$(sed -n 's/.*"version": "\([^"]*\)".*/\1/p' "$OUT"/prefix-short/conda-meta/python-*.json | head -n 1)
 [ -n "$PYFULL" ] || { echo "$0: no python version in prefix-short" >&2; exit 1; }

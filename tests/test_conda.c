@@ -387,6 +387,40 @@ static void grow_into_padding(void)
 	rlayer_clear(&l);
 }
 
+/* mamba 1.5 records a noarch: python package's paths_data with the
+ * package's paths (site-packages/..., python-scripts/...) and its "files"
+ * with the prefix's: the paths are those under lib/pythonX.Y/ (a real
+ * Miniforge3 updated by mamba: conda-meta/archspec-0.2.2-pyhd8ed1ab_0.json). */
+static void mamba_noarch_record(void)
+{
+	static const char rec[] =
+	    "{\"name\": \"greet\", \"version\": \"0.1\", \"build\": \"pyh_0\", \"noarch\": "
+	    "\"python\", \"package_type\": \"noarch_python\", \"subdir\": \"noarch\", "
+	    "\"files\": [\"lib/python3.11/site-packages/greet/conf.txt\", \"bin/greet\"], "
+	    "\"paths_data\": {\"paths_version\": 1, \"paths\": ["
+	    "  {\"_path\": \"site-packages/greet/conf.txt\", \"path_type\": \"hardlink\", "
+	    "\"prefix_placeholder\": \"/opt/anaconda1anaconda2anaconda3\", \"file_mode\": "
+	    "\"text\"},"
+	    "  {\"_path\": \"bin/greet\", \"path_type\": \"unix_python_entry_point\"}]}}";
+	CHECK(make_prefix("mamba") == 0);
+	CHECK(put("mamba/conda-meta/greet-0.1-pyh_0.json", rec) == 0 &&
+	      put("mamba/lib/python3.11/site-packages/greet/conf.txt", "at=" ORIGIN "\n") == 0 &&
+	      put("mamba/bin/greet", "#!" ORIGIN "/bin/python3.11\n") == 0);
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	ocil_conda_report rep = {0};
+	int r = conda_layer_with("mamba", NULL, DEST, false, &l, &rep, &err);
+	const rentry *conf =
+	    rlayer_find(&l, "opt/conda-env/lib/python3.11/site-packages/greet/conf.txt");
+	/* managed, with its text placeholder: replaced, and not reported */
+	bool ok = r == 0 && conf != NULL && strcmp(conf->data, "at=" DEST "\n") == 0 &&
+		  rep.unmanaged_with_prefix == 1; /* bin/notscript of make_prefix */
+	ocil_conda_report_clear(&rep);
+	rlayer_clear(&l);
+	CHECK_OK(r, &err);
+	CHECK(ok);
+}
+
 static void special_files(void)
 {
 	CHECK(make_prefix("env") == 0);
@@ -1029,6 +1063,6 @@ static void info_json(void)
 }
 
 TEST_MAIN(T(inspect), T(origin_fallback), T(layer), T(no_relocation), T(dest_too_long),
-	  T(grow_into_padding), T(special_files), T(inspect_errors), T(records), T(missing_files),
-	  T(subdir), T(platform), T(editable), T(awslambdaric), T(excludes), T(report),
-	  T(info_json))
+	  T(grow_into_padding), T(mamba_noarch_record), T(special_files), T(inspect_errors),
+	  T(records), T(missing_files), T(subdir), T(platform), T(editable), T(awslambdaric),
+	  T(excludes), T(report), T(info_json))

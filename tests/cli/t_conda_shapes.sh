@@ -81,7 +81,10 @@ ok "--strict: the missing path is an error (exit 2, nothing written), also with 
 
 # A prefix conda installed at /tmp/e, relocated to /opt/conda-env (longer): the same
 # bytes as the same prefix installed at a long path and relocated, and as conda's own
-# install at /opt/conda-env of the package file.
+# install at /opt/conda-env of the package file. Its greetpkg record is written as
+# mamba 1.5 writes them (paths_data with the package's site-packages/... paths).
+[ "$(json "$S/prefix-short/conda-meta/greetpkg-0.1-pyh_0.json" 'j["paths_data"]["paths"][0]["_path"]')" = \
+	site-packages/greetpkg-0.1.dist-info/INSTALLER ] || fail "prefix-short's greetpkg record is not mamba's"
 for p in short long; do
 	rc=0
 	assemble --conda-prefix "$S/prefix-$p" --output "oci:$T/$p" >/dev/null 2>"$T/err-$p" || rc=$?
@@ -103,7 +106,7 @@ cmp "$T/conda-whereami" "$ES/bin/whereami" || fail "bin/whereami differs from co
 [ "$("$ES/bin/whereami")" = /opt/conda-env ] || fail "whereami: $("$ES/bin/whereami")"
 grep -x "prefix=/opt/conda-env" "$ES/lib/pkgconfig/whereami.pc" >/dev/null || fail "text file"
 head -n 1 "$ES/bin/greet" | grep -x "#!/opt/conda-env/bin/python3.8" >/dev/null || fail "entry point"
-ok "a prefix installed at /tmp/e relocates to /opt/conda-env: the bytes of one installed at a long path and relocated, and of conda's install there"
+ok "a prefix installed at /tmp/e (with a mamba-written record) relocates to /opt/conda-env: the bytes of one installed at a long path and relocated, and of conda's install there"
 
 long=/opt/$(printf 'x%.0s' $(seq 251))
 expect_fail 2 "$S/prefix-short/bin/whereami: new prefix $long is longer than the placeholder conda recorded (256 > 255 bytes)" \
