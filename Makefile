@@ -19,7 +19,7 @@ JOBS ?= $(shell nproc)
 PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
 	libdeflate-dev libisal-dev libzstd-dev libyaml-dev zstd \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
-	docker-registry apache2-utils openssl curl podman python3-jsonschema strace \
+	docker-registry apache2-utils openssl curl podman python3-jsonschema strace conda-package-handling \
 	groff-base man-db bsdextrautils bsdutils \
 	clang clang-format cppcheck valgrind
 

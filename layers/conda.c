@@ -23,6 +23,7 @@
 #define MAX_SUBDIRS 32
 #define COPY_BUF_SIZE ((size_t)64 << 10)
 
+/* PH_BINARY + i: binary, a placeholder of info->binary_rooms[i] bytes */
 enum { PH_NONE = 0, PH_TEXT = 1, PH_BINARY = 2 };
 
 void ocil_conda_info_clear(ocil_conda_info *info)
@@ -34,6 +35,7 @@ void ocil_conda_info_clear(ocil_conda_info *info)
 	free(info->origin);
 	free(info->subdir);
 	ocil_strmap_clear(&info->files);
+	free(info->binary_rooms);
 	ocil_strv_clear(&info->excludes);
 	memset(info, 0, sizeof(*info));
 }
@@ -305,7 +307,63 @@ static int record_path(inspect_ctx *c, const char *file, const char *rel, bool d
 	return 0;
 }
 
-static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, ocil_error **err)
+/* The mode of a file with a binary placeholder of len bytes: its length
+ * is the room a relocation has (replace.h, padded mode). */
+static int binary_mode(ocil_conda_info *info, const char *file, const char *rel, size_t len,
+		       unsigned char *mode, ocil_error **err)
+{
+	if (len > OCIL_REPLACE_MAX)
+		return bad_record(file, err, "%s: prefix_placeholder longer than %d bytes", rel,
+				  OCIL_REPLACE_MAX);
+	size_t i = 0;
+	while (i < info->n_binary_rooms && info->binary_rooms[i] != len)
+		i++;
+	if (i == info->n_binary_rooms) {
+		if (i >= OCIL_CONDA_MAX_ROOMS)
+			return bad_record(file, err,
+					  "binary placeholders of more than %d different lengths",
+					  OCIL_CONDA_MAX_ROOMS);
+		info->binary_rooms =
+		    ocil_xrealloc(info->binary_rooms, (i + 1) * sizeof(*info->binary_rooms));
+		info->binary_rooms[info->n_binary_rooms++] = len;
+	}
+	*mode = (unsigned char)(PH_BINARY + i);
+	return 0;
+}
+
+/* A noarch: python record's "lib/pythonX.Y/site-packages", from the first
+ * of its "files" under such a directory; NULL for other records. mamba
+ * 1.5 writes such a record's paths_data with the package's paths
+ * (site-packages/..., python-scripts/...) and "files" with the prefix's
+ * (seen in a real Miniforge3 updated by `mamba update --all`:
+ * conda-meta/archspec-0.2.2-pyhd8ed1ab_0.json). */
+static char *noarch_site(const json_t *j)
+{
+	const json_t *na = json_object_get(j, "noarch");
+	const char *type =
+	    json_is_object(na) ? ocil_json_opt_string(na, "type") : json_string_value(na);
+	const char *pt = ocil_json_opt_string(j, "package_type");
+	if ((type == NULL || strcmp(type, "python") != 0) &&
+	    (pt == NULL || strcmp(pt, "noarch_python") != 0))
+		return NULL;
+	size_t i;
+	const json_t *f;
+	json_array_foreach(json_object_get(j, "files"), i, f)
+	{
+		const char *s = json_string_value(f);
+		if (s == NULL || !ocil_str_has_prefix(s, "lib/python"))
+			continue;
+		const char *v = s + strlen("lib/python");
+		size_t n = strspn(v, "0123456789.");
+		if (n > 0 && ocil_str_has_prefix(v + n, "/site-packages/"))
+			return ocil_xstrndup(s, (size_t)(v + n - s) + strlen("/site-packages"));
+	}
+	return NULL;
+}
+
+/* site: the record's noarch site-packages (noarch_site), or NULL. */
+static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, const char *site,
+		      ocil_error **err)
 {
 	size_t i;
 	const json_t *p;
@@ -323,6 +381,14 @@ static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, oci
 		if (!valid_rel(rel))
 			return bad_record(file, err, "path \"%.200s\" is not inside the prefix",
 					  rel);
+		/* a noarch: python package's path, as mamba records it */
+		cleanup_free char *mapped = NULL;
+		if (site != NULL && ocil_str_has_prefix(rel, "site-packages/"))
+			mapped = ocil_xasprintf("%s%s", site, rel + strlen("site-packages"));
+		else if (site != NULL && ocil_str_has_prefix(rel, "python-scripts/"))
+			mapped = ocil_xasprintf("bin%s", rel + strlen("python-scripts"));
+		if (mapped != NULL)
+			rel = mapped;
 		char where[256];
 		snprintf(where, sizeof(where), "paths_data.paths[%zu] (%.200s): ", i, rel);
 		const char *type, *ph, *fm;
@@ -336,9 +402,10 @@ static int read_paths(inspect_ctx *c, const char *file, const json_t *paths, oci
 			/* conda's default file_mode is text */
 			if (fm == NULL || strcmp(fm, "text") == 0)
 				mode = PH_TEXT;
-			else if (strcmp(fm, "binary") == 0)
-				mode = PH_BINARY;
-			else
+			else if (strcmp(fm, "binary") == 0) {
+				if (binary_mode(c->info, file, rel, strlen(ph), &mode, err) < 0)
+					return -1;
+			} else
 				return bad_record(file, err, "%s: unknown file_mode \"%.40s\"", rel,
 						  fm);
 		}
@@ -502,7 +569,8 @@ static int read_record(inspect_ctx *c, int mfd, const char *name, ocil_error **e
 		const json_t *paths = json_object_get(pd, "paths");
 		if (!json_is_object(pd) || !json_is_array(paths))
 			return bad_record(file, err, "\"paths_data.paths\" is not an array");
-		if (read_paths(c, file, paths, err) < 0)
+		cleanup_free char *site = noarch_site(j);
+		if (read_paths(c, file, paths, site, err) < 0)
 			return -1;
 	}
 	return read_files(c, file, json_object_get(j, "files"), err);
@@ -851,12 +919,17 @@ static int rewind_fd(int fd, const char *what, ocil_error **err)
 	return 0;
 }
 
-/* Stream fd through a replacer into a file entry of the given size. */
+/* Stream fd through a replacer into a file entry of the given size;
+ * room: a binary placeholder's length, 0 for text. */
 static int write_replaced(layer_ctx *c, const ocil_walk_entry *e, const char *path, mode_t mode,
-			  int fd, ocil_replace_mode how, uint64_t size, ocil_error **err)
+			  int fd, size_t room, uint64_t size, ocil_error **err)
 {
 	ocil_replacer *r = NULL;
-	if (ocil_replacer_new(how, c->origin, c->o->dest, writer_sink, c->w, &r, err) < 0)
+	int made = room > 0 ? ocil_replacer_new_padded(c->origin, c->o->dest, room, writer_sink,
+						       c->w, &r, err)
+			    : ocil_replacer_new(OCIL_REPLACE_TEXT, c->origin, c->o->dest,
+						writer_sink, c->w, &r, err);
+	if (made < 0)
 		return ocil_error_wrap(err, "%s", e->path);
 	int rc = ocil_layer_writer_begin_file(c->w, path, mode, size, err);
 	if (rc == 0)
@@ -957,8 +1030,9 @@ static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 	if (how == PH_NONE && (managed || ocil_str_has_prefix(e->rel, "bin/")) &&
 	    shebang_mentions_origin(c, fd))
 		how = PH_TEXT;
-	if (how == PH_BINARY)
-		return write_replaced(c, e, path, mode, fd, OCIL_REPLACE_BINARY, size, err);
+	if (how >= PH_BINARY)
+		return write_replaced(c, e, path, mode, fd,
+				      c->o->info->binary_rooms[how - PH_BINARY], size, err);
 	if (how == PH_TEXT) {
 		/* counting pass: the tar header needs the new size first */
 		ocil_replacer *r = NULL;
@@ -971,7 +1045,7 @@ static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 		if (rc < 0 || rewind_fd(fd, e->path, err) < 0)
 			return -1;
 		if (matches > 0)
-			return write_replaced(c, e, path, mode, fd, OCIL_REPLACE_TEXT, out, err);
+			return write_replaced(c, e, path, mode, fd, 0, out, err);
 	}
 	/* conda's own metadata is kept as is and not reported */
 	if (managed || ocil_str_has_prefix(e->rel, "conda-meta/"))

@@ -14,11 +14,19 @@
  *      is used where it lies and nothing needs relocating.
  *
  * A file is "managed" when a record lists it (its "files" or a
- * paths_data.paths[]._path). Relocation (when origin != dest), per regular
+ * paths_data.paths[]._path; a noarch: python record's site-packages/... and
+ * python-scripts/... paths, as mamba 1.5 writes them, mean those under
+ * the lib/pythonX.Y/site-packages and bin/ its "files" have). Relocation
+ * (when origin != dest), per regular
  * file:
  *   - recorded with a text placeholder: every origin -> dest;
  *   - recorded with a binary placeholder: conda's NUL-padded replacement
- *     (an error naming the file if dest is longer than origin);
+ *     into a dest no longer than origin; into a longer one, up to the
+ *     placeholder's length, each string grows into the NULs conda left
+ *     after it when it installed origin in place of the placeholder, which
+ *     are checked to be there (replace.h, padded mode). A dest longer than
+ *     the placeholder, or padding that is not there, is an error naming
+ *     the file and the lengths;
  *   - a managed file anywhere (e.g. an unix_python_entry_point script), or
  *     an unmanaged one under bin/ (pip's console scripts), whose first line
  *     is a `#!` containing origin: text replacement of the whole file;
@@ -46,6 +54,8 @@
 #include "util.h"
 
 #define OCIL_CONDA_MAX_FILES 4000000 /* files recorded over all packages */
+/* distinct binary placeholder lengths (conda-build 3 has one, 255) */
+#define OCIL_CONDA_MAX_ROOMS 250
 
 typedef struct {
 	/* where the env was built, when it was moved since (otherwise it is
@@ -71,9 +81,12 @@ typedef struct {
 	 * pip's awslambdaric*.dist-info (or .egg-info), not excluded */
 	bool has_awslambdaric;
 	size_t records;
-	/* every recorded path (the managed files) -> its placeholder mode;
-	 * used by ocil_conda_write_layer, owned by this struct */
+	/* every recorded path (the managed files) -> its placeholder mode:
+	 * 0 none, 1 text, 2 + i binary with a placeholder of binary_rooms[i]
+	 * bytes; used by ocil_conda_write_layer, owned by this struct */
 	ocil_strmap files;
+	size_t *binary_rooms; /* the distinct lengths, at most OCIL_CONDA_MAX_ROOMS */
+	size_t n_binary_rooms;
 	ocil_strv excludes; /* normalized copies of the inspect opts' globs */
 } ocil_conda_info;
 
@@ -85,7 +98,8 @@ typedef struct {
  *     platform, arch, files, paths_data(.paths), a path's _path,
  *     path_type, prefix_placeholder or file_mode, sha256 not 64 hex
  *     digits, size_in_bytes not a non-negative integer, a path escaping
- *     the prefix;
+ *     the prefix, binary placeholders of more than OCIL_CONDA_MAX_ROOMS
+ *     lengths or longer than OCIL_REPLACE_MAX;
  *   - "<prefix>/conda-meta/<rec>.json lists <path>, which is not in the
  *     prefix" (excluded paths are exempt);
  *   - "<path>: editable install ...": a *.egg-link or __editable__* file, or

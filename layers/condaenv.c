@@ -340,8 +340,11 @@ int ocil_condaenv_write_layer(ocil_condaenv *env, const ocil_condaenv_opts *o, o
 	if (ocil_layer_writer_add_parents(w, o->dest, err) < 0 ||
 	    ocil_layer_writer_add_dir(w, o->dest, 0755, err) < 0)
 		return -1;
-	ocil_condapkg_install_opts io = {
-	    .dest = o->dest, .python_minor = o->minor, .cancel = o->cancel};
+	ocil_condapkg_install_opts io = {.dest = o->dest,
+					 .python_minor = o->minor,
+					 .cancel = o->cancel,
+					 .strict = o->strict,
+					 .warnings = o->warnings};
 	for (size_t i = 0; i < env->n; i++) {
 		if (ocil_cancel_check(o->cancel, err) < 0 ||
 		    ocil_condapkg_install(env->pkgs[i], &io, w, err) < 0)

@@ -57,6 +57,10 @@ typedef struct {
 	int64_t created;   /* the history's timestamp (SOURCE_DATE_EPOCH) */
 	const char *minor; /* python minor, from the info filled by load */
 	const ocil_cancel *cancel;
+	/* a path a package's paths.json lists and the package lacks: an error
+	 * (strict) or a warning pushed to warnings (condapkg.h) */
+	bool strict;
+	ocil_strv *warnings; /* NULL: dropped */
 } ocil_condaenv_opts;
 
 int ocil_condaenv_write_layer(ocil_condaenv *env, const ocil_condaenv_opts *o, ocil_layer_writer *w,

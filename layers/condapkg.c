@@ -328,10 +328,15 @@ static int conda_member(void *ud, struct archive *a, struct archive_entry *ae, c
 	return walk_member(a, c->p->file, name, c->fn, c->ud, err);
 }
 
+static bool is_conda(const ocil_condapkg *p)
+{
+	return ocil_str_has_suffix(p->fn, ".conda");
+}
+
 /* Walk info/ (info true) or the payload of the package. */
 static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud, ocil_error **err)
 {
-	if (ocil_str_has_suffix(p->fn, ".conda")) {
+	if (is_conda(p)) {
 		conda_walk c = {.p = p, .prefix = info ? "info-" : "pkg-", .fn = fn, .ud = ud};
 		if (ocil_archive_walk_zip(&p->src, conda_member, &c, err) < 0)
 			return -1;
@@ -345,6 +350,33 @@ static int walk_package(const ocil_condapkg *p, bool info, entry_fn fn, void *ud
 	if (a == NULL)
 		return ocil_error_set(err, OCIL_E_IO, "%s: cannot set up libarchive", p->file);
 	return walk_fd(a, &p->src, fn, ud, err);
+}
+
+typedef struct {
+	entry_fn fn;
+	void *ud;
+} outside_info;
+
+static int outside_info_entry(void *ud, struct archive *a, struct archive_entry *ae,
+			      const char *name, ocil_error **err)
+{
+	outside_info *c = ud;
+	if (strcmp(name, "info") == 0 || ocil_str_has_prefix(name, "info/"))
+		return 0;
+	return c->fn(c->ud, a, ae, name, err);
+}
+
+/* What conda extracts to install from: a .tar.bz2's tar (its info/ is
+ * never listed), a .conda's pkg- tarball then its info- tarball's entries
+ * outside info/ (see condapkg.h). */
+static int walk_payload(const ocil_condapkg *p, entry_fn fn, void *ud, ocil_error **err)
+{
+	if (walk_package(p, false, fn, ud, err) < 0)
+		return -1;
+	if (!is_conda(p))
+		return 0;
+	outside_info c = {.fn = fn, .ud = ud};
+	return walk_package(p, true, outside_info_entry, &c, err);
 }
 
 int ocil_archive_read_all(struct archive *a, const char *what, size_t max, char **out, size_t *len,
@@ -763,16 +795,26 @@ static int end_file(install_ctx *c, ocil_replacer *r, ocil_condapkg_path *pp, in
 	return rc < 0 ? ocil_error_wrap(err, "%s", what) : 0;
 }
 
+/* The replacer for pp's placeholder: text, or binary with the
+ * placeholder's length as the room (a longer dest names both lengths). */
+static int new_replacer(const ocil_condapkg_path *pp, const char *dest, ocil_replace_sink sink,
+			void *ud, ocil_replacer **r, ocil_error **err)
+{
+	if (pp->binary)
+		return ocil_replacer_new_padded(pp->placeholder, dest, strlen(pp->placeholder),
+						sink, ud, r, err);
+	return ocil_replacer_new(OCIL_REPLACE_TEXT, pp->placeholder, dest, sink, ud, r, err);
+}
+
 /* A whole file from memory, its placeholder (if any) replaced. */
 static int write_buf(install_ctx *c, ocil_condapkg_path *pp, const char *path, mode_t mode,
 		     const char *buf, size_t len, const char *what, ocil_error **err)
 {
 	if (pp->placeholder == NULL)
 		return ocil_layer_writer_add_file(c->w, path, mode, buf, len, err);
-	ocil_replace_mode how = pp->binary ? OCIL_REPLACE_BINARY : OCIL_REPLACE_TEXT;
 	ocil_replacer *r = NULL;
 	/* counting pass: the tar header needs the new size first */
-	if (ocil_replacer_new(how, pp->placeholder, c->o->dest, NULL, NULL, &r, err) < 0)
+	if (new_replacer(pp, c->o->dest, NULL, NULL, &r, err) < 0)
 		return ocil_error_wrap(err, "%s", what);
 	int rc = ocil_replacer_feed(r, buf, len, err);
 	if (rc == 0)
@@ -781,7 +823,7 @@ static int write_buf(install_ctx *c, ocil_condapkg_path *pp, const char *path, m
 	ocil_replacer_free(r);
 	r = NULL;
 	if (rc == 0)
-		rc = ocil_replacer_new(how, pp->placeholder, c->o->dest, out_sink, c, &r, err);
+		rc = new_replacer(pp, c->o->dest, out_sink, c, &r, err);
 	if (rc == 0)
 		rc = ocil_layer_writer_begin_file(c->w, path, mode, size, err);
 	c->h = rc == 0 ? ocil_hasher_new() : NULL;
@@ -812,8 +854,7 @@ static int add_stream(install_ctx *c, struct archive *a, struct archive_entry *a
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: no size in the archive", what);
 	uint64_t size = (uint64_t)archive_entry_size(ae);
 	ocil_replacer *r = NULL;
-	if (pp->placeholder != NULL && ocil_replacer_new(OCIL_REPLACE_BINARY, pp->placeholder,
-							 c->o->dest, out_sink, c, &r, err) < 0)
+	if (pp->placeholder != NULL && new_replacer(pp, c->o->dest, out_sink, c, &r, err) < 0)
 		return ocil_error_wrap(err, "%s", what);
 	int rc = ocil_layer_writer_begin_file(c->w, path, mode, size, err);
 	c->h = rc == 0 && r != NULL ? ocil_hasher_new() : NULL;
@@ -926,9 +967,9 @@ static int link_entry(void *ud, struct archive *a, struct archive_entry *ae, con
 
 static int install(install_ctx *c, ocil_error **err)
 {
-	if (walk_package(c->p, false, install_entry, c, err) < 0)
+	if (walk_payload(c->p, install_entry, c, err) < 0)
 		return -1;
-	if (c->link_sources.n > 0 && walk_package(c->p, false, link_entry, c, err) < 0)
+	if (c->link_sources.n > 0 && walk_payload(c->p, link_entry, c, err) < 0)
 		return -1;
 	for (size_t i = 0; i < c->link_sources.n; i++)
 		if (c->link_sources.v[i][0] != '\0')
@@ -936,6 +977,24 @@ static int install(install_ctx *c, ocil_error **err)
 					      "%s: %s is a hardlink to %s, which is not in the "
 					      "package",
 					      c->p->file, c->links[i]->path, c->link_sources.v[i]);
+	return 0;
+}
+
+/* A listed path the package lacks: left out with a warning (conda's
+ * default safety_checks: warn), or an error when strict. */
+static int missing_path(ocil_condapkg *p, ocil_condapkg_path *pp,
+			const ocil_condapkg_install_opts *o, size_t *n, ocil_error **err)
+{
+	if (o->strict)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s: info/paths.json lists %s, which is not in the package",
+				      p->file, pp->path);
+	pp->missing = true;
+	if (o->warnings != NULL && (*n)++ < OCIL_CONDAPKG_MAX_MISSING)
+		ocil_strv_push(o->warnings,
+			       ocil_xasprintf("%s: info/paths.json lists %s, which is not in the "
+					      "package; left out",
+					      p->fn, pp->path));
 	return 0;
 }
 
@@ -951,7 +1010,7 @@ int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
 	ocil_strv_clear(&c.link_sources);
 	if (r < 0)
 		return -1;
-	size_t ep = 0;
+	size_t ep = 0, missing = 0;
 	for (size_t i = 0; i < p->n_paths; i++) {
 		ocil_condapkg_path *pp = &p->paths[i];
 		bool is_ep = strcmp(pp->path_type, "unix_python_entry_point") == 0;
@@ -975,10 +1034,14 @@ int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
 			pp->done = true;
 			continue;
 		}
-		return ocil_error_set(err, OCIL_E_INPUT,
-				      "%s: info/paths.json lists %s, which is not in the package",
-				      p->file, pp->path);
+		if (missing_path(p, pp, o, &missing, err) < 0)
+			return -1;
 	}
+	if (missing > OCIL_CONDAPKG_MAX_MISSING && o->warnings != NULL)
+		ocil_strv_push(o->warnings,
+			       ocil_xasprintf("%s: %zu more paths info/paths.json lists are not in "
+					      "the package; left out",
+					      p->fn, missing - OCIL_CONDAPKG_MAX_MISSING));
 	return 0;
 }
 
@@ -991,6 +1054,8 @@ json_t *ocil_condapkg_record(const ocil_condapkg *p, const char *channel, const 
 	json_t *files = json_array(), *paths = json_array();
 	for (size_t i = 0; i < p->n_paths; i++) {
 		const ocil_condapkg_path *pp = &p->paths[i];
+		if (pp->missing)
+			continue;
 		json_array_append_new(files, json_string(pp->target));
 		json_t *e =
 		    json_pack("{s:s, s:s}", "_path", pp->target, "path_type", pp->path_type);

@@ -10,7 +10,12 @@
  * its prefix_placeholder replaced by the destination prefix: file_mode
  * "text" everywhere in the file, "binary" conda's way (inside each
  * NUL-terminated string, NUL-padded to the same length; a destination
- * longer than the placeholder is an error). A `noarch: python` package's
+ * longer than the placeholder is an error naming the file and both
+ * lengths). The paths come from the payload: a .tar.bz2's tar, or a
+ * .conda's pkg- tarball and whatever its info- tarball holds outside info/
+ * (conda extracts both into one directory, and real packages rely on it:
+ * ncurses-6.2-he6710b0_1.conda of Anaconda's main keeps its link
+ * lib/terminfo -> ../share/terminfo in the info tarball). A `noarch: python` package's
  * site-packages/... go to lib/pythonX.Y/site-packages/... and its
  * python-scripts/... to bin/...; the entry points of its info/link.json
  * become scripts in bin/ (conda's template, #!<dest>/bin/pythonX.Y). */
@@ -31,6 +36,7 @@
 #define OCIL_CONDAPKG_MAX_INFO ((size_t)64 << 20)  /* one info/ file */
 #define OCIL_CONDAPKG_MAX_TEXT ((size_t)256 << 20) /* a text file with a placeholder */
 #define OCIL_CONDAPKG_MAX_PATHS 1000000
+#define OCIL_CONDAPKG_MAX_MISSING 10 /* warnings about missing paths, a package */
 
 typedef struct {
 	char *path;		/* in the package */
@@ -42,6 +48,7 @@ typedef struct {
 	int64_t size;		/* size_in_bytes, -1 when not said */
 	bool clobbered;		/* a later package installs the same target: not written */
 	bool done;		/* written (or clobbered and seen) */
+	bool missing;		/* listed, not in the package: not written, not recorded */
 	char *sha256_in_prefix; /* of a file whose placeholder was replaced */
 } ocil_condapkg_path;
 
@@ -129,12 +136,21 @@ typedef struct {
 	const char *dest;	  /* e.g. /opt/conda-env */
 	const char *python_minor; /* for entry points; may be NULL without any */
 	const ocil_cancel *cancel;
+	/* a path paths.json lists that the package lacks is an error, not a
+	 * warning */
+	bool strict;
+	ocil_strv *warnings; /* where they go; NULL: dropped */
 } ocil_condapkg_install_opts;
 
 /* Write the package's paths (except clobbered ones) under dest, parents
- * first as needed, in the package's order, then its entry points. A path
- * paths.json lists that the payload lacks is an error; payload entries it
- * does not list are left out. */
+ * first as needed, in the package's order, then its entry points. Payload
+ * entries paths.json does not list are left out. A path it lists that the
+ * payload lacks (not a directory or an entry point) is left out too, and
+ * out of the record, with a warning "<fn>: info/paths.json lists <path>,
+ * which is not in the package; left out" (conda's safety_checks: warn; at
+ * most OCIL_CONDAPKG_MAX_MISSING a package, then a count); strict: an
+ * OCIL_E_INPUT error "<file>: info/paths.json lists <path>, which is not
+ * in the package". */
 int ocil_condapkg_install(ocil_condapkg *p, const ocil_condapkg_install_opts *o,
 			  ocil_layer_writer *w, ocil_error **err);
 

@@ -95,7 +95,8 @@ static const ocil_option options[] = {
     {"exclude", OPT_EXCLUDE, "GLOB",
      "leave prefix files matching GLOB out (relative to the prefix; repeatable)"},
     {"strict", OPT_STRICT, NULL,
-     "fail on unmanaged prefix files that still name the build path (default: warn)"},
+     "fail on unmanaged prefix files that still name the build path, and on package paths "
+     "missing from their package (default: warn)"},
     {"quiet", OPT_QUIET, NULL, "print nothing but the manifest digest"},
     {"progress", OPT_PROGRESS, NULL, "print progress on stderr even when it is not a terminal"},
     OCIL_REGISTRY_OPTIONS,
@@ -456,9 +457,19 @@ static int produce_conda_lock(build *b, const opts *o, const ocil_cancel *c, oci
 	int64_t epoch = 0;
 	if (ocil_source_date_epoch(&epoch, err) < 0)
 		return -1;
-	ocil_condaenv_opts eo = {
-	    .dest = o->prefix_dest, .created = epoch, .minor = b->conda.python_minor, .cancel = c};
-	return ocil_condaenv_write_layer(&b->lockenv, &eo, w, err);
+	cleanup_strv ocil_strv warnings = {0};
+	ocil_condaenv_opts eo = {.dest = o->prefix_dest,
+				 .created = epoch,
+				 .minor = b->conda.python_minor,
+				 .cancel = c,
+				 .strict = o->strict,
+				 .warnings = &warnings};
+	int r = ocil_condaenv_write_layer(&b->lockenv, &eo, w, err);
+	/* paths packages list and lack: shown now, kept with a cached layer */
+	print_warnings(o, &warnings);
+	for (size_t i = 0; i < warnings.n; i++)
+		ocil_strv_push(&b->conda_warnings, steal_pointer(&warnings.v[i]));
+	return r;
 }
 
 static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
@@ -552,7 +563,6 @@ static int check_conda_source(const opts *o, ocil_error **err)
 				      o->pkgs_dir ? "--pkgs-dir" : "--wheels-dir");
 	const char *prefix_only = o->source_prefix != NULL ? "--source-prefix"
 				  : o->excludes.n > 0	   ? "--exclude"
-				  : o->strict		   ? "--strict"
 							   : NULL;
 	if (o->lock != NULL && prefix_only != NULL)
 		return ocil_error_set(err, OCIL_E_USAGE, "%s applies to --conda-prefix only",
@@ -938,6 +948,7 @@ static int lock_key(const opts *o, const char *subdir, int64_t epoch, const ocil
 		r = key_dir(h, "wheels directory", o->wheels_dir, cancel, err);
 	ocil_layer_cache_key_str(h, subdir);
 	ocil_layer_cache_key_str(h, o->prefix_dest);
+	ocil_layer_cache_key_int(h, o->strict);
 	key_packing(h, o, epoch);
 	ocil_layer_cache_key_finish(h, key);
 	return r;

@@ -15,6 +15,18 @@
  * Matches may span any chunk boundaries. Memory: two strings, a KMP table
  * of len(from) and a 64 KiB output buffer, whatever the input size.
  *
+ * Padded binary mode (ocil_replacer_new_padded) relocates a file conda
+ * installed: conda replaced a placeholder of `room` bytes by the prefix
+ * `from` and left, after the terminating NUL of each string that held it k
+ * times, k * (room - len(from)) NULs. `to` may then be longer than `from`,
+ * up to room: each string grows by k * (len(to) - len(from)) bytes, taken
+ * from the NULs after its terminator, so the size and every offset past
+ * the padding stay the same. Those NULs are checked to be all there
+ * (k * (room - len(from)) of them); a string whose padding is short, or a
+ * last string with no NUL at all, is an OCIL_E_INPUT error naming the
+ * byte offset and the counts. With len(to) <= len(from) it is the binary
+ * mode above.
+ *
  * To learn the output size before writing (a tar header needs it), run a
  * replacer with a NULL sink over the data first: it only counts. */
 #ifndef OCIL_REPLACE_H
@@ -43,6 +55,11 @@ typedef struct ocil_replacer ocil_replacer;
  * with len(to) > len(from) is an OCIL_E_INPUT error. sink NULL: count only. */
 int ocil_replacer_new(ocil_replace_mode mode, const char *from, const char *to,
 		      ocil_replace_sink sink, void *ud, ocil_replacer **out, ocil_error **err);
+/* Padded binary mode (above); room is the length of the placeholder conda
+ * recorded (its prefix_placeholder). A `to` longer than room is an
+ * OCIL_E_INPUT error giving both lengths. */
+int ocil_replacer_new_padded(const char *from, const char *to, size_t room, ocil_replace_sink sink,
+			     void *ud, ocil_replacer **out, ocil_error **err);
 int ocil_replacer_feed(ocil_replacer *r, const void *buf, size_t len, ocil_error **err);
 /* End of data: flushes held bytes and padding to the sink. */
 int ocil_replacer_finish(ocil_replacer *r, ocil_error **err);

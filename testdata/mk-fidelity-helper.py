@@ -3,13 +3,15 @@
 
   csource OUT                   write whereami.c: a C program whose prefix strings hold
                                 the 255-char binary placeholder (as conda-build leaves it).
-  fidelity DEST ORIGIN PYVER WHEREAMI_ELF
+  fidelity DEST ORIGIN PYVER WHEREAMI_ELF [conda|mamba]
                                 build the conda packages whereami-1.0-h0_0 (linux-64) and
                                 greetpkg-0.1-pyh_0 (noarch: python) into DEST/pkgs (extracted
                                 dir + .tar.bz2), install them into DEST as conda does for a
                                 prefix ORIGIN (placeholders replaced, entry point written,
                                 conda-meta record), then the pip-installed pipdemo, an
                                 unmanaged file with ORIGIN and share/outside-link.
+                                mamba: greetpkg's record as mamba 1.5 writes it (paths_data
+                                with the package's site-packages/... paths).
   bad DEST ORIGIN PYVER CASE    break the (names-mode) prefix DEST in one way, see CASES.
   binreplace FILE OLD NEW       conda's binary prefix replacement, in place: inside every
                                 NUL-terminated string holding OLD, OLD -> NEW and NUL padding
@@ -268,11 +270,14 @@ class Package:
         with open(os.path.join(pkgs, "urls.txt"), "a") as f:
             f.write(self.repodata_record["url"] + "\n")
 
-    def install(self, dest, origin, pyver, requested_spec):
+    def install(self, dest, origin, pyver, requested_spec, mamba=False):
         """Link the package into DEST as conda does for the prefix ORIGIN and write its
-        conda-meta record (PrefixRecord)."""
+        conda-meta record (PrefixRecord). mamba: the record as mamba 1.5 writes it for a
+        noarch: python package, paths_data with the package's paths (site-packages/...)
+        and files with the prefix's (seen in a real Miniforge3 updated by `mamba update
+        --all`: conda-meta/archspec-0.2.2-pyhd8ed1ab_0.json)."""
         sp = "lib/python%s/site-packages" % pyver
-        paths = []
+        paths, files = [], []
         for e, (path, data, mode, ph, fm) in zip(self.paths_json()["paths"], self.files):
             target = path
             if self.noarch == "python":
@@ -285,7 +290,9 @@ class Package:
             elif ph and fm == "binary":
                 data = binary_replace(data, ph.encode(), origin.encode())
             write(os.path.join(dest, target), data, mode)
-            e = dict(e, _path=target, sha256_in_prefix=sha256_bytes(data))
+            e = dict(e, _path=path if mamba and self.noarch == "python" else target,
+                     sha256_in_prefix=sha256_bytes(data))
+            files.append(target)
             paths.append(e)
         python = "%s/bin/python%s" % (origin, pyver)
         for ep in self.entry_points:  # "name = module:func"
@@ -293,12 +300,13 @@ class Package:
             module, func = spec.split(":")
             data = conda_shebang(python) + entry_point_script(CONDA_ENTRY_POINT, module, func)
             write(os.path.join(dest, "bin", cmd), data, 0o755)
+            files.append("bin/" + cmd)
             paths.append({"_path": "bin/" + cmd, "path_type": "unix_python_entry_point",
                           "size_in_bytes": len(data.encode())})
         cache = pkgs_root(origin)
         rec = dict(self.repodata_record)
         rec.update(
-            files=[p["_path"] for p in paths],
+            files=files,
             paths_data={"paths": paths, "paths_version": 1},
             link={"source": "%s/%s" % (cache, self.dist), "type": 1},
             extracted_package_dir="%s/%s" % (cache, self.dist),
@@ -408,7 +416,7 @@ def install_pipdemo(dest, origin, pyver):
     write(os.path.join(sp, di + "RECORD"), csv_rows(rows))
 
 
-def cmd_fidelity(dest, origin, pyver, elf_path):
+def cmd_fidelity(dest, origin, pyver, elf_path, style="conda"):
     dest = os.path.abspath(dest)
     origin = origin.rstrip("/")
     if len(origin.encode()) > len(WHEREAMI_PLACEHOLDER):
@@ -418,7 +426,7 @@ def cmd_fidelity(dest, origin, pyver, elf_path):
     packages = [whereami_package(read(elf_path)), greetpkg_package()]
     for p in packages:
         p.write_cache(pkgs)
-        p.install(dest, origin, pyver, requested_spec=p.name)
+        p.install(dest, origin, pyver, requested_spec=p.name, mamba=style == "mamba")
     append_history(dest, origin, packages, [p.name for p in packages])
 
     install_pipdemo(dest, origin, pyver)

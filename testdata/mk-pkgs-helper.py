@@ -4,6 +4,12 @@
   pkgs OUT PREFIX PYVER WHEREAMI_ELF
       write into OUT/pkgs real-format conda packages, into OUT/wheels a wheel, and the
       locks OUT/explicit.txt and OUT/conda-lock.yml naming them (see mk-pkgs.sh).
+  shapes OUT PYVER PYFULL
+      write into OUT/pkgs packages with the shapes of real ones (see mk-conda-shapes.sh)
+      and the explicit locks OUT/shapes.txt and OUT/clean.txt.
+  judge EXTRACTED PREFIX DEST
+      compare a package as `cph x` extracted it with what was installed at PREFIX for
+      DEST (exit 1 naming the paths that differ).
 
 Packages are built the way conda-build / conda-package-handling lay them out: a
 .tar.bz2 holds info/ (first) and the payload; a .conda is a zip (stored, not deflated)
@@ -312,10 +318,158 @@ def cmd_pkgs(out, prefix, pyver, elf):
                 % (os.path.basename(whl), whl_sha))
 
 
+# ------------------------------------------------------------ shapes (issue 14)
+class ShapePackage(Package):
+    """A package with the layouts real ones have and mk-pkgs' do not: members in the
+    .conda's info tarball outside info/, paths.json entries no tarball holds, and a
+    .tar.bz2 whose members come in another order than conda-build's."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.in_info = set()  # paths shipped in the info tarball (.conda)
+        self.missing = []  # listed in paths.json, shipped nowhere
+        self.info_last = False  # .tar.bz2: info/ after the payload
+
+    def paths_json(self):
+        pj = super().paths_json()
+        for path in self.missing:
+            pj["paths"].append({"_path": path, "path_type": "hardlink",
+                                "sha256": fidelity.sha256_bytes(b"gone"), "size_in_bytes": 4})
+        pj["paths"].sort(key=lambda e: e["_path"])
+        return pj
+
+    def write_tar_bz2(self, out_dir):
+        path = os.path.join(out_dir, self.dist + ".tar.bz2")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            # payload unsorted (a link to a directory before what it points at), info/
+            # last: what the layout of a .tar.bz2 does not promise
+            members = [m for m in self.payload()]
+            members.sort(key=lambda m: (m[3] is None, m[0]))
+            parts = [members, self.info_members()]
+            for group in (parts[::-1] if not self.info_last else parts):
+                for m in group:
+                    self._add_members(tf, [m])
+        import bz2
+        with open(path, "wb") as f:
+            f.write(bz2.compress(buf.getvalue(), 9))
+        return path
+
+    def write_conda(self, out_dir):
+        """As conda-package-handling wrote ncurses-6.2-he6710b0_1.conda (Anaconda main,
+        2020): an empty metadata.json, then info-<dist>.tar.zst, then pkg-<dist>.tar.zst;
+        the info tarball also holds the payload paths in in_info."""
+        path = os.path.join(out_dir, self.dist + ".conda")
+        payload = self.payload()
+        info = self.info_members() + [m for m in payload if m[0] in self.in_info]
+        pkg = [m for m in payload if m[0] not in self.in_info]
+        members = [
+            ("metadata.json", b""),
+            ("info-%s.tar.zst" % self.dist, self._tar_zst(info)),
+            ("pkg-%s.tar.zst" % self.dist, self._tar_zst(pkg)),
+        ]
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+            for name, data in members:
+                zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                zi.external_attr = 0o644 << 16
+                z.writestr(zi, data)
+        return path
+
+
+def termlink_package():
+    """ncurses' shape: the link lib/terminfo -> ../share/terminfo (a directory the pkg
+    tarball fills, with relative links inside it, as share/terminfo/Q/Q310-vip-w ->
+    ../v/vip-w) sits in the info tarball, and so does a file with a text placeholder."""
+    p = ShapePackage("termlink", "6.2", "h0_1", summary="ncurses' layout (fixture)")
+    p.add("share/terminfo/v/vt100", b"\x1a\x01vt100 terminfo (fixture)\0", 0o644)
+    p.add("share/terminfo/x/xterm", b"\x1a\x01xterm terminfo (fixture)\0", 0o644)
+    p.link("share/terminfo/x/xterm-old", "../v/vt100")
+    p.link("lib/terminfo", "../share/terminfo")
+    p.add("etc/termlink.conf", "terminfo=%s/share/terminfo\n" % TEXT_PLACEHOLDER, 0o644,
+          TEXT_PLACEHOLDER, "text")
+    p.in_info = {"lib/terminfo", "etc/termlink.conf"}
+    return p
+
+
+def ghostpath_package():
+    """A .tar.bz2 whose paths.json lists a file it does not ship (conda warns, with its
+    default safety_checks: warn), its info/ after the payload and a link to a directory
+    before the directory's files."""
+    p = ShapePackage("ghostpath", "1.0", "h0_0", summary="a path no tarball holds (fixture)")
+    p.link("lib/ghost", "../share/ghost")
+    p.add("share/ghost/data.txt", "ghost data\n")
+    p.missing = ["share/ghost/gone.txt"]
+    p.info_last = True
+    return p
+
+
+def tiny_python_package(pyver, pyfull):
+    """python as mk-prefix.sh names mode has it (not runnable): enough for a lock."""
+    p = ShapePackage("python", pyfull, "h0_0_fixture", summary="names-mode python (fixture)")
+    p.add("bin/python" + pyver, "echo 'fixture python (names mode) cannot run' >&2\nexit 127\n",
+          0o755)
+    p.link("bin/python", "python" + pyver)
+    p.add("lib/python%s/os.py" % pyver, "# landmark of the fixture stdlib\n")
+    return p
+
+
+def cmd_shapes(out, pyver, pyfull):
+    pkgs = os.path.join(out, "pkgs")
+    os.makedirs(pkgs, exist_ok=True)
+    built = [(tiny_python_package(pyver, pyfull), "tar.bz2"),
+             (termlink_package(), "conda"),
+             (ghostpath_package(), "tar.bz2")]
+    lines = []
+    for p, fmt in built:
+        path = p.write_conda(pkgs) if fmt == "conda" else p.write_tar_bz2(pkgs)
+        md5, _ = digests(path)
+        lines.append("%s/%s/%s#%s\n" % (CHANNEL, p.subdir, os.path.basename(path), md5))
+    head = "# platform: linux-64\n@EXPLICIT\n"
+    with open(os.path.join(out, "shapes.txt"), "w") as f:
+        f.write(head + "".join(lines))
+    with open(os.path.join(out, "clean.txt"), "w") as f:  # nothing missing
+        f.write(head + "".join(lines[:2]))
+
+
+def cmd_judge(extracted, prefix, dest):
+    """Compare what ocilambda installed at PREFIX (an unpacked image's DEST) with a
+    package as `cph x` extracted it into EXTRACTED (conda's own extraction): every path
+    its info/paths.json lists that the extraction holds is in PREFIX with the same link
+    target, or the same bytes once the placeholder is replaced by DEST (conda's text and
+    binary rules); every path the extraction lacks is absent. Prints a summary."""
+    with open(os.path.join(extracted, "info", "paths.json")) as f:
+        paths = json.load(f)["paths"]
+    files = links = absent = 0
+    bad = []
+    for e in paths:
+        src, got = os.path.join(extracted, e["_path"]), os.path.join(prefix, e["_path"])
+        if not os.path.lexists(src):
+            absent += 1
+            if os.path.lexists(got):
+                bad.append("%s: not in the package, but installed" % e["_path"])
+        elif os.path.islink(src):
+            links += 1
+            if not os.path.islink(got) or os.readlink(got) != os.readlink(src):
+                bad.append("%s: link differs" % e["_path"])
+        elif os.path.isfile(src):
+            files += 1
+            data, ph = fidelity.read(src), e.get("prefix_placeholder")
+            if ph and e.get("file_mode", "text") == "text":
+                data = data.replace(ph.encode(), dest.encode())
+            elif ph:
+                data = fidelity.binary_replace(data, ph.encode(), dest.encode())
+            if os.path.islink(got) or not os.path.isfile(got) or fidelity.read(got) != data:
+                bad.append("%s: content differs" % e["_path"])
+    if bad:
+        sys.exit("\n".join(bad))
+    print("%d files, %d links as conda extracts them; %d listed paths absent from the "
+          "package and from the prefix" % (files, links, absent))
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    {"pkgs": cmd_pkgs}[sys.argv[1]](*sys.argv[2:])
+    {"pkgs": cmd_pkgs, "shapes": cmd_shapes, "judge": cmd_judge}[sys.argv[1]](*sys.argv[2:])
 
 
 if __name__ == "__main__":

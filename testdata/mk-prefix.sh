@@ -2,8 +2,9 @@
 # mk-prefix.sh DEST ORIGIN PYVER [MODE]
 #
 # Writes a conda-like environment prefix into DEST (must not exist or be empty) whose
-# files say it was installed at ORIGIN (only a string; ORIGIN need not exist and must
-# be longer than /opt/conda-env).
+# files say it was installed at ORIGIN (only a string; ORIGIN need not exist; at most
+# 255 bytes, the binary placeholder's length; a short one such as /tmp/e is what a
+# prefix conda installed at a short path looks like).
 #   MODE run (default): Debian's python PYVER (/usr/bin/pythonPYVER, RUNPATH
 #     $ORIGIN/../lib), its stdlib, pandas + requests and their Python dependencies
 #     (from the dpkg file lists), the ldd closure of every ELF in lib/ (glibc and the
@@ -23,12 +24,11 @@ DEST=$1
 ORIGIN=${2%/}
 PYVER=$3
 MODE=${4:-run}
-CONDA_ENV_TARGET=/opt/conda-env   # where images put the prefix
 case "$MODE" in run|names) ;; *) usage ;; esac
 [[ "$PYVER" =~ ^[0-9]+\.[0-9]+$ ]] || { echo "$0: PYVER must look like 3.11" >&2; exit 2; }
 case "$ORIGIN" in /*) ;; *) echo "$0: ORIGIN must be absolute" >&2; exit 2 ;; esac
-if [ "${#ORIGIN}" -le ${#CONDA_ENV_TARGET} ]; then
-  echo "$0: ORIGIN must be longer than /opt/conda-env" >&2; exit 2
+if [ "${#ORIGIN}" -gt 255 ]; then
+  echo "$0: ORIGIN longer than the 255-byte binary placeholder" >&2; exit 2
 fi
 if [ -e "$DEST" ] && [ -n "$(ls -A "$DEST")" ]; then
   echo "$0: $DEST exists and is not empty" >&2; exit 1

@@ -294,9 +294,131 @@ static void dest_too_long(void)
 	CHECK(make_prefix("env") == 0);
 	ocil_error *err = NULL;
 	rlayer l = {.n = 0};
+	/* longer than the 37-byte placeholder python's record gives */
 	CHECK_FAIL(conda_layer("env", NULL, "/opt/a-destination-longer-than-the-origin", &l, &err),
-		   &err, OCIL_E_INPUT, "env/bin/python3.11: new prefix");
+		   &err, OCIL_E_INPUT,
+		   "env/bin/python3.11: new prefix /opt/a-destination-longer-than-the-origin is "
+		   "longer than the placeholder conda recorded (41 > 37 bytes)");
 	CHECK(l.n == 0);
+	/* longer than the origin but within the placeholder: the fixture's
+	 * ELF has no padding after its strings, so there is no room */
+	CHECK_FAIL(conda_layer("env", NULL, "/opt/build-origin/env-and-more", &l, &err), &err,
+		   OCIL_E_INPUT,
+		   "env/bin/python3.11: no room to relocate to /opt/build-origin/env-and-more: "
+		   "the string ending at byte 30 holds " ORIGIN " 1 time and is followed by 0 "
+		   "NULs, where conda leaves 16 (a 37-byte placeholder)");
+	CHECK(l.n == 0);
+}
+
+/* An ELF-ish file as conda installs it for a prefix: each string holding
+ * the 37-byte placeholder k times gets the prefix k times, its NUL, then
+ * k * (37 - len(prefix)) NULs. n: its size. */
+#define PH37 "/tmp/build/_h_env_placehold_placehold"
+static char *installed_elf(const char *prefix, size_t *n)
+{
+	size_t pad = strlen(PH37) - strlen(prefix), len = 0;
+	char *out = ocil_xcalloc(1, 512);
+	/* each string, its NUL, then its padding (calloc's zeros) */
+	len += (size_t)snprintf(out + len, 512 - len, "\177ELF") + 1;
+	len += (size_t)snprintf(out + len, 512 - len, "%s/lib", prefix) + 1 + pad;
+	len += (size_t)snprintf(out + len, 512 - len, "x%s/lib:%s/lib64", prefix, prefix) + 1 +
+	       2 * pad;
+	len += (size_t)snprintf(out + len, 512 - len, "tail"); /* no NUL */
+	*n = len;
+	return out;
+}
+
+/* A prefix conda installed at a short path (/tmp/e, as container CI has
+ * them) moves to a longer destination: each string grows into the NULs
+ * conda left after it, giving the bytes conda writes when it installs
+ * there; padding that is not there is refused, naming the file and the
+ * lengths (issue 14). */
+static void grow_into_padding(void)
+{
+	static const char rec[] =
+	    "{\"name\": \"python\", \"version\": \"3.11.2\", \"build\": \"h1_0\", "
+	    "\"subdir\": \"linux-64\", \"paths_data\": {\"paths_version\": 1, \"paths\": ["
+	    "  {\"_path\": \"bin/python3.11\", \"path_type\": \"hardlink\", \"file_mode\": "
+	    "\"binary\", \"prefix_placeholder\": \"" PH37 "\"},"
+	    "  {\"_path\": \"bin/tool\", \"path_type\": \"unix_python_entry_point\"},"
+	    "  {\"_path\": \"etc/x.cfg\", \"prefix_placeholder\": "
+	    "\"/opt/anaconda1anaconda2anaconda3\"}]}}";
+	size_t n = 0, want_n = 0;
+	cleanup_free char *elf_e = installed_elf("/tmp/e", &n);
+	cleanup_free char *want = installed_elf(DEST, &want_n);
+	CHECK(n == want_n);
+	CHECK(put("short/conda-meta/python-3.11.2-h1_0.json", rec) == 0 &&
+	      putn("short/bin/python3.11", elf_e, n, 0755) == 0 &&
+	      put("short/bin/tool", "#!/tmp/e/bin/python3.11\nimport sys\n") == 0 &&
+	      put("short/etc/x.cfg", "a=/tmp/e/lib:/tmp/e\n") == 0);
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	CHECK_OK(conda_layer("short", NULL, DEST, &l, &err), &err);
+	const rentry *py = rlayer_find(&l, "opt/conda-env/bin/python3.11");
+	const rentry *tool = rlayer_find(&l, "opt/conda-env/bin/tool");
+	const rentry *cfg = rlayer_find(&l, "opt/conda-env/etc/x.cfg");
+	bool ok = py && tool && cfg && py->size == n && memcmp(py->data, want, n) == 0 &&
+		  strcmp(tool->data, "#!" DEST "/bin/python3.11\nimport sys\n") == 0 &&
+		  strcmp(cfg->data, "a=" DEST "/lib:" DEST "\n") == 0;
+	rlayer_clear(&l);
+	CHECK(ok);
+	/* the longest destination the placeholder allows */
+	CHECK_OK(conda_layer("short", NULL, "/opt/thirty-seven-bytes-of-dest/abcde", &l, &err),
+		 &err);
+	rlayer_clear(&l);
+
+	/* the padding after the second string cut to 40 of its 62 NULs (the
+	 * file keeps its size: a non-NUL byte where padding should be) */
+	size_t second = (size_t)((char *)memchr(elf_e + 16, 'x', n - 16) - elf_e);
+	size_t nul = second + strlen("x/tmp/e/lib:/tmp/e/lib64");
+	elf_e[nul + 41] = 'X';
+	CHECK(putn("short/bin/python3.11", elf_e, n, 0755) == 0);
+	char needle[512];
+	cleanup_free char *file = tpath("short/bin/python3.11");
+	snprintf(needle, sizeof(needle),
+		 "relocating %s: no room to relocate to " DEST ": the string ending at byte %zu "
+		 "holds /tmp/e 2 times and is followed by 40 NULs, where conda leaves 62 (a "
+		 "37-byte placeholder)",
+		 file, nul);
+	CHECK_FAIL(conda_layer("short", NULL, DEST, &l, &err), &err, OCIL_E_INPUT, needle);
+	rlayer_clear(&l);
+	/* the same file into a shorter destination: conda's padding, as before */
+	CHECK_OK(conda_layer("short", NULL, "/o", &l, &err), &err);
+	rlayer_clear(&l);
+}
+
+/* mamba 1.5 records a noarch: python package's paths_data with the
+ * package's paths (site-packages/..., python-scripts/...) and its "files"
+ * with the prefix's: the paths are those under lib/pythonX.Y/ (a real
+ * Miniforge3 updated by mamba: conda-meta/archspec-0.2.2-pyhd8ed1ab_0.json). */
+static void mamba_noarch_record(void)
+{
+	static const char rec[] =
+	    "{\"name\": \"greet\", \"version\": \"0.1\", \"build\": \"pyh_0\", \"noarch\": "
+	    "\"python\", \"package_type\": \"noarch_python\", \"subdir\": \"noarch\", "
+	    "\"files\": [\"lib/python3.11/site-packages/greet/conf.txt\", \"bin/greet\"], "
+	    "\"paths_data\": {\"paths_version\": 1, \"paths\": ["
+	    "  {\"_path\": \"site-packages/greet/conf.txt\", \"path_type\": \"hardlink\", "
+	    "\"prefix_placeholder\": \"/opt/anaconda1anaconda2anaconda3\", \"file_mode\": "
+	    "\"text\"},"
+	    "  {\"_path\": \"bin/greet\", \"path_type\": \"unix_python_entry_point\"}]}}";
+	CHECK(make_prefix("mamba") == 0);
+	CHECK(put("mamba/conda-meta/greet-0.1-pyh_0.json", rec) == 0 &&
+	      put("mamba/lib/python3.11/site-packages/greet/conf.txt", "at=" ORIGIN "\n") == 0 &&
+	      put("mamba/bin/greet", "#!" ORIGIN "/bin/python3.11\n") == 0);
+	ocil_error *err = NULL;
+	rlayer l = {.n = 0};
+	ocil_conda_report rep = {0};
+	int r = conda_layer_with("mamba", NULL, DEST, false, &l, &rep, &err);
+	const rentry *conf =
+	    rlayer_find(&l, "opt/conda-env/lib/python3.11/site-packages/greet/conf.txt");
+	/* managed, with its text placeholder: replaced, and not reported */
+	bool ok = r == 0 && conf != NULL && strcmp(conf->data, "at=" DEST "\n") == 0 &&
+		  rep.unmanaged_with_prefix == 1; /* bin/notscript of make_prefix */
+	ocil_conda_report_clear(&rep);
+	rlayer_clear(&l);
+	CHECK_OK(r, &err);
+	CHECK(ok);
 }
 
 static void special_files(void)
@@ -941,5 +1063,6 @@ static void info_json(void)
 }
 
 TEST_MAIN(T(inspect), T(origin_fallback), T(layer), T(no_relocation), T(dest_too_long),
-	  T(special_files), T(inspect_errors), T(records), T(missing_files), T(subdir), T(platform),
-	  T(editable), T(awslambdaric), T(excludes), T(report), T(info_json))
+	  T(grow_into_padding), T(mamba_noarch_record), T(special_files), T(inspect_errors),
+	  T(records), T(missing_files), T(subdir), T(platform), T(editable), T(awslambdaric),
+	  T(excludes), T(report), T(info_json))

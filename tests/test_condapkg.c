@@ -66,11 +66,26 @@ static int open_md5(const char *file, ocil_condapkg **p, ocil_error **err)
 	return ocil_condapkg_open(file, md5, NULL, p, err);
 }
 
+/* Install with --strict or not; the warnings go to warns (when not NULL). */
+static int install_layer_with(ocil_condapkg *p, bool strict, ocil_strv *warns, rlayer *l,
+			      ocil_error **err)
+{
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	ocil_condapkg_install_opts o = {
+	    .dest = DEST, .python_minor = "3.11", .strict = strict, .warnings = warns};
+	if (open_layer_writer(&bs, &w, err) < 0 ||
+	    ocil_layer_writer_add_parents(w, DEST "/x", err) < 0 ||
+	    ocil_condapkg_install(p, &o, w, err) < 0)
+		return -1;
+	return finish_read_layer(bs, w, l, err);
+}
+
 static int install_layer(ocil_condapkg *p, rlayer *l, ocil_error **err)
 {
 	cleanup_blobstore ocil_blobstore *bs = NULL;
 	cleanup_layer_writer ocil_layer_writer *w = NULL;
-	ocil_condapkg_install_opts o = {.dest = DEST, .python_minor = "3.11"};
+	ocil_condapkg_install_opts o = {.dest = DEST, .python_minor = "3.11", .strict = true};
 	if (open_layer_writer(&bs, &w, err) < 0 ||
 	    ocil_layer_writer_add_parents(w, DEST "/x", err) < 0 ||
 	    ocil_condapkg_install(p, &o, w, err) < 0)
@@ -215,13 +230,17 @@ static void test_bad_packages(void)
 	CHECK(fails("a-1-0.tar.bz2", index_json, "{\"paths\": 3}", one, 1, "no \"paths\" list"));
 	CHECK(fails("a-1-0.tar.bz2", index_json, "{\"paths\": [{\"_path\": \"../etc/x\"}]}", one, 1,
 		    "path \"../etc/x\" escapes the prefix"));
+	/* (install_layer is --strict) */
 	CHECK(fails("a-1-0.tar.bz2", index_json,
 		    "{\"paths\": [{\"_path\": \"bin/a\"}, {\"_path\": \"bin/gone\"}]}", one, 1,
-		    "info/paths.json lists bin/gone, which is not in the package"));
+		    "a-1-0.tar.bz2: info/paths.json lists bin/gone, which is not in the package"));
 	CHECK(fails("a-1-0.tar.bz2", index_json,
 		    "{\"paths\": [{\"_path\": \"bin/a\", \"prefix_placeholder\": \"/short\", "
 		    "\"file_mode\": \"binary\"}]}",
-		    one, 1, "a-1-0.tar.bz2: bin/a"));
+		    one, 1,
+		    "a-1-0.tar.bz2: bin/a: new prefix " DEST
+		    " is longer than the placeholder conda "
+		    "recorded (14 > 6 bytes)"));
 	CHECK(fails("a-1-0.tar.bz2", index_json,
 		    "{\"paths\": [{\"_path\": \"bin/a\", \"prefix_placeholder\": \"/p\", "
 		    "\"file_mode\": \"weird\"}]}",
@@ -318,5 +337,136 @@ static void test_swapped_file(void)
 	ocil_condapkg_free(p);
 }
 
+/* A .conda as conda-package-handling writes it: a stored zip of an empty
+ * metadata.json, info-<dist>.tar.zst then pkg-<dist>.tar.zst (the order of
+ * the real ncurses-6.2-he6710b0_1.conda). */
+static char *mk_conda(const char *dist, const tent *info, size_t n_info, const tent *pkg,
+		      size_t n_pkg)
+{
+	cleanup_free char *iname = ocil_xasprintf("info-%s.tar.zst", dist);
+	cleanup_free char *pname = ocil_xasprintf("pkg-%s.tar.zst", dist);
+	cleanup_free char *ipath =
+	    mk_tar(iname, "zstd", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, info, n_info);
+	cleanup_free char *ppath =
+	    mk_tar(pname, "zstd", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, pkg, n_pkg);
+	cleanup_free char *idata = NULL, *pdata = NULL;
+	size_t ilen = 0, plen = 0;
+	ocil_error *err = NULL;
+	if (ipath == NULL || ppath == NULL ||
+	    ocil_read_file(ipath, (size_t)1 << 24, &idata, &ilen, &err) < 0 ||
+	    ocil_read_file(ppath, (size_t)1 << 24, &pdata, &plen, &err) < 0) {
+		ocil_error_free(err);
+		return NULL;
+	}
+	const tent members[] = {{"metadata.json", 'f', "", 0, 0},
+				{iname, 'f', idata, ilen, 0},
+				{pname, 'f', pdata, plen, 0}};
+	cleanup_free char *fn = ocil_xasprintf("%s.conda", dist);
+	return mk_tar(fn, NULL, ARCHIVE_FORMAT_ZIP, members, NENTS(members));
+}
+
+/* conda extracts both tarballs of a .conda into one directory, so what the
+ * info tarball holds outside info/ is installed too (issue 14: the real
+ * ncurses-6.2-he6710b0_1.conda of Anaconda main keeps lib/terminfo ->
+ * ../share/terminfo there). */
+static void test_conda_info_payload(void)
+{
+	static const char paths[] =
+	    "{\"paths_version\": 1, \"paths\": ["
+	    "{\"_path\": \"lib/terminfo\", \"path_type\": \"softlink\"},"
+	    "{\"_path\": \"share/terminfo/x/xterm\", \"path_type\": \"hardlink\"},"
+	    "{\"_path\": \"share/doc/README\", \"path_type\": \"hardlink\", "
+	    "\"prefix_placeholder\": \"" TEXT_PH "\", \"file_mode\": \"text\"}]}";
+	static const tent info[] = {{"info/index.json", 'f', index_json, 0, 0},
+				    {"info/paths.json", 'f', paths, 0, 0},
+				    {"lib/terminfo", 'l', "../share/terminfo", 0, 0},
+				    {"share/doc/README", 'f', "at " TEXT_PH "\n", 0, 0}};
+	static const tent pkg[] = {{"share/terminfo/x/xterm", 'f', "xterm\n", 0, 0}};
+	cleanup_free char *file = mk_conda("demo-1.0-h0_0", info, NENTS(info), pkg, NENTS(pkg));
+	CHECK(file != NULL);
+	ocil_error *err = NULL;
+	ocil_condapkg *p = NULL;
+	CHECK_OK(open_md5(file, &p, &err), &err);
+	CHECK_OK(ocil_condapkg_map(p, NULL, &err), &err);
+	rlayer l = {0};
+	int r = install_layer(p, &l, &err); /* strict: nothing is missing */
+	if (r < 0)
+		fprintf(stderr, "install: %s\n", err ? err->msg : "?");
+	const rentry *link = rlayer_find(&l, "opt/conda-env/lib/terminfo");
+	const rentry *xterm = rlayer_find(&l, "opt/conda-env/share/terminfo/x/xterm");
+	const rentry *readme = rlayer_find(&l, "opt/conda-env/share/doc/README");
+	bool ok =
+	    r == 0 && link && xterm && readme && strcmp(link->link, "../share/terminfo") == 0 &&
+	    strcmp(xterm->data, "xterm\n") == 0 && strcmp(readme->data, "at " DEST "\n") == 0 &&
+	    rlayer_find(&l, "opt/conda-env/info/index.json") == NULL;
+	rlayer_clear(&l);
+	ocil_condapkg_free(p);
+	ocil_error_free(err);
+	CHECK(ok);
+}
+
+/* A path paths.json lists that neither tarball holds: left out with a
+ * warning (conda's safety_checks: warn) and out of the record; an error
+ * under --strict. */
+static void test_missing_path(void)
+{
+	static const char paths[] = "{\"paths\": [{\"_path\": \"bin/a\"}, {\"_path\": "
+				    "\"lib/gone\"}, {\"_path\": \"share/gone\"}]}";
+	static const tent info[] = {{"info/index.json", 'f', index_json, 0, 0},
+				    {"info/paths.json", 'f', paths, 0, 0}};
+	static const tent pkg[] = {{"bin/a", 'f', "a\n", 0, 0755}};
+	cleanup_free char *conda = mk_conda("demo-1.0-h0_0", info, NENTS(info), pkg, NENTS(pkg));
+	cleanup_free char *bz2 = mk_pkg("demo-1.0-h0_0.tar.bz2", index_json, paths, pkg, 1);
+	const char *files[] = {conda, bz2};
+	for (size_t i = 0; i < 2; i++) {
+		CHECK(files[i] != NULL);
+		ocil_error *err = NULL;
+		ocil_condapkg *p = NULL;
+		CHECK_OK(open_md5(files[i], &p, &err), &err);
+		CHECK_OK(ocil_condapkg_map(p, NULL, &err), &err);
+		rlayer l = {0};
+		cleanup_strv ocil_strv warns = {0};
+		int r = install_layer_with(p, false, &warns, &l, &err);
+		const char *fn = strrchr(files[i], '/') + 1;
+		char w0[256], w1[256];
+		snprintf(
+		    w0, sizeof(w0),
+		    "%s: info/paths.json lists lib/gone, which is not in the package; left out",
+		    fn);
+		snprintf(w1, sizeof(w1),
+			 "%s: info/paths.json lists share/gone, which is not in the package; left "
+			 "out",
+			 fn);
+		json_t *rec = r == 0 ? ocil_condapkg_record(p, "c", "u", "/pkgs") : NULL;
+		const json_t *recorded = json_object_get(rec, "files");
+		bool ok =
+		    r == 0 && warns.n == 2 && strcmp(warns.v[0], w0) == 0 &&
+		    strcmp(warns.v[1], w1) == 0 && rlayer_find(&l, "opt/conda-env/bin/a") != NULL &&
+		    rlayer_find(&l, "opt/conda-env/lib/gone") == NULL &&
+		    json_array_size(recorded) == 1 &&
+		    json_array_size(json_object_get(json_object_get(rec, "paths_data"), "paths")) ==
+			1 &&
+		    strcmp(json_string_value(json_array_get(recorded, 0)), "bin/a") == 0;
+		if (!ok)
+			for (size_t k = 0; k < warns.n; k++)
+				fprintf(stderr, "warning: %s\n", warns.v[k]);
+		json_decref(rec);
+		rlayer_clear(&l);
+		ocil_condapkg_free(p);
+		CHECK_OK(r, &err);
+		CHECK(ok);
+		p = NULL;
+		CHECK_OK(open_md5(files[i], &p, &err), &err);
+		CHECK_OK(ocil_condapkg_map(p, NULL, &err), &err);
+		char needle[512];
+		snprintf(needle, sizeof(needle),
+			 "%s: info/paths.json lists lib/gone, which is not in the package",
+			 files[i]);
+		CHECK_FAIL(install_layer_with(p, true, NULL, &l, &err), &err, OCIL_E_INPUT, needle);
+		rlayer_clear(&l);
+		ocil_condapkg_free(p);
+	}
+}
+
 TEST_MAIN(T(test_install), T(test_noarch_python), T(test_bad_packages), T(test_bad_files),
-	  T(test_swapped_file))
+	  T(test_swapped_file), T(test_conda_info_payload), T(test_missing_path))

@@ -230,6 +230,175 @@ static void large_fd(void)
 	CHECK(same);
 }
 
+/* conda's install: each NUL-terminated string holding ph k times gets pre
+ * for each and k * (len(ph) - len(pre)) NULs after its terminator (a last
+ * string without a NUL is left alone, as conda's regex does). */
+static void conda_install(buf *out, const char *d, size_t n, const char *ph, const char *pre)
+{
+	size_t start = 0, pad_each = strlen(ph) - strlen(pre);
+	static const char zero[1];
+	while (start < n) {
+		const char *nul = memchr(d + start, 0, n - start);
+		if (nul == NULL) {
+			buf_add(out, d + start, n - start);
+			break;
+		}
+		size_t end = (size_t)(nul - d);
+		size_t c = ref_replace_seg(out, d + start, end - start, ph, pre);
+		buf_add(out, zero, 1);
+		for (size_t k = 0; k < c * pad_each; k++)
+			buf_add(out, zero, 1);
+		start = end + 1;
+	}
+}
+
+/* The padded replacer over d (random chunks): 0, or -1 with the message
+ * in msg (when not NULL). */
+static int run_padded(const char *from, const char *to, size_t room, const char *d, size_t n,
+		      buf *out, char *msg, size_t msg_len)
+{
+	ocil_error *err = NULL;
+	ocil_replacer *r = NULL;
+	int rc = ocil_replacer_new_padded(from, to, room, sink, out, &r, &err);
+	for (size_t off = 0; rc == 0 && off < n;) {
+		size_t k = 1 + rnd() % 23;
+		if (k > n - off)
+			k = n - off;
+		rc = ocil_replacer_feed(r, d + off, k, &err);
+		off += k;
+	}
+	if (rc == 0)
+		rc = ocil_replacer_finish(r, &err);
+	if (rc < 0 && msg != NULL)
+		snprintf(msg, msg_len, "%s", err ? err->msg : "?");
+	ocil_replacer_free(r);
+	ocil_error_free(err);
+	return rc;
+}
+
+#define PH "/opt/conda-bld/x_1/_h_env_placehold_placeh" /* 42 bytes */
+#define SHORT "/tmp/e"
+#define LONG "/home/runner/miniconda3/envs/x"
+#define DEST "/opt/conda-env"
+
+/* Installed by conda at a short path, then relocated to a longer one: the
+ * same bytes as installed there directly, and as installed at a long path
+ * and relocated down (the issue's check). Strings holding the prefix once,
+ * twice, beside other text; the last string with and without a NUL. */
+static void padded_grow(void)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+	} pieces[] = {{PH, sizeof(PH) - 1},
+		      {PH "/lib", sizeof(PH) + 3},
+		      {"a", 1},
+		      {"bb", 2},
+		      {"/x", 2},
+		      {"", 1},
+		      {"\0", 2}};
+#define NPIECES (sizeof(pieces) / sizeof(pieces[0]))
+	int failures = 0;
+	for (int iter = 0; iter < 3000 && failures < 5; iter++) {
+		buf pkg = {0}, at_short = {0}, at_long = {0}, at_dest = {0};
+		buf from_short = {0}, from_long = {0};
+		size_t parts = rnd() % 12;
+		for (size_t i = 0; i < parts; i++) {
+			size_t k = rnd() % NPIECES;
+			buf_add(&pkg, pieces[k].s, pieces[k].n);
+		}
+		if (rnd() % 2)
+			buf_add(&pkg, "", 1);
+		conda_install(&at_short, pkg.p, pkg.n, PH, SHORT);
+		conda_install(&at_long, pkg.p, pkg.n, PH, LONG);
+		conda_install(&at_dest, pkg.p, pkg.n, PH, DEST);
+		char msg[512] = "";
+		/* a last string holding the prefix without its NUL: conda left it
+		 * alone, so it holds the placeholder, not the prefix */
+		int a = run_padded(SHORT, DEST, strlen(PH), at_short.p, at_short.n, &from_short,
+				   msg, sizeof(msg));
+		int b =
+		    run_padded(LONG, DEST, strlen(PH), at_long.p, at_long.n, &from_long, NULL, 0);
+		bool ok = a == 0 && b == 0 && from_short.n == at_dest.n &&
+			  from_long.n == at_dest.n &&
+			  (at_dest.n == 0 || (memcmp(from_short.p, at_dest.p, at_dest.n) == 0 &&
+					      memcmp(from_long.p, at_dest.p, at_dest.n) == 0));
+		if (!ok) {
+			failures++;
+			fprintf(stderr, "padded_grow: %d/%d %s (%zu bytes)\n", a, b, msg, pkg.n);
+		}
+		free(pkg.p);
+		free(at_short.p);
+		free(at_long.p);
+		free(at_dest.p);
+		free(from_short.p);
+		free(from_long.p);
+	}
+	CHECK(failures == 0);
+}
+
+static void padded_errors(void)
+{
+	char msg[512] = "";
+	buf out = {0};
+	/* conda installed /tmp/e for a 42-byte placeholder: 36 NULs follow */
+	buf good = {0};
+	const char pkg[] = "x" PH "/lib:" PH "/bin\0tail";
+	conda_install(&good, pkg, sizeof(pkg) - 1, PH, SHORT);
+	CHECK(run_padded(SHORT, DEST, strlen(PH), good.p, good.n, &out, NULL, 0) == 0);
+	CHECK(out.n == good.n &&
+	      memcmp(out.p, "x" DEST "/lib:" DEST "/bin\0", strlen(DEST) * 2 + 11) == 0);
+	free(out.p);
+	/* the padding cut short: 50 of the 72 NULs */
+	const char *nul = memchr(good.p, 0, good.n);
+	size_t at = (size_t)(nul - good.p);
+	buf cut = {0};
+	buf_add(&cut, good.p, at + 1 + 50);
+	buf_add(&cut, "tail", 4);
+	out = (buf){0};
+	CHECK(run_padded(SHORT, DEST, strlen(PH), cut.p, cut.n, &out, msg, sizeof(msg)) < 0);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "no room to relocate to " DEST ": the string ending at byte %zu holds " SHORT
+		 " 2 times and is followed by 50 NULs, where conda leaves 72 (a 42-byte "
+		 "placeholder)",
+		 at);
+	CHECK_STREQ(msg, want);
+	free(out.p);
+	/* the end of the data inside the padding */
+	out = (buf){0};
+	CHECK(run_padded(SHORT, DEST, strlen(PH), cut.p, at + 10, &out, msg, sizeof(msg)) < 0);
+	CHECK(strstr(msg, "followed by 9 NULs, where conda leaves 72") != NULL);
+	free(out.p);
+	/* not padded at all (a string that only looks like the prefix) */
+	out = (buf){0};
+	CHECK(run_padded(SHORT, DEST, strlen(PH), "a" SHORT "x\0b", 10, &out, msg, sizeof(msg)) <
+	      0);
+	CHECK(strstr(msg, "ending at byte 8 holds " SHORT " 1 time and is followed by 0 NULs") !=
+	      NULL);
+	free(out.p);
+	/* the last string holds the prefix and has no NUL */
+	out = (buf){0};
+	CHECK(run_padded(SHORT, DEST, strlen(PH), "a\0" SHORT, 8, &out, msg, sizeof(msg)) < 0);
+	CHECK(strstr(msg, "the last string holds " SHORT " but ends without a NUL at byte 8") !=
+	      NULL);
+	free(out.p);
+	free(cut.p);
+	free(good.p);
+	/* a destination longer than the placeholder */
+	ocil_error *err = NULL;
+	ocil_replacer *r = NULL;
+	CHECK_FAIL(ocil_replacer_new_padded(SHORT, DEST, 13, NULL, NULL, &r, &err), &err,
+		   OCIL_E_INPUT,
+		   "new prefix " DEST " is longer than the placeholder conda recorded (14 > 13 "
+		   "bytes)");
+	/* no longer than the prefix: conda's padding rule, nothing checked */
+	out = (buf){0};
+	CHECK(run_padded("/abc", "/x", 4, "/abc/l\0q", 8, &out, NULL, 0) == 0);
+	CHECK(out.n == 8 && memcmp(out.p, "/x/l\0\0\0q", 8) == 0);
+	free(out.p);
+}
+
 static void cancelled(void)
 {
 	volatile int flag = 1;
@@ -244,4 +413,5 @@ static void cancelled(void)
 	CHECK_FAIL(rc, &err, OCIL_E_CANCELLED, "interrupted");
 }
 
-TEST_MAIN(T(text_examples), T(binary_examples), T(randomized), T(large_fd), T(cancelled))
+TEST_MAIN(T(text_examples), T(binary_examples), T(randomized), T(large_fd), T(padded_grow),
+	  T(padded_errors), T(cancelled))

@@ -25,10 +25,13 @@ check missing-file "lib/libghost.so.1, which is not in the prefix"
 check malformed "broken-1.0-h0_0.json"
 check partial "partial-1.0-h0_0.json"
 ok "a record listing a missing file, malformed or partial records"
-expect_fail 2 "fixture-binary.dat" $OCILAMBDA assemble --base "oci:$B:3.8" \
+# (longer than the build path is fine, up to the placeholder's 255 bytes: t_conda_shapes)
+long=/opt/$(printf 'x%.0s' $(seq 251))
+expect_fail 2 "prefix38/lib/fixture-binary.dat: new prefix $long is longer than the placeholder conda recorded (256 > 255 bytes)" \
+	$OCILAMBDA assemble --base "oci:$B:3.8" \
 	--conda-prefix "$FIXTURES/prefix38" --code "$T/code" --handler example.lambda_handler \
-	--prefix-dest /opt/conda-env-a-lot-longer-than-the-build-path --output "oci:$T/long"
+	--prefix-dest "$long" --output "oci:$T/long"
 [ ! -e "$T/long" ] || fail "output written"
 no_litter "$T"
-ok "a destination longer than the build path, with a binary placeholder, is refused"
+ok "a destination longer than the binary placeholder is refused, naming the file and both lengths"
 done_testing
