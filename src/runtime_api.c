@@ -105,6 +105,10 @@ struct ocil_rapi {
 	int port, invoke_port;
 	bool invoke_v6;
 	bool kick; /* connections resumed: run the daemons again */
+	bool closing;
+	/* bumped with each sandbox: a runtime connection opened before is a
+	 * dead sandbox's (its requests may still sit unread in our buffers) */
+	uintptr_t generation;
 	req *parked_next;
 	invocation *queue, *current;
 	ext *exts;
@@ -399,6 +403,7 @@ void ocil_rapi_sandbox(ocil_rapi *r, size_t n_extensions)
 		ext_free(e);
 	}
 	r->ext_expected = n_extensions;
+	r->generation++;
 }
 
 size_t ocil_rapi_shutdown(ocil_rapi *r, const char *reason, long deadline_ms)
@@ -863,8 +868,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			      : SIDE_INVOKE;
 		*con_cls = q;
 		q->in_handler = true;
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		bool stale = q->side == SIDE_RUNTIME && ci != NULL &&
+			     (uintptr_t)ci->socket_context != r->generation + 1;
 		int status = check_framing(q);
-		if (status == 413) {
+		if (r->closing || stale) {
+			answer_error(q, 410, "Runtime.Gone",
+				     r->closing ? "shutting down"
+						: "the sandbox this connection came from is gone");
+		} else if (status == 413) {
 			/* a response: its invocation fails now */
 			q->too_large = true;
 			q->started = true;
@@ -940,6 +953,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(q);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	const ocil_rapi *r = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_context = (void *)(r->generation + 1);
+}
+
 /* ---- listening ---- */
 
 /* A listening socket on 127.0.0.1 (v6: ::1) at port (0: ephemeral). -1
@@ -986,11 +1007,11 @@ static int bound_port(int fd)
 
 static int start_daemon(ocil_rapi *r, int fd, unsigned limit, size_t pool, ocil_error **err)
 {
-	struct MHD_Daemon *d =
-	    MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, r,
-			     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, limit,
-			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED,
-			     on_completed, r, MHD_OPTION_END);
+	struct MHD_Daemon *d = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, r,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, limit,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, r, MHD_OPTION_END);
 	if (d == NULL) {
 		close(fd);
 		return ocil_error_set(err, OCIL_E_IO,
@@ -1077,12 +1098,15 @@ static void run_daemons(ocil_rapi *r)
 {
 	/* answering one request may resume another (of any daemon), which
 	 * MHD acts on in its next run */
-	for (int round = 0; round < 8; round++) {
+	bool again = true;
+	for (int round = 0; round < 8 && again; round++) {
+		/* a resumed connection takes MHD two runs: one to move it back
+		 * among the live ones, one to act on it */
+		again = r->kick;
 		r->kick = false;
 		for (size_t i = 0; i < r->n_daemons; i++)
 			MHD_run(r->daemons[i]);
-		if (!r->kick)
-			break;
+		again = again || r->kick;
 	}
 }
 
@@ -1131,7 +1155,8 @@ void ocil_rapi_free(ocil_rapi *r)
 	if (r == NULL)
 		return;
 	/* resumed and answered, the waiting requests complete (and are freed)
-	 * as the daemons stop */
+	 * as the daemons stop; new ones are turned away */
+	r->closing = true;
 	ocil_rapi_sandbox(r, 0);
 	for (invocation *inv = r->current; inv != NULL; inv = NULL)
 		if (inv->client != NULL)
