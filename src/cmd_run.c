@@ -841,8 +841,9 @@ static int invoke_once(session *s, const char *event, size_t len, ocil_error **e
 		if (r > 0)
 			ocil_rapi_event_clear(&ev);
 		if (child_exited(&s->c)) {
-			int st = s->c.status;
 			bool oom = ocil_run_memory_oom(s->mem);
+			/* bwrap says 137 for the kernel's kill: Lambda says what it was */
+			int st = oom ? SIGKILL : s->c.status;
 			cleanup_free char *body = ocil_run_exit_body(s->current, st, oom);
 			cleanup_free char *text = ocil_run_exit_text(st);
 			on_ended(s, "error", oom ? "Runtime.OutOfMemory" : "Runtime.ExitError");
@@ -931,12 +932,12 @@ static int serve(session *s, ocil_error **err)
 			stop_sandbox(s, "timeout");
 			deadline = 0;
 		} else if (s->c.pid > 0 && child_exited(&s->c)) {
-			cleanup_free char *text = ocil_run_exit_text(s->c.status);
 			bool oom = ocil_run_memory_oom(s->mem);
+			int st = oom ? SIGKILL : s->c.status;
+			cleanup_free char *text = ocil_run_exit_text(st);
 			note(s, "the function exited (%s)%s", text, oom ? " out of memory" : "");
 			if (ocil_rapi_busy(s->rapi)) {
-				cleanup_free char *body =
-				    ocil_run_exit_body(s->current, s->c.status, oom);
+				cleanup_free char *body = ocil_run_exit_body(s->current, st, oom);
 				ocil_rapi_fail(s->rapi, body);
 			}
 			on_ended(s, "error", oom ? "Runtime.OutOfMemory" : "Runtime.ExitError");

@@ -79,12 +79,13 @@ struct req {
 	ocil_rapi *r;
 	struct MHD_Connection *conn;
 	side side;
-	bool started;	  /* past the first call (headers) */
-	bool in_handler;  /* its access handler call is on the stack */
-	bool suspended;	  /* parked: a long-poll or an invoke waiting */
-	bool queued;	  /* its response is given to MHD */
-	bool too_large;	  /* the body went past the limit: dropped */
-	size_t discarded; /* bytes dropped */
+	bool started;	      /* past the first call (headers) */
+	bool in_handler;      /* its access handler call is on the stack */
+	bool suspended;	      /* parked: a long-poll or an invoke waiting */
+	bool queued;	      /* its response is given to MHD */
+	bool too_large;	      /* the body went past the limit: dropped */
+	bool too_large_early; /* a response announced too large: fail it now */
+	size_t discarded;     /* bytes dropped */
 	char *body;
 	size_t len, cap;
 	/* the answer, once there is one */
@@ -568,26 +569,36 @@ static void on_invocation_post(ocil_rapi *r, req *q, const char *url)
 		return;
 	}
 	invocation *inv = r->current;
-	if (inv == NULL || !is_invocation_path(url, inv->id, is_response ? "response" : "error")) {
-		answer_error(q, 400, "InvalidRequestID", "Invalid request ID");
+	bool match =
+	    inv != NULL && is_invocation_path(url, inv->id, is_response ? "response" : "error");
+	if (is_response && (q->too_large || q->too_large_early)) {
+		/* Lambda: the caller gets a function error (as soon as the size
+		 * is known: see on_request), the runtime 413 once the body is
+		 * read */
+		if (match) {
+			char *body = ocil_xasprintf(
+			    "{\"errorMessage\":\"Response payload size exceeded maximum allowed "
+			    "payload size (%zu bytes).\",\"errorType\":\"Function."
+			    "ResponseSizeTooLarge\"}",
+			    OCIL_RAPI_MAX_PAYLOAD);
+			push_event(r, OCIL_RAPI_ERROR, inv->id, body, strlen(body),
+				   "Function.ResponseSizeTooLarge");
+			answer_client(inv, body, strlen(body), true);
+			free(body);
+			r->current = NULL;
+			invocation_free(inv);
+			hand_out(r);
+		}
+		if (q->too_large) {
+			cleanup_free char *msg =
+			    ocil_xasprintf("Exceeded maximum allowed payload size (%zu bytes).",
+					   OCIL_RAPI_MAX_PAYLOAD);
+			answer_error(q, 413, "RequestEntityTooLarge", msg);
+		}
 		return;
 	}
-	if (q->too_large) {
-		/* Lambda: the runtime gets 413, the caller a function error */
-		char *body = ocil_xasprintf(
-		    "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload "
-		    "size (%zu bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
-		    OCIL_RAPI_MAX_PAYLOAD);
-		push_event(r, OCIL_RAPI_ERROR, inv->id, body, strlen(body),
-			   "Function.ResponseSizeTooLarge");
-		answer_client(inv, body, strlen(body), true);
-		free(body);
-		r->current = NULL;
-		invocation_free(inv);
-		cleanup_free char *msg = ocil_xasprintf(
-		    "Exceeded maximum allowed payload size (%zu bytes).", OCIL_RAPI_MAX_PAYLOAD);
-		answer_error(q, 413, "RequestEntityTooLarge", msg);
-		hand_out(r);
+	if (!match) {
+		answer_error(q, 400, "InvalidRequestID", "Invalid request ID");
 		return;
 	}
 	const char *type = header(q->conn, "Lambda-Runtime-Function-Error-Type");
@@ -877,11 +888,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			answer_error(q, 410, "Runtime.Gone",
 				     r->closing ? "shutting down"
 						: "the sandbox this connection came from is gone");
-		} else if (status == 413) {
-			/* a response: its invocation fails now */
+		} else if (status == 413 && q->side == SIDE_RUNTIME &&
+			   strcmp(method, "POST") == 0 &&
+			   ocil_str_has_prefix(url, INVOCATION_PREFIX) &&
+			   ocil_str_has_suffix(url, "/response")) {
+			/* its invocation fails now; the client gets its 413 once
+			 * the body is read (an answer before would reach a
+			 * client still sending as a reset) */
+			q->too_large_early = true;
+			on_invocation_post(r, q, url);
+			q->too_large_early = false;
 			q->too_large = true;
-			q->started = true;
-			dispatch(r, q, url, method);
+		} else if (status == 413) {
+			too_large(q);
 		} else if (status != 0) {
 			answer_error(q, status, "InvalidRequest", "bad request");
 		}

@@ -88,3 +88,10 @@ export const fds = async () => {
   }
   return found;
 };
+
+// the handler the event names ({"handler": "fail"}, ...), else ok: one
+// server (run --port) for all of them
+export const dispatch = async (event, context) => {
+  const table = { ok, echo, count, fail, longerror, slow, big, crash, hog, log, hello, fds };
+  return (table[event?.handler] ?? ok)(event, context);
+};
