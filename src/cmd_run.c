@@ -1051,24 +1051,34 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	"fresh /proc, /dev and /tmp, uid 993 / gid 990 (Lambda's sbx_user1051) in a\n" \
 	"user namespace, the image's Env and WorkingDir, plus AWS_LAMBDA_RUNTIME_API\n" \
 	"(ocilambda serves the Runtime API on 127.0.0.1), AWS_LAMBDA_FUNCTION_NAME=\n" \
-	"function, _VERSION=$LATEST, _MEMORY_SIZE=3008, LAMBDA_TASK_ROOT, _HANDLER,\n" \
+	"function, _VERSION=$LATEST, _MEMORY_SIZE (--memory), LAMBDA_TASK_ROOT, _HANDLER,\n" \
 	"AWS_REGION (yours, else us-east-1), TZ=:UTC, your AWS credentials if set,\n" \
 	"then --env. The function's output goes to stderr. The host's network is\n" \
 	"shared (for the Runtime API): the function reaches what listens on loopback.\n" \
 	"\n" \
 	"--event: one invocation; the response body is printed on stdout, exit 0.\n" \
-	"A function error (or init error) prints its error JSON on stdout and exits\n" \
-	"6, as does a function that exits without answering or runs past\n" \
-	"--timeout-s (it is killed).\n" \
-	"--port: the Runtime Interface Emulator's invoke URL, so that\n" \
+	"Any function failure prints Lambda's error JSON on stdout and exits 6: its\n" \
+	"own error or init error, Sandbox.Timedout past the timeout (it is killed),\n" \
+	"Runtime.ExitError (Runtime.OutOfMemory) for a runtime that exits,\n" \
+	"Function.ResponseSizeTooLarge for a response over 6,291,556 bytes.\n" \
+	"--port: the Runtime Interface Emulator's invoke URL on 127.0.0.1 and ::1, so\n" \
+	"that\n" \
 	"  curl -XPOST http://localhost:N/2015-03-31/functions/function/invocations -d '{}'\n" \
 	"works as with 'docker run -p N:8080'. One invocation at a time, the\n" \
-	"function's process kept between them. Answers as the emulator: 200 with\n" \
-	"the response; 200 with the error JSON and X-Amz-Function-Error: Unhandled\n" \
-	"for a function or init error; 200 with a Sandbox.Timedout error after\n" \
-	"--timeout-s; 502 Runtime.ExitError when the process dies. A new process\n" \
-	"is started for the next invocation after those. Ctrl-C (SIGINT, SIGTERM)\n" \
-	"stops it and exits 130.\n" \
+	"function's process kept between them. Answers as Lambda's Invoke: 200 with\n" \
+	"the response; 200, X-Amz-Function-Error: Unhandled and the error JSON for\n" \
+	"every failure above (a new process for the next invocation after a\n" \
+	"timeout or an exit); 413 RequestTooLargeException for an event over the\n" \
+	"limit. X-Amz-Client-Context (base64 JSON, else 400), X-Amzn-Trace-Id and\n" \
+	"X-Amz-Tenant-Id reach the runtime. Ctrl-C (SIGINT, SIGTERM) stops it and\n" \
+	"exits 130.\n" \
+	"\n" \
+	"Each invocation is reported on stderr as the emulator does (START, END,\n" \
+	"REPORT with Init Duration, Duration, Billed Duration, Memory Size, Max\n" \
+	"Memory Used); --quiet hides them. --memory is enforced by a memory cgroup\n" \
+	"where one can be made (else it is said, and Max Memory Used is the largest\n" \
+	"process's peak RSS). Executables in /opt/extensions start before the\n" \
+	"runtime and get the Extensions API (INVOKE, SHUTDOWN).\n" \
 	"\n" \
 	"Needs bubblewrap (bwrap) and unprivileged user namespaces; exit 5 when\n" \
 	"either is missing.\n" \
