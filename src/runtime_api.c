@@ -52,6 +52,8 @@
 #define TELEMETRY_PATH "/2022-07-01/telemetry"
 #define INVOKE_PREFIX "/2015-03-31/functions/"
 #define INVOKE_SUFFIX "/invocations"
+/* the end of answer()'s header list */
+#define NO_MORE ((const char *)NULL)
 
 typedef struct req req;
 
@@ -274,7 +276,7 @@ static void answer_error(req *q, int status, const char *type, const char *msg)
 	json_t *j = json_pack("{s:s, s:s}", "errorMessage", msg, "errorType", type);
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	answer(q, status, s, strlen(s), NULL);
+	answer(q, status, s, strlen(s), NO_MORE);
 	free(s);
 }
 
@@ -326,9 +328,9 @@ static void answer_client(invocation *inv, const char *body, size_t len, bool fa
 	if (inv->client == NULL)
 		return;
 	if (failed)
-		answer(inv->client, 200, body, len, "X-Amz-Function-Error", "Unhandled", NULL);
+		answer(inv->client, 200, body, len, "X-Amz-Function-Error", "Unhandled", NO_MORE);
 	else
-		answer(inv->client, 200, body, len, NULL);
+		answer(inv->client, 200, body, len, NO_MORE);
 	inv->client = NULL;
 }
 
@@ -358,7 +360,7 @@ static void ext_deliver(ext *e, char *event)
 		char eid[40];
 		new_uuid(eid);
 		answer(q, 200, event, strlen(event), "Lambda-Extension-Event-Identifier", eid,
-		       NULL);
+		       NO_MORE);
 		free(event);
 		return;
 	}
@@ -444,7 +446,7 @@ static void hand_out(ocil_rapi *r)
 	snprintf(dl, sizeof(dl), "%lld", deadline);
 	answer(q, 200, inv->body, inv->len, "Lambda-Runtime-Aws-Request-Id", inv->id,
 	       "Lambda-Runtime-Deadline-Ms", dl, "Lambda-Runtime-Invoked-Function-Arn", r->arn,
-	       "Lambda-Runtime-Trace-Id", inv->trace_id, NULL);
+	       "Lambda-Runtime-Trace-Id", inv->trace_id, NO_MORE);
 	if (inv->client_context != NULL)
 		header_add(q, "Lambda-Runtime-Client-Context", inv->client_context);
 	if (inv->tenant_id != NULL)
@@ -607,7 +609,7 @@ static void on_invocation_post(ocil_rapi *r, req *q, const char *url)
 	answer_client(inv, q->body ? q->body : "", q->len, is_error);
 	r->current = NULL;
 	invocation_free(inv);
-	answer(q, 202, ok_body, strlen(ok_body), NULL);
+	answer(q, 202, ok_body, strlen(ok_body), NO_MORE);
 	hand_out(r);
 }
 
@@ -653,7 +655,7 @@ static void on_register(ocil_rapi *r, req *q)
 			      r->fn_version, "handler", r->handler);
 	char *s = json_dumps(a, JSON_COMPACT);
 	json_decref(a);
-	answer(q, 200, s, strlen(s), "Lambda-Extension-Identifier", e->id, NULL);
+	answer(q, 200, s, strlen(s), "Lambda-Extension-Identifier", e->id, NO_MORE);
 	free(s);
 	push_event(r, OCIL_RAPI_EXTENSION, "", name, strlen(name), NULL);
 }
@@ -693,7 +695,7 @@ static void on_extension(ocil_rapi *r, req *q, const char *url, const char *meth
 			char eid[40];
 			new_uuid(eid);
 			answer(q, 200, ev, strlen(ev), "Lambda-Extension-Event-Identifier", eid,
-			       NULL);
+			       NO_MORE);
 			free(ev);
 			return;
 		}
@@ -703,12 +705,12 @@ static void on_extension(ocil_rapi *r, req *q, const char *url, const char *meth
 		return;
 	}
 	if ((strcmp(url, EXT_INIT_ERROR) == 0 || strcmp(url, EXT_EXIT_ERROR) == 0) && post) {
-		answer(q, 202, ok_body, strlen(ok_body), NULL);
+		answer(q, 202, ok_body, strlen(ok_body), NO_MORE);
 		return;
 	}
 	if ((strcmp(url, LOGS_PATH) == 0 || strcmp(url, TELEMETRY_PATH) == 0) &&
 	    strcmp(method, "PUT") == 0) {
-		answer(q, 200, "\"OK\"", 4, NULL);
+		answer(q, 200, "\"OK\"", 4, NO_MORE);
 		return;
 	}
 	answer_error(q, 404, "NotFound", "not found");
@@ -741,7 +743,7 @@ static void on_runtime(ocil_rapi *r, req *q, const char *url, const char *method
 		push_event(r, OCIL_RAPI_INIT_ERROR, "", body, q->len, type);
 		/* the invocation it was started for fails with it */
 		fail_head(r, body, q->len);
-		answer(q, 202, ok_body, strlen(ok_body), NULL);
+		answer(q, 202, ok_body, strlen(ok_body), NO_MORE);
 		return;
 	}
 	if (ocil_str_has_prefix(url, INVOCATION_PREFIX)) {
@@ -832,7 +834,8 @@ static void too_large(req *q)
 				      "RequestTooLargeException");
 		char *s = json_dumps(j, JSON_COMPACT);
 		json_decref(j);
-		answer(q, 413, s, strlen(s), "X-Amzn-ErrorType", "RequestTooLargeException", NULL);
+		answer(q, 413, s, strlen(s), "X-Amzn-ErrorType", "RequestTooLargeException",
+		       NO_MORE);
 		free(s);
 	} else {
 		cleanup_free char *msg = ocil_xasprintf(
