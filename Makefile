@@ -17,7 +17,7 @@ JOBS ?= $(shell nproc)
 # Build dependencies, then what the tests and the demo run as independent
 # judges (skopeo, umoci, bubblewrap) and what the fixtures are made from.
 PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zlib1g-dev libcurl4-openssl-dev \
-	libdeflate-dev libisal-dev libzstd-dev libyaml-dev zstd \
+	libdeflate-dev libisal-dev libzstd-dev libyaml-dev libmicrohttpd-dev zstd g++ \
 	skopeo umoci bubblewrap busybox-static patchelf python3 python3-pandas python3-requests \
 	docker-registry apache2-utils openssl curl podman python3-jsonschema strace conda-package-handling \
 	groff-base man-db bsdextrautils bsdutils \
@@ -41,6 +41,19 @@ deps:
 			echo "run as root, or: sudo apt-get install $$missing"; exit 1; \
 		fi; \
 	fi
+	@# Node.js with its headers and npm, for AWS's runtime client in the run
+	@# tests (the machine's own Node.js when it has one, else Debian's)
+	@if ! command -v npm >/dev/null || [ ! -f /usr/include/node/node_api.h ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing: nodejs npm libnode-dev"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm libnode-dev >/dev/null; \
+		else \
+			echo "missing Node.js, its headers or npm: sudo apt-get install nodejs npm libnode-dev"; exit 1; \
+		fi; \
+	fi
+	@# AWS's Node.js runtime client and node-addon-api from the npm registry
+	@# (pinned and verified), into a cache outside the repository
+	@bash testdata/mk-ric-base.sh --fetch
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOCIL_WERROR=$(WERROR) >/dev/null

@@ -1,6 +1,7 @@
 /* ocilambda run: invoke an image's function locally, without Docker or
  * root: the rootfs unpacked once into the cache, the Entrypoint+Cmd under
  * bubblewrap as Lambda's sandbox user, the Runtime API served by us. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -21,6 +22,8 @@
 #include "digest.h"
 #include "json.h"
 #include "registry.h"
+#include "run_memory.h"
+#include "run_report.h"
 #include "runtime_api.h"
 #include "source.h"
 #include "unpack.h"
@@ -32,10 +35,16 @@ enum {
 	OPT_ENV,
 	OPT_TIMEOUT_S,
 	OPT_PLATFORM,
+	OPT_MEMORY,
 };
 
 #define DEFAULT_TIMEOUT_S 300
+#define DEFAULT_MEMORY_MB 3008
 #define FUNCTION_NAME "function"
+#define FUNCTION_VERSION "$LATEST"
+#define ACCOUNT "012345678912"
+/* what an extension that got SHUTDOWN has to finish (Lambda: 2 s) */
+#define SHUTDOWN_GRACE_S 2.0
 /* Lambda's sandbox user (sbx_user1051) */
 #define SANDBOX_UID "993"
 #define SANDBOX_GID "990"
@@ -49,7 +58,11 @@ static const ocil_option options[] = {
      "replace the image's Cmd (as the function's ImageConfig Command does)"},
     {"env", OPT_ENV, "KEY=VALUE", "set a variable for the function (repeatable)"},
     {"timeout-s", OPT_TIMEOUT_S, "SECONDS",
-     "the function's timeout per invocation, init included (default 300, as the emulator's)"},
+     "the function's timeout per invocation, init included (default 300, as the emulator's; "
+     "or --env AWS_LAMBDA_FUNCTION_TIMEOUT=SECONDS)"},
+    {"memory", OPT_MEMORY, "MB",
+     "the function's memory, 128-10240 (default 3008, as the emulator's; or --env "
+     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=MB): enforced where a memory cgroup can be made"},
     {"platform", OPT_PLATFORM, "OS/ARCH",
      "which image of an index (default: linux and this machine's architecture)"},
     {"quiet", OCIL_OPT_QUIET, NULL,
@@ -66,7 +79,7 @@ typedef struct {
 	int port;
 	const char *handler;
 	ocil_strv env;
-	long timeout_s;
+	long timeout_s, memory_mb; /* 0: not given */
 	const char *platform;
 	bool quiet, progress;
 	ocil_registry_opts registry;
@@ -99,10 +112,89 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	case OPT_TIMEOUT_S:
 		return ocil_cmd_long_opt("timeout-s", arg, 1, 86400, "1-86400 seconds",
 					 &o->timeout_s, err);
+	case OPT_MEMORY:
+		return ocil_cmd_long_opt("memory", arg, 128, 10240, "128-10240 MB", &o->memory_mb,
+					 err);
 	case OPT_PLATFORM:
 		o->platform = arg;
 		break;
 	}
+	return 0;
+}
+
+/* ---- the function's configuration ---- */
+
+/* What Lambda's configuration says: from the options, or from --env as the
+ * emulator reads it; both given and different is an error. */
+typedef struct {
+	char name[65];
+	long timeout_s, memory_mb;
+	char *arn, *region;
+} fn_config;
+
+static void fn_config_clear(fn_config *c)
+{
+	free(c->arn);
+	free(c->region);
+}
+
+/* The last --env value of key, or NULL. */
+static const char *env_value(const ocil_strv *env, const char *key)
+{
+	size_t n = strlen(key);
+	const char *v = NULL;
+	for (size_t i = 0; i < env->n; i++)
+		if (strncmp(env->v[i], key, n) == 0 && env->v[i][n] == '=')
+			v = env->v[i] + n + 1;
+	return v;
+}
+
+/* *out from option (0: not given) or --env key, else dflt. */
+static int setting(const opts *o, const char *option, long given, const char *key, long lo, long hi,
+		   const char *want, long dflt, long *out, ocil_error **err)
+{
+	const char *v = env_value(&o->env, key);
+	long from_env = 0;
+	if (v != NULL) {
+		char *end = NULL;
+		long n = strtol(v, &end, 10);
+		if (v[0] == '\0' || *end != '\0' || n < lo || n > hi)
+			return ocil_error_set(err, OCIL_E_USAGE, "--env %s=%s: want %s", key, v,
+					      want);
+		from_env = n;
+	}
+	if (given != 0 && from_env != 0 && given != from_env)
+		return ocil_error_set(err, OCIL_E_USAGE, "--%s %ld and --env %s=%ld disagree",
+				      option, given, key, from_env);
+	*out = given ? given : from_env ? from_env : dflt;
+	return 0;
+}
+
+static int resolve_config(const opts *o, fn_config *c, ocil_error **err)
+{
+	const char *name = env_value(&o->env, "AWS_LAMBDA_FUNCTION_NAME");
+	if (name == NULL)
+		name = FUNCTION_NAME;
+	size_t n = strlen(name);
+	if (n == 0 || n > 64 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != n)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--env AWS_LAMBDA_FUNCTION_NAME=%s: a function name is 1-64 "
+				      "letters, digits, '-' and '_'",
+				      name);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	if (setting(o, "timeout-s", o->timeout_s, "AWS_LAMBDA_FUNCTION_TIMEOUT", 1, 86400,
+		    "1-86400 seconds", DEFAULT_TIMEOUT_S, &c->timeout_s, err) < 0 ||
+	    setting(o, "memory", o->memory_mb, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128, 10240,
+		    "128-10240 MB", DEFAULT_MEMORY_MB, &c->memory_mb, err) < 0)
+		return -1;
+	const char *region = getenv("AWS_REGION");
+	if (region == NULL || region[0] == '\0')
+		region = getenv("AWS_DEFAULT_REGION");
+	if (region == NULL || region[0] == '\0')
+		region = "us-east-1";
+	c->region = ocil_xstrdup(region);
+	c->arn = ocil_xasprintf("arn:aws:lambda:%s:" ACCOUNT ":function:%s", region, c->name);
 	return 0;
 }
 
@@ -111,7 +203,7 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 static int load_event(const char *arg, char **out, size_t *len, ocil_error **err)
 {
 	if (arg[0] == '@') {
-		if (ocil_read_file(arg + 1, OCIL_RAPI_MAX_BODY, out, len, err) < 0)
+		if (ocil_read_file(arg + 1, OCIL_RAPI_MAX_PAYLOAD, out, len, err) < 0)
 			return ocil_error_wrap(err, "--event %s", arg);
 	} else {
 		*out = ocil_xstrdup(arg);
@@ -283,15 +375,11 @@ static bool env_has(const ocil_strv *env, const char *key)
 }
 
 /* The image's Env, what Lambda sets, then --env. */
-static void function_env(const opts *o, const image *im, int rapi_port, ocil_strv *out)
+static void function_env(const opts *o, const fn_config *c, const image *im, int rapi_port,
+			 ocil_strv *out)
 {
 	for (size_t i = 0; i < im->env.n; i++)
 		ocil_strv_push(out, ocil_xstrdup(im->env.v[i]));
-	const char *region = getenv("AWS_REGION");
-	if (region == NULL || region[0] == '\0')
-		region = getenv("AWS_DEFAULT_REGION");
-	if (region == NULL || region[0] == '\0')
-		region = "us-east-1";
 	if (!env_has(out, "PATH"))
 		ocil_strv_push(out, ocil_xstrdup("PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin"));
 	if (!env_has(out, "LAMBDA_TASK_ROOT"))
@@ -299,14 +387,14 @@ static void function_env(const opts *o, const image *im, int rapi_port, ocil_str
 	if (!env_has(out, "LAMBDA_RUNTIME_DIR"))
 		ocil_strv_push(out, ocil_xstrdup("LAMBDA_RUNTIME_DIR=/var/runtime"));
 	ocil_strv_push(out, ocil_xasprintf("AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", rapi_port));
-	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_NAME=" FUNCTION_NAME));
-	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_VERSION=$LATEST"));
-	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=3008"));
-	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" FUNCTION_NAME));
+	ocil_strv_push(out, ocil_xasprintf("AWS_LAMBDA_FUNCTION_NAME=%s", c->name));
+	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_FUNCTION_VERSION=" FUNCTION_VERSION));
+	ocil_strv_push(out, ocil_xasprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%ld", c->memory_mb));
+	ocil_strv_push(out, ocil_xasprintf("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/%s", c->name));
 	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_LOG_STREAM_NAME=$LATEST"));
 	ocil_strv_push(out, ocil_xstrdup("AWS_LAMBDA_INITIALIZATION_TYPE=on-demand"));
-	ocil_strv_push(out, ocil_xasprintf("AWS_REGION=%s", region));
-	ocil_strv_push(out, ocil_xasprintf("AWS_DEFAULT_REGION=%s", region));
+	ocil_strv_push(out, ocil_xasprintf("AWS_REGION=%s", c->region));
+	ocil_strv_push(out, ocil_xasprintf("AWS_DEFAULT_REGION=%s", c->region));
 	ocil_strv_push(out, ocil_xstrdup("TZ=:UTC"));
 	if (im->handler != NULL)
 		ocil_strv_push(out, ocil_xasprintf("_HANDLER=%s", im->handler));
@@ -318,8 +406,46 @@ static void function_env(const opts *o, const image *im, int rapi_port, ocil_str
 		if (v != NULL && v[0] != '\0')
 			ocil_strv_push(out, ocil_xasprintf("%s=%s", creds[i], v));
 	}
+	/* --env last: what it sets wins (name, memory and timeout agree with
+	 * the options: resolve_config saw to it) */
 	for (size_t i = 0; i < o->env.n; i++)
 		ocil_strv_push(out, ocil_xstrdup(o->env.v[i]));
+}
+
+/* The extensions of the image: executable regular files directly in
+ * /opt/extensions, sorted (Lambda starts them all, in no promised order).
+ * Symlinks are not followed on the host (they may point anywhere): a
+ * symlinked extension is left out. */
+static int list_extensions(const image *im, ocil_strv *out, ocil_error **err)
+{
+	cleanup_free char *opt = ocil_xasprintf("%s/opt", im->rootfs);
+	cleanup_free char *dir = ocil_xasprintf("%s/opt/extensions", im->rootfs);
+	struct stat st;
+	if (lstat(opt, &st) < 0 || !S_ISDIR(st.st_mode) || lstat(dir, &st) < 0 ||
+	    !S_ISDIR(st.st_mode))
+		return 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", dir);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0)
+			ocil_strv_push(out, ocil_xasprintf("/opt/extensions/%s", e->d_name));
+	}
+	closedir(d);
+	ocil_strv_sort(out);
+	if (out->n > 0) {
+		cleanup_free char *sh = ocil_xasprintf("%s/bin/sh", im->rootfs);
+		if (lstat(sh, &st) < 0)
+			return ocil_error_set(
+			    err, OCIL_E_INPUT,
+			    "%s: the image has executables in /opt/extensions but "
+			    "no /bin/sh to start them with",
+			    im->ref.input);
+	}
+	return 0;
 }
 
 /* bwrap's options for a sandbox on root (the unshared namespaces but the
@@ -340,7 +466,13 @@ static void sandbox_args(ocil_strv *a, const char *root)
 		ocil_strv_push(a, ocil_xstrdup(mounts[i]));
 }
 
-static void build_argv(const image *im, const ocil_strv *env, ocil_strv *a)
+/* The extensions start first, each in the background as Lambda starts
+ * them (no arguments), then the image's Entrypoint + Cmd in the
+ * foreground: a shell of the image does it, given the list. */
+static const char start_extensions[] =
+    "n=$1; shift; while [ \"$n\" -gt 0 ]; do \"$1\" & shift; n=$((n - 1)); done; exec \"$@\"";
+
+static void build_argv(const image *im, const ocil_strv *env, const ocil_strv *exts, ocil_strv *a)
 {
 	sandbox_args(a, im->rootfs);
 	ocil_strv_push(a, ocil_xstrdup("--clearenv"));
@@ -355,14 +487,24 @@ static void build_argv(const image *im, const ocil_strv *env, ocil_strv *a)
 	ocil_strv_push(a, ocil_xstrdup("--chdir"));
 	ocil_strv_push(a, ocil_xstrdup(im->workdir));
 	ocil_strv_push(a, ocil_xstrdup("--"));
+	if (exts->n > 0) {
+		ocil_strv_push(a, ocil_xstrdup("/bin/sh"));
+		ocil_strv_push(a, ocil_xstrdup("-c"));
+		ocil_strv_push(a, ocil_xstrdup(start_extensions));
+		ocil_strv_push(a, ocil_xstrdup("sh"));
+		ocil_strv_push(a, ocil_xasprintf("%zu", exts->n));
+		for (size_t i = 0; i < exts->n; i++)
+			ocil_strv_push(a, ocil_xstrdup(exts->v[i]));
+	}
 	for (size_t i = 0; i < im->argv.n; i++)
 		ocil_strv_push(a, ocil_xstrdup(im->argv.v[i]));
 }
 
 /* Start argv (argv[0] looked up in PATH) in a process group of its own,
  * stdin from /dev/null, stdout to our stderr (the function's log), stderr
- * to ours or to errfd. */
-static int spawn(const ocil_strv *argv, int errfd, pid_t *out, ocil_error **err)
+ * to ours or to errfd; in the cgroup whose cgroup.procs is cgfd (-1:
+ * none). */
+static int spawn(const ocil_strv *argv, int errfd, int cgfd, pid_t *out, ocil_error **err)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -376,6 +518,11 @@ static int spawn(const ocil_strv *argv, int errfd, pid_t *out, ocil_error **err)
 	}
 	if (pid == 0) {
 		setpgid(0, 0);
+		/* into the memory cgroup (if that fails, unlimited) */
+		if (cgfd >= 0) {
+			ssize_t w = write(cgfd, "0", 1);
+			(void)w;
+		}
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
@@ -428,7 +575,7 @@ static int check_bwrap(ocil_error **err)
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "pipe");
 	pid_t pid;
-	int r = spawn(&a, p[1], &pid, err);
+	int r = spawn(&a, p[1], -1, &pid, err);
 	close(p[1]);
 	if (r < 0) {
 		close(p[0]);
@@ -504,23 +651,14 @@ static bool child_exited(child *c)
 	}
 }
 
-static char *status_text(int st)
-{
-	if (WIFEXITED(st))
-		return ocil_xasprintf("exit status %d", WEXITSTATUS(st));
-	if (WIFSIGNALED(st))
-		return ocil_xasprintf("signal %d", WTERMSIG(st));
-	return ocil_xstrdup("unknown status");
-}
-
 /* "errorType: errorMessage" of a Lambda error JSON, or what there is. */
-static char *error_summary(const ocil_rapi_event *ev)
+static char *error_summary(const char *body, size_t len, const char *error_type)
 {
-	json_t *j = json_loadb(ev->body ? ev->body : "", ev->len, JSON_DECODE_ANY, NULL);
+	json_t *j = json_loadb(body ? body : "", len, JSON_DECODE_ANY, NULL);
 	const char *type = json_is_object(j) ? ocil_json_opt_string(j, "errorType") : NULL;
 	const char *msg = json_is_object(j) ? ocil_json_opt_string(j, "errorMessage") : NULL;
 	if (type == NULL)
-		type = ev->error_type ? ev->error_type : "Unhandled";
+		type = error_type ? error_type : "Unhandled";
 	char *s = msg ? ocil_xasprintf("%s: %.300s", type, msg) : ocil_xstrdup(type);
 	json_decref(j);
 	for (char *p = s; *p; p++)
@@ -531,76 +669,22 @@ static char *error_summary(const ocil_rapi_event *ev)
 
 typedef struct {
 	const opts *o;
+	const fn_config *cfg;
 	const image *im;
 	ocil_rapi *rapi;
 	child c;
 	ocil_strv argv;
+	size_t n_ext;
 	const ocil_cancel *cancel;
+	ocil_run_memory *mem;
+	bool memory_said;
+	/* the sandbox */
+	double t_start, init_ms; /* init_ms < 0: not measured yet */
+	bool first;		 /* its first invocation is still to come */
+	/* the invocation the runtime holds */
+	char current[40];
+	double t_invoke, first_init_ms;
 } session;
-
-static int start(session *s, ocil_error **err)
-{
-	return spawn(&s->argv, -1, &s->c.pid, err);
-}
-
-/* Serve a tenth of a second: 1 with an event, 0 without, -1 on error or
- * Ctrl-C. */
-static int next_event(session *s, ocil_rapi_event *ev, ocil_error **err)
-{
-	if (ocil_cancel_check(s->cancel, err) < 0)
-		return -1;
-	return ocil_rapi_wait(s->rapi, 100, ev, err);
-}
-
-static int invoke_once(session *s, const char *event, size_t len, ocil_error **err)
-{
-	ocil_rapi_submit(s->rapi, event, len);
-	if (start(s, err) < 0)
-		return -1;
-	double deadline = ocil_cmd_now() + (double)s->o->timeout_s;
-	for (;;) {
-		ocil_rapi_event ev;
-		int r = next_event(s, &ev, err);
-		if (r < 0)
-			return -1;
-		if (r > 0 && ev.kind == OCIL_RAPI_RESPONSE) {
-			fwrite(ev.body, 1, ev.len, stdout);
-			fputc('\n', stdout);
-			ocil_rapi_event_clear(&ev);
-			if (fflush(stdout) != 0)
-				return ocil_error_set_errno(err, OCIL_E_IO, errno,
-							    "writing to stdout");
-			return 0;
-		}
-		if (r > 0 && (ev.kind == OCIL_RAPI_ERROR || ev.kind == OCIL_RAPI_INIT_ERROR)) {
-			fwrite(ev.body, 1, ev.len, stdout);
-			fputc('\n', stdout);
-			fflush(stdout);
-			cleanup_free char *sum = error_summary(&ev);
-			bool init = ev.kind == OCIL_RAPI_INIT_ERROR;
-			ocil_rapi_event_clear(&ev);
-			return ocil_error_set(err, OCIL_E_FUNCTION, "the function %s: %s",
-					      init ? "failed to initialize" : "failed", sum);
-		}
-		if (r > 0)
-			ocil_rapi_event_clear(&ev);
-		if (child_exited(&s->c)) {
-			cleanup_free char *st = status_text(s->c.status);
-			return ocil_error_set(
-			    err, OCIL_E_FUNCTION, "the function exited (%s) without answering%s",
-			    st,
-			    WIFEXITED(s->c.status) && WEXITSTATUS(s->c.status) == 142
-				? " (the entrypoint wants exactly one argument, the handler: "
-				  "give --handler)"
-				: "; its log is above");
-		}
-		if (ocil_cmd_now() > deadline)
-			return ocil_error_set(err, OCIL_E_FUNCTION,
-					      "the function timed out after %ld s (--timeout-s): "
-					      "stopped",
-					      s->o->timeout_s);
-	}
-}
 
 /* A line of ocilambda's own on stderr, unless --quiet. */
 static void note(const session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -616,16 +700,190 @@ static void note(const session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A START / END / REPORT line, unless --quiet. */
+static void say_line(const session *s, char *line)
+{
+	if (!s->o->quiet)
+		fprintf(stderr, "%s\n", line);
+	free(line);
+}
+
+static int start_sandbox(session *s, ocil_error **err)
+{
+	char *why = NULL;
+	if (ocil_run_memory_open(s->cfg->memory_mb, &s->mem, &why, err) < 0)
+		return -1;
+	if (why != NULL && !s->memory_said)
+		note(s,
+		     "memory: %ld MB is not enforced (%s); Max Memory Used is the peak RSS "
+		     "(VmHWM) of the sandbox's largest process",
+		     s->cfg->memory_mb, why);
+	free(why);
+	s->memory_said = true;
+	ocil_rapi_sandbox(s->rapi, s->n_ext);
+	s->t_start = ocil_cmd_now();
+	s->init_ms = -1;
+	s->first = true;
+	return spawn(&s->argv, -1, ocil_run_memory_procs_fd(s->mem), &s->c.pid, err);
+}
+
+/* Extensions that asked for SHUTDOWN get it and a little time, then the
+ * sandbox goes, with all its processes. */
+static void stop_sandbox(session *s, const char *reason)
+{
+	if (s->c.pid > 0 && ocil_rapi_shutdown(s->rapi, reason, 2000) > 0) {
+		double until = ocil_cmd_now() + SHUTDOWN_GRACE_S;
+		while (ocil_rapi_extensions_busy(s->rapi) > 0 && ocil_cmd_now() < until &&
+		       !child_exited(&s->c)) {
+			ocil_rapi_event ev;
+			ocil_error *e = NULL;
+			if (ocil_rapi_wait(s->rapi, 50, &ev, &e) < 0) {
+				ocil_error_free(e);
+				break;
+			}
+			ocil_rapi_event_clear(&ev);
+		}
+	}
+	stop_child(&s->c);
+	ocil_rapi_sandbox(s->rapi, 0);
+	ocil_run_memory_free(s->mem);
+	s->mem = NULL;
+}
+
+/* The runtime takes an invocation: START (called by the server). */
+static void on_started(void *cls, const char *id)
+{
+	session *s = cls;
+	snprintf(s->current, sizeof(s->current), "%s", id);
+	s->t_invoke = ocil_cmd_now();
+	s->first_init_ms = -1;
+	if (s->first) {
+		s->first = false;
+		s->first_init_ms = s->init_ms >= 0 ? s->init_ms : (s->t_invoke - s->t_start) * 1000;
+	}
+	say_line(s, ocil_run_start_line(id, FUNCTION_VERSION));
+}
+
+/* The invocation is over: END and REPORT (status and error_type for the
+ * failures the runtime did not report itself). */
+static void on_ended(session *s, const char *status, const char *error_type)
+{
+	if (s->current[0] == '\0')
+		return;
+	double ms = (ocil_cmd_now() - s->t_invoke) * 1000;
+	if (status != NULL && strcmp(status, "timeout") == 0)
+		ms = (double)s->cfg->timeout_s * 1000;
+	ocil_run_report rep = {.init_ms = s->first_init_ms,
+			       .duration_ms = ms,
+			       .memory_mb = s->cfg->memory_mb,
+			       .max_used_mb = ocil_run_memory_peak_mb(s->mem, s->c.pid),
+			       .status = status,
+			       .error_type = error_type};
+	say_line(s, ocil_run_end_line(s->current));
+	say_line(s, ocil_run_report_line(s->current, &rep));
+	s->current[0] = '\0';
+}
+
+/* Serve a tenth of a second: 1 with an event, 0 without, -1 on error or
+ * Ctrl-C. Keeps the sandbox's init time (its runtime's first /next). */
+static int next_event(session *s, ocil_rapi_event *ev, ocil_error **err)
+{
+	if (ocil_cancel_check(s->cancel, err) < 0)
+		return -1;
+	int r = ocil_rapi_wait(s->rapi, 100, ev, err);
+	if (r > 0 && ev->kind == OCIL_RAPI_NEXT && s->init_ms < 0)
+		s->init_ms = (ocil_cmd_now() - s->t_start) * 1000;
+	return r;
+}
+
+static void print_body(const char *body, size_t len)
+{
+	fwrite(body, 1, len, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static int invoke_once(session *s, const char *event, size_t len, ocil_error **err)
+{
+	ocil_rapi_submit(s->rapi, event, len);
+	if (start_sandbox(s, err) < 0)
+		return -1;
+	double deadline = ocil_cmd_now() + (double)s->cfg->timeout_s;
+	for (;;) {
+		ocil_rapi_event ev;
+		int r = next_event(s, &ev, err);
+		if (r < 0)
+			return -1;
+		if (r > 0 && ev.kind == OCIL_RAPI_STARTED) {
+			deadline = ocil_cmd_now() + (double)s->cfg->timeout_s;
+		}
+		if (r > 0 && ev.kind == OCIL_RAPI_RESPONSE) {
+			on_ended(s, NULL, NULL);
+			fwrite(ev.body, 1, ev.len, stdout);
+			fputc('\n', stdout);
+			ocil_rapi_event_clear(&ev);
+			stop_sandbox(s, "spindown");
+			if (fflush(stdout) != 0)
+				return ocil_error_set_errno(err, OCIL_E_IO, errno,
+							    "writing to stdout");
+			return 0;
+		}
+		if (r > 0 && (ev.kind == OCIL_RAPI_ERROR || ev.kind == OCIL_RAPI_INIT_ERROR)) {
+			on_ended(s, NULL, NULL);
+			print_body(ev.body, ev.len);
+			cleanup_free char *sum = error_summary(ev.body, ev.len, ev.error_type);
+			bool init = ev.kind == OCIL_RAPI_INIT_ERROR;
+			ocil_rapi_event_clear(&ev);
+			stop_sandbox(s, "spindown");
+			return ocil_error_set(err, OCIL_E_FUNCTION, "the function %s: %s",
+					      init ? "failed to initialize" : "failed", sum);
+		}
+		if (r > 0)
+			ocil_rapi_event_clear(&ev);
+		if (child_exited(&s->c)) {
+			bool oom = ocil_run_memory_oom(s->mem);
+			/* bwrap says 137 for the kernel's kill: Lambda says what it was */
+			int st = oom ? SIGKILL : s->c.status;
+			cleanup_free char *body = ocil_run_exit_body(s->current, st, oom);
+			cleanup_free char *text = ocil_run_exit_text(st);
+			on_ended(s, "error", oom ? "Runtime.OutOfMemory" : "Runtime.ExitError");
+			print_body(body, strlen(body));
+			stop_sandbox(s, "failure");
+			return ocil_error_set(
+			    err, OCIL_E_FUNCTION, "the function exited (%s) without answering%s",
+			    text,
+			    WIFEXITED(st) && WEXITSTATUS(st) == 142
+				? " (the entrypoint wants exactly one argument, the handler: "
+				  "give --handler)"
+			    : oom ? " (out of memory: --memory)"
+				  : "; its log is above");
+		}
+		if (ocil_cmd_now() > deadline) {
+			cleanup_free char *body =
+			    ocil_run_timeout_body(s->current, s->cfg->timeout_s);
+			on_ended(s, "timeout", NULL);
+			print_body(body, strlen(body));
+			stop_sandbox(s, "timeout");
+			return ocil_error_set(err, OCIL_E_FUNCTION,
+					      "the function timed out after %ld s (--timeout-s): "
+					      "stopped",
+					      s->cfg->timeout_s);
+		}
+	}
+}
+
 static int serve(session *s, ocil_error **err)
 {
+	char v6[64] = "";
+	if (ocil_rapi_invoke_v6(s->rapi))
+		snprintf(v6, sizeof(v6), " and [::1]:%d", s->o->port);
 	note(s,
-	     "serving http://127.0.0.1:%d/2015-03-31/functions/" FUNCTION_NAME
-	     "/invocations (Ctrl-C stops)",
-	     s->o->port);
-	if (start(s, err) < 0)
+	     "serving http://127.0.0.1:%d/2015-03-31/functions/%s/invocations%s (Ctrl-C "
+	     "stops)",
+	     s->o->port, s->cfg->name, v6);
+	if (start_sandbox(s, err) < 0)
 		return -1;
 	double deadline = 0;
-	char current[40] = "";
 	for (;;) {
 		ocil_rapi_event ev;
 		int r = next_event(s, &ev, err);
@@ -633,63 +891,70 @@ static int serve(session *s, ocil_error **err)
 			return -1;
 		if (r > 0) {
 			switch (ev.kind) {
-			case OCIL_RAPI_QUEUED: /* busy now: the clock starts below */
-				break;
 			case OCIL_RAPI_STARTED:
-				deadline = ocil_cmd_now() + (double)s->o->timeout_s;
-				snprintf(current, sizeof(current), "%s", ev.id);
+				deadline = ocil_cmd_now() + (double)s->cfg->timeout_s;
 				break;
 			case OCIL_RAPI_INIT_ERROR:
 			case OCIL_RAPI_ERROR: {
-				cleanup_free char *sum = error_summary(&ev);
+				cleanup_free char *sum =
+				    error_summary(ev.body, ev.len, ev.error_type);
 				note(s, "the function %s: %s",
 				     ev.kind == OCIL_RAPI_INIT_ERROR ? "failed to initialize"
 								     : "failed",
 				     sum);
+				if (ev.kind == OCIL_RAPI_ERROR)
+					on_ended(s, NULL, NULL);
 				deadline = 0;
 				break;
 			}
 			case OCIL_RAPI_RESPONSE:
-			case OCIL_RAPI_NONE:
+				on_ended(s, NULL, NULL);
 				deadline = 0;
+				break;
+			case OCIL_RAPI_EXTENSION:
+				note(s, "extension %s registered", ev.body);
+				break;
+			case OCIL_RAPI_QUEUED: /* the clock starts below */
+			case OCIL_RAPI_NEXT:
+			case OCIL_RAPI_NONE:
 				break;
 			}
 			ocil_rapi_event_clear(&ev);
 		}
 		if (ocil_rapi_busy(s->rapi) && deadline == 0)
-			deadline = ocil_cmd_now() + (double)s->o->timeout_s;
+			deadline = ocil_cmd_now() + (double)s->cfg->timeout_s;
 		if (s->c.pid > 0 && ocil_rapi_busy(s->rapi) && ocil_cmd_now() > deadline) {
-			stop_child(&s->c);
-			cleanup_free char *body = ocil_xasprintf(
-			    "{\"errorType\":\"Sandbox.Timedout\",\"errorMessage\":\"RequestId: %s "
-			    "Error: Task timed out after %ld.00 seconds\"}",
-			    current, s->o->timeout_s);
-			note(s, "the function timed out after %ld s: stopped", s->o->timeout_s);
-			ocil_rapi_fail(s->rapi, 200, body);
+			cleanup_free char *body =
+			    ocil_run_timeout_body(s->current, s->cfg->timeout_s);
+			note(s, "the function timed out after %ld s: stopped", s->cfg->timeout_s);
+			ocil_rapi_fail(s->rapi, body);
+			on_ended(s, "timeout", NULL);
+			stop_sandbox(s, "timeout");
 			deadline = 0;
 		} else if (s->c.pid > 0 && child_exited(&s->c)) {
-			cleanup_free char *st = status_text(s->c.status);
-			note(s, "the function exited (%s)", st);
+			bool oom = ocil_run_memory_oom(s->mem);
+			int st = oom ? SIGKILL : s->c.status;
+			cleanup_free char *text = ocil_run_exit_text(st);
+			note(s, "the function exited (%s)%s", text, oom ? " out of memory" : "");
 			if (ocil_rapi_busy(s->rapi)) {
-				cleanup_free char *body = ocil_xasprintf(
-				    "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":"
-				    "\"RequestId: %s Error: Runtime exited with error: %s\"}",
-				    current, st);
-				ocil_rapi_fail(s->rapi, 502, body);
+				cleanup_free char *body = ocil_run_exit_body(s->current, st, oom);
+				ocil_rapi_fail(s->rapi, body);
 			}
+			on_ended(s, "error", oom ? "Runtime.OutOfMemory" : "Runtime.ExitError");
+			stop_sandbox(s, "failure");
 			deadline = 0;
 		}
 		/* a fresh sandbox for the next invocation, as Lambda makes one */
 		if (s->c.pid == 0 && ocil_rapi_busy(s->rapi)) {
-			if (start(s, err) < 0)
+			if (start_sandbox(s, err) < 0)
 				return -1;
-			deadline = ocil_cmd_now() + (double)s->o->timeout_s;
+			deadline = ocil_cmd_now() + (double)s->cfg->timeout_s;
 		}
 	}
 }
 
-static int do_run(const opts *o, const char *input, image *im, const ocil_cancel *cancel,
-		  ocil_error **err)
+static int do_run(const opts *o, const fn_config *cfg, const char *input, image *im,
+		  const ocil_cancel *cancel, ocil_error **err)
 {
 	cleanup_free char *event = NULL;
 	size_t event_len = 0;
@@ -702,10 +967,13 @@ static int do_run(const opts *o, const char *input, image *im, const ocil_cancel
 		return -1;
 	/* the cheap checks first: the port, bubblewrap */
 	ocil_rapi_opts rao = {.invoke_port = o->port,
-			      .function_arn =
-				  "arn:aws:lambda:us-east-1:012345678912:function:" FUNCTION_NAME,
-			      .timeout_ms = o->timeout_s * 1000};
-	session s = {.o = o, .im = im, .cancel = cancel};
+			      .function_arn = cfg->arn,
+			      .function_name = cfg->name,
+			      .function_version = FUNCTION_VERSION,
+			      .timeout_ms = cfg->timeout_s * 1000,
+			      .on_started = on_started};
+	session s = {.o = o, .cfg = cfg, .im = im, .cancel = cancel};
+	rao.cls = &s;
 	if (ocil_rapi_open(&rao, &s.rapi, err) < 0)
 		return -1;
 	int r = check_bwrap(err);
@@ -717,18 +985,22 @@ static int do_run(const opts *o, const char *input, image *im, const ocil_cancel
 			       .cancel = cancel,
 			       .registry = &ro,
 			       .cache_dir = o->reg.cache_dir};
-	if (r == 0 && (ocil_source_open(&im->ref, &so, &im->src, err) < 0 ||
-		       read_config(o, im, err) < 0 || prepare_rootfs(o, im, cancel, err) < 0))
+	cleanup_strv ocil_strv exts = {0};
+	if (r == 0 &&
+	    (ocil_source_open(&im->ref, &so, &im->src, err) < 0 || read_config(o, im, err) < 0 ||
+	     prepare_rootfs(o, im, cancel, err) < 0 || list_extensions(im, &exts, err) < 0))
 		r = -1;
 	if (r < 0) {
 		ocil_rapi_free(s.rapi);
 		return -1;
 	}
+	ocil_rapi_set_handler(s.rapi, im->handler);
+	s.n_ext = exts.n;
 	cleanup_strv ocil_strv env = {0};
-	function_env(o, im, ocil_rapi_port(s.rapi), &env);
-	build_argv(im, &env, &s.argv);
+	function_env(o, cfg, im, ocil_rapi_port(s.rapi), &env);
+	build_argv(im, &env, &exts, &s.argv);
 	r = o->event ? invoke_once(&s, event, event_len, err) : serve(&s, err);
-	stop_child(&s.c);
+	stop_sandbox(&s, "spindown");
 	ocil_rapi_free(s.rapi);
 	ocil_strv_clear(&s.argv);
 	return r;
@@ -757,10 +1029,14 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	/* the sandbox's pid 1 is reparented to us when bwrap goes, so that
 	 * we can wait for it (and so for all of the sandbox) */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	fn_config cfg = {0};
 	image im = {0};
 	ocil_cancel cancel = {.flag = ctx->cancel_flag};
-	r = do_run(&o, argv[first], &im, &cancel, err);
+	r = resolve_config(&o, &cfg, err);
+	if (r == 0)
+		r = do_run(&o, &cfg, argv[first], &im, &cancel, err);
 	image_clear(&im);
+	fn_config_clear(&cfg);
 	ocil_strv_clear(&o.env);
 	return r;
 }
@@ -775,24 +1051,34 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	"fresh /proc, /dev and /tmp, uid 993 / gid 990 (Lambda's sbx_user1051) in a\n" \
 	"user namespace, the image's Env and WorkingDir, plus AWS_LAMBDA_RUNTIME_API\n" \
 	"(ocilambda serves the Runtime API on 127.0.0.1), AWS_LAMBDA_FUNCTION_NAME=\n" \
-	"function, _VERSION=$LATEST, _MEMORY_SIZE=3008, LAMBDA_TASK_ROOT, _HANDLER,\n" \
+	"function, _VERSION=$LATEST, _MEMORY_SIZE (--memory), LAMBDA_TASK_ROOT, _HANDLER,\n" \
 	"AWS_REGION (yours, else us-east-1), TZ=:UTC, your AWS credentials if set,\n" \
 	"then --env. The function's output goes to stderr. The host's network is\n" \
 	"shared (for the Runtime API): the function reaches what listens on loopback.\n" \
 	"\n" \
 	"--event: one invocation; the response body is printed on stdout, exit 0.\n" \
-	"A function error (or init error) prints its error JSON on stdout and exits\n" \
-	"6, as does a function that exits without answering or runs past\n" \
-	"--timeout-s (it is killed).\n" \
-	"--port: the Runtime Interface Emulator's invoke URL, so that\n" \
+	"Any function failure prints Lambda's error JSON on stdout and exits 6: its\n" \
+	"own error or init error, Sandbox.Timedout past the timeout (it is killed),\n" \
+	"Runtime.ExitError (Runtime.OutOfMemory) for a runtime that exits,\n" \
+	"Function.ResponseSizeTooLarge for a response over 6,291,556 bytes.\n" \
+	"--port: the Runtime Interface Emulator's invoke URL on 127.0.0.1 and ::1, so\n" \
+	"that\n" \
 	"  curl -XPOST http://localhost:N/2015-03-31/functions/function/invocations -d '{}'\n" \
 	"works as with 'docker run -p N:8080'. One invocation at a time, the\n" \
-	"function's process kept between them. Answers as the emulator: 200 with\n" \
-	"the response; 200 with the error JSON and X-Amz-Function-Error: Unhandled\n" \
-	"for a function or init error; 200 with a Sandbox.Timedout error after\n" \
-	"--timeout-s; 502 Runtime.ExitError when the process dies. A new process\n" \
-	"is started for the next invocation after those. Ctrl-C (SIGINT, SIGTERM)\n" \
-	"stops it and exits 130.\n" \
+	"function's process kept between them. Answers as Lambda's Invoke: 200 with\n" \
+	"the response; 200, X-Amz-Function-Error: Unhandled and the error JSON for\n" \
+	"every failure above (a new process for the next invocation after a\n" \
+	"timeout or an exit); 413 RequestTooLargeException for an event over the\n" \
+	"limit. X-Amz-Client-Context (base64 JSON, else 400), X-Amzn-Trace-Id and\n" \
+	"X-Amz-Tenant-Id reach the runtime. Ctrl-C (SIGINT, SIGTERM) stops it and\n" \
+	"exits 130.\n" \
+	"\n" \
+	"Each invocation is reported on stderr as the emulator does (START, END,\n" \
+	"REPORT with Init Duration, Duration, Billed Duration, Memory Size, Max\n" \
+	"Memory Used); --quiet hides them. --memory is enforced by a memory cgroup\n" \
+	"where one can be made (else it is said, and Max Memory Used is the largest\n" \
+	"process's peak RSS). Executables in /opt/extensions start before the\n" \
+	"runtime and get the Extensions API (INVOKE, SHUTDOWN).\n" \
 	"\n" \
 	"Needs bubblewrap (bwrap) and unprivileged user namespaces; exit 5 when\n" \
 	"either is missing.\n" \

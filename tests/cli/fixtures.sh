@@ -19,6 +19,9 @@ bash "$TD/mk-prefix.sh" "$FIXTURES/prefix38" "$ORIGIN" 3.8 names
 # Runnable, with Debian's python: the end-to-end invocation.
 bash "$TD/mk-base.sh" "$FIXTURES/base-run" "$PYVER" "$PYVER" run
 bash "$TD/mk-prefix.sh" "$FIXTURES/prefix-run" "$ORIGIN" "$PYVER" run
+# AWS's own runtime client (Node.js), for the run tests; the npm tarballs
+# come from `make deps`.
+bash "$TD/mk-ric-base.sh" "$FIXTURES/base-ric" ric
 # Conda prefix fidelity: built at a long CI path, with a compiled binary,
 # a noarch entry point, a .pc file and a pip-installed console script.
 bash "$TD/mk-fidelity-prefix.sh" "$FIXTURES/prefix-fidelity" \

@@ -108,3 +108,23 @@ make_code() {
 	echo junk >"$1/__pycache__/example.cpython-38.pyc"
 	echo junk >"$1/.git/HEAD"
 }
+
+# ric_image OUT CMD: an OCI layout OUT (tag latest) made from the base with
+# AWS's runtime client (fixtures base-ric) plus testdata/ric-handlers in
+# /var/task, Cmd CMD. With umoci raw add-layer: umoci insert 0.4.7 writes a
+# truncated layer for a directory.
+ric_image() {
+	local out=$1 cmd=$2
+	rm -rf "$out" "$T/ric-layer"
+	cp -r "$FIXTURES/base-ric" "$out"
+	mkdir -p "$T/ric-layer/var/task"
+	cp "$TD"/ric-handlers/* "$T/ric-layer/var/task/"
+	chmod -R a+rX "$T/ric-layer"
+	tar --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$T/ric-layer" -cf "$T/ric-layer.tar" var
+	umoci tag --image "$out:ric" latest >/dev/null
+	umoci raw add-layer --image "$out:latest" "$T/ric-layer.tar" >/dev/null
+	umoci config --image "$out:latest" --config.cmd "$cmd" >/dev/null
+	umoci rm --image "$out:ric" >/dev/null
+	umoci gc --layout "$out" >/dev/null
+	rm -rf "$T/ric-layer" "$T/ric-layer.tar"
+}

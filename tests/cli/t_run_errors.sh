@@ -15,7 +15,25 @@ expect_fail 2 "--event: not JSON: unexpected token" "${RUN[@]}" "$IMG" --event '
 expect_fail 2 "--event @$T/nonexistent.json" "${RUN[@]}" "$IMG" --event "@$T/nonexistent.json"
 echo '{' >"$T/bad.json"
 expect_fail 2 "--event @$T/bad.json: not JSON" "${RUN[@]}" "$IMG" --event "@$T/bad.json"
-ok "bad --event: JSON and @FILE errors"
+head -c $((7 << 20)) /dev/zero | tr '\0' 'x' | sed 's/^/"/; s/$/"/' >"$T/big.json"
+expect_fail 2 "--event @$T/big.json" "${RUN[@]}" "$IMG" --event "@$T/big.json"
+grep -q "6291556" "$T/stderr" || fail "the limit is not named: $(cat "$T/stderr")"
+ok "bad --event: JSON and @FILE errors, an event over Lambda's 6,291,556 bytes"
+
+expect_fail 1 '--memory "64": want 128-10240 MB' "${RUN[@]}" "$IMG" --event '{}' --memory 64
+expect_fail 1 '--memory "1g": want 128-10240 MB' "${RUN[@]}" "$IMG" --event '{}' --memory 1g
+expect_fail 1 "--env AWS_LAMBDA_FUNCTION_MEMORY_SIZE=99999: want 128-10240 MB" \
+	"${RUN[@]}" "$IMG" --event '{}' --env AWS_LAMBDA_FUNCTION_MEMORY_SIZE=99999
+expect_fail 1 "--memory 256 and --env AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 disagree" \
+	"${RUN[@]}" "$IMG" --event '{}' --memory 256 --env AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512
+expect_fail 1 "--env AWS_LAMBDA_FUNCTION_TIMEOUT=soon: want 1-86400 seconds" \
+	"${RUN[@]}" "$IMG" --event '{}' --env AWS_LAMBDA_FUNCTION_TIMEOUT=soon
+expect_fail 1 "--timeout-s 3 and --env AWS_LAMBDA_FUNCTION_TIMEOUT=5 disagree" \
+	"${RUN[@]}" "$IMG" --event '{}' --timeout-s 3 --env AWS_LAMBDA_FUNCTION_TIMEOUT=5
+expect_fail 1 "--env AWS_LAMBDA_FUNCTION_NAME=my fn: a function name is 1-64" \
+	"${RUN[@]}" "$IMG" --event '{}' --env "AWS_LAMBDA_FUNCTION_NAME=my fn"
+no_litter "$T"
+ok "bad --memory, AWS_LAMBDA_FUNCTION_{MEMORY_SIZE,TIMEOUT,NAME}: exit 1 naming the value"
 
 $PY -c '
 import socket, sys, time
