@@ -23,7 +23,7 @@ PACKAGES = cmake make gcc pkg-config libarchive-dev libjansson-dev libssl-dev zl
 	groff-base man-db bsdextrautils bsdutils \
 	clang clang-format cppcheck valgrind
 
-.PHONY: all deps build test demo format format-check lint clean fuzz fuzz-build release-builds
+.PHONY: all deps test-deps build test demo format format-check lint clean fuzz fuzz-build release-builds
 
 all: build
 
@@ -41,6 +41,10 @@ deps:
 			echo "run as root, or: sudo apt-get install $$missing"; exit 1; \
 		fi; \
 	fi
+
+# What only the tests need beyond deps: AWS's runtime client for the run
+# tests, from the npm registry.
+test-deps: deps
 	@# Node.js with its headers and npm, for AWS's runtime client in the run
 	@# tests (the machine's own Node.js when it has one, else Debian's)
 	@if ! command -v npm >/dev/null || [ ! -f /usr/include/node/node_api.h ]; then \
@@ -63,7 +67,7 @@ build: deps
 # end), then the unit and CLI tests again under ASan+UBSan (the heavy ones,
 # whose subject is the real invocation or the memory bound, only once).
 test: WERROR = ON
-test: build format-check lint release-builds
+test: build test-deps format-check lint release-builds
 	bash tests/ctest.sh $(BUILD) -j $(JOBS)
 	cmake -S . -B $(ASAN_BUILD) -DOCIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DOCIL_WERROR=ON \
 		-DOCIL_FIXTURES=$(abspath $(BUILD))/fixtures >/dev/null
