@@ -98,7 +98,8 @@ kill_at() {
 	esac
 	[ "$rc" = 0 ] || kills=$((kills + 1))
 	# the next build finishes, cleans up after the dead one, and agrees
-	[ "$(build "$T/out" latest "$T/code" "$T/cache")" = "$new" ] || fail "$sc #$n ($scen): rebuild"
+	d=$(build "$T/out" latest "$T/code" "$T/cache") || fail "$sc #$n ($scen): rebuild failed"
+	[ "$d" = "$new" ] || fail "$sc #$n ($scen): rebuild gave $d"
 	state=$(verify_layout "$T/out" | tr '\n' ' ')
 	case "$scen:$state" in
 	"fresh:latest=$new " | "existing:latest=$new old=$old ") ;;
