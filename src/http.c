@@ -207,3 +207,88 @@ int ocil_http_retry_delay(int used, int retries, long long deadline_ms, long tim
 	*delay_s = delay;
 	return 0;
 }
+
+/* The parts of url that are secret: [start, end) pairs, at most max. */
+static size_t secret_spans(const char *url, size_t spans[][2], size_t max)
+{
+	size_t n = 0;
+	const char *scheme_end = strstr(url, "://");
+	if (scheme_end == NULL)
+		return 0;
+	const char *auth = scheme_end + 3;
+	const char *auth_end = auth + strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', (size_t)(auth_end - auth));
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (colon != NULL && colon + 1 < at && n < max) {
+		spans[n][0] = (size_t)(colon + 1 - url);
+		spans[n][1] = (size_t)(at - url);
+		n++;
+	}
+	const char *path_end = auth_end + strcspn(auth_end, "?#");
+	for (const char *p = auth_end; p < path_end && n < max;) {
+		const char *t = strstr(p, "/t/");
+		if (t == NULL || t >= path_end)
+			break;
+		const char *tok = t + 3;
+		const char *slash = memchr(tok, '/', (size_t)(path_end - tok));
+		if (slash == NULL)
+			break;
+		if (slash > tok) {
+			spans[n][0] = (size_t)(tok - url);
+			spans[n][1] = (size_t)(slash - url);
+			n++;
+		}
+		p = slash;
+	}
+	return n;
+}
+
+#define MAX_SECRETS 8
+
+char *ocil_url_redact(const char *url)
+{
+	size_t spans[MAX_SECRETS][2];
+	size_t n = secret_spans(url, spans, MAX_SECRETS);
+	char *out = ocil_xstrdup("");
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *next = ocil_xasprintf("%s%.*s***", out, (int)(spans[i][0] - at), url + at);
+		free(out);
+		out = next;
+		at = spans[i][1];
+	}
+	char *full = ocil_xasprintf("%s%s", out, url + at);
+	free(out);
+	return full;
+}
+
+void ocil_url_secrets(const char *url, ocil_strv *out)
+{
+	size_t spans[MAX_SECRETS][2];
+	size_t n = secret_spans(url, spans, MAX_SECRETS);
+	for (size_t i = 0; i < n; i++)
+		ocil_strv_push(out, ocil_xstrndup(url + spans[i][0], spans[i][1] - spans[i][0]));
+}
+
+char *ocil_mask_secrets(const char *msg, const ocil_strv *secrets)
+{
+	char *s = ocil_xstrdup(msg);
+	for (size_t i = 0; secrets != NULL && i < secrets->n; i++) {
+		const char *sec = secrets->v[i];
+		size_t len = strlen(sec);
+		if (len == 0)
+			continue;
+		char *out = ocil_xstrdup("");
+		const char *p = s;
+		for (const char *hit; (hit = strstr(p, sec)) != NULL; p = hit + len) {
+			char *next = ocil_xasprintf("%s%.*s***", out, (int)(hit - p), p);
+			free(out);
+			out = next;
+		}
+		char *next = ocil_xasprintf("%s%s", out, p);
+		free(out);
+		free(s);
+		s = next;
+	}
+	return s;
+}

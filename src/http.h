@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "util.h"
 
 /* Registries redirect blob GETs once (to S3, a CDN), package servers to a
  * CDN; a chain longer than this is a loop. */
@@ -73,5 +74,14 @@ long ocil_http_retry_after(const char *v);
  * The caller counts the retry and waits *delay_s. */
 int ocil_http_retry_delay(int used, int retries, long long deadline_ms, long timeout_s,
 			  long retry_after_s, const char *full, long *delay_s, ocil_error **err);
+
+/* url for messages: a password in it ("user:***@host") and anaconda.org
+ * tokens (the segment after "/t/") masked with three stars. Caller frees. */
+char *ocil_url_redact(const char *url);
+/* The secrets ocil_url_redact masks in url, added to out. */
+void ocil_url_secrets(const char *url, ocil_strv *out);
+/* msg with every occurrence of each of secrets replaced by "***" (for text
+ * that may quote a URL, such as curl's messages). Caller frees. */
+char *ocil_mask_secrets(const char *msg, const ocil_strv *secrets);
 
 #endif
