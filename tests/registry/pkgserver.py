@@ -26,9 +26,10 @@ regcommon.Rules: match/regex/method/times). Actions:
 Every action but status/redirect/endless can take "throttle": RATE as well.
 
 Log (--log), one line per event, flushed at once:
-  BEGIN id=N METHOD PATH                                  when a request arrives
-  METHOD PATH STATUS range=R action=A auth=X bytes=B id=N  before the last bytes are sent
-X is none, basic (the right credentials), wrong or other. A request is in flight from its
+  BEGIN id=N t=T METHOD PATH                                   when a request arrives
+  METHOD PATH STATUS range=R action=A auth=X bytes=B t=T id=N  before the last bytes are sent
+X is none, basic (the right credentials), wrong or other; T the server's monotonic clock in
+seconds. A request is in flight from its
 BEGIN line to its end line, and the end line comes before the client can have the whole
 answer, so counting the lines between never counts more transfers at once than the client
 really had.
@@ -87,9 +88,9 @@ def make_handler(a, rules, gate, counter):
             return "wrong" if v.startswith("Basic ") else "other"
 
         def end_line(self, status, action, nbytes):
-            rc.log_line(a.log, "%s %s %d range=%s action=%s auth=%s bytes=%d id=%d" % (
+            rc.log_line(a.log, "%s %s %d range=%s action=%s auth=%s bytes=%d t=%.3f id=%d" % (
                 self.command, self.path, status, self.headers.get("Range") or "-", action,
-                self.auth_kind(), nbytes, self.req_id))
+                self.auth_kind(), nbytes, time.monotonic(), self.req_id))
 
         def simple(self, status, body, action, headers=()):
             self.end_line(status, action, len(body))
@@ -99,7 +100,8 @@ def make_handler(a, rules, gate, counter):
             with counter["lock"]:
                 counter["n"] += 1
                 self.req_id = counter["n"]
-            rc.log_line(a.log, "BEGIN id=%d %s %s" % (self.req_id, self.command, self.path))
+            rc.log_line(a.log, "BEGIN id=%d t=%.3f %s %s" % (self.req_id, time.monotonic(),
+                                                              self.command, self.path))
             self.read_body()
             rule, action = rules.pick(self.command, self.path)
             rule = rule or {}
