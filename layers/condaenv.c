@@ -64,14 +64,21 @@ static char *in_dir(const char *dir, const char *fn)
 typedef struct {
 	const ocil_condalock_pkg **lp;
 	char **files;
+	char **urls;  /* the (mirrored) URL of those not in their directory */
+	bool *cached; /* found in the download cache, not downloaded now */
 	size_t n;
+	const ocil_condaenv_fetch *fe;
 } located;
 
 static void located_clear(located *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
 		free(l->files[i]);
+		free(l->urls[i]);
+	}
 	free(l->files);
+	free(l->urls);
+	free(l->cached);
 	free(l->lp);
 	memset(l, 0, sizeof(*l));
 }
@@ -111,9 +118,82 @@ static int fetch_missing(ocil_condaenv *env, const ocil_condaenv_fetch *fe, loca
 	}
 	for (size_t k = 0; k < n; k++) {
 		loc->files[at[k]] = ocil_blobstore_path(bs, items[k].digest);
+		loc->cached[at[k]] = !items[k].fetched;
 		env->n_fetched += items[k].fetched;
 	}
 	return 0;
+}
+
+static ocil_fetch_item item_of(const located *loc, size_t i)
+{
+	const ocil_condalock_pkg *lp = loc->lp[i];
+	return (ocil_fetch_item){
+	    .url = loc->urls[i], .name = lp->fn, .sha256 = lp->sha256, .md5 = lp->md5, .size = -1};
+}
+
+/* Entry i came from the download cache and could not be opened: when its
+ * bytes are not the lock's, the cached copy is damaged; it is dropped and
+ * downloaded again. 1: done (files[i] is the new copy); 0: the bytes are
+ * right, the error is the package's own; -1: err set. */
+static int heal(ocil_condaenv *env, located *loc, size_t i, ocil_error **err)
+{
+	const ocil_condalock_pkg *lp = loc->lp[i];
+	const ocil_condaenv_fetch *fe = loc->fe;
+	char md5[33], sha256[65];
+	uint64_t size = 0;
+	cleanup_error ocil_error *damage = NULL;
+	if (ocil_hash_file(loc->files[i], md5, sha256, &size, &damage) == 0 &&
+	    ocil_pkgfile_check_hashes(loc->files[i], lp->md5, lp->sha256, md5, sha256, &damage) ==
+		0)
+		return 0;
+	cleanup_free char *url = ocil_url_redact(loc->urls[i]);
+	if (fe->fetch.offline)
+		return ocil_error_set(err, OCIL_E_INPUT,
+				      "%s:%u: %s: the cached copy is damaged (%s), and --offline "
+				      "forbids downloading it again from %s",
+				      env->lock_path, lp->line, lp->fn, damage->msg, url);
+	if (unlink(loc->files[i]) < 0 && errno != ENOENT)
+		return ocil_error_set_errno(err, OCIL_E_IO, errno, "removing %s", loc->files[i]);
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	ocil_fetch_item it = item_of(loc, i);
+	if (ocil_blobstore_open(fe->cache_dir, &bs, err) < 0 ||
+	    ocil_fetch_run(bs, &it, 1, &fe->fetch, NULL, err) < 0)
+		return ocil_error_wrap(err, "%s:%u", env->lock_path, lp->line);
+	free(loc->files[i]);
+	loc->files[i] = ocil_blobstore_path(bs, it.digest);
+	loc->cached[i] = false;
+	env->n_fetched++;
+	return 1;
+}
+
+/* Open entry i with open (a package or a wheel), healing a damaged cached
+ * copy once; errors about a file of the cache name the lock's entry. */
+static int open_entry(ocil_condaenv *env, located *loc, size_t i,
+		      int (*open)(void *ud, const char *file, ocil_error **err), void *ud,
+		      ocil_error **err)
+{
+	const ocil_condalock_pkg *lp = loc->lp[i];
+	ocil_error *first = NULL;
+	int r = open(ud, loc->files[i], &first);
+	if (r < 0 && loc->cached[i] && first->code == OCIL_E_INPUT) {
+		ocil_error *healing = NULL;
+		int h = heal(env, loc, i, &healing);
+		if (h != 0) {
+			ocil_error_free(first);
+			first = healing;
+		}
+		if (h == 1)
+			r = open(ud, loc->files[i], &first);
+	}
+	if (r == 0)
+		return 0;
+	if (err != NULL && *err == NULL)
+		*err = first;
+	else
+		ocil_error_free(first);
+	if (ocil_str_has_suffix(loc->files[i], lp->fn))
+		return -1;
+	return ocil_error_wrap(err, "%s:%u: %s", env->lock_path, lp->line, lp->fn);
 }
 
 /* Find every package of the lock (and every wheel it lists): in its
@@ -124,9 +204,11 @@ static int locate(ocil_condaenv *env, const ocil_condaenv_fetch *fe, located *lo
 	loc->n = l->n_pkgs + l->n_wheels;
 	loc->lp = ocil_xcalloc(loc->n + 1, sizeof(*loc->lp));
 	loc->files = ocil_xcalloc(loc->n + 1, sizeof(*loc->files));
+	loc->urls = ocil_xcalloc(loc->n + 1, sizeof(*loc->urls));
+	loc->cached = ocil_xcalloc(loc->n + 1, sizeof(*loc->cached));
+	loc->fe = fe;
 	cleanup_free ocil_fetch_item *items = ocil_xcalloc(loc->n + 1, sizeof(*items));
 	cleanup_free size_t *at = ocil_xcalloc(loc->n + 1, sizeof(*at));
-	cleanup_strv ocil_strv urls = {0};
 	size_t n = 0;
 	for (size_t i = 0; i < loc->n; i++) {
 		bool wheel = i >= l->n_pkgs;
@@ -146,7 +228,7 @@ static int locate(ocil_condaenv *env, const ocil_condaenv_fetch *fe, located *lo
 			return ocil_error_set(err, OCIL_E_INPUT, "%s:%u: %s is not in %s",
 					      env->lock_path, lp->line, lp->fn, dir);
 		char *url = ocil_mirror_apply(fe->mirrors, fe->n_mirrors, lp->url);
-		ocil_strv_push(&urls, url);
+		loc->urls[i] = url;
 		cleanup_free char *shown = ocil_url_redact(url);
 		bool web =
 		    strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0;
@@ -163,26 +245,34 @@ static int locate(ocil_condaenv *env, const ocil_condaenv_fetch *fe, located *lo
 			return ocil_error_set(err, OCIL_E_INPUT,
 					      "%s:%u: %s: %s is not an http(s) or file URL",
 					      env->lock_path, lp->line, lp->fn, shown);
-		items[n] = (ocil_fetch_item){
-		    .url = url, .name = lp->fn, .sha256 = lp->sha256, .md5 = lp->md5, .size = -1};
+		items[n] = item_of(loc, i);
 		at[n++] = i;
 	}
 	return n > 0 ? fetch_missing(env, fe, loc, items, at, n, err) : 0;
 }
 
-static int open_all(ocil_condaenv *env, const located *loc, ocil_error **err)
+typedef struct {
+	ocil_condaenv *env;
+	size_t i;
+	const char *subdir, *minor; /* wheels */
+} open_ctx;
+
+static int open_pkg(void *ud, const char *file, ocil_error **err)
+{
+	open_ctx *c = ud;
+	const ocil_condalock_pkg *lp = &c->env->lock.pkgs[c->i];
+	return ocil_condapkg_open_as(file, lp->fn, lp->md5, lp->sha256, &c->env->pkgs[c->i], err);
+}
+
+static int open_all(ocil_condaenv *env, located *loc, ocil_error **err)
 {
 	env->pkgs = ocil_xcalloc(env->lock.n_pkgs + 1, sizeof(*env->pkgs));
 	for (size_t i = 0; i < env->lock.n_pkgs; i++) {
-		const ocil_condalock_pkg *lp = &env->lock.pkgs[i];
-		if (ocil_condapkg_open_as(loc->files[i], lp->fn, lp->md5, lp->sha256, &env->pkgs[i],
-					  err) < 0)
-			return ocil_str_has_suffix(loc->files[i], lp->fn)
-				   ? -1
-				   : ocil_error_wrap(err, "%s:%u: %s", env->lock_path, lp->line,
-						     lp->fn);
+		open_ctx c = {.env = env, .i = i};
+		if (open_entry(env, loc, i, open_pkg, &c, err) < 0)
+			return -1;
 		env->n++;
-		if (check_fn(env->pkgs[i], env->lock_path, lp->line, err) < 0)
+		if (check_fn(env->pkgs[i], env->lock_path, env->lock.pkgs[i].line, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -296,10 +386,18 @@ static int list_wheels(const char *dir, ocil_strv *out, ocil_error **err)
 	return 0;
 }
 
+static int open_wheel(void *ud, const char *file, ocil_error **err)
+{
+	open_ctx *c = ud;
+	const ocil_condalock_pkg *lp = &c->env->lock.wheels[c->i];
+	return ocil_wheel_open_as(file, lp->fn, lp->sha256, c->minor, arch_of(c->subdir),
+				  &c->env->wheels[c->i], err);
+}
+
 /* The lock's pip entries (located); without any, every wheel of
  * wheels_dir. */
-static int open_wheels(ocil_condaenv *env, const located *loc, const char *subdir,
-		       const char *minor, ocil_error **err)
+static int open_wheels(ocil_condaenv *env, located *loc, const char *subdir, const char *minor,
+		       ocil_error **err)
 {
 	const ocil_condalock *l = &env->lock;
 	if (l->n_wheels == 0 && env->wheels_dir == NULL)
@@ -310,17 +408,18 @@ static int open_wheels(ocil_condaenv *env, const located *loc, const char *subdi
 	size_t n = l->n_wheels > 0 ? l->n_wheels : names.n;
 	env->wheels = ocil_xcalloc(n + 1, sizeof(*env->wheels));
 	for (size_t i = 0; i < n; i++) {
-		const ocil_condalock_pkg *lp = l->n_wheels > 0 ? &l->wheels[i] : NULL;
-		const char *fn = lp ? lp->fn : names.v[i];
-		cleanup_free char *listed =
-		    lp ? NULL : ocil_xasprintf("%s/%s", env->wheels_dir, fn);
-		const char *file = lp ? loc->files[l->n_pkgs + i] : listed;
-		if (ocil_wheel_open_as(file, fn, lp ? lp->sha256 : NULL, minor, arch_of(subdir),
-				       &env->wheels[i], err) < 0)
-			return lp == NULL || ocil_str_has_suffix(file, fn)
-				   ? -1
-				   : ocil_error_wrap(err, "%s:%u: %s", env->lock_path, lp->line,
-						     fn);
+		open_ctx c = {.env = env, .i = i, .subdir = subdir, .minor = minor};
+		int r = 0;
+		if (l->n_wheels > 0) {
+			r = open_entry(env, loc, l->n_pkgs + i, open_wheel, &c, err);
+		} else {
+			cleanup_free char *file =
+			    ocil_xasprintf("%s/%s", env->wheels_dir, names.v[i]);
+			r = ocil_wheel_open(file, NULL, minor, arch_of(subdir), &env->wheels[i],
+					    err);
+		}
+		if (r < 0)
+			return -1;
 		env->n_wheels++;
 	}
 	return 0;

@@ -350,7 +350,7 @@ void ocil_cmd_fetch_progress(void *data, const ocil_fetch_progress *p)
 		st->start = t;
 	bool all = p->done == p->total;
 	/* Called for every chunk: redraw at most five times a second. */
-	if ((!all && t - st->last < 0.2) || (all && !st->drawn && p->total == 0))
+	if (!all && t - st->last < 0.2)
 		return;
 	st->last = t;
 	double dt = t - st->start;

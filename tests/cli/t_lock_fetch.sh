@@ -100,6 +100,22 @@ fetch_build "$C" --conda-lock "$L/explicit.txt" --no-cache --offline
 [ "$(mark "$ch_LOG")" = "$m" ] || fail "--offline made requests: $(since "$ch_LOG" "$m")"
 ok "an explicit lock (md5 hashes): same image; the md5 index finds the packages again, --offline touches nothing"
 
+# a damaged copy in the cache is downloaded again: never a failure, unless --offline
+blob=$C/blobs/sha256/$(sha256sum "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" | cut -d' ' -f1)
+printf 'X' | dd of="$blob" bs=1 seek=100 conv=notrunc 2>/dev/null
+expect_fail 2 "explicit.txt:6: hellotool-1.0-h0_0.tar.bz2: the cached copy is damaged (" \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	--conda-lock "$L/explicit.txt" --cache-dir "$C" "${MIRRORS[@]}" --no-cache --offline --output "oci:$T/bad"
+grep -q "md5 mismatch" "$T/stderr" || fail "says what is wrong with it: $(cat "$T/stderr")"
+m=$(mark "$ch_LOG")
+fetch_build "$C" --conda-lock "$L/explicit.txt" --no-cache
+[ "$RC" = 0 ] || fail "a damaged cached package: $(cat "$T/err")"
+[ "$DIGEST" = "$REF_EXPLICIT" ] || fail "healed cache gives another image"
+[ "$(since "$ch_LOG" "$m" | grep -c '^GET ')" = 1 ] && [ "$(since "$ch_LOG" "$m" | grep -c '^GET /conda-forge/linux-64/hellotool-1.0-h0_0.tar.bz2 200 ')" = 1 ] ||
+	fail "only the damaged package is downloaded again: $(since "$ch_LOG" "$m")"
+cmp -s "$blob" "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" || fail "the cache holds the right bytes again"
+ok "a damaged package in the cache is downloaded again (with --offline: exit 2 saying so)"
+
 # --- only what --pkgs-dir lacks is downloaded ---
 mkdir "$T/some"
 cp "$L/pkgs/$PY_PKG" "$L/pkgs/whereami-1.0-h0_0.conda" "$T/some/"
@@ -333,6 +349,30 @@ grep -q "retrying $PY_PKG in 1 s (HTTP 503" "$T/stderr" || fail "the 503 was ret
 grep -q "/t/tk-0123456789abcdef/" "$ch_LOG" || fail "the token was not sent"
 pkgserver_rules ch '{"rules": []}'
 ok "an anaconda.org token (/t/<token>/) is masked in errors and notices"
+
+# Ctrl-C while downloading: exit 130, no temporary file, no partial blob
+pkgserver_rules ch '{"rules": [{"action": "throttle", "rate": 100000}]}'
+m=$(mark "$ch_LOG")
+$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	--conda-lock "$L/explicit.txt" --cache-dir "$T/cache-int" --ca-file "$ch_CA" "${MIRRORS[@]}" \
+	--output "oci:$T/bad" >"$T/int.out" 2>"$T/int.err" &
+pid=$!
+for _ in $(seq 1 300); do
+	[ "$(since "$ch_LOG" "$m" | grep -c "^BEGIN .*$PY_PKG")" = 1 ] && break
+	sleep 0.1
+done
+[ "$(since "$ch_LOG" "$m" | grep -c "^BEGIN .*$PY_PKG")" = 1 ] || fail "the download never started: $(cat "$T/int.err")"
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 130 ] || fail "Ctrl-C: exit $rc, want 130: $(cat "$T/int.err")"
+grep -q "interrupted" "$T/int.err" || fail "says it was interrupted: $(cat "$T/int.err")"
+[ ! -s "$T/int.out" ] || fail "stdout on Ctrl-C"
+[ ! -e "$T/cache-int/blobs/sha256/$(sha256sum "$L/pkgs/$PY_PKG" | cut -d' ' -f1)" ] || fail "the interrupted package is in the cache"
+[ ! -e "$T/bad" ] || fail "output written"
+no_litter "$T/cache-int"
+pkgserver_rules ch '{"rules": []}'
+ok "Ctrl-C during a download: exit 130, nothing half-written left"
 
 no_litter "$T"
 done_testing
