@@ -2,8 +2,10 @@
  * without conda and without a prefix on disk.
  *
  * ocil_condaenv_load reads the lock (condalock.h), finds every package file
- * in pkgs_dir by its file name, checks it against the lock's hash, reads
- * its info/ (condapkg.h) and decides who installs which path: packages are
+ * in pkgs_dir by its file name (or, when it is not there, at its file:// URL,
+ * in the download cache, or downloads it there: fetch.h), checks it against
+ * the lock's hash, reads its info/ (condapkg.h) and decides who installs
+ * which path: packages are
  * installed in lock order, then the wheels, so when two install the same
  * path the later one wins (as conda's clobbering does; pip overwrites too)
  * and a warning says so.
@@ -25,9 +27,22 @@
 #include "conda.h"
 #include "condalock.h"
 #include "condapkg.h"
+#include "fetch.h"
 #include "layer_writer.h"
 #include "sbom.h"
 #include "wheel.h"
+
+/* Where packages missing from pkgs_dir (and the lock's wheels missing from
+ * wheels_dir) come from: the lock's URL, rewritten by the mirrors; a
+ * file:// URL is read in place, an http(s) one from the blob cache under
+ * cache_dir, downloaded into it first when it is not there (unless
+ * fetch.offline). */
+typedef struct {
+	const char *cache_dir;
+	const ocil_mirror *mirrors;
+	size_t n_mirrors;
+	ocil_fetch_opts fetch;
+} ocil_condaenv_fetch;
 
 typedef struct {
 	char *lock_path, *pkgs_dir, *wheels_dir;
@@ -37,19 +52,24 @@ typedef struct {
 	ocil_wheel **wheels; /* installed after the conda packages, in order */
 	size_t n_wheels;
 	ocil_strv warnings; /* one line each: who clobbers whom */
+	size_t n_fetched;   /* packages and wheels downloaded now */
 } ocil_condaenv;
 
-/* subdir: the target's, e.g. "linux-64". wheels_dir (NULL: none): the
- * lock's pip entries (conda-lock.yml) are found there by file name and
- * checked against their sha256; a lock without any installs every *.whl
- * there, in name order (wheel.h). Fills info's python_version,
- * python_minor, subdir, has_awslambdaric and records (origin stays NULL).
+/* subdir: the target's, e.g. "linux-64". pkgs_dir: NULL for none.
+ * wheels_dir (NULL: none): the lock's pip entries (conda-lock.yml) are found
+ * there by file name and checked against their sha256; a lock without any
+ * installs every *.whl there, in name order (wheel.h). fetch (NULL: nothing
+ * is fetched) says where what those directories lack comes from. Fills
+ * info's python_version, python_minor, subdir, has_awslambdaric and records
+ * (origin stays NULL).
  * OCIL_E_INPUT: the lock's errors; "<lock>:<line>: <fn> is not in
- * <pkgs_dir>"; a package's errors (hash mismatch...); a package whose
- * index.json disagrees with the lock's file name; no python package. */
+ * <pkgs_dir>" (without fetch), "... nor in the cache, and --offline ..."; a
+ * URL that is not http(s) or file; a package's errors (hash mismatch...); a
+ * package whose index.json disagrees with the lock's file name; no python
+ * package. A download's errors (fetch.h) carry "<lock>:<line>: ". */
 int ocil_condaenv_load(const char *lock, const char *pkgs_dir, const char *wheels_dir,
-		       const char *subdir, ocil_condaenv *env, ocil_conda_info *info,
-		       ocil_error **err);
+		       const ocil_condaenv_fetch *fetch, const char *subdir, ocil_condaenv *env,
+		       ocil_conda_info *info, ocil_error **err);
 void ocil_condaenv_clear(ocil_condaenv *env);
 
 typedef struct {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "http.h"
 #include "util.h"
 
 /* Offending entries named in one error, at most. */
@@ -77,11 +78,13 @@ static int split_url(const char *path, ocil_condalock_pkg *p, bool wheel, ocil_e
 			sd--;
 		ok = sd != NULL && sd > u + 1 && sd < slash;
 	}
-	if (!ok || fn[0] == '\0' || fn[0] == '.')
+	if (!ok || fn[0] == '\0' || fn[0] == '.') {
+		cleanup_free char *shown = ocil_url_redact(u);
 		return ocil_error_set(err, OCIL_E_INPUT,
 				      "%s:%u: \"%.300s\" is not a %s URL (<channel>/<subdir>/%s)",
-				      path, p->line, u, wheel ? "wheel" : "conda package",
+				      path, p->line, shown, wheel ? "wheel" : "conda package",
 				      wheel ? "<name>.whl" : "<name>.conda or .tar.bz2");
+	}
 	p->fn = ocil_xstrdup(fn);
 	if (!wheel) {
 		p->subdir = ocil_xstrndup(sd, (size_t)(slash - sd));
@@ -106,11 +109,13 @@ static int explicit_line(const char *path, unsigned line, char *s, ocil_condaloc
 	ocil_condalock_pkg p = {.line = line};
 	char *hash = strrchr(s, '#');
 	int r = 0;
-	if (hash == NULL)
+	if (hash == NULL) {
+		cleanup_free char *shown = ocil_url_redact(s);
 		r = ocil_error_set(err, OCIL_E_INPUT,
 				   "%s:%u: %.300s has no #md5 or #sha256:HEX (write the lock with "
 				   "'conda list --explicit --md5')",
-				   path, line, s);
+				   path, line, shown);
+	}
 	if (r == 0) {
 		*hash++ = '\0';
 		p.url = ocil_xstrdup(s);
@@ -208,9 +213,12 @@ static int yaml_entry(const char *path, yaml_document_t *d, yaml_node_t *e, cons
 	const char *md5 = map_str(d, hash, "md5"), *sha = map_str(d, hash, "sha256");
 	ocil_condalock_pkg p = {.line = line, .url = ocil_xstrdup(url)};
 	int r = 0;
-	if (md5 == NULL && sha == NULL)
+	if (md5 == NULL && sha == NULL) {
+		cleanup_free char *shown = ocil_url_redact(url);
 		r = ocil_error_set(err, OCIL_E_INPUT,
-				   "%s:%u: %.300s has no hash.md5 or hash.sha256", path, line, url);
+				   "%s:%u: %.300s has no hash.md5 or hash.sha256", path, line,
+				   shown);
+	}
 	if (r == 0 && md5 != NULL)
 		r = set_hash(path, line, &p.md5, md5, 32, "md5", err);
 	if (r == 0 && sha != NULL)

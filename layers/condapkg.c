@@ -719,11 +719,17 @@ int ocil_condapkg_map(ocil_condapkg *p, const char *minor, ocil_error **err)
 int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, ocil_condapkg **out,
 		       ocil_error **err)
 {
+	const char *slash = strrchr(file, '/');
+	return ocil_condapkg_open_as(file, slash ? slash + 1 : file, md5, sha256, out, err);
+}
+
+int ocil_condapkg_open_as(const char *file, const char *fn, const char *md5, const char *sha256,
+			  ocil_condapkg **out, ocil_error **err)
+{
 	__attribute__((cleanup(freep_pkg))) ocil_condapkg *p = ocil_xcalloc(1, sizeof(*p));
 	p->src.fd = -1;
 	p->file = ocil_xstrdup(file);
-	const char *slash = strrchr(file, '/');
-	p->fn = ocil_xstrdup(slash ? slash + 1 : file);
+	p->fn = ocil_xstrdup(fn);
 	if (open_pkg(p, md5, sha256, err) < 0)
 		return -1;
 	ocil_pkgfile_close(&p->src); /* reopened (and checked) to install */

@@ -126,6 +126,10 @@ int ocil_hash_file(const char *file, char md5[33], char sha256[65], uint64_t *si
  * prefix, caps exceeded. */
 int ocil_condapkg_open(const char *file, const char *md5, const char *sha256, ocil_condapkg **out,
 		       ocil_error **err);
+/* The same for a file whose name is not the package's (a blob of the
+ * download cache): fn is its file name ("numpy-1.26.4-py311_0.conda"). */
+int ocil_condapkg_open_as(const char *file, const char *fn, const char *md5, const char *sha256,
+			  ocil_condapkg **out, ocil_error **err);
 /* Decide the targets, once, before install: python_minor ("3.11") maps
  * noarch: python paths and entry points (NULL for such a package is an
  * error). */

@@ -511,11 +511,17 @@ static int open_wheel(ocil_wheel *w, const char *sha256, const char *minor, cons
 int ocil_wheel_open(const char *file, const char *sha256, const char *minor, const char *arch,
 		    ocil_wheel **out, ocil_error **err)
 {
+	const char *slash = strrchr(file, '/');
+	return ocil_wheel_open_as(file, slash ? slash + 1 : file, sha256, minor, arch, out, err);
+}
+
+int ocil_wheel_open_as(const char *file, const char *fn, const char *sha256, const char *minor,
+		       const char *arch, ocil_wheel **out, ocil_error **err)
+{
 	__attribute__((cleanup(freep_wheel))) ocil_wheel *w = ocil_xcalloc(1, sizeof(*w));
 	w->src.fd = -1;
 	w->file = ocil_xstrdup(file);
-	const char *slash = strrchr(file, '/');
-	w->fn = ocil_xstrdup(slash ? slash + 1 : file);
+	w->fn = ocil_xstrdup(fn);
 	if (open_wheel(w, sha256, minor, arch, err) < 0)
 		return -1;
 	ocil_pkgfile_close(&w->src); /* reopened (and checked) to install */

@@ -60,6 +60,10 @@ typedef struct {
  * escaping the prefix. */
 int ocil_wheel_open(const char *file, const char *sha256, const char *minor, const char *arch,
 		    ocil_wheel **out, ocil_error **err);
+/* The same for a file whose name is not the wheel's (a blob of the
+ * download cache): fn is its file name, which carries the tags. */
+int ocil_wheel_open_as(const char *file, const char *fn, const char *sha256, const char *minor,
+		       const char *arch, ocil_wheel **out, ocil_error **err);
 void ocil_wheel_free(ocil_wheel *w);
 
 typedef struct {

@@ -107,6 +107,11 @@ int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, oci
 	return 0;
 }
 
+void ocil_blob_writer_digest(const ocil_blob_writer *w, char digest_out[OCIL_DIGEST_STR_SIZE])
+{
+	ocil_hasher_peek(w->h, digest_out);
+}
+
 uint64_t ocil_blob_writer_size(const ocil_blob_writer *w)
 {
 	return w->size;

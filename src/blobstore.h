@@ -44,6 +44,9 @@ int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, oci
 int ocil_blob_writer_commit(ocil_blob_writer *w, const char *expected_digest, int64_t expected_size,
 			    char digest_out[OCIL_DIGEST_STR_SIZE], uint64_t *size_out,
 			    ocil_error **err);
+/* The digest of the bytes written so far (to say what arrived before
+ * refusing it). */
+void ocil_blob_writer_digest(const ocil_blob_writer *w, char digest_out[OCIL_DIGEST_STR_SIZE]);
 /* Bytes written so far (e.g. to resume a download with Range). */
 uint64_t ocil_blob_writer_size(const ocil_blob_writer *w);
 /* Drop everything written so far and start again (a download that must

@@ -91,7 +91,8 @@ int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
 	    {"retry", OCIL_OPT_REGISTRY_BASE + 5, "N",                                             \
 	     "retries on connection errors, 429 and 5xx (default 3)"},                             \
 	    {"timeout", OCIL_OPT_REGISTRY_BASE + 6, "SECONDS",                                     \
-	     "bound on each registry request or blob download, retries included (default 600)"},   \
+	     "bound on each registry request, blob or package download, retries included "         \
+	     "(default 600)"},                                                                     \
 	{                                                                                          \
 		"cache-dir", OCIL_OPT_REGISTRY_BASE + 7, "DIR",                                    \
 		    "blob cache (default $XDG_CACHE_HOME/ocilambda or ~/.cache/ocilambda)"         \
@@ -115,8 +116,15 @@ int ocil_cmd_registry_opt(ocil_cmd_registry *r, int key, const char *arg, ocil_e
 typedef struct {
 	char digest[80];
 	double start, last;
+	bool drawn; /* a line is shown and not ended yet */
 } ocil_cmd_progress;
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress);
+/* A fetch.h progress callback (data: an ocil_cmd_progress): one line,
+ * rewritten in place, of what the downloads have done; _end ends the line
+ * if one is shown. */
+typedef struct ocil_fetch_progress ocil_fetch_progress;
+void ocil_cmd_fetch_progress(void *data, const ocil_fetch_progress *p);
+void ocil_cmd_fetch_progress_end(ocil_cmd_progress *p);
 /* A notice callback: "ocilambda: <msg>" on stderr (data unused). */
 void ocil_cmd_print_notice(void *data, const char *msg);
 

@@ -2,7 +2,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -11,6 +13,7 @@
 #include "code.h"
 #include "conda.h"
 #include "condaenv.h"
+#include "fetch.h"
 #include "gzip.h"
 #include "json.h"
 #include "layer_cache.h"
@@ -51,6 +54,9 @@ enum {
 	OPT_CONDA_LOCK,
 	OPT_PKGS_DIR,
 	OPT_WHEELS_DIR,
+	OPT_MIRROR,
+	OPT_JOBS,
+	OPT_OFFLINE,
 };
 
 static const ocil_option options[] = {
@@ -61,10 +67,18 @@ static const ocil_option options[] = {
      "instead of --conda-prefix: an @EXPLICIT lock (conda list --explicit --md5) or a "
      "conda-lock.yml; no conda needed"},
     {"pkgs-dir", OPT_PKGS_DIR, "DIR",
-     "with --conda-lock: directory holding every locked .conda/.tar.bz2 file"},
+     "with --conda-lock: directory of locked .conda/.tar.bz2 files; those not in it are "
+     "downloaded from the lock's URLs into the blob cache (or found there)"},
     {"wheels-dir", OPT_WHEELS_DIR, "DIR",
      "with --conda-lock: wheels to install into site-packages (the lock's pip entries, "
-     "else every *.whl in DIR)"},
+     "downloaded when not in DIR; else every *.whl in DIR)"},
+    {"mirror", OPT_MIRROR, "FROM=TO",
+     "with --conda-lock: download what the lock has under the URL prefix FROM from TO "
+     "instead (repeatable; the longest FROM wins)"},
+    {"jobs", OPT_JOBS, "N", "downloads at once (default 4)"},
+    {"offline", OPT_OFFLINE, NULL,
+     "never touch the network: packages must be in --pkgs-dir or the cache, the base and "
+     "the output local"},
     {"code", OPT_CODE, "DIR", "handler code directory"},
     {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
     {"output", OPT_OUTPUT, "REF",
@@ -113,6 +127,10 @@ typedef struct {
 	int level;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
+	ocil_mirror *mirrors;
+	size_t n_mirrors;
+	int jobs;
+	bool offline;
 } opts;
 
 static int on_opt(void *data, int key, const char *arg, ocil_error **err)
@@ -204,6 +222,22 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_ENV:
 		return ocil_cmd_env_opt(&o->env, arg, err);
+	case OPT_MIRROR:
+		o->mirrors = ocil_xrealloc(o->mirrors, (o->n_mirrors + 1) * sizeof(*o->mirrors));
+		if (ocil_mirror_parse(arg, &o->mirrors[o->n_mirrors], err) < 0)
+			return -1;
+		o->n_mirrors++;
+		break;
+	case OPT_JOBS: {
+		long v = 0;
+		if (ocil_cmd_long_opt("jobs", arg, 1, OCIL_FETCH_JOBS_MAX, "1..64", &v, err) < 0)
+			return -1;
+		o->jobs = (int)v;
+		break;
+	}
+	case OPT_OFFLINE:
+		o->offline = true;
+		break;
 	}
 	return 0;
 }
@@ -403,8 +437,9 @@ static int check_wheels_glibc(const opts *o, build *b, const progress *pr, ocil_
 	const json_t *w;
 	json_array_foreach(b->wheel_tags, i, w)
 	{
-		cleanup_free char *file = ocil_xasprintf(
-		    "%s/%s", o->wheels_dir, json_string_value(json_object_get(w, "fn")));
+		const char *fn = json_string_value(json_object_get(w, "fn"));
+		cleanup_free char *file =
+		    o->wheels_dir ? ocil_xasprintf("%s/%s", o->wheels_dir, fn) : ocil_xstrdup(fn);
 		ocil_wheel_tags t = {.file = file,
 				     .py = json_string_value(json_object_get(w, "py")),
 				     .abi = json_string_value(json_object_get(w, "abi")),
@@ -556,11 +591,11 @@ static int check_conda_source(const opts *o, ocil_error **err)
 	if (o->prefix == NULL && o->lock == NULL)
 		return ocil_error_set(err, OCIL_E_USAGE,
 				      "--conda-prefix or --conda-lock is required");
-	if (o->lock != NULL && o->pkgs_dir == NULL)
-		return ocil_error_set(err, OCIL_E_USAGE, "--conda-lock needs --pkgs-dir");
-	if (o->lock == NULL && (o->pkgs_dir != NULL || o->wheels_dir != NULL))
+	if (o->lock == NULL && (o->pkgs_dir != NULL || o->wheels_dir != NULL || o->n_mirrors > 0))
 		return ocil_error_set(err, OCIL_E_USAGE, "%s goes with --conda-lock",
-				      o->pkgs_dir ? "--pkgs-dir" : "--wheels-dir");
+				      o->pkgs_dir     ? "--pkgs-dir"
+				      : o->wheels_dir ? "--wheels-dir"
+						      : "--mirror");
 	const char *prefix_only = o->source_prefix != NULL ? "--source-prefix"
 				  : o->excludes.n > 0	   ? "--exclude"
 							   : NULL;
@@ -876,12 +911,58 @@ static const char *lock_subdir(const opts *o, const build *b, ocil_error **err)
 	return subdir;
 }
 
-/* --conda-lock: the packages are checked and their info read up front. */
-static int load_lock(const opts *o, build *b, const char *subdir, ocil_error **err)
+/* The cap on one download: OCIL_FETCH_MAX_SIZE, or the bytes
+ * $OCIL_FETCH_MAX_SIZE says. */
+static int fetch_max_size(uint64_t *out, ocil_error **err)
 {
-	if (ocil_condaenv_load(o->lock, o->pkgs_dir, o->wheels_dir, subdir, &b->lockenv, &b->conda,
-			       err) < 0)
+	const char *v = getenv("OCIL_FETCH_MAX_SIZE");
+	*out = OCIL_FETCH_MAX_SIZE;
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 || n == 0)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "OCIL_FETCH_MAX_SIZE \"%s\": want a number of bytes", v);
+	*out = n;
+	return 0;
+}
+
+/* --conda-lock: the packages are found (downloaded if need be), checked and
+ * their info read up front. */
+static int load_lock(const opts *o, build *b, const char *subdir, const char *cache_dir,
+		     const ocil_cancel *cancel, const progress *pr, ocil_error **err)
+{
+	cleanup_free char *netrc = ocil_fetch_default_netrc();
+	ocil_cmd_progress prog = {0};
+	ocil_condaenv_fetch fe = {
+	    .cache_dir = cache_dir,
+	    .mirrors = o->mirrors,
+	    .n_mirrors = o->n_mirrors,
+	    .fetch = {.tls_verify = o->registry.tls_verify,
+		      .ca_file = o->registry.ca_file,
+		      .cert_dir = o->registry.cert_dir,
+		      .netrc = netrc,
+		      .retries = o->registry.retries,
+		      .timeout_s = o->registry.timeout_s,
+		      .jobs = o->jobs,
+		      .offline = o->offline,
+		      .cancel = cancel,
+		      .notice = ocil_cmd_print_notice,
+		      .progress = pr->on ? ocil_cmd_fetch_progress : NULL,
+		      .data = &prog},
+	};
+	if (fetch_max_size(&fe.fetch.max_size, err) < 0)
 		return -1;
+	int r = ocil_condaenv_load(o->lock, o->pkgs_dir, o->wheels_dir, &fe, subdir, &b->lockenv,
+				   &b->conda, err);
+	ocil_cmd_fetch_progress_end(&prog);
+	if (r < 0)
+		return -1;
+	if (b->lockenv.n_fetched > 0)
+		say(pr, "downloaded %zu package%s into %s", b->lockenv.n_fetched,
+		    b->lockenv.n_fetched == 1 ? "" : "s", cache_dir);
 	for (size_t i = 0; i < b->lockenv.warnings.n; i++)
 		ocil_strv_push(&b->conda_warnings, ocil_xstrdup(b->lockenv.warnings.v[i]));
 	b->wheel_tags = wheel_tags_of(&b->lockenv);
@@ -941,7 +1022,11 @@ static int lock_key(const opts *o, const char *subdir, int64_t epoch, const ocil
 	ocil_hasher *h = ocil_layer_cache_key_begin("conda-lock-layer/1");
 	ocil_layer_cache_key_str(h, real);
 	ocil_layer_cache_key_str(h, sum);
-	int r = key_dir(h, "packages directory", o->pkgs_dir, cancel, err);
+	int r = 0;
+	if (o->pkgs_dir == NULL)
+		ocil_layer_cache_key_str(h, NULL);
+	else
+		r = key_dir(h, "packages directory", o->pkgs_dir, cancel, err);
 	if (r == 0 && o->wheels_dir == NULL)
 		ocil_layer_cache_key_str(h, NULL);
 	else if (r == 0)
@@ -993,6 +1078,14 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		return ocil_error_wrap(err, "--base");
 	if (ocil_ref_parse(o->output, &b->out_ref, err) < 0)
 		return ocil_error_wrap(err, "--output");
+	if (o->offline &&
+	    (b->base_ref.transport == OCIL_REF_DOCKER || b->out_ref.transport == OCIL_REF_DOCKER))
+		return ocil_error_set(
+		    err, OCIL_E_USAGE,
+		    "--offline: %s %s is a registry; pull the base first "
+		    "('ocilambda pull') and write oci:DIR or docker-archive:FILE",
+		    b->base_ref.transport == OCIL_REF_DOCKER ? "--base" : "--output",
+		    b->base_ref.transport == OCIL_REF_DOCKER ? o->base : o->output);
 	if (o->zstd && b->out_ref.transport == OCIL_REF_DOCKER_ARCHIVE)
 		return ocil_error_set(err, OCIL_E_USAGE,
 				      "--compression zstd: a docker-archive holds Docker v2s2 "
@@ -1019,7 +1112,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		if (subdir == NULL || cache_key(o, b, subdir, epoch, cancel, &pr, key, err) < 0)
 			return -1;
 		hit = key[0] != '\0' ? conda_cached(o, b, key, &ce, cancel, err) : 0;
-		if (hit < 0 || (!hit && load_lock(o, b, subdir, err) < 0))
+		if (hit < 0 || (!hit && load_lock(o, b, subdir, cache_dir, cancel, &pr, err) < 0))
 			return -1;
 		print_warnings(o, &b->conda_warnings);
 	} else {
@@ -1217,12 +1310,15 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	}
 	ocil_strv_clear(&o.env);
 	ocil_strv_clear(&o.excludes);
+	for (size_t i = 0; i < o.n_mirrors; i++)
+		ocil_mirror_clear(&o.mirrors[i]);
+	free(o.mirrors);
 	return r < 0 ? -1 : 0;
 }
 
 const ocil_command ocil_cmd_assemble = {
     .name = "assemble",
-    .usage = "--base REF (--conda-prefix DIR | --conda-lock FILE --pkgs-dir DIR) --code DIR "
+    .usage = "--base REF (--conda-prefix DIR | --conda-lock FILE [--pkgs-dir DIR]) --code DIR "
 	     "--handler MODULE.FUNCTION --output REF [options]",
     .summary = "build a Lambda container image from a base image, a conda prefix and code",
     .details =
@@ -1241,12 +1337,19 @@ const ocil_command ocil_cmd_assemble = {
 	"With --conda-lock the conda layer is built from the locked package files in\n"
 	"--pkgs-dir (each checked against the lock's md5/sha256), without conda; it\n"
 	"is cached too (the lock's bytes, the metadata of --pkgs-dir and --wheels-dir).\n"
+	"Packages not in --pkgs-dir are downloaded from the lock's URLs (--mirror\n"
+	"rewrites them; --jobs at once; https verified as for registries; credentials\n"
+	"from ~/.netrc or $NETRC) into the blob cache, checked before they are kept,\n"
+	"and taken from there next time; --offline never downloads.\n"
 	"\nExample:\n"
 	"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
 	"      --handler example.lambda_handler --output oci:./out:latest\n"
 	"  ocilambda assemble --base oci:./base:3.8 --conda-lock explicit.txt \\\n"
 	"      --pkgs-dir ./pkgs --code ./src --handler example.lambda_handler \\\n"
-	"      --output oci:./out:latest\n",
+	"      --output oci:./out:latest\n"
+	"  ocilambda assemble --base oci:./base:3.8 --conda-lock conda-lock.yml \\\n"
+	"      --mirror https://conda.anaconda.org/conda-forge=https://mirror.example/cf \\\n"
+	"      --code ./src --handler example.lambda_handler --output oci:./out:latest\n",
     .options = options,
     .exits = OCIL_X_IMAGE | OCIL_X_CHECK,
     .run = run,

@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "cmd.h"
+#include "fetch.h"
 #include "registry.h"
 
 #define OPT_HELP 'h'
@@ -40,6 +41,9 @@ const ocil_env_var ocil_env_vars[] = {
     {"NO_COLOR", "when set and not empty, nothing is coloured (https://no-color.org)"},
     {"TMPDIR", "where check and inspect keep temporary copies of what they read (default /tmp)"},
     {"PATH", "where docker-credential-HELPER programs (credHelpers, credsStore) are found"},
+    {"NETRC", "the netrc file with credentials for package downloads (default ~/.netrc)"},
+    {"OCIL_FETCH_MAX_SIZE",
+     "bytes one downloaded package may have at most when its size is not known (default 4 GiB)"},
     {NULL, NULL},
 };
 
@@ -336,6 +340,33 @@ static void print_progress(void *data, const char *digest, uint64_t done, uint64
 		total / 1048576.0, rate);
 	if (done == total)
 		fputc('\n', stderr);
+}
+
+void ocil_cmd_fetch_progress(void *data, const ocil_fetch_progress *p)
+{
+	ocil_cmd_progress *st = data;
+	double t = ocil_cmd_now();
+	if (st->start == 0)
+		st->start = t;
+	bool all = p->done == p->total;
+	/* Called for every chunk: redraw at most five times a second. */
+	if (!all && t - st->last < 0.2)
+		return;
+	st->last = t;
+	double dt = t - st->start;
+	double mib = p->bytes / 1048576.0;
+	fprintf(stderr, "\rocilambda: downloaded %zu/%zu, %zu under way, %.1f MiB, %.1f MiB/s ",
+		p->done, p->total, p->active, mib, dt > 0 ? mib / dt : 0);
+	st->drawn = !all;
+	if (all)
+		fputc('\n', stderr);
+}
+
+void ocil_cmd_fetch_progress_end(ocil_cmd_progress *p)
+{
+	if (p->drawn)
+		fputc('\n', stderr);
+	p->drawn = false;
 }
 
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress)

@@ -74,6 +74,17 @@ void ocil_hex_encode(const unsigned char *buf, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+void ocil_hasher_peek(const ocil_hasher *h, char out[OCIL_DIGEST_STR_SIZE])
+{
+	ocil_hasher copy = {.ctx = EVP_MD_CTX_new()};
+	if (copy.ctx == NULL || EVP_MD_CTX_copy_ex(copy.ctx, h->ctx) != 1) {
+		fputs("ocilambda: cannot copy a sha256 state\n", stderr);
+		abort();
+	}
+	ocil_hasher_final(&copy, out);
+	EVP_MD_CTX_free(copy.ctx);
+}
+
 void ocil_hasher_free(ocil_hasher *h)
 {
 	if (h == NULL)

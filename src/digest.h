@@ -30,6 +30,8 @@ void ocil_hasher_update(ocil_hasher *h, const void *buf, size_t len);
 /* Writes "sha256:<hex>" into out (OCIL_DIGEST_STR_SIZE bytes); the hasher can
  * not be updated afterwards. */
 void ocil_hasher_final(ocil_hasher *h, char out[OCIL_DIGEST_STR_SIZE]);
+/* The digest of what went in so far; h can take more afterwards. */
+void ocil_hasher_peek(const ocil_hasher *h, char out[OCIL_DIGEST_STR_SIZE]);
 void ocil_hasher_free(ocil_hasher *h);
 
 /* One-shot digest of a buffer. */

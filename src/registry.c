@@ -1,9 +1,7 @@
 #include "registry.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -12,23 +10,14 @@
 #include <time.h>
 
 #include "auth.h"
+#include "http.h"
 #include "json.h"
 #include "ref.h"
 
-/* Registries redirect blob GETs once (to S3, a CDN); a chain longer than
- * this is a loop. */
-#define MAX_REDIRECTS 5
-#define HEADER_LINE_MAX ((size_t)8 << 10)
 #define TOKEN_MAX ((size_t)1 << 20)
 /* Error bodies are only read for their message. */
 #define ERROR_BODY_MAX ((size_t)64 << 10)
 #define MAX_CHALLENGES 8
-#define RETRY_AFTER_MAX_S 60
-#define BACKOFF_MAX_S 30
-#define CONNECT_TIMEOUT_S 30
-/* A transfer that moves nothing for this long is dead; the retry resumes it. */
-#define STALL_TIME_S 60
-#define CA_FILE_MAX ((size_t)16 << 20)
 #define CHUNK_DEFAULT ((uint64_t)32 << 20)
 /* A registry's OCI-Chunk-Min-Length above this is not believed. */
 #define CHUNK_MIN_MAX ((uint64_t)1 << 30)
@@ -120,13 +109,6 @@ typedef struct {
 	char errbuf[CURL_ERROR_SIZE];
 } resp;
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void notice(ocil_registry *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void notice(ocil_registry *r, const char *fmt, ...)
 {
@@ -209,63 +191,12 @@ static bool valid_repository(const char *s)
 	return ocil_ref_path_valid(s, strlen(s));
 }
 
-static bool is_loopback(const char *hostname)
-{
-	if (strcasecmp(hostname, "localhost") == 0)
-		return true;
-	struct in_addr a4;
-	if (inet_pton(AF_INET, hostname, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (hostname[0] == '[') {
-		cleanup_free char *inner = ocil_xstrndup(hostname + 1, strlen(hostname) - 2);
-		struct in6_addr a6;
-		return inet_pton(AF_INET6, inner, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-	}
-	return false;
-}
-
 static char *registry_url(ocil_registry *r, const char *path)
 {
 	return ocil_xasprintf("%s://%s%s", r->plain_http ? "http" : "https", r->host, path);
 }
 
-/* "scheme://host:port" with the default port filled in, lowercase; NULL if
- * url does not parse. Two URLs may share credentials only when these match. */
-static char *url_origin(const char *url, char **host_out)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL, *res = NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-		for (char *p = host; *p != '\0'; p++)
-			*p = (char)tolower((unsigned char)*p);
-		for (char *p = scheme; *p != '\0'; p++)
-			*p = (char)tolower((unsigned char)*p);
-		res = ocil_xasprintf("%s://%s:%s", scheme, host, port);
-		if (host_out != NULL)
-			*host_out = ocil_xstrdup(host);
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return res;
-}
-
 /* --- callbacks --- */
-
-static char *trimmed(const char *s, size_t n)
-{
-	while (n > 0 && isspace((unsigned char)*s)) {
-		s++;
-		n--;
-	}
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		n--;
-	return ocil_xstrndup(s, n);
-}
 
 static int on_headers_done(resp *rs)
 {
@@ -320,10 +251,10 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 {
 	resp *rs = data;
 	size_t len = size * n;
-	if (len > HEADER_LINE_MAX) {
+	if (len > OCIL_HTTP_HEADER_LINE_MAX) {
 		ocil_error_set(&rs->err, OCIL_E_REGISTRY,
 			       "%s: response header longer than %zu bytes", rs->host,
-			       HEADER_LINE_MAX);
+			       OCIL_HTTP_HEADER_LINE_MAX);
 		return 0;
 	}
 	if (len >= 5 && strncmp(b, "HTTP/", 5) == 0) {
@@ -331,7 +262,7 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 		const char *sp = memchr(b, ' ', len);
 		const char *sp2 = sp ? memchr(sp + 1, ' ', len - (size_t)(sp + 1 - b)) : NULL;
 		if (sp2 != NULL)
-			rs->reason = trimmed(sp2 + 1, len - (size_t)(sp2 + 1 - b));
+			rs->reason = ocil_http_trimmed(sp2 + 1, len - (size_t)(sp2 + 1 - b));
 		return len;
 	}
 	if (len <= 2 && (b[0] == '\r' || b[0] == '\n')) {
@@ -367,7 +298,7 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 	else if (IS("WWW-Authenticate") && rs->n_www < MAX_CHALLENGES)
 		slot = &rs->www[rs->n_www++];
 	if (IS("Content-Length")) {
-		cleanup_free char *t = trimmed(v, vlen);
+		cleanup_free char *t = ocil_http_trimmed(v, vlen);
 		char *end = NULL;
 		errno = 0;
 		long long x = strtoll(t, &end, 10);
@@ -377,7 +308,7 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 #undef IS
 	if (slot != NULL) {
 		free(*slot);
-		*slot = trimmed(v, vlen);
+		*slot = ocil_http_trimmed(v, vlen);
 	}
 	return len;
 }
@@ -563,7 +494,7 @@ static CURLcode perform(op *o, const req *q, const char *url, const char *url_ho
 	}
 	if (crange != NULL)
 		h = curl_slist_append(h, crange);
-	long long left = o->deadline_ms - now_ms();
+	long long left = o->deadline_ms - ocil_http_now_ms();
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	if (is_method(q, "HEAD")) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -596,9 +527,9 @@ static CURLcode perform(op *o, const req *q, const char *url, const char *url_ho
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	/* A proxy's CONNECT answer is not the registry's. */
 	curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)OCIL_HTTP_CONNECT_TIMEOUT_S);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)STALL_TIME_S);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)OCIL_HTTP_STALL_TIME_S);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
@@ -686,53 +617,12 @@ static int http_error(op *o, resp *rs, ocil_error **err)
 	return ocil_error_set(err, code, "%s: %s: %s", o->r->name, o->what, msg ? msg : st);
 }
 
-static bool retryable(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* Errors that mean "nothing speaks TLS there", after which a registry that
  * may use plain http is tried over http. */
 static bool no_tls_there(CURLcode rc)
 {
 	return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_COULDNT_CONNECT ||
 	       rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR;
-}
-
-static char *net_error(const char *host, CURLcode rc, const char *errbuf)
-{
-	const char *detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_SSL_CONNECT_ERROR:
-		return ocil_xasprintf("%s: cannot connect: %s", host, detail);
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-		return ocil_xasprintf("%s: TLS: %s (a private CA goes in --cert-dir or --ca-file)",
-				      host, detail);
-	case CURLE_OPERATION_TIMEDOUT:
-		return ocil_xasprintf("%s: timed out: %s", host, detail);
-	default:
-		return ocil_xasprintf("%s: transfer failed: %s", host, detail);
-	}
 }
 
 /* --- retries --- */
@@ -748,23 +638,17 @@ static int check_cancel(ocil_registry *r, ocil_error **err)
 static int backoff(op *o, const char *why, const char *full, long retry_after_s, ocil_error **err)
 {
 	ocil_registry *r = o->r;
-	if (*o->retries_used >= r->o.retries)
-		return ocil_error_set(err, OCIL_E_REGISTRY, "%s (gave up after %d attempt%s)", full,
-				      *o->retries_used + 1, *o->retries_used ? "s" : "");
-	long delay = retry_after_s >= 0 ? retry_after_s : 1L << *o->retries_used;
-	if (delay > (retry_after_s >= 0 ? RETRY_AFTER_MAX_S : BACKOFF_MAX_S))
-		delay = retry_after_s >= 0 ? RETRY_AFTER_MAX_S : BACKOFF_MAX_S;
-	if (now_ms() + delay * 1000 > o->deadline_ms)
-		return ocil_error_set(err, OCIL_E_REGISTRY,
-				      "%s (no time left to retry within %ld s)", full,
-				      r->o.timeout_s);
+	long delay = 0;
+	if (ocil_http_retry_delay(*o->retries_used, r->o.retries, o->deadline_ms, r->o.timeout_s,
+				  retry_after_s, full, &delay, err) < 0)
+		return -1;
 	(*o->retries_used)++;
 	notice(r, "%s: retrying %s in %ld s (%s)", r->host, o->what, delay, why);
-	long long until = now_ms() + delay * 1000;
+	long long until = ocil_http_now_ms() + delay * 1000;
 	for (;;) {
 		if (check_cancel(r, err) < 0)
 			return -1;
-		long long left = until - now_ms();
+		long long left = until - ocil_http_now_ms();
 		if (left <= 0)
 			return 0;
 		if (left > 100)
@@ -772,23 +656,6 @@ static int backoff(op *o, const char *why, const char *full, long retry_after_s,
 		struct timespec ts = {0, (long)left * 1000000};
 		nanosleep(&ts, NULL);
 	}
-}
-
-/* Retry-After: seconds, or an HTTP date. -1 when absent or unreadable. */
-static long parse_retry_after(const char *v)
-{
-	if (v == NULL || *v == '\0')
-		return -1;
-	char *end = NULL;
-	errno = 0;
-	long s = strtol(v, &end, 10);
-	if (isdigit((unsigned char)*v) && *end == '\0' && errno == 0)
-		return s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s;
-	time_t t = curl_getdate(v, NULL);
-	if (t < 0)
-		return -1;
-	time_t now = time(NULL);
-	return t <= now ? 0 : (t - now > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)(t - now));
 }
 
 /* --- one logical request --- */
@@ -805,7 +672,7 @@ static int retry_later(resp *rs, const char *why, const char *full, long retry_a
 }
 
 /* A request with the registry's rules: follow redirects by hand (at most
- * MAX_REDIRECTS, never https to http, authz only to the origin it belongs
+ * OCIL_HTTP_MAX_REDIRECTS, never https to http, authz only to the origin it belongs
  * to; a request with a body only on 307/308, sending it again), probe https
  * then http on a registry that may use plain http, retry connection errors,
  * 429 and 5xx (unless q->once). On 0, *rs is the final response, whatever
@@ -818,7 +685,7 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 	for (;;) {
 		if (check_cancel(r, err) < 0)
 			return -1;
-		if (now_ms() >= o->deadline_ms)
+		if (ocil_http_now_ms() >= o->deadline_ms)
 			return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: timed out after %ld s",
 					      r->name, o->what, r->o.timeout_s);
 		bool first_hop = url == NULL;
@@ -829,8 +696,8 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 		bool ours = q->path != NULL || q->url_on_registry;
 		cleanup_free char *start = ours ? registry_url(r, "/") : ocil_xstrdup(q->url);
 		cleanup_free char *host = NULL;
-		cleanup_free char *origin = url_origin(url, &host);
-		cleanup_free char *auth_origin = url_origin(start, NULL);
+		cleanup_free char *origin = ocil_http_url_origin(url, &host);
+		cleanup_free char *auth_origin = ocil_http_url_origin(start, NULL);
 		if (origin == NULL || auth_origin == NULL)
 			return ocil_error_set(err, OCIL_E_REGISTRY, "%s: %s: invalid URL %s",
 					      r->name, o->what, url);
@@ -858,8 +725,8 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 				free(steal_pointer(&url));
 				continue;
 			}
-			cleanup_free char *full = net_error(msg_host, rc, rs->errbuf);
-			if (!retryable(rc))
+			cleanup_free char *full = ocil_http_net_error(msg_host, rc, rs->errbuf);
+			if (!ocil_http_retryable(rc))
 				return ocil_error_set(err, OCIL_E_REGISTRY, "%s", full);
 			/* Probe https again on the next attempt: the server
 			 * may just not have been up yet. */
@@ -889,10 +756,10 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 				return ocil_error_set(err, OCIL_E_REGISTRY,
 						      "%s: %s: HTTP %ld without a Location",
 						      msg_host, o->what, st);
-			if (++hops > MAX_REDIRECTS)
+			if (++hops > OCIL_HTTP_MAX_REDIRECTS)
 				return ocil_error_set(err, OCIL_E_REGISTRY,
 						      "%s: %s: more than %d redirects", r->name,
-						      o->what, MAX_REDIRECTS);
+						      o->what, OCIL_HTTP_MAX_REDIRECTS);
 			/* Only these keep the method and the body. */
 			if (!is_method(q, "GET") && !is_method(q, "HEAD") && st != 307 && st != 308)
 				return ocil_error_set(err, OCIL_E_REGISTRY,
@@ -916,7 +783,8 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 			cleanup_free char *full =
 			    emsg ? ocil_xasprintf("%s: %s: %s (%s)", r->name, o->what, why, emsg)
 				 : ocil_xasprintf("%s: %s: %s", r->name, o->what, why);
-			long ra = st == 429 || st == 503 ? parse_retry_after(rs->retry_after) : -1;
+			long ra =
+			    st == 429 || st == 503 ? ocil_http_retry_after(rs->retry_after) : -1;
 			if (q->once)
 				return retry_later(rs, why, full, ra, err);
 			if (backoff(o, why, full, ra, err) < 0)
@@ -1259,69 +1127,6 @@ static int registry_get(op *o, const char *path, const char *accept, resp *rs, o
 
 /* --- open / free --- */
 
-static int append_file(const char *path, size_t max, char **buf, size_t *len, bool need_cert,
-		       ocil_error **err)
-{
-	cleanup_free char *data = NULL;
-	size_t n = 0;
-	if (ocil_read_file(path, max, &data, &n, err) < 0)
-		return -1;
-	if (need_cert && strstr(data, "-----BEGIN CERTIFICATE-----") == NULL)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: no PEM certificate in it", path);
-	*buf = ocil_xrealloc(*buf, *len + n + 2);
-	memcpy(*buf + *len, data, n);
-	*len += n;
-	(*buf)[(*len)++] = '\n';
-	(*buf)[*len] = '\0';
-	return 0;
-}
-
-/* Extra CAs go in one in-memory PEM bundle (CURLOPT_CAINFO_BLOB): OpenSSL's
- * CAPATH wants c_rehash names, which certs.d directories do not have. The
- * blob replaces curl's CA file, so the system bundle is put first to keep
- * trusting public CAs (redirect targets need them). */
-static int load_cas(ocil_registry *r, ocil_error **err)
-{
-	if (r->o.ca_file == NULL && r->o.cert_dir == NULL)
-		return 0;
-	cleanup_free char *buf = NULL;
-	size_t len = 0;
-	char *sys = NULL;
-	if (curl_easy_getinfo(r->curl, CURLINFO_CAINFO, &sys) == CURLE_OK && sys != NULL) {
-		ocil_error *ignored = NULL;
-		if (append_file(sys, CA_FILE_MAX, &buf, &len, false, &ignored) < 0)
-			ocil_error_free(ignored); /* no system bundle: only the given CAs */
-	}
-	if (r->o.ca_file != NULL &&
-	    append_file(r->o.ca_file, CA_FILE_MAX, &buf, &len, true, err) < 0)
-		return ocil_error_wrap(err, "--ca-file");
-	if (r->o.cert_dir != NULL) {
-		DIR *d = opendir(r->o.cert_dir);
-		if (d == NULL)
-			return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "--cert-dir %s",
-						    r->o.cert_dir);
-		ocil_strv names = {0};
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL)
-			if (ocil_str_has_suffix(e->d_name, ".crt"))
-				ocil_strv_push(&names,
-					       ocil_xasprintf("%s/%s", r->o.cert_dir, e->d_name));
-		closedir(d);
-		ocil_strv_sort(&names);
-		int rc = 0;
-		for (size_t i = 0; i < names.n && rc == 0; i++)
-			rc = append_file(names.v[i], CA_FILE_MAX, &buf, &len, true, err);
-		ocil_strv_clear(&names);
-		if (rc < 0)
-			return ocil_error_wrap(err, "--cert-dir");
-	}
-	if (buf == NULL)
-		return 0;
-	r->ca = steal_pointer(&buf);
-	r->ca_len = len;
-	return 0;
-}
-
 void ocil_registry_free(ocil_registry *r)
 {
 	if (r == NULL)
@@ -1370,7 +1175,7 @@ int ocil_registry_open(const char *registry, const char *repository, const ocil_
 	/* Our own copy: the caller's option strings may not outlive us. */
 	r->authfile = r->o.authfile ? ocil_xstrdup(r->o.authfile) : NULL;
 	r->o.authfile = r->authfile;
-	r->may_use_http = !r->o.tls_verify || is_loopback(r->hostname);
+	r->may_use_http = !r->o.tls_verify || ocil_http_is_loopback(r->hostname);
 
 	/* Reference-counted and thread-safe since curl 7.84; paired with the
 	 * cleanup in ocil_registry_free. */
@@ -1384,7 +1189,7 @@ int ocil_registry_open(const char *registry, const char *repository, const ocil_
 		ocil_registry_free(r);
 		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
 	}
-	if (load_cas(r, err) < 0) {
+	if (ocil_http_load_cas(r->curl, r->o.ca_file, r->o.cert_dir, &r->ca, &r->ca_len, err) < 0) {
 		ocil_error_wrap(err, "%s", registry);
 		ocil_registry_free(r);
 		return -1;
@@ -1411,7 +1216,7 @@ int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **b
 	int retries = 0;
 	op o = {.r = r,
 		.what = what,
-		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
 		.retries_used = &retries,
 		.max = OCIL_JSON_MAX};
 	cleanup_resp resp rs = {.o = &o};
@@ -1474,7 +1279,7 @@ int ocil_registry_fetch_blob(ocil_registry *r, const ocil_descriptor *d, ocil_bl
 	int retries = 0;
 	op o = {.r = r,
 		.what = what,
-		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
 		.retries_used = &retries,
 		.w = w,
 		.d = d};
@@ -1587,7 +1392,7 @@ static void cancel_session(ocil_registry *r, const char *url)
 	int retries = 0;
 	op o = {.r = r,
 		.what = "cancelling an upload",
-		.deadline_ms = now_ms() + SESSION_DELETE_TIMEOUT_S * 1000,
+		.deadline_ms = ocil_http_now_ms() + SESSION_DELETE_TIMEOUT_S * 1000,
 		.retries_used = &retries,
 		.push = true,
 		.discard = true};
@@ -1611,7 +1416,7 @@ int ocil_registry_blob_exists(ocil_registry *r, const ocil_descriptor *d, bool *
 	int retries = 0;
 	op o = {.r = r,
 		.what = what,
-		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
 		.retries_used = &retries,
 		.discard = true};
 	cleanup_resp resp rs = {.o = &o};
@@ -1651,7 +1456,7 @@ int ocil_registry_mount_blob(ocil_registry *r, const ocil_descriptor *d, const c
 	int retries = 0;
 	op o = {.r = r,
 		.what = what,
-		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
 		.retries_used = &retries,
 		.push = true,
 		.mount_from = from_repo,
@@ -1852,7 +1657,7 @@ int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const ch
 	int retries = 0;
 	op o = {.r = r,
 		.what = what,
-		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
 		.retries_used = &retries,
 		.push = true,
 		.discard = true};
@@ -1913,7 +1718,7 @@ int ocil_registry_put_manifest(ocil_registry *r, const char *reference, const ch
 	int retries = 0;
 	op o = {.r = r,
 		.what = what,
-		.deadline_ms = now_ms() + r->o.timeout_s * 1000,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
 		.retries_used = &retries,
 		.push = true,
 		.discard = true};

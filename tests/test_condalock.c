@@ -144,4 +144,25 @@ static void test_yaml_bad(void)
 		   &err, OCIL_E_INPUT, "another platform than linux-64: win-64/a-1-0.conda");
 }
 
-TEST_MAIN(T(test_explicit), T(test_explicit_bad), T(test_yaml), T(test_yaml_bad))
+/* An anaconda.org token or a password in a URL is not repeated in errors. */
+static void test_secrets_masked(void)
+{
+	ocil_error *err = NULL;
+	ocil_condalock l;
+	CHECK_FAIL(read_text("@EXPLICIT\nhttps://conda.anaconda.org/t/tk-s3cret/conda-forge/"
+			     "linux-64/a-1-0.conda\n",
+			     "linux-64", &l, &err),
+		   &err, OCIL_E_INPUT,
+		   "https://conda.anaconda.org/t/***/conda-forge/linux-64/a-1-0.conda has no #md5");
+	CHECK_FAIL(read_text("@EXPLICIT\nhttps://u:pw-s3cret@h.example/linux-64/a.zip#" MD5 "\n",
+			     "linux-64", &l, &err),
+		   &err, OCIL_E_INPUT, "\"https://u:***@h.example/linux-64/a.zip\" is not a conda");
+	CHECK_FAIL(read_text("package:\n- {platform: linux-64, manager: conda, url: "
+			     "https://h.example/t/tk-s3cret/c/linux-64/a-1-0.conda}\n",
+			     "linux-64", &l, &err),
+		   &err, OCIL_E_INPUT,
+		   "https://h.example/t/***/c/linux-64/a-1-0.conda has no hash");
+}
+
+TEST_MAIN(T(test_explicit), T(test_explicit_bad), T(test_yaml), T(test_yaml_bad),
+	  T(test_secrets_masked))

@@ -100,8 +100,9 @@ out=$(run /opt/conda-env/bin/python -B -c 'import importlib.metadata as m; d = m
 grep -x '\.\./\.\./\.\./bin/wheeldemo,sha256=[A-Za-z0-9_-]*,[0-9]*' "$SP/wheeldemo-1.0.dist-info/RECORD" >/dev/null ||
 	fail "RECORD lists the script: $(cat "$SP/wheeldemo-1.0.dist-info/RECORD")"
 grep -x 'wheeldemo-1.0.dist-info/RECORD,,' "$SP/wheeldemo-1.0.dist-info/RECORD" >/dev/null || fail "RECORD row"
-expect_fail 2 "lists 1 pip package (wheeldemo-1.0-py3-none-any.whl); give --wheels-dir" \
-	assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+# (without --offline it would be downloaded: t_lock_fetch)
+expect_fail 2 "wheeldemo-1.0-py3-none-any.whl is not in the cache, and --offline forbids downloading it" \
+	assemble --conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --offline --output "oci:$T/bad"
 ok "wheels: the lock's pip entry installed with RECORD, INSTALLER and its console script"
 
 # an explicit lock installs every wheel of --wheels-dir; tags and RECORD are checked
@@ -260,8 +261,8 @@ cp "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" "$T/tampered/"
 expect_fail 2 "whereami-1.0-h0_0.conda: sha256 mismatch" \
 	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$T/tampered" --output "oci:$T/bad"
 { cat "$L/explicit.txt"; echo "https://conda.anaconda.org/conda-forge/linux-64/nothere-1.0-h0_0.tar.bz2#0123456789abcdef0123456789abcdef"; } >"$T/missing.txt"
-expect_fail 2 "missing.txt:9: nothere-1.0-h0_0.tar.bz2 is not in $L/pkgs" \
-	assemble --conda-lock "$T/missing.txt" --pkgs-dir "$L/pkgs" --output "oci:$T/bad"
+expect_fail 2 "missing.txt:9: nothere-1.0-h0_0.tar.bz2 is not in $L/pkgs nor in the cache, and --offline forbids downloading it from https://conda.anaconda.org/conda-forge/linux-64/nothere-1.0-h0_0.tar.bz2" \
+	assemble --conda-lock "$T/missing.txt" --pkgs-dir "$L/pkgs" --offline --output "oci:$T/bad"
 {
 	cat "$L/explicit.txt"
 	echo "https://conda.anaconda.org/conda-forge/win-64/vc-14.3-h64f974e_17.conda#0123456789abcdef0123456789abcdef"
@@ -295,13 +296,11 @@ ok "tampered, missing, misnamed or broken package, other platforms, no hash, no 
 expect_fail 1 "--conda-prefix and --conda-lock are mutually exclusive" \
 	assemble --conda-prefix "$FIXTURES/prefix-run" --conda-lock "$L/explicit.txt" \
 	--pkgs-dir "$L/pkgs" --output "oci:$T/bad"
-expect_fail 1 "--conda-lock needs --pkgs-dir" \
-	assemble --conda-lock "$L/explicit.txt" --output "oci:$T/bad"
 expect_fail 1 "--conda-prefix or --conda-lock is required" assemble --output "oci:$T/bad"
 expect_fail 1 "--wheels-dir goes with --conda-lock" \
 	assemble --conda-prefix "$FIXTURES/prefix-run" --wheels-dir "$L/wheels" --output "oci:$T/bad"
 expect_fail 1 "--exclude applies to --conda-prefix only" \
 	assemble --conda-lock "$L/explicit.txt" --pkgs-dir "$L/pkgs" --exclude x --output "oci:$T/bad"
-ok "usage errors: both sources, no --pkgs-dir, neither, prefix-only options"
+ok "usage errors: both sources, neither, prefix-only options"
 no_litter "$T"
 done_testing

@@ -39,13 +39,10 @@ With --tls-cert/--tls-key the proxy speaks https (to the client; the upstream as
 """
 import argparse
 import hashlib
-import json
 import os
-import re
 import socket
 import ssl
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -57,43 +54,6 @@ BODY_ACTIONS = {"corrupt", "drop", "drop_once", "stall", "oversize_manifest", "e
 ERROR_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 429: "TOOMANYREQUESTS",
                500: "UNKNOWN", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "UNAVAILABLE"}
 MAX_SLEEP = 60
-
-
-class Rules:
-    def __init__(self, path):
-        self.path = path
-        self.lock = threading.Lock()
-        self.used = {}  # (inode, mtime_ns, size, index) -> times fired
-
-    def pick(self, method, path):
-        try:
-            st = os.stat(self.path)
-            with open(self.path) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            return None, "pass"
-        except ValueError as e:
-            sys.stderr.write("faultproxy: bad rules file: %s\n" % e)
-            return None, "pass"
-        rules = data.get("rules", []) if isinstance(data, dict) else data
-        for i, r in enumerate(rules):
-            action = r.get("action") or ("status" if "status" in r else "pass")
-            want = r.get("method") or ("GET" if action in BODY_ACTIONS else None)
-            if want and want.upper() != method:
-                continue
-            if "match" in r and r["match"] not in path:
-                continue
-            if "regex" in r and not re.search(r["regex"], path):
-                continue
-            times = r.get("times", 1 if action == "drop_once" else None)
-            key = (st.st_ino, st.st_mtime_ns, st.st_size, i)
-            with self.lock:
-                n = self.used.get(key, 0)
-                if times is not None and n >= times:
-                    continue
-                self.used[key] = n + 1
-            return r, action
-        return None, "pass"
 
 
 def oversize_body(size):
@@ -250,7 +210,7 @@ def main():
     open(a.log, "a").close()
     if not os.path.exists(a.rules):
         rc.write_file_atomic(a.rules, '{"rules": []}\n')
-    srv = rc.bind("127.0.0.1", make_handler(a, Rules(a.rules), rc.Upstream(a.upstream, a.upstream_ca)))
+    srv = rc.bind("127.0.0.1", make_handler(a, rc.Rules(a.rules, BODY_ACTIONS), rc.Upstream(a.upstream, a.upstream_ca)))
     if a.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls_cert, a.tls_key)

@@ -116,8 +116,8 @@ stop_all() {
   return 0
 }
 
-_reglib_mkcerts() {  # DIR NAME: CA + server cert (127.0.0.1, localhost) with openssl
-  local d=$1 name=$2
+_reglib_mkcerts() {  # DIR NAME [SANS]: CA + server cert (default 127.0.0.1, localhost) with openssl
+  local d=$1 name=$2 sans=${3:-IP:127.0.0.1,DNS:localhost}
   mkdir -p "$d/private"
   chmod 700 "$d/private"
   local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
@@ -127,7 +127,7 @@ _reglib_mkcerts() {  # DIR NAME: CA + server cert (127.0.0.1, localhost) with op
     2>/dev/null
   openssl req "${ec[@]}" -keyout "$d/private/server.key" -out "$d/private/server.csr" \
     -subj "/CN=127.0.0.1" 2>/dev/null
-  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+  printf '%s\n' "subjectAltName=$sans" "basicConstraints=CA:FALSE" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" > "$d/private/server.ext"
   openssl x509 -req -in "$d/private/server.csr" -CA "$d/ca.crt" -CAkey "$d/private/ca.key" \
     -set_serial "0x$(openssl rand -hex 8)" -days 3 -extfile "$d/private/server.ext" \
@@ -422,6 +422,92 @@ faultproxy_start() {
     _REGLIB_CAFILE[$main]=$certs/ca.crt
     export "${name}_CA=$certs/ca.crt" "${name}_CERTDIR=$certs"
   fi
+}
+
+# _reglib_pkg_ca: the one CA of every pkgserver of this test, made once (its server
+# certificate covers 127.0.0.1, 127.0.0.2 and localhost); prints its directory
+_reglib_pkg_ca() {
+  local st d
+  st=$(_reglib_state) || return 1
+  d=$st/.reglib/pkgserver-certs
+  if [ ! -s "$d/ca.crt" ]; then
+    _reglib_mkcerts "$d" pkgserver "IP:127.0.0.1,IP:127.0.0.2,DNS:localhost" || return 1
+  fi
+  printf '%s\n' "$d"
+}
+
+# pkgserver_start NAME DIR [--tls] [--bind 127.0.0.2] [--auth USER:PASS]
+#   Serves DIR (a conda channel, or any files) with pkgserver.py on BIND:<free port> (default
+#   127.0.0.1), plain http or https. Every pkgserver of a test has the same CA (its server
+#   certificate covers 127.0.0.1, 127.0.0.2 and localhost). Faults: pkgserver_rules NAME JSON.
+#   Exports NAME_HOST (ADDR:PORT), NAME_URL (scheme://NAME_HOST), NAME_LOG, NAME_RULES; with
+#   --tls NAME_CA (ca.crt) and NAME_CERTDIR (a directory whose only *.crt is ca.crt).
+pkgserver_start() {
+  local name=${1:-} dir=${2:-} st tls=0 bind=127.0.0.1 args=()
+  [ $# -ge 2 ] || _reglib_die "usage: pkgserver_start NAME DIR [--tls] [--bind ADDR] [--auth U:P]" || return 1
+  shift 2
+  _reglib_name "$name" || return 1
+  [ -d "$dir" ] || _reglib_die "pkgserver_start: $dir is not a directory" || return 1
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --tls) tls=1 ;;
+      --bind) bind=${2:?--bind ADDR}; shift ;;
+      --auth) args+=(--auth "${2:?--auth USER:PASS}"); shift ;;
+      *) _reglib_die "pkgserver_start: unknown option $1"; return 1 ;;
+    esac
+    shift
+  done
+  st=$(_reglib_state) || return 1
+  local pf=$st/$name.port log=$st/$name.log rules=$st/$name.rules.json certs=""
+  rm -f "$pf"
+  : > "$log"
+  printf '{"rules": []}\n' > "$rules"
+  if [ "$tls" = 1 ]; then
+    certs=$(_reglib_pkg_ca) || return 1
+    args+=(--tls-cert "$certs/private/server-chain.crt" --tls-key "$certs/private/server.key")
+  fi
+  "$REGLIB_PY" "$REGLIB_DIR/pkgserver.py" --root "$dir" --bind "$bind" --rules "$rules" \
+    --port-file "$pf" --log "$log" --parent-pid $$ --max-seconds "$REGLIB_MAX_LIFETIME" \
+    "${args[@]}" >> "$st/$name.stderr" 2>&1 < /dev/null &
+  local pid=$!
+  _reglib_track "$pid" "$pf"
+  _reglib_wait_portfile "$pf" "$pid" || { cat "$st/$name.stderr" >&2; _reglib_die "pkgserver $name did not start"; return 1; }
+  local main
+  read -r main < "$pf"
+  local scheme=http
+  if [ "$tls" = 1 ]; then scheme=https; fi
+  _REGLIB_SCHEME[$main]=$scheme
+  export "${name}_HOST=$main" "${name}_URL=$scheme://$main" "${name}_LOG=$log" "${name}_RULES=$rules"
+  if [ "$tls" = 1 ]; then
+    export "${name}_CA=$certs/ca.crt" "${name}_CERTDIR=$certs"
+  fi
+}
+
+# pkgserver_stop NAME: stop that pkgserver (the others keep running)
+pkgserver_stop() {
+  local st i entry marker
+  st=$(_reglib_state) || return 1
+  marker=$st/${1:?pkgserver_stop NAME}.port
+  for ((i = ${#_REGLIB_PIDS[@]} - 1; i >= 0; i--)); do
+    entry=${_REGLIB_PIDS[i]}
+    if [ "${entry#*$'\t'}" = "$marker" ]; then
+      _reglib_kill "${entry%%$'\t'*}" "$marker"
+      unset '_REGLIB_PIDS[i]'
+    fi
+  done
+  _REGLIB_PIDS=("${_REGLIB_PIDS[@]}")
+}
+
+# pkgserver_rules NAME JSON: as faultproxy_rules
+pkgserver_rules() { faultproxy_rules "$@"; }
+
+# pkgserver_inflight LOG [ERE]: the most requests (whose BEGIN line matches ERE, default any)
+#   a pkgserver log shows in flight at once
+pkgserver_inflight() {
+  awk -v re="${2:-.}" '
+    /^BEGIN id=/ { if ($0 ~ re) { split($2, a, "="); open[a[2]] = 1; n++; if (n > max) max = n } next }
+    / id=[0-9]+$/ { split($NF, a, "="); if (a[2] in open) { delete open[a[2]]; n-- } }
+    END { print max + 0 }' "$1"
 }
 
 # faultproxy_rules NAME JSON: replace the rules (validated, written atomically; counters reset)

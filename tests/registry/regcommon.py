@@ -5,12 +5,14 @@
   (Content-Length or chunked) and to send complete responses.
 - serve(): binds 127.x.y.z:0, writes the chosen port to a file, and runs a watchdog that ends
   the process when the parent test shell is gone or the lifetime is over (bounded life).
+- Rules: the fault rules file of faultproxy.py and pkgserver.py, re-read on every request.
 """
 import base64
 import http.client
 import http.server
 import json
 import os
+import re
 import ssl
 import sys
 import threading
@@ -179,3 +181,48 @@ def serve_forever(servers):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     servers[0].serve_forever()
 
+
+
+class Rules:
+    """A JSON rules file, {"rules": [RULE, ...]} or [RULE, ...], re-read on every request. pick()
+    returns the first rule that matches and still has uses left, and its action (the "action"
+    field; "status" when only "status" is given; else "pass"). A rule matches on "method"
+    (default: any, or GET for the actions in body_actions), "match" (a substring of the path with
+    query) and "regex" (re.search on it); "times" bounds how often it fires (drop_once: 1).
+    Counters start afresh whenever the file is rewritten."""
+
+    def __init__(self, path, body_actions=()):
+        self.path = path
+        self.body_actions = set(body_actions)
+        self.lock = threading.Lock()
+        self.used = {}  # (inode, mtime_ns, size, index) -> times fired
+
+    def pick(self, method, path):
+        try:
+            st = os.stat(self.path)
+            with open(self.path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return None, "pass"
+        except ValueError as e:
+            sys.stderr.write("rules: bad rules file: %s\n" % e)
+            return None, "pass"
+        rules = data.get("rules", []) if isinstance(data, dict) else data
+        for i, r in enumerate(rules):
+            action = r.get("action") or ("status" if "status" in r else "pass")
+            want = r.get("method") or ("GET" if action in self.body_actions else None)
+            if want and want.upper() != method:
+                continue
+            if "match" in r and r["match"] not in path:
+                continue
+            if "regex" in r and not re.search(r["regex"], path):
+                continue
+            times = r.get("times", 1 if action == "drop_once" else None)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size, i)
+            with self.lock:
+                n = self.used.get(key, 0)
+                if times is not None and n >= times:
+                    continue
+                self.used[key] = n + 1
+            return r, action
+        return None, "pass"
