@@ -501,7 +501,7 @@ static json_t *record_of(const ocil_condaenv *env, size_t i, const char *dest)
 	const ocil_condalock_pkg *lp = &env->lock.pkgs[i];
 	cleanup_free char *channel = ocil_xasprintf("%s/%s", lp->channel, lp->subdir);
 	cleanup_free char *cache = ocil_xasprintf("%s/pkgs", dest);
-	return ocil_condapkg_record(env->pkgs[i], channel, lp->url, cache);
+	return ocil_condapkg_record(env->pkgs[i], channel, lp->public_url, cache);
 }
 
 static char *dist_of(const ocil_condapkg *p)

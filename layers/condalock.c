@@ -13,6 +13,7 @@
 static void pkg_clear(ocil_condalock_pkg *p)
 {
 	free(p->url);
+	free(p->public_url);
 	free(p->fn);
 	free(p->channel);
 	free(p->subdir);
@@ -88,8 +89,15 @@ static int split_url(const char *path, ocil_condalock_pkg *p, bool wheel, ocil_e
 	p->fn = ocil_xstrdup(fn);
 	if (!wheel) {
 		p->subdir = ocil_xstrndup(sd, (size_t)(slash - sd));
-		p->channel = ocil_xstrndup(u, (size_t)(sd - 1 - u));
 	}
+	if (wheel) {
+		p->public_url = ocil_url_public(u);
+		return 0;
+	}
+	/* credentials and tokens belong to the channel part only */
+	cleanup_free char *channel = ocil_xstrndup(u, (size_t)(sd - 1 - u));
+	p->channel = ocil_url_public(channel);
+	p->public_url = ocil_xasprintf("%s%s", p->channel, sd - 1);
 	return 0;
 }
 

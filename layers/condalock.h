@@ -24,13 +24,15 @@
 #define OCIL_CONDALOCK_MAX_PACKAGES 20000
 
 typedef struct {
-	char *url;     /* as written, without the hash */
-	char *fn;      /* the URL's last component: "python-3.11.2-h_0.conda" */
-	char *channel; /* the URL before "/<subdir>/<fn>" */
-	char *subdir;  /* "linux-64", "noarch" */
-	char *md5;     /* 32 lowercase hex digits, or NULL */
-	char *sha256;  /* 64 lowercase hex digits, or NULL; at least one is set */
-	unsigned line; /* where the entry is in the lock (for errors) */
+	char *url;	  /* as written, without the hash: what is fetched */
+	char *public_url; /* url without credentials or tokens (ocil_url_public):
+			   * what the image records */
+	char *fn;	  /* the URL's last component: "python-3.11.2-h_0.conda" */
+	char *channel;	  /* the public URL before "/<subdir>/<fn>" */
+	char *subdir;	  /* "linux-64", "noarch" */
+	char *md5;	  /* 32 lowercase hex digits, or NULL */
+	char *sha256;	  /* 64 lowercase hex digits, or NULL; at least one is set */
+	unsigned line;	  /* where the entry is in the lock (for errors) */
 } ocil_condalock_pkg;
 
 typedef struct {

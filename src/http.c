@@ -262,6 +262,33 @@ char *ocil_url_redact(const char *url)
 	return full;
 }
 
+char *ocil_url_public(const char *url)
+{
+	const char *scheme_end = strstr(url, "://");
+	if (scheme_end == NULL)
+		return ocil_xstrdup(url);
+	const char *auth = scheme_end + 3;
+	const char *auth_end = auth + strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', (size_t)(auth_end - auth));
+	const char *path_end = auth_end + strcspn(auth_end, "?#");
+	/* scheme://, then the host without user information */
+	char *out = ocil_xasprintf("%.*s%.*s", (int)(auth - url), url,
+				   (int)(auth_end - (at ? at + 1 : auth)), at ? at + 1 : auth);
+	for (const char *p = auth_end; p < path_end;) {
+		const char *t = strstr(p, "/t/");
+		const char *slash =
+		    t && t < path_end ? memchr(t + 3, '/', (size_t)(path_end - t - 3)) : NULL;
+		const char *keep_end = slash ? t : path_end;
+		char *next = ocil_xasprintf("%s%.*s", out, (int)(keep_end - p), p);
+		free(out);
+		out = next;
+		p = slash ? slash : path_end;
+	}
+	char *full = ocil_xasprintf("%s%s", out, path_end);
+	free(out);
+	return full;
+}
+
 void ocil_url_secrets(const char *url, ocil_strv *out)
 {
 	size_t spans[MAX_SECRETS][2];

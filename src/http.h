@@ -78,6 +78,11 @@ int ocil_http_retry_delay(int used, int retries, long long deadline_ms, long tim
 /* url for messages: a password in it ("user:***@host") and anaconda.org
  * tokens (the segment after "/t/") masked with three stars. Caller frees. */
 char *ocil_url_redact(const char *url);
+/* url as an image may record it (conda-meta, history, SBOM): the user
+ * information ("user:pass@") and every anaconda.org token segment
+ * ("/t/<token>") left out, as conda leaves them out of its records.
+ * Caller frees. */
+char *ocil_url_public(const char *url);
 /* The secrets ocil_url_redact masks in url, added to out. */
 void ocil_url_secrets(const char *url, ocil_strv *out);
 /* msg with every occurrence of each of secrets replaced by "***" (for text

@@ -164,5 +164,27 @@ static void test_secrets_masked(void)
 		   "https://h.example/t/***/c/linux-64/a-1-0.conda has no hash");
 }
 
+/* The URL is fetched as written; what the image records has no token. */
+static void test_public_url(void)
+{
+	ocil_error *err = NULL;
+	ocil_condalock l;
+	CHECK_OK(read_text("@EXPLICIT\nhttps://u:pw@conda.anaconda.org/t/tk-s3cret/conda-forge/"
+			   "linux-64/a-1-0.conda#" MD5 "\n",
+			   "linux-64", &l, &err),
+		 &err);
+	if (l.n_pkgs == 1) {
+		CHECK_STREQ(l.pkgs[0].url,
+			    "https://u:pw@conda.anaconda.org/t/tk-s3cret/conda-forge/"
+			    "linux-64/a-1-0.conda");
+		CHECK_STREQ(l.pkgs[0].public_url,
+			    "https://conda.anaconda.org/conda-forge/linux-64/a-1-0.conda");
+		CHECK_STREQ(l.pkgs[0].channel, "https://conda.anaconda.org/conda-forge");
+		CHECK_STREQ(l.pkgs[0].subdir, "linux-64");
+	}
+	CHECK(l.n_pkgs == 1);
+	ocil_condalock_clear(&l);
+}
+
 TEST_MAIN(T(test_explicit), T(test_explicit_bad), T(test_yaml), T(test_yaml_bad),
-	  T(test_secrets_masked))
+	  T(test_secrets_masked), T(test_public_url))

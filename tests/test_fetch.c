@@ -325,6 +325,23 @@ static void redaction(void)
 		cleanup_free char *got = ocil_url_redact(cases[i].url);
 		CHECK_STREQ(got, cases[i].want);
 	}
+	/* what an image records: no credentials, no token segment */
+	struct {
+		const char *url, *want;
+	} pub[] = {
+	    {"https://conda.anaconda.org/t/tk-123-abc/conda-forge/linux-64/a.conda",
+	     "https://conda.anaconda.org/conda-forge/linux-64/a.conda"},
+	    {"https://user:pa55@host.example:8443/t/tok/c/t/tok2/x.conda",
+	     "https://host.example:8443/c/x.conda"},
+	    {"https://user@host.example/a/t/", "https://host.example/a/t/"},
+	    {"https://host.example/x.conda?t=/t/q/", "https://host.example/x.conda?t=/t/q/"},
+	    {"file:///srv/t/x/a.conda", "file:///srv/a.conda"},
+	    {"not a url", "not a url"},
+	};
+	for (size_t i = 0; i < sizeof(pub) / sizeof(pub[0]); i++) {
+		cleanup_free char *got = ocil_url_public(pub[i].url);
+		CHECK_STREQ(got, pub[i].want);
+	}
 	cleanup_strv ocil_strv sec = {0};
 	ocil_url_secrets("https://u:pw@h.example/t/tok/x", &sec);
 	CHECK(sec.n == 2);

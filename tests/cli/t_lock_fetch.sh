@@ -350,6 +350,24 @@ grep -q "/t/tk-0123456789abcdef/" "$ch_LOG" || fail "the token was not sent"
 pkgserver_rules ch '{"rules": []}'
 ok "an anaconda.org token (/t/<token>/) is masked in errors and notices"
 
+# ... and never reaches the image: conda-meta, the history and the SBOM name
+# the channel without it, as conda records it (fetched through a mirror)
+$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	--conda-lock "$T/token.txt" --cache-dir "$T/cache-token" --ca-file "$ch_CA" \
+	--mirror "$ch_URL/t/tk-0123456789abcdef/conda-forge=$ch_URL/conda-forge" \
+	--sbom "$T/token.spdx.json" --output "oci:$T/tok" >/dev/null 2>"$T/tok.err" ||
+	fail "a lock with a token: $(cat "$T/tok.err")"
+umoci unpack --rootless --image "$T/tok:latest" "$T/tb" >/dev/null
+meta=$T/tb/rootfs/opt/conda-env/conda-meta
+nonempty "conda-meta records" "$meta"/*.json
+rc=0
+grep -rl "tk-0123456789abcdef" "$T/tb/rootfs" "$T/token.spdx.json" >"$T/tok.found" || rc=$?
+[ "$rc" = 1 ] || fail "the token is in the image or the SBOM (grep exit $rc): $(cat "$T/tok.found")"
+grep -qF "\"url\": \"$ch_URL/conda-forge/linux-64/$PY_PKG\"" "$meta"/python-*.json ||
+	fail "the record's url without the token: $(grep '"url"' "$meta"/python-*.json)"
+grep -qF "$ch_URL/conda-forge/linux-64::" "$meta/history" || fail "the history's channel: $(cat "$meta/history")"
+ok "the token stays out of the image: records, history and SBOM name the channel without it"
+
 # Ctrl-C while downloading: exit 130, no temporary file, no partial blob
 pkgserver_rules ch '{"rules": [{"action": "throttle", "rate": 100000}]}'
 m=$(mark "$ch_LOG")
