@@ -42,6 +42,7 @@
 
 #include "error.h"
 #include "layer_writer.h"
+#include "pyc.h"
 #include "util.h"
 
 /* Caps on what we read from a prefix. */
@@ -144,6 +145,8 @@ typedef struct {
 	 * error */
 	size_t unmanaged_pyc;
 	size_t links_outside; /* symlinks pointing outside the prefix */
+	/* the bytecode python reads, and whether it stays valid (pyc.h) */
+	ocil_pyc_counts bytecode;
 } ocil_conda_report;
 void ocil_conda_report_clear(ocil_conda_report *r);
 

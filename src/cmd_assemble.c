@@ -16,6 +16,7 @@
 #include "layer_cache.h"
 #include "layer_writer.h"
 #include "plan.h"
+#include "pyc.h"
 #include "registry.h"
 #include "rootfs.h"
 #include "runtime.h"
@@ -308,6 +309,7 @@ typedef struct {
 	json_t *entrypoint;
 	ocil_strv env, pythons;
 	ocil_strv conda_warnings; /* what packing the prefix (or loading the lock) reported */
+	char *bytecode_note;	  /* what became of the bytecode (pyc.h), or NULL */
 	/* --conda-lock, kept with a cached layer: each wheel's fn and tags
 	 * (the glibc check), and the packages --sbom lists */
 	json_t *wheel_tags;
@@ -336,6 +338,7 @@ static void build_clear(build *b)
 	ocil_strv_clear(&b->env);
 	ocil_strv_clear(&b->pythons);
 	ocil_strv_clear(&b->conda_warnings);
+	free(b->bytecode_note);
 	json_decref(b->wheel_tags);
 	ocil_sbom_packages_clear(&b->lock_sbom);
 	ocil_layer_cache_free(b->cache);
@@ -476,6 +479,7 @@ static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_lay
 	/* What relocation could not fix is the user's to know, even on failure. */
 	b->conda_warnings = rep.warnings;
 	rep.warnings = (ocil_strv){0};
+	b->bytecode_note = ocil_pyc_counts_summary(&rep.bytecode);
 	print_warnings(o, &b->conda_warnings);
 	ocil_conda_report_clear(&rep);
 	return r;
@@ -534,6 +538,8 @@ static void print_summary(const opts *o, const build *b, const ocil_layer_result
 					 .uncompressed = (int64_t)res[i].uncompressed_size,
 					 .cached = res[i].cached};
 	ocil_cmd_print_summary(stderr, o->output, b->manifest.digest, rows, total, seconds);
+	if (b->bytecode_note != NULL)
+		fprintf(stderr, "ocilambda: %s\n", b->bytecode_note);
 }
 
 /* Exactly one of --conda-prefix and --conda-lock (with --pkgs-dir). */
@@ -721,7 +727,7 @@ static int conda_key(const opts *o, int64_t epoch, const ocil_cancel *cancel,
 	cleanup_free char *real = realpath(o->prefix, NULL);
 	if (real == NULL)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "conda prefix %s", o->prefix);
-	ocil_hasher *h = ocil_layer_cache_key_begin("conda-layer/1");
+	ocil_hasher *h = ocil_layer_cache_key_begin("conda-layer/2");
 	ocil_layer_cache_key_str(h, real);
 	ocil_layer_cache_key_str(h, o->prefix_dest);
 	ocil_layer_cache_key_str(h, o->source_prefix);
@@ -815,6 +821,8 @@ static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cac
 	json_t *w;
 	json_array_foreach(warnings, i, w) if (json_is_string(w))
 	    ocil_strv_push(&b->conda_warnings, ocil_xstrdup(json_string_value(w)));
+	const char *note = ocil_json_opt_string(ce->facts, "bytecode");
+	b->bytecode_note = note ? ocil_xstrdup(note) : NULL;
 	return 1;
 }
 
@@ -826,6 +834,8 @@ static json_t *conda_facts(const opts *o, build *b, const progress *pr)
 		json_array_append_new(warnings, json_string(b->conda_warnings.v[i]));
 	json_t *facts = json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda),
 				  "warnings", warnings);
+	if (facts != NULL && b->bytecode_note != NULL)
+		json_object_set_new(facts, "bytecode", json_string(b->bytecode_note));
 	if (facts == NULL)
 		say(pr, "not caching the conda layer: what it holds cannot be recorded");
 	if (facts == NULL || o->lock == NULL)
