@@ -115,6 +115,44 @@ $OCILAMBDA assemble --base "oci:$B:$PYVER" --conda-prefix "$T/touched" --code "$
 grep -q "4 stale on the build host already" "$T/err5" || fail "touched source not counted: $(grep bytecode "$T/err5")"
 ok "pyc mtimes do not matter; a touched source's bytecode is stale"
 
+# check (L016) and inspect count what python will find stale, as pyc_check does
+rc=0
+$OCILAMBDA check "oci:$T/one:latest" >"$T/check1" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "check: $rc $(cat "$T/check1")"
+grep -qxF "L016 warning image: 4 of $n311 .pyc files for python $PYVER are stale: python compiles those modules again at every cold start (Lambda's file system is read-only, nothing is kept); the biggest follow" "$T/check1" ||
+	fail "L016 count: $(grep L016 "$T/check1")"
+grep -qxF "L016 warning /opt/conda-env/$SP/pycfixture/where.py: stale bytecode (the source's mtime differs): 26 bytes of source compiled at every cold start" "$T/check1" ||
+	fail "L016 offender: $(grep L016 "$T/check1")"
+[ "$(grep -c '^L016 warning' "$T/check1")" = 5 ] || fail "L016 findings: $(grep L016 "$T/check1")"
+rc=0
+$OCILAMBDA inspect --json "oci:$T/one:latest" >"$T/insp1" 2>"$T/insp1.err" || rc=$?
+[ "$rc" = 0 ] || fail "inspect: $rc $(cat "$T/insp1.err")"
+[ "$(json "$T/insp1" '(j["bytecode"]["python"], j["bytecode"]["pycs"], j["bytecode"]["stale"], len(j["bytecode"]["biggestStale"]))')" = "('$PYVER', $n311, 4, 4)" ] ||
+	fail "inspect bytecode: $(json "$T/insp1" 'j["bytecode"]')"
+# a copy without its mtimes (cp -r): its bytecode is stale on the host and in
+# the image, as many as pyc_check counts on the copy
+cp -r "$P" "$T/nomtimes"
+rc=0
+"${CHK[@]}" "$T/nomtimes" >"$T/nom" || rc=$?
+[ "$rc" = 0 ] || fail "pyc_check: $rc"
+nstale=$(grep -v '^valid ' "$T/nom" | grep -c "\.cpython-${PYVER/./}\.pyc$")
+[ "$nstale" -gt 1000 ] || fail "cp -r left $nstale stale"
+rc=0
+$OCILAMBDA assemble --base "oci:$B:$PYVER" --conda-prefix "$T/nomtimes" --code "$T/code" \
+	--handler example.lambda_handler --output "oci:$T/six:latest" --compression-level 1 \
+	>/dev/null 2>"$T/err6" || rc=$?
+[ "$rc" = 0 ] || fail "assemble: $rc $(cat "$T/err6")"
+grep -q "^ocilambda: bytecode: $((n311 - nstale)) of $n311 .pyc files valid in the image; $nstale stale on the build host already (e.g. " "$T/err6" ||
+	fail "summary of a copy without mtimes: $(grep bytecode "$T/err6")"
+rc=0
+$OCILAMBDA check "oci:$T/six:latest" >"$T/check6" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "check: $rc"
+grep -q "^L016 warning image: $nstale of $n311 .pyc files for python $PYVER are stale" "$T/check6" ||
+	fail "L016 on the copy: $(grep L016 "$T/check6")"
+grep -q "^L016 warning /opt/conda-env/lib/python$PYVER/pydoc_data/topics.py: stale bytecode (the source's mtime differs): [0-9.]* KiB of source" "$T/check6" ||
+	fail "L016 biggest: $(grep L016 "$T/check6")"
+ok "check L016 and inspect count the stale bytecode (4 here; $nstale for a copy without mtimes)"
+
 # the import reads the bytecode: python -v under `ocilambda run`
 rc=0
 $OCILAMBDA run "oci:$T/one:latest" --event '{}' --env PYTHONVERBOSE=1 >"$T/run.out" 2>"$T/run.err" || rc=$?
