@@ -22,6 +22,7 @@
 #include "json.h"
 #include "registry.h"
 #include "runtime_api.h"
+#include "sandbox.h"
 #include "source.h"
 #include "unpack.h"
 
@@ -36,9 +37,6 @@ enum {
 
 #define DEFAULT_TIMEOUT_S 300
 #define FUNCTION_NAME "function"
-/* Lambda's sandbox user (sbx_user1051) */
-#define SANDBOX_UID "993"
-#define SANDBOX_GID "990"
 
 static const ocil_option options[] = {
     {"event", OPT_EVENT, "JSON|@FILE",
@@ -322,27 +320,9 @@ static void function_env(const opts *o, const image *im, int rapi_port, ocil_str
 		ocil_strv_push(out, ocil_xstrdup(o->env.v[i]));
 }
 
-/* bwrap's options for a sandbox on root (the unshared namespaces but the
- * network: the function reaches our Runtime API on 127.0.0.1). */
-static void sandbox_args(ocil_strv *a, const char *root)
-{
-	static const char *const fixed[] = {
-	    "bwrap",	 "--unshare-all", "--share-net", "--unshare-user",    "--uid",
-	    SANDBOX_UID, "--gid",	  SANDBOX_GID,	 "--die-with-parent", "--new-session"};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		ocil_strv_push(a, ocil_xstrdup(fixed[i]));
-	static const char *const mounts[] = {"--proc",	"/proc", "--dev",   "/dev",
-					     "--perms", "1777",	 "--tmpfs", "/tmp"};
-	ocil_strv_push(a, ocil_xstrdup("--ro-bind"));
-	ocil_strv_push(a, ocil_xstrdup(root));
-	ocil_strv_push(a, ocil_xstrdup("/"));
-	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
-		ocil_strv_push(a, ocil_xstrdup(mounts[i]));
-}
-
 static void build_argv(const image *im, const ocil_strv *env, ocil_strv *a)
 {
-	sandbox_args(a, im->rootfs);
+	ocil_sandbox_args(a, im->rootfs, true);
 	ocil_strv_push(a, ocil_xstrdup("--clearenv"));
 	for (size_t i = 0; i < env->n; i++) {
 		const char *eq = strchr(env->v[i], '=');
@@ -421,7 +401,7 @@ static int spawn(const ocil_strv *argv, int errfd, pid_t *out, ocil_error **err)
 static int check_bwrap(ocil_error **err)
 {
 	cleanup_strv ocil_strv a = {0};
-	sandbox_args(&a, "/");
+	ocil_sandbox_args(&a, "/", true);
 	ocil_strv_push(&a, ocil_xstrdup("--"));
 	ocil_strv_push(&a, ocil_xstrdup("true"));
 	int p[2];
@@ -446,19 +426,7 @@ static int check_bwrap(ocil_error **err)
 	cleanup_free char *text = msg;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	const char *m = text ? text : "";
-	cleanup_free char *line = ocil_xstrndup(m, strcspn(m, "\n"));
-	if (strstr(m, "namespace") != NULL || strstr(m, "uid map") != NULL ||
-	    strstr(m, "setting up uid") != NULL || strstr(m, "Operation not permitted") != NULL)
-		return ocil_error_set(
-		    err, OCIL_E_IO,
-		    "bubblewrap cannot create the sandbox's user namespace (%s): "
-		    "enable unprivileged user namespaces (sysctl "
-		    "user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, "
-		    "or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0)",
-		    line[0] ? line : "no message");
-	return ocil_error_set(err, OCIL_E_IO, "bubblewrap cannot create the sandbox: %s",
-			      line[0] ? line : "no message");
+	return ocil_sandbox_failed(text, err);
 }
 
 typedef struct {
