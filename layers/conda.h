@@ -31,7 +31,9 @@
  * .conda_lock, conda's *.conda_trash leftovers anywhere, hidden files in
  * conda-meta/ (lock and temp files; conda-meta/history stays), and whatever
  * the exclude globs match (__pycache__ stays: conda ships .pyc files and
- * Lambda can't write them). */
+ * Lambda can't write them). A .py file's entry gets the mtime its valid
+ * bytecode records (ocil_pyc_prefix_source), so that python takes that
+ * bytecode in the image; the report counts what stays stale. */
 #ifndef OCIL_CONDA_H
 #define OCIL_CONDA_H
 

@@ -627,10 +627,17 @@ void ocil_pyc_facts_save(const ocil_pyc_facts *f, const char *dir, const char *d
 	char hex[OCIL_DIGEST_HEX_LEN + 1];
 	facts_sum(b.v, b.n, hex);
 	put(&b, hex, OCIL_DIGEST_HEX_LEN);
+	/* a cache, checked when read: no fsync (as the entry indexes) */
 	ocil_error *e = NULL;
 	cleanup_free char *path = ocil_xasprintf("%s/%s", dir, ocil_digest_hex(digest));
-	if (ocil_mkdir_p(dir, 0755, &e) < 0 || ocil_write_file_atomic(path, b.v, b.n, &e) < 0)
-		ocil_error_free(e);
+	cleanup_free char *tmp = NULL;
+	int fd = ocil_mkdir_p(dir, 0755, &e) < 0 ? -1 : ocil_tmpfile_create(dir, &tmp, &e);
+	if (fd >= 0) {
+		if (ocil_write_all(fd, b.v, b.n, tmp, &e) < 0 || rename(tmp, path) < 0)
+			unlink(tmp);
+		close(fd);
+	}
+	ocil_error_free(e);
 	free(b.v);
 }
 
