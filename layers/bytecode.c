@@ -43,6 +43,11 @@ static const char DRIVER[] =
     "        print('E %s\\t%s' % (src, type(e).__name__))\n"
     "print('N %d %d' % (ok, bad))\n";
 
+const char *ocil_bytecode_driver(void)
+{
+	return DRIVER;
+}
+
 /* ---- what needs compiling ---- */
 
 static int by_path(const void *a, const void *b)

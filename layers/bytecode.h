@@ -27,6 +27,9 @@
 #include "pyc.h"
 #include "util.h"
 
+/* The driver python runs (for cache keys: the bytes depend on it). */
+const char *ocil_bytecode_driver(void);
+
 /* The sources of a layer (its facts, pyc.h) python 3.minor will compile at
  * every import: regular .py files under <dest>/lib/python3.X whose
  * bytecode (__pycache__/M.cpython-3X.pyc) is missing or stale in that

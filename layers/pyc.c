@@ -23,6 +23,8 @@
 #define FACTS_MAX ((size_t)256 << 20)
 #define READ_BLOCK ((size_t)64 << 10)
 
+/* <dir>/<hex> + this: beside the layer's entry index */
+#define FACTS_SUFFIX ".bytecode"
 static const char FACTS_MAGIC[8] = {'O', 'C', 'I', 'L', 'P', 'Y', 'C', '1'};
 
 /* ---- the format ---- */
@@ -629,7 +631,8 @@ void ocil_pyc_facts_save(const ocil_pyc_facts *f, const char *dir, const char *d
 	put(&b, hex, OCIL_DIGEST_HEX_LEN);
 	/* a cache, checked when read: no fsync (as the entry indexes) */
 	ocil_error *e = NULL;
-	cleanup_free char *path = ocil_xasprintf("%s/%s", dir, ocil_digest_hex(digest));
+	cleanup_free char *path =
+	    ocil_xasprintf("%s/%s" FACTS_SUFFIX, dir, ocil_digest_hex(digest));
 	cleanup_free char *tmp = NULL;
 	int fd = ocil_mkdir_p(dir, 0755, &e) < 0 ? -1 : ocil_tmpfile_create(dir, &tmp, &e);
 	if (fd >= 0) {
@@ -751,7 +754,8 @@ int ocil_pyc_facts_of_layer(const char *path, const char *what, const char *dir,
 	char digest[OCIL_DIGEST_STR_SIZE];
 	bool keep = dir != NULL && blob_digest(path, digest);
 	if (keep) {
-		cleanup_free char *file = ocil_xasprintf("%s/%s", dir, ocil_digest_hex(digest));
+		cleanup_free char *file =
+		    ocil_xasprintf("%s/%s" FACTS_SUFFIX, dir, ocil_digest_hex(digest));
 		cleanup_free char *buf = NULL;
 		size_t len = 0;
 		ocil_error *e = NULL;

@@ -163,8 +163,9 @@ void ocil_pyc_facts_add(ocil_pyc_facts *f, const char *path, uint64_t index, int
 			uint64_t size);
 /* Data of the last entry added (only a pyc's head is kept). */
 void ocil_pyc_facts_feed(ocil_pyc_facts *f, const void *buf, size_t len);
-/* Keep the facts of layer digest in dir (<dir>/<hex>, atomically); errors
- * only cost a later scan. */
+/* Keep the facts of layer digest in dir (<dir>/<hex>.bytecode, beside its
+ * entry index, atomically; a killed writer's temporary is swept with the
+ * indexes'); errors only cost a later scan. */
 void ocil_pyc_facts_save(const ocil_pyc_facts *f, const char *dir, const char *digest);
 /* The facts of a layer blob: from dir when it has good ones (dir may be
  * NULL), else by reading the layer (then kept in dir). The blob path must
@@ -191,7 +192,7 @@ void ocil_pyc_stats_clear(ocil_pyc_stats *s);
 
 typedef struct {
 	const ocil_cancel *cancel;
-	/* where facts of layers are kept (e.g. <cache>/index/bytecode), or NULL */
+	/* where facts of layers are kept (the entry indexes' <cache>/index), or NULL */
 	const char *facts_dir;
 } ocil_pyc_scan_opts;
 

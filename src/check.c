@@ -988,9 +988,7 @@ static int rule_bytecode(ctx *c, const char *const *paths, size_t n, ocil_rootfs
 {
 	if (c->py_minor < 0)
 		return 0;
-	cleanup_free char *facts =
-	    c->o->index_dir ? ocil_xasprintf("%s/bytecode", c->o->index_dir) : NULL;
-	ocil_pyc_scan_opts so = {.cancel = c->o->cancel, .facts_dir = facts};
+	ocil_pyc_scan_opts so = {.cancel = c->o->cancel, .facts_dir = c->o->index_dir};
 	ocil_pyc_stats st;
 	if (ocil_pyc_scan_image(paths, n, fs, c->py_minor, &so, &st, err) < 0)
 		return -1;

@@ -1047,6 +1047,7 @@ static void bytecode_key(const opts *o, const build *b, const ocil_plan_layer *c
 			 char key[OCIL_DIGEST_STR_SIZE])
 {
 	ocil_hasher *h = ocil_layer_cache_key_begin("bytecode-layer/1");
+	ocil_layer_cache_key_str(h, ocil_bytecode_driver());
 	ocil_layer_cache_key_str(h, conda->diff_id);
 	ocil_layer_cache_key_int(h, (int64_t)b->n_base_layers);
 	for (size_t i = 0; i < b->n_base_layers; i++)
@@ -1115,8 +1116,7 @@ static int bytecode_layer(const opts *o, build *b, const ocil_plan_layer *conda,
 	/* what the conda layer lacks, from its sources and pycs */
 	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
 	cleanup_free char *blob = ocil_blobstore_path(bs, conda->digest);
-	cleanup_free char *facts_dir =
-	    b->index_dir && !o->no_cache ? ocil_xasprintf("%s/bytecode", b->index_dir) : NULL;
+	const char *facts_dir = o->no_cache ? NULL : b->index_dir;
 	ocil_pyc_facts f = {0};
 	if (ocil_pyc_facts_of_layer(blob, "conda layer", facts_dir, cancel, &f, err) < 0)
 		return -1;

@@ -261,7 +261,7 @@ int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_
 		ocil_error_free(no_index); /* only a cache */
 	if (opts && opts->index_dir) {
 		w->facts = ocil_xcalloc(1, sizeof(*w->facts));
-		w->facts_dir = ocil_xasprintf("%s/bytecode", opts->index_dir);
+		w->facts_dir = ocil_xstrdup(opts->index_dir);
 	}
 	w->a = archive_write_new();
 	if (w->a == NULL)

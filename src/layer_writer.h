@@ -87,7 +87,7 @@ static inline void ocil_layer_writer_freep(ocil_layer_writer **w)
  * source the mtime its bytecode records, pyc.h); later ones the writer's
  * again. -1 (nothing changed) when it does not fit a ustar header
  * (0..8^11-1). A new layer's python sources and bytecode headers are kept
- * with its entry index (index_dir/bytecode, see ocil_pyc_facts_save). */
+ * with its entry index (index_dir/<hex>.bytecode, see ocil_pyc_facts_save). */
 int ocil_layer_writer_set_next_mtime(ocil_layer_writer *w, int64_t mtime);
 /* The writer's mtime (ocil_layer_opts.mtime). */
 int64_t ocil_layer_writer_mtime(const ocil_layer_writer *w);

@@ -376,7 +376,7 @@ static void facts_and_scan(void)
 	cleanup_free char *blob = NULL;
 	CHECK_OK(scan_layer(index, &blob, &err), &err);
 	/* the writer kept the facts: found without the blob */
-	cleanup_free char *facts_dir = tpath("index/bytecode");
+	cleanup_free char *facts_dir = tpath("index");
 	ocil_pyc_facts f = {0};
 	CHECK_OK(ocil_pyc_facts_of_layer(blob, "layer", facts_dir, NULL, &f, &err), &err);
 	size_t n = f.n;
@@ -391,7 +391,7 @@ static void facts_and_scan(void)
 	CHECK(head_ok);
 	/* a damaged facts file is read again from the blob (and rewritten) */
 	const char *hex = strrchr(blob, '/') + 1;
-	cleanup_free char *ff = ocil_xasprintf("%s/%s", facts_dir, hex);
+	cleanup_free char *ff = ocil_xasprintf("%s/%s.bytecode", facts_dir, hex);
 	int fd = open(ff, O_WRONLY);
 	CHECK(fd >= 0);
 	CHECK(pwrite(fd, "X", 1, 20) == 1);
