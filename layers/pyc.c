@@ -394,7 +394,8 @@ static pyc_dir *dir_of(ocil_pyc_prefix *p, const ocil_walk_entry *e)
 		d->v[d->n++] = f;
 	}
 	closedir(dh);
-	qsort(d->v, d->n, sizeof(*d->v), by_name);
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof(*d->v), by_name);
 	return d;
 }
 
