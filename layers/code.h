@@ -16,5 +16,15 @@
 /* dir missing or not a directory -> OCIL_E_INPUT naming dir. */
 int ocil_code_write_layer(const char *dir, const char *dest, const ocil_cancel *cancel,
 			  ocil_layer_writer *w, ocil_error **err);
+/* The same with the code's bytecode (--compile-code, bytecode.h):
+ * bytecode_dir holds <image dir>/__pycache__/<name>.pyc (NULL: none); each
+ * such __pycache__ and its pycs (sorted) come right after their directory.
+ * The other __pycache__ and .pyc files stay out, as above. */
+int ocil_code_write_layer_bytecode(const char *dir, const char *dest, const char *bytecode_dir,
+				   const ocil_cancel *cancel, ocil_layer_writer *w,
+				   ocil_error **err);
+/* The python sources the layer holds (regular .py files), as image paths
+ * under dest, appended to out in walk order. Errors: as the walk. */
+int ocil_code_sources(const char *dir, const char *dest, ocil_strv *out, ocil_error **err);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "json.h"
+#include "pyc.h"
 #include "replace.h"
 #include "walk.h"
 
@@ -45,6 +46,7 @@ void ocil_conda_report_clear(ocil_conda_report *r)
 	if (r == NULL)
 		return;
 	ocil_strv_clear(&r->warnings);
+	ocil_pyc_counts_clear(&r->bytecode);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -876,7 +878,8 @@ typedef struct {
 	const char *origin;
 	size_t origin_len, dest_len;
 	bool relocate;
-	char *first_pyc; /* for the .pyc summary */
+	char *first_pyc;      /* for the .pyc summary */
+	ocil_pyc_prefix *pyc; /* python sources keep their bytecode valid */
 } layer_ctx;
 
 static bool conda_skip(const ocil_walk_entry *e, void *ud)
@@ -1014,6 +1017,13 @@ static int add_scanned(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 	return rc;
 }
 
+/* A python source gets the mtime its valid bytecode records (pyc.h);
+ * rewritten: its bytes in the layer differ from the file's. */
+static void source_mtime(layer_ctx *c, const ocil_walk_entry *e, bool rewritten, uint64_t size)
+{
+	ocil_pyc_prefix_source(c->pyc, e, rewritten, size, c->w);
+}
+
 static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path, ocil_error **err)
 {
 	cleanup_close int fd = -1;
@@ -1023,16 +1033,20 @@ static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 	uint64_t size = (uint64_t)e->st->st_size;
 	unsigned char how = PH_NONE;
 	bool managed = ocil_strmap_get(&c->o->info->files, e->rel, &how);
-	if (!c->relocate)
+	if (!c->relocate) {
+		source_mtime(c, e, false, size);
 		return ocil_layer_writer_add_fd(c->w, path, mode, fd, size, e->path, c->o->cancel,
 						err);
+	}
 	/* entry points conda wrote anywhere; pip's console scripts in bin/ */
 	if (how == PH_NONE && (managed || ocil_str_has_prefix(e->rel, "bin/")) &&
 	    shebang_mentions_origin(c, fd))
 		how = PH_TEXT;
-	if (how >= PH_BINARY)
+	if (how >= PH_BINARY) {
+		source_mtime(c, e, true, size);
 		return write_replaced(c, e, path, mode, fd,
 				      c->o->info->binary_rooms[how - PH_BINARY], size, err);
+	}
 	if (how == PH_TEXT) {
 		/* counting pass: the tar header needs the new size first */
 		ocil_replacer *r = NULL;
@@ -1044,9 +1058,12 @@ static int add_regular(layer_ctx *c, const ocil_walk_entry *e, const char *path,
 		ocil_replacer_free(r);
 		if (rc < 0 || rewind_fd(fd, e->path, err) < 0)
 			return -1;
-		if (matches > 0)
+		if (matches > 0) {
+			source_mtime(c, e, true, out);
 			return write_replaced(c, e, path, mode, fd, 0, out, err);
+		}
 	}
+	source_mtime(c, e, false, size);
 	/* conda's own metadata is kept as is and not reported */
 	if (managed || ocil_str_has_prefix(e->rel, "conda-meta/"))
 		return ocil_layer_writer_add_fd(c->w, path, mode, fd, size, e->path, c->o->cancel,
@@ -1120,6 +1137,12 @@ static int conda_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
 			      ocil_walk_kind(m));
 }
 
+static bool in_layer(const char *rel, void *ud)
+{
+	const layer_ctx *c = ud;
+	return !excluded_path(&c->o->info->excludes, rel);
+}
+
 static int write_layer(layer_ctx *c, ocil_error **err)
 {
 	const ocil_conda_opts *o = c->o;
@@ -1136,7 +1159,15 @@ static int write_layer(layer_ctx *c, ocil_error **err)
 	    ocil_layer_writer_add_dir(c->w, o->dest, 0755, err) < 0)
 		return -1;
 	ocil_walk_opts wo = {.fn = conda_entry, .skip = conda_skip, .ud = c, .cancel = o->cancel};
-	if (ocil_walk(o->prefix, &wo, err) < 0)
+	c->pyc =
+	    ocil_pyc_prefix_new(o->info->python_minor, ocil_layer_writer_mtime(c->w), in_layer, c);
+	int r = ocil_walk(o->prefix, &wo, err);
+	ocil_pyc_counts *bc = &c->report->bytecode;
+	*bc = *ocil_pyc_prefix_counts(c->pyc);
+	bc->first_stale = bc->first_stale ? ocil_xstrdup(bc->first_stale) : NULL;
+	bc->first_rewritten = bc->first_rewritten ? ocil_xstrdup(bc->first_rewritten) : NULL;
+	ocil_pyc_prefix_free(c->pyc);
+	if (r < 0)
 		return -1;
 	if (c->report->unmanaged_pyc > 0)
 		ocil_strv_push(&c->report->warnings,

@@ -39,7 +39,9 @@
  * .conda_lock, conda's *.conda_trash leftovers anywhere, hidden files in
  * conda-meta/ (lock and temp files; conda-meta/history stays), and whatever
  * the exclude globs match (__pycache__ stays: conda ships .pyc files and
- * Lambda can't write them). */
+ * Lambda can't write them). A .py file's entry gets the mtime its valid
+ * bytecode records (ocil_pyc_prefix_source), so that python takes that
+ * bytecode in the image; the report counts what stays stale. */
 #ifndef OCIL_CONDA_H
 #define OCIL_CONDA_H
 
@@ -50,6 +52,7 @@
 
 #include "error.h"
 #include "layer_writer.h"
+#include "pyc.h"
 #include "sbom.h"
 #include "util.h"
 
@@ -156,6 +159,8 @@ typedef struct {
 	 * error */
 	size_t unmanaged_pyc;
 	size_t links_outside; /* symlinks pointing outside the prefix */
+	/* the bytecode python reads, and whether it stays valid (pyc.h) */
+	ocil_pyc_counts bytecode;
 } ocil_conda_report;
 void ocil_conda_report_clear(ocil_conda_report *r);
 

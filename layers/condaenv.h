@@ -14,9 +14,11 @@
  * needed), then conda-meta/<name>-<version>-<build>.json for each package
  * and conda-meta/history, so `conda list -p <dest>` shows them.
  *
- * Differences from what conda would install: no .pyc files are compiled for
- * noarch: python packages (Lambda's file system is read-only, python runs
- * from the sources); a package path under a directory another package
+ * Differences from what conda would install: the .pyc files conda compiles
+ * for noarch: python packages come later, in a layer of their own
+ * (bytecode.h), and the records do not list them; a source whose package
+ * ships bytecode for it keeps its mtime from the package (pyc.h), as
+ * conda's extraction keeps it; a package path under a directory another package
  * made a symlink (or a symlink over a directory written before) is an
  * error, not written through the link (layer_writer.h). */
 #ifndef OCIL_CONDAENV_H

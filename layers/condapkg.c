@@ -12,6 +12,7 @@
 
 #include "digest.h"
 #include "json.h"
+#include "pyc.h"
 #include "replace.h"
 
 #define READ_BLOCK ((size_t)64 << 10)
@@ -754,6 +755,37 @@ static ocil_condapkg_path *find_path(ocil_condapkg *p, const char *path)
 	return NULL;
 }
 
+/* Whether the package ships bytecode for the python source at path
+ * (dir/__pycache__/stem.<tag>[.opt-N].pyc in its paths). */
+static bool ships_bytecode(const ocil_condapkg *p, const char *path)
+{
+	size_t n = strlen(path);
+	if (n < 4 || strcmp(path + n - 3, ".py") != 0)
+		return false;
+	const char *slash = strrchr(path, '/');
+	const char *stem = slash ? slash + 1 : path;
+	size_t dl = (size_t)(stem - path), sl = (size_t)(path + n - 3 - stem);
+	cleanup_free char *want =
+	    ocil_xasprintf("%.*s__pycache__/%.*s.", (int)dl, path, (int)sl, stem);
+	size_t lo = 0, hi = p->n_sorted, wl = strlen(want);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(p->paths[p->sorted[mid]].path, want) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < p->n_sorted; lo++) {
+		const char *q = p->paths[p->sorted[lo]].path;
+		if (strncmp(q, want, wl) != 0)
+			return false;
+		if (strchr(q + wl - sl - 1, '/') == NULL &&
+		    ocil_pyc_name_is_for(q + wl - sl - 1, stem, sl))
+			return true;
+	}
+	return false;
+}
+
 /* ---- install ---- */
 
 typedef struct {
@@ -912,6 +944,10 @@ static int install_entry(void *ud, struct archive *a, struct archive_entry *ae, 
 			return ocil_error_wrap(err, "%s", what);
 		return 0;
 	case AE_IFREG:
+		/* a source keeps the mtime its shipped bytecode was compiled
+		 * against, as conda's extraction keeps it (pyc.h) */
+		if (pp->placeholder == NULL && ships_bytecode(c->p, name))
+			ocil_layer_writer_set_next_mtime(c->w, (int64_t)archive_entry_mtime(ae));
 		if (pp->placeholder != NULL && !pp->binary)
 			return add_text(c, a, pp, path, mode, what, err);
 		return add_stream(c, a, ae, pp, path, mode, what, err);

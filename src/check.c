@@ -16,6 +16,7 @@
 #include "json.h"
 #include "lambda.h"
 #include "layer_index.h"
+#include "pyc.h"
 #include "registry.h"
 #include "rootfs.h"
 #include "tarstream.h"
@@ -105,6 +106,7 @@ enum {
 	R_PYTHON,    /* L013 */
 	R_CONDA,     /* L014 */
 	R_SETID,     /* L015 */
+	R_BYTECODE,  /* L016 */
 	NRULES
 };
 
@@ -122,6 +124,7 @@ typedef struct {
 	/* where the function reads and runs from: per-entry mode rules are
 	 * errors there, warnings elsewhere (a base's /root, /etc/shadow) */
 	ocil_strv roots;
+	int py_minor; /* of the python /var/lang/bin/python3.X runs, -1: none */
 } ctx;
 
 static void ctx_clear(ctx *c)
@@ -725,6 +728,7 @@ static int check_python(ctx *c, ocil_rootfs *fs, const char *name, ocil_error **
 	const char *runs = cminor				  ? cminor
 			   : ocil_lambda_python_name(tname, NULL) ? tname + 6
 								  : NULL;
+	c->py_minor = ocil_pyc_minor(runs ? runs : minor);
 	if (runs != NULL && strcmp(runs, minor) != 0) {
 		if (cminor != NULL)
 			add(c, R_CONDA, OCIL_SEV_ERROR, path,
@@ -945,6 +949,60 @@ static bool runtime_entrypoint(const json_t *ep)
 	return false;
 }
 
+/* ocil_pyc_stale_reason's word, for a finding */
+static const char *stale_why(const char *why)
+{
+	if (strcmp(why, "mtime") == 0)
+		return "the source's mtime differs";
+	if (strcmp(why, "size") == 0)
+		return "the source's size differs";
+	if (strcmp(why, "hash") == 0)
+		return "the source's hash differs";
+	if (strcmp(why, "magic") == 0)
+		return "another python's magic number";
+	return "a damaged header";
+}
+
+static char *kib(uint64_t n)
+{
+	return n >= ((uint64_t)1 << 20)	  ? ocil_xasprintf("%.1f MiB", n / 1048576.0)
+	       : n >= ((uint64_t)1 << 10) ? ocil_xasprintf("%.1f KiB", n / 1024.0)
+					  : ocil_xasprintf("%llu bytes", (unsigned long long)n);
+}
+
+/* L016: the bytecode the image's python reads, from every layer (their
+ * facts kept beside the entry indexes). */
+static int rule_bytecode(ctx *c, const char *const *paths, size_t n, ocil_rootfs *fs,
+			 ocil_error **err)
+{
+	if (c->py_minor < 0)
+		return 0;
+	ocil_pyc_scan_opts so = {.cancel = c->o->cancel, .facts_dir = c->o->index_dir};
+	ocil_pyc_stats st;
+	if (ocil_pyc_scan_image(paths, n, fs, c->py_minor, &so, &st, err) < 0)
+		return -1;
+	if (st.stale == 0) {
+		add(c, R_BYTECODE, OCIL_SEV_INFO, "image",
+		    "%zu .pyc file%s for python 3.%d, none stale", st.pycs, st.pycs == 1 ? "" : "s",
+		    c->py_minor);
+	} else {
+		add(c, R_BYTECODE, OCIL_SEV_WARNING, "image",
+		    "%zu of %zu .pyc files for python 3.%d are stale: python compiles those "
+		    "modules again at every cold start (Lambda's file system is read-only, "
+		    "nothing is kept); the biggest follow",
+		    st.stale, st.pycs, c->py_minor);
+		for (size_t i = 0; i < st.n_top; i++) {
+			cleanup_free char *size = kib(st.top[i].size);
+			char q[OCIL_TAR_QUOTE_SIZE];
+			add(c, R_BYTECODE, OCIL_SEV_WARNING, ocil_tar_quote(st.top[i].source, q),
+			    "stale bytecode (%s): %s of source compiled at every cold start",
+			    stale_why(st.top[i].why), size);
+		}
+	}
+	ocil_pyc_stats_clear(&st);
+	return 0;
+}
+
 static int rules_rootfs(ctx *c, ocil_rootfs *fs, const json_t *cc, const char *handler,
 			ocil_error **err)
 {
@@ -1036,7 +1094,8 @@ typedef struct {
 static int check_image(const image *img, const ocil_check_opts *o, ocil_findings *out,
 		       ocil_error **err)
 {
-	__attribute__((cleanup(ctx_clear))) ctx c = {.o = o, .out = out, .start = out->n};
+	__attribute__((cleanup(ctx_clear)))
+	ctx c = {.o = o, .out = out, .start = out->n, .py_minor = -1};
 	const json_t *cc = json_object_get(img->config, "config");
 	rule_manifest_type(&c, img->served, true);
 	rule_media_types(&c, img->m);
@@ -1077,7 +1136,8 @@ static int check_image(const image *img, const ocil_check_opts *o, ocil_findings
 	if (job.r < 0)
 		add(&c, R_MERGE, OCIL_SEV_ERROR, "image",
 		    "%s; rules on the merged filesystem (python, handler) skipped", fs_err->msg);
-	else if (rules_rootfs(&c, fs, cc, handler, err) < 0)
+	else if (rules_rootfs(&c, fs, cc, handler, err) < 0 ||
+		 rule_bytecode(&c, img->paths, img->m->n_layers, fs, err) < 0)
 		return -1;
 	finish(&c);
 	return 0;
@@ -1334,7 +1394,7 @@ static int pick_platform(const char *buf, size_t len, const ocil_ref *ref, const
 			return -1;
 		}
 	}
-	ctx c = {.o = o, .out = out, .start = out->n};
+	ctx c = {.o = o, .out = out, .start = out->n, .py_minor = -1};
 	rule_manifest_type(&c, t->media_type, false);
 	const char *avail = e != NULL ? strstr(e->msg, "(available:") : NULL;
 	cleanup_free char *want = o->platform ? ocil_platform_format(o->platform) : NULL;

@@ -38,6 +38,12 @@
  *                  exists in the image
  *   L014  error    the python that /var/lang/bin/python3.X runs (the conda prefix
  *                  it points into: conda-meta/python-*.json) has minor X
+ *   L015  warning  no setuid or setgid files
+ *   L016  warning  the bytecode that python reads (__pycache__/M.cpython-3X.pyc
+ *                  beside M.py, pyc.h) is not stale: Lambda's file system is
+ *                  read-only, so a stale module is compiled again at every cold
+ *                  start; one finding with the count, then the biggest stale
+ *                  sources (at most OCIL_PYC_TOP); info: how many there are
  *
  * Per-entry rules (L004-L008) report at most OCIL_CHECK_MAX_PER_RULE
  * findings per severity, then one "... and N more". */
@@ -71,7 +77,8 @@
 	X(L012, "error", "handler module.function: the module file exists and defines it")         \
 	X(L013, "error", "/var/lang/bin/python3.X present; a symlink's target exists")             \
 	X(L014, "error", "the python it runs (conda prefix) has the same minor 3.X")               \
-	X(L015, "warning", "no setuid or setgid files")
+	X(L015, "warning", "no setuid or setgid files")                                            \
+	X(L016, "warning", "no stale bytecode (compiled again at every cold start)")
 
 /* Findings per per-entry rule before "... and N more". */
 #define OCIL_CHECK_MAX_PER_RULE 20

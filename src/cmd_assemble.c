@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytecode.h"
 #include "check.h"
 #include "cmd.h"
 #include "code.h"
@@ -19,6 +20,7 @@
 #include "layer_cache.h"
 #include "layer_writer.h"
 #include "plan.h"
+#include "pyc.h"
 #include "registry.h"
 #include "rootfs.h"
 #include "runtime.h"
@@ -57,6 +59,8 @@ enum {
 	OPT_MIRROR,
 	OPT_JOBS,
 	OPT_OFFLINE,
+	OPT_NO_COMPILE,
+	OPT_COMPILE_CODE,
 };
 
 static const ocil_option options[] = {
@@ -79,7 +83,13 @@ static const ocil_option options[] = {
     {"offline", OPT_OFFLINE, NULL,
      "never touch the network: packages must be in --pkgs-dir or the cache, the base and "
      "the output local"},
+    {"no-compile", OPT_NO_COMPILE, NULL,
+     "with --conda-lock: no bytecode layer (python then compiles the modules at every cold "
+     "start)"},
     {"code", OPT_CODE, "DIR", "handler code directory"},
+    {"compile-code", OPT_COMPILE_CODE, NULL,
+     "compile the code's .py files with the environment's python (unchecked-hash pycs in "
+     "the code layer)"},
     {"handler", OPT_HANDLER, "MODULE.FUNCTION", "Lambda handler, e.g. example.lambda_handler"},
     {"output", OPT_OUTPUT, "REF",
      "where to write: oci:DIR[:TAG] (TAG defaults to latest), docker-archive:FILE[:REPO:TAG] "
@@ -124,6 +134,7 @@ typedef struct {
 	ocil_format format;
 	ocil_strv env, excludes;
 	bool allow_mismatch, quiet, progress, strict, no_check, zstd, no_cache;
+	bool no_compile, compile_code;
 	int level;
 	ocil_registry_opts registry;
 	ocil_cmd_registry reg;
@@ -207,6 +218,12 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		break;
 	case OPT_NO_CACHE:
 		o->no_cache = true;
+		break;
+	case OPT_NO_COMPILE:
+		o->no_compile = true;
+		break;
+	case OPT_COMPILE_CODE:
+		o->compile_code = true;
 		break;
 	case OPT_COMPRESSION:
 		if (strcmp(arg, "gzip") != 0 && strcmp(arg, "zstd") != 0)
@@ -343,6 +360,10 @@ typedef struct {
 	json_t *entrypoint;
 	ocil_strv env, pythons;
 	ocil_strv conda_warnings; /* what packing the prefix (or loading the lock) reported */
+	char *bytecode_note;	  /* what became of the bytecode (pyc.h), or NULL */
+	char *cache_dir;	  /* the cache's directory (also when it is not usable) */
+	char *compiled_dir;	  /* the bytecode layer's pycs, while it is written */
+	char *code_bytecode;	  /* --compile-code: the code's pycs, or NULL */
 	/* --conda-lock, kept with a cached layer: each wheel's fn and tags
 	 * (the glibc check), and the packages --sbom lists */
 	json_t *wheel_tags;
@@ -371,6 +392,8 @@ static void build_clear(build *b)
 	ocil_strv_clear(&b->env);
 	ocil_strv_clear(&b->pythons);
 	ocil_strv_clear(&b->conda_warnings);
+	free(b->bytecode_note);
+	free(b->cache_dir);
 	json_decref(b->wheel_tags);
 	ocil_sbom_packages_clear(&b->lock_sbom);
 	ocil_layer_cache_free(b->cache);
@@ -522,6 +545,7 @@ static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_lay
 	/* What relocation could not fix is the user's to know, even on failure. */
 	b->conda_warnings = rep.warnings;
 	rep.warnings = (ocil_strv){0};
+	b->bytecode_note = ocil_pyc_counts_summary(&rep.bytecode);
 	print_warnings(o, &b->conda_warnings);
 	ocil_conda_report_clear(&rep);
 	return r;
@@ -530,7 +554,13 @@ static int produce_conda(build *b, const opts *o, const ocil_cancel *c, ocil_lay
 static int produce_code(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
 			ocil_error **err)
 {
-	return ocil_code_write_layer(o->code, o->code_dest, c, w, err);
+	return ocil_code_write_layer_bytecode(o->code, o->code_dest, b->code_bytecode, c, w, err);
+}
+
+static int produce_bytecode(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
+			    ocil_error **err)
+{
+	return ocil_bytecode_write_layer(b->compiled_dir, w, c, err);
 }
 
 static int produce_runtime(build *b, const opts *o, const ocil_cancel *c, ocil_layer_writer *w,
@@ -580,6 +610,8 @@ static void print_summary(const opts *o, const build *b, const ocil_layer_result
 					 .uncompressed = (int64_t)res[i].uncompressed_size,
 					 .cached = res[i].cached};
 	ocil_cmd_print_summary(stderr, o->output, b->manifest.digest, rows, total, seconds);
+	if (b->bytecode_note != NULL)
+		fprintf(stderr, "ocilambda: %s\n", b->bytecode_note);
 }
 
 /* Exactly one of --conda-prefix and --conda-lock (with --pkgs-dir). */
@@ -591,11 +623,13 @@ static int check_conda_source(const opts *o, ocil_error **err)
 	if (o->prefix == NULL && o->lock == NULL)
 		return ocil_error_set(err, OCIL_E_USAGE,
 				      "--conda-prefix or --conda-lock is required");
-	if (o->lock == NULL && (o->pkgs_dir != NULL || o->wheels_dir != NULL || o->n_mirrors > 0))
+	if (o->lock == NULL &&
+	    (o->pkgs_dir != NULL || o->wheels_dir != NULL || o->n_mirrors > 0 || o->no_compile))
 		return ocil_error_set(err, OCIL_E_USAGE, "%s goes with --conda-lock",
 				      o->pkgs_dir     ? "--pkgs-dir"
 				      : o->wheels_dir ? "--wheels-dir"
-						      : "--mirror");
+				      : o->n_mirrors  ? "--mirror"
+						      : "--no-compile");
 	const char *prefix_only = o->source_prefix != NULL ? "--source-prefix"
 				  : o->excludes.n > 0	   ? "--exclude"
 							   : NULL;
@@ -766,7 +800,7 @@ static int conda_key(const opts *o, int64_t epoch, const ocil_cancel *cancel,
 	cleanup_free char *real = realpath(o->prefix, NULL);
 	if (real == NULL)
 		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "conda prefix %s", o->prefix);
-	ocil_hasher *h = ocil_layer_cache_key_begin("conda-layer/1");
+	ocil_hasher *h = ocil_layer_cache_key_begin("conda-layer/2");
 	ocil_layer_cache_key_str(h, real);
 	ocil_layer_cache_key_str(h, o->prefix_dest);
 	ocil_layer_cache_key_str(h, o->source_prefix);
@@ -860,6 +894,8 @@ static int conda_cached(const opts *o, build *b, const char *key, ocil_layer_cac
 	json_t *w;
 	json_array_foreach(warnings, i, w) if (json_is_string(w))
 	    ocil_strv_push(&b->conda_warnings, ocil_xstrdup(json_string_value(w)));
+	const char *note = ocil_json_opt_string(ce->facts, "bytecode");
+	b->bytecode_note = note ? ocil_xstrdup(note) : NULL;
 	return 1;
 }
 
@@ -871,6 +907,8 @@ static json_t *conda_facts(const opts *o, build *b, const progress *pr)
 		json_array_append_new(warnings, json_string(b->conda_warnings.v[i]));
 	json_t *facts = json_pack("{s:o, s:o}", "conda", ocil_conda_info_to_json(&b->conda),
 				  "warnings", warnings);
+	if (facts != NULL && b->bytecode_note != NULL)
+		json_object_set_new(facts, "bytecode", json_string(b->bytecode_note));
 	if (facts == NULL)
 		say(pr, "not caching the conda layer: what it holds cannot be recorded");
 	if (facts == NULL || o->lock == NULL)
@@ -1019,7 +1057,7 @@ static int lock_key(const opts *o, const char *subdir, int64_t epoch, const ocil
 		return -1;
 	char sum[OCIL_DIGEST_STR_SIZE];
 	ocil_digest_buf(text, len, sum);
-	ocil_hasher *h = ocil_layer_cache_key_begin("conda-lock-layer/1");
+	ocil_hasher *h = ocil_layer_cache_key_begin("conda-lock-layer/2");
 	ocil_layer_cache_key_str(h, real);
 	ocil_layer_cache_key_str(h, sum);
 	int r = 0;
@@ -1064,6 +1102,215 @@ static int cache_key(const opts *o, const build *b, const char *subdir, int64_t 
 	return 0;
 }
 
+/* ---- bytecode (bytecode.h) ---- */
+
+/* The tree the environment's python runs on: the base's layers, plus for
+ * a lock the conda layer (a prefix is bound from the host). Kept in the
+ * cache when keep (it serves every --compile-code rebuild), else made in
+ * a temporary directory. */
+static int python_tree(const opts *o, build *b, const ocil_plan_layer *conda, bool keep,
+		       const ocil_cancel *cancel, ocil_bytecode_tree *t, ocil_error **err)
+{
+	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
+	size_t n = b->n_base_layers + (o->lock != NULL);
+	cleanup_free const char **paths = ocil_xcalloc(n + 1, sizeof(char *));
+	cleanup_free const char **digests = ocil_xcalloc(n + 1, sizeof(char *));
+	ocil_strv owned = {0};
+	for (size_t i = 0; i < n; i++) {
+		digests[i] = i < b->n_base_layers ? b->base_layers[i].digest : conda->digest;
+		ocil_strv_push(&owned, ocil_blobstore_path(bs, digests[i]));
+		paths[i] = owned.v[i];
+	}
+	/* mount points of the binds (the prefix and the code) */
+	const char *mounts[] = {o->code_dest, o->lock ? NULL : o->prefix_dest, NULL};
+	const char *dir = keep && b->cache != NULL && !o->no_cache ? b->cache_dir : NULL;
+	int r = ocil_bytecode_tree_make(dir, paths, digests, n, mounts, cancel, t, err);
+	ocil_strv_clear(&owned);
+	if (r < 0)
+		return ocil_error_wrap(err, "unpacking the image for its python");
+	return 0;
+}
+
+/* The python of the environment, as the image has it. */
+static char *env_python(const opts *o, const build *b)
+{
+	return ocil_xasprintf("%s/bin/python%s", o->prefix_dest, b->conda.python_minor);
+}
+
+/* The bytecode layer's key: the conda layer it compiles, the base it runs
+ * on, where, and the packing options. */
+static void bytecode_key(const opts *o, const build *b, const ocil_plan_layer *conda, int64_t epoch,
+			 char key[OCIL_DIGEST_STR_SIZE])
+{
+	ocil_hasher *h = ocil_layer_cache_key_begin("bytecode-layer/1");
+	ocil_layer_cache_key_str(h, ocil_bytecode_driver());
+	ocil_layer_cache_key_str(h, conda->diff_id);
+	ocil_layer_cache_key_int(h, (int64_t)b->n_base_layers);
+	for (size_t i = 0; i < b->n_base_layers; i++)
+		ocil_layer_cache_key_str(h, b->base_layers[i].digest);
+	ocil_layer_cache_key_str(h, o->prefix_dest);
+	ocil_layer_cache_key_str(h, b->conda.python_minor);
+	key_packing(h, o, epoch);
+	ocil_layer_cache_key_finish(h, key);
+}
+
+static char *compiled_note(const opts *o, const build *b, json_int_t compiled, json_int_t failed,
+			   const char *first_failed)
+{
+	cleanup_free char *py = env_python(o, b);
+	cleanup_free char *bad =
+	    failed > 0 ? ocil_xasprintf("; %lld did not compile (e.g. %s), as with conda",
+					(long long)failed, first_failed ? first_failed : "?")
+		       : ocil_xstrdup("");
+	return ocil_xasprintf("bytecode: %lld modules compiled by %s into their own layer%s",
+			      (long long)compiled, py, bad);
+}
+
+/* What python compiles at every cold start when there is no bytecode
+ * layer, and why. */
+static void uncompiled(const opts *o, build *b, size_t n, const char *why)
+{
+	free(b->bytecode_note);
+	b->bytecode_note = ocil_xasprintf(
+	    "bytecode: %zu modules of the environment have no valid .pyc: python compiles them "
+	    "at every cold start (%s)",
+	    n, why);
+	if (!o->no_compile && !o->quiet)
+		fprintf(stderr,
+			"ocilambda: warning: not compiling the environment's bytecode: %s; "
+			"%zu modules will be compiled at every cold start (--no-compile "
+			"builds so on purpose)\n",
+			why, n);
+}
+
+/* A lock build's bytecode layer: 1 when it is made (or cached) into l,
+ * 0 when there is none (nothing to compile, --no-compile, or it cannot be
+ * compiled here: said). */
+static int bytecode_layer(const opts *o, build *b, const ocil_plan_layer *conda,
+			  const ocil_layer_opts *lo, const progress *pr, const ocil_cancel *cancel,
+			  ocil_plan_layer *l, ocil_layer_result *res, ocil_error **err)
+{
+	if (o->lock == NULL)
+		return 0;
+	char key[OCIL_DIGEST_STR_SIZE];
+	bytecode_key(o, b, conda, lo->mtime, key);
+	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
+	int hit = o->no_compile ? 0 : from_cache(o, b, key, &ce, cancel, err);
+	if (hit < 0)
+		return -1;
+	json_int_t done = 0, failed = 0;
+	const char *first = NULL;
+	if (hit > 0 && json_unpack(ce.facts, "{s:I, s:I, s?s}", "compiled", &done, "failed",
+				   &failed, "first_failed", &first) == 0) {
+		say(pr, "bytecode layer %s from the cache", ce.digest);
+		if (use_cached(b, &ce, l, res, err) < 0)
+			return -1;
+		free(b->bytecode_note);
+		b->bytecode_note = compiled_note(o, b, done, failed, first);
+		return 1;
+	}
+	/* what the conda layer lacks, from its sources and pycs */
+	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
+	cleanup_free char *blob = ocil_blobstore_path(bs, conda->digest);
+	const char *facts_dir = o->no_cache ? NULL : b->index_dir;
+	ocil_pyc_facts f = {0};
+	if (ocil_pyc_facts_of_layer(blob, "conda layer", facts_dir, cancel, &f, err) < 0)
+		return -1;
+	cleanup_strv ocil_strv sources = {0};
+	ocil_bytecode_select(&f, o->prefix_dest, b->conda.python_minor, &sources);
+	ocil_pyc_facts_clear(&f);
+	if (sources.n == 0)
+		return 0;
+	if (o->no_compile) {
+		uncompiled(o, b, sources.n, "--no-compile");
+		return 0;
+	}
+	cleanup_free char *why = NULL;
+	if (!ocil_bytecode_runs_here(b->platform.arch, &why)) {
+		uncompiled(o, b, sources.n, why);
+		return 0;
+	}
+	say(pr, "compiling %zu modules with %s/bin/python%s", sources.n, o->prefix_dest,
+	    b->conda.python_minor);
+	__attribute__((cleanup(ocil_bytecode_tree_clear))) ocil_bytecode_tree tree = {0};
+	__attribute__((cleanup(ocil_tmpdir_remove))) ocil_tmpdir out = {0};
+	cleanup_free char *python = env_python(o, b);
+	__attribute__((cleanup(ocil_bytecode_result_clear))) ocil_bytecode_result br = {0};
+	ocil_error *no = NULL;
+	if (python_tree(o, b, conda, o->compile_code, cancel, &tree, &no) == 0 &&
+	    ocil_tmpdir_create(NULL, "bytecode", &out, &no) == 0) {
+		ocil_bytecode_opts bo = {.tree = tree.path, .python = python, .cancel = cancel};
+		ocil_bytecode_compile(&bo, &sources, out.path, &br, &no);
+	}
+	if (no != NULL) {
+		if (no->code == OCIL_E_CANCELLED) {
+			*err = no;
+			return -1;
+		}
+		uncompiled(o, b, sources.n, no->msg);
+		ocil_error_free(no);
+		return 0;
+	}
+	b->compiled_dir = out.path;
+	int r = write_layer(b, o, cancel, lo, produce_bytecode, l, res, err);
+	b->compiled_dir = NULL;
+	if (r < 0)
+		return ocil_error_wrap(err, "bytecode layer");
+	free(b->bytecode_note);
+	b->bytecode_note =
+	    compiled_note(o, b, (json_int_t)br.compiled, (json_int_t)br.failed, br.first_failed);
+	json_t *facts = json_pack("{s:I, s:I}", "compiled", (json_int_t)br.compiled, "failed",
+				  (json_int_t)br.failed);
+	if (br.first_failed != NULL)
+		json_object_set_new(facts, "first_failed", json_string(br.first_failed));
+	remember(b, pr, key, l, res, facts);
+	return 1;
+}
+
+/* --compile-code: the code's sources compiled into b->code_bytecode (a
+ * temporary directory out), with the prefix (or the lock's conda layer)
+ * and the code where the image has them. */
+static int compile_code(const opts *o, build *b, const ocil_plan_layer *conda, const progress *pr,
+			const ocil_cancel *cancel, ocil_tmpdir *out, ocil_error **err)
+{
+	cleanup_strv ocil_strv sources = {0};
+	if (ocil_code_sources(o->code, o->code_dest, &sources, err) < 0)
+		return ocil_error_wrap(err, "--compile-code");
+	if (sources.n == 0)
+		return 0;
+	cleanup_free char *why = NULL;
+	if (!ocil_bytecode_runs_here(b->platform.arch, &why))
+		return ocil_error_set(err, OCIL_E_IO, "--compile-code: %s", why);
+	cleanup_free char *code = realpath(o->code, NULL);
+	cleanup_free char *prefix = o->lock ? NULL : realpath(o->prefix, NULL);
+	if (code == NULL || (o->lock == NULL && prefix == NULL))
+		return ocil_error_set_errno(err, OCIL_E_INPUT, errno, "--compile-code: %s",
+					    code == NULL ? o->code : o->prefix);
+	say(pr, "compiling %zu modules of the code with %s/bin/python%s", sources.n, o->prefix_dest,
+	    b->conda.python_minor);
+	__attribute__((cleanup(ocil_bytecode_tree_clear))) ocil_bytecode_tree tree = {0};
+	cleanup_free char *python = env_python(o, b);
+	const char *binds[] = {code, o->code_dest, prefix, o->prefix_dest, NULL};
+	if (prefix == NULL)
+		binds[2] = NULL;
+	__attribute__((cleanup(ocil_bytecode_result_clear))) ocil_bytecode_result br = {0};
+	if (python_tree(o, b, conda, true, cancel, &tree, err) < 0 ||
+	    ocil_tmpdir_create(NULL, "code-bytecode", out, err) < 0)
+		return ocil_error_wrap(err, "--compile-code");
+	ocil_bytecode_opts bo = {
+	    .tree = tree.path, .ro_binds = binds, .python = python, .cancel = cancel};
+	if (ocil_bytecode_compile(&bo, &sources, out->path, &br, err) < 0)
+		return ocil_error_wrap(err, "--compile-code");
+	if (br.failed > 0 && !o->quiet)
+		fprintf(
+		    stderr,
+		    "ocilambda: warning: --compile-code: %zu of %zu files did not compile (e.g. "
+		    "%s): left without bytecode\n",
+		    br.failed, sources.n, br.first_failed ? br.first_failed : "?");
+	b->code_bytecode = out->path;
+	return 0;
+}
+
 static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_error **err)
 {
 	double t0 = ocil_cmd_now();
@@ -1095,6 +1342,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	 * prefix was inspected (and packed) before. */
 	cleanup_free char *cache_dir =
 	    o->reg.cache_dir ? ocil_xstrdup(o->reg.cache_dir) : ocil_source_default_cache_dir();
+	b->cache_dir = ocil_xstrdup(cache_dir);
 	ocil_error *no_cache = NULL;
 	if (ocil_layer_cache_open(cache_dir, &b->cache, &no_cache) < 0) {
 		say(&pr, "not caching the conda layer: %s", no_cache->msg);
@@ -1206,21 +1454,23 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 			      .compression_level = o->level,
 			      .zstd = o->zstd,
 			      .index_dir = b->index_dir};
-	ocil_plan_layer layers[3] = {0};
-	ocil_layer_result results[3] = {0};
-	static const char *const made_by[3] = {"conda", "code", "runtime"};
+	ocil_plan_layer layers[4] = {0};
+	ocil_layer_result results[4] = {0};
+	const char *made_by[4] = {"conda"};
+	size_t nl = 1;
 	cleanup_free char *conda_by =
 	    ocil_xasprintf("ocilambda: conda prefix at %s", o->prefix_dest);
+	cleanup_free char *bytecode_by =
+	    ocil_xasprintf("ocilambda: bytecode compiled by %s/bin/python%s (unchecked-hash pycs)",
+			   o->prefix_dest, b->conda.python_minor);
 	cleanup_free char *code_by = ocil_xasprintf("ocilambda: handler code at %s", o->code_dest);
 	cleanup_free char *rt_by =
 	    ocil_xasprintf("ocilambda: /var/lang/bin/python%s -> %s/bin/python (original kept as "
 			   "python%s-clean)",
 			   b->minor, o->prefix_dest, b->minor);
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		layers[i].zstd = o->zstd;
 	layers[0].created_by = conda_by;
-	layers[1].created_by = code_by;
-	layers[2].created_by = rt_by;
 	if (hit) {
 		/* (a lock's were shown with what it holds, as on a miss) */
 		if (o->lock == NULL)
@@ -1237,24 +1487,40 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 		if (facts != NULL)
 			remember(b, &pr, key, &layers[0], &results[0], facts);
 	}
+	int bc = bytecode_layer(o, b, &layers[0], &lo, &pr, cancel, &layers[nl], &results[nl], err);
+	if (bc < 0)
+		return -1;
+	if (bc > 0) {
+		layers[nl].created_by = bytecode_by;
+		made_by[nl++] = "bytecode";
+	}
+	__attribute__((cleanup(ocil_tmpdir_remove))) ocil_tmpdir code_pycs = {0};
+	if (o->compile_code && compile_code(o, b, &layers[0], &pr, cancel, &code_pycs, err) < 0)
+		return -1;
 	say(&pr, "packing code %s at %s", o->code, o->code_dest);
-	if (write_layer(b, o, cancel, &lo, produce_code, &layers[1], &results[1], err) < 0)
+	layers[nl].created_by = code_by;
+	made_by[nl] = "code";
+	if (write_layer(b, o, cancel, &lo, produce_code, &layers[nl], &results[nl], err) < 0)
 		return ocil_error_wrap(err, "code %s", o->code);
+	nl++;
 	say(&pr, "pointing /var/lang/bin/python%s at %s/bin/python", b->minor, o->prefix_dest);
 	char rt_key[OCIL_DIGEST_STR_SIZE];
 	runtime_key(o, b, epoch, rt_key);
 	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry rt = {0};
+	layers[nl].created_by = rt_by;
+	made_by[nl] = "runtime";
 	int rt_hit = from_cache(o, b, rt_key, &rt, cancel, err);
-	if (rt_hit < 0 || (rt_hit > 0 && use_cached(b, &rt, &layers[2], &results[2], err) < 0))
+	if (rt_hit < 0 || (rt_hit > 0 && use_cached(b, &rt, &layers[nl], &results[nl], err) < 0))
 		return -1;
 	if (rt_hit) {
 		say(&pr, "runtime patch %s from the cache", rt.digest);
 	} else {
-		if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[2], &results[2], err) <
-		    0)
+		if (write_layer(b, o, cancel, &lo, produce_runtime, &layers[nl], &results[nl],
+				err) < 0)
 			return ocil_error_wrap(err, "runtime patch");
-		remember(b, &pr, rt_key, &layers[2], &results[2], NULL);
+		remember(b, &pr, rt_key, &layers[nl], &results[nl], NULL);
 	}
+	nl++;
 
 	/* PYTHONPATH by default, then the user's --env in order. */
 	if (b->minor != NULL)
@@ -1269,7 +1535,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	    .base_layers = b->base_layers,
 	    .n_base_layers = b->n_base_layers,
 	    .layers = layers,
-	    .n_layers = 3,
+	    .n_layers = nl,
 	    .env = b->env.v,
 	    .n_env = b->env.n,
 	    .entrypoint = b->entrypoint,
@@ -1282,7 +1548,7 @@ static int assemble(const opts *o, build *b, const ocil_cancel *cancel, ocil_err
 	if (publish(o, b, config, &pr, cancel, err) < 0)
 		return -1;
 	if (!o->quiet)
-		print_summary(o, b, results, made_by, 3, ocil_cmd_now() - t0);
+		print_summary(o, b, results, made_by, nl, ocil_cmd_now() - t0);
 	return 0;
 }
 
@@ -1341,6 +1607,12 @@ const ocil_command ocil_cmd_assemble = {
 	"rewrites them; --jobs at once; https verified as for registries; credentials\n"
 	"from ~/.netrc or $NETRC) into the blob cache, checked before they are kept,\n"
 	"and taken from there next time; --offline never downloads.\n"
+	"Python bytecode stays valid: a prefix's .py files get the mtime their valid\n"
+	"__pycache__ files record; a lock's modules without valid bytecode are compiled\n"
+	"by the environment's python (under bubblewrap, unchecked-hash pycs) into a\n"
+	"bytecode layer after the conda layer, unless --no-compile or the image's\n"
+	"programs cannot run here (then the build says what every cold start will\n"
+	"compile); --compile-code compiles the code the same way.\n"
 	"\nExample:\n"
 	"  ocilambda assemble --base oci:./base:3.8 --conda-prefix ./env --code ./src \\\n"
 	"      --handler example.lambda_handler --output oci:./out:latest\n"

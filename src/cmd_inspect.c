@@ -167,6 +167,31 @@ static void print_pythons(const json_t *pythons)
 	}
 }
 
+static void print_bytecode(const json_t *b)
+{
+	label("Bytecode:");
+	if (!json_is_object(b)) {
+		puts("(no python)");
+		return;
+	}
+	json_int_t pycs = json_integer_value(json_object_get(b, "pycs"));
+	json_int_t stale = json_integer_value(json_object_get(b, "stale"));
+	printf("%lld .pyc file%s for python %s, %lld stale%s\n", (long long)pycs,
+	       pycs == 1 ? "" : "s", str_q(b, "python"), (long long)stale,
+	       stale > 0 ? " (compiled again at every cold start)" : "");
+	size_t i;
+	const json_t *x;
+	json_array_foreach(json_object_get(b, "biggestStale"), i, x)
+	{
+		char size[32];
+		ocil_cmd_human_size(json_integer_value(json_object_get(x, "size")), size,
+				    sizeof(size));
+		label("");
+		put_safe(str_q(x, "source"), 0);
+		printf(" (%s, %s)\n", size, str_q(x, "why"));
+	}
+}
+
 static void print_conda(const json_t *conda)
 {
 	label("Conda:");
@@ -258,6 +283,7 @@ static void print_text(const json_t *doc)
 		putchar('\n');
 	}
 	print_pythons(json_object_get(doc, "pythons"));
+	print_bytecode(json_object_get(doc, "bytecode"));
 	print_conda(json_object_get(doc, "conda"));
 }
 
@@ -349,7 +375,7 @@ const ocil_command ocil_cmd_inspect = {
     .summary = "show what an image holds: config, layers, python, conda packages",
     .details =
 	"IMAGE is oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG] or [docker://]HOST/REPO[:TAG].\n"
-	"Every layer is read once (from the layout, the blob cache, or a temporary copy\n"
+	"Every layer is read twice (from the layout, the blob cache, or a temporary copy\n"
 	"for docker-archive) to find /var/lang/bin/python3.N and the conda prefix: the\n"
 	"directory above the bin/ the newest python resolves to, else the first\n"
 	"/opt/NAME with a conda-meta directory; its packages come from conda-meta/*.json.\n"
@@ -361,7 +387,9 @@ const ocil_command ocil_cmd_inspect = {
 	"  from the config history), layersSize, env,\n"
 	"  entrypoint, cmd, workingDir, user, pythons [{path, minor, link, target,\n"
 	"  missing}], conda {prefix, packages [{name, version, build, channel, subdir,\n"
-	"  license, sha256, url}]} or null.\n"
+	"  license, sha256, url}]} or null, bytecode {python, pycs, stale,\n"
+	"  biggestStale [{source, size, why}]} or null: the .pyc files the newest\n"
+	"  python reads and how many of them are stale (compiled at every cold start).\n"
 	"\n--sbom FILE writes SPDX 2.3 JSON: one package per conda record (name,\n"
 	"version, license, sha256, download URL, a pkg:conda purl), created at\n"
 	"SOURCE_DATE_EPOCH (else 1970-01-01), its namespace a hash of its content,\n"

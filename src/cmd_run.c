@@ -25,6 +25,7 @@
 #include "run_memory.h"
 #include "run_report.h"
 #include "runtime_api.h"
+#include "sandbox.h"
 #include "source.h"
 #include "unpack.h"
 
@@ -45,9 +46,6 @@ enum {
 #define ACCOUNT "012345678912"
 /* what an extension that got SHUTDOWN has to finish (Lambda: 2 s) */
 #define SHUTDOWN_GRACE_S 2.0
-/* Lambda's sandbox user (sbx_user1051) */
-#define SANDBOX_UID "993"
-#define SANDBOX_GID "990"
 
 static const ocil_option options[] = {
     {"event", OPT_EVENT, "JSON|@FILE",
@@ -448,24 +446,6 @@ static int list_extensions(const image *im, ocil_strv *out, ocil_error **err)
 	return 0;
 }
 
-/* bwrap's options for a sandbox on root (the unshared namespaces but the
- * network: the function reaches our Runtime API on 127.0.0.1). */
-static void sandbox_args(ocil_strv *a, const char *root)
-{
-	static const char *const fixed[] = {
-	    "bwrap",	 "--unshare-all", "--share-net", "--unshare-user",    "--uid",
-	    SANDBOX_UID, "--gid",	  SANDBOX_GID,	 "--die-with-parent", "--new-session"};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		ocil_strv_push(a, ocil_xstrdup(fixed[i]));
-	static const char *const mounts[] = {"--proc",	"/proc", "--dev",   "/dev",
-					     "--perms", "1777",	 "--tmpfs", "/tmp"};
-	ocil_strv_push(a, ocil_xstrdup("--ro-bind"));
-	ocil_strv_push(a, ocil_xstrdup(root));
-	ocil_strv_push(a, ocil_xstrdup("/"));
-	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
-		ocil_strv_push(a, ocil_xstrdup(mounts[i]));
-}
-
 /* The extensions start first, each in the background as Lambda starts
  * them (no arguments), then the image's Entrypoint + Cmd in the
  * foreground: a shell of the image does it, given the list. */
@@ -474,7 +454,7 @@ static const char start_extensions[] =
 
 static void build_argv(const image *im, const ocil_strv *env, const ocil_strv *exts, ocil_strv *a)
 {
-	sandbox_args(a, im->rootfs);
+	ocil_sandbox_args(a, im->rootfs, true);
 	ocil_strv_push(a, ocil_xstrdup("--clearenv"));
 	for (size_t i = 0; i < env->n; i++) {
 		const char *eq = strchr(env->v[i], '=');
@@ -568,7 +548,7 @@ static int spawn(const ocil_strv *argv, int errfd, int cgfd, pid_t *out, ocil_er
 static int check_bwrap(ocil_error **err)
 {
 	cleanup_strv ocil_strv a = {0};
-	sandbox_args(&a, "/");
+	ocil_sandbox_args(&a, "/", true);
 	ocil_strv_push(&a, ocil_xstrdup("--"));
 	ocil_strv_push(&a, ocil_xstrdup("true"));
 	int p[2];
@@ -593,19 +573,7 @@ static int check_bwrap(ocil_error **err)
 	cleanup_free char *text = msg;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	const char *m = text ? text : "";
-	cleanup_free char *line = ocil_xstrndup(m, strcspn(m, "\n"));
-	if (strstr(m, "namespace") != NULL || strstr(m, "uid map") != NULL ||
-	    strstr(m, "setting up uid") != NULL || strstr(m, "Operation not permitted") != NULL)
-		return ocil_error_set(
-		    err, OCIL_E_IO,
-		    "bubblewrap cannot create the sandbox's user namespace (%s): "
-		    "enable unprivileged user namespaces (sysctl "
-		    "user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, "
-		    "or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0)",
-		    line[0] ? line : "no message");
-	return ocil_error_set(err, OCIL_E_IO, "bubblewrap cannot create the sandbox: %s",
-			      line[0] ? line : "no message");
+	return ocil_sandbox_failed(text, err);
 }
 
 typedef struct {

@@ -5,6 +5,7 @@
 
 #include "json.h"
 #include "lambda.h"
+#include "pyc.h"
 #include "rootfs.h"
 
 /* A JSON string (see ocil_json_string_lossy), or null for NULL. */
@@ -277,6 +278,38 @@ static int describe_rootfs(ocil_rootfs *fs, const ocil_source *src, ocil_inspect
 	return 0;
 }
 
+/* The bytecode the newest python reads (pyc.h): how much, how much stale,
+ * the biggest stale sources; null without a python. */
+static int bytecode_json(ocil_rootfs *fs, const ocil_layer_files *f, const ocil_inspect_opts *o,
+			 json_t *doc, ocil_error **err)
+{
+	const json_t *pythons = json_object_get(doc, "pythons");
+	const char *minor = NULL;
+	for (size_t i = json_array_size(pythons); i > 0 && minor == NULL; i--)
+		minor = ocil_json_opt_string(json_array_get(pythons, i - 1), "minor");
+	if (minor == NULL || ocil_pyc_minor(minor) < 0) {
+		json_object_set_new(doc, "bytecode", json_null());
+		return 0;
+	}
+	ocil_pyc_scan_opts so = {.cancel = o->cancel};
+	ocil_pyc_stats st;
+	if (ocil_pyc_scan_image((const char *const *)f->paths.v, f->paths.n, fs,
+				ocil_pyc_minor(minor), &so, &st, err) < 0)
+		return -1;
+	json_t *top = json_array();
+	for (size_t i = 0; i < st.n_top; i++)
+		json_array_append_new(top,
+				      json_pack("{s:o, s:I, s:s}", "source",
+						ocil_json_string_lossy(st.top[i].source), "size",
+						(json_int_t)st.top[i].size, "why", st.top[i].why));
+	json_object_set_new(doc, "bytecode",
+			    json_pack("{s:s, s:I, s:I, s:o}", "python", minor, "pycs",
+				      (json_int_t)st.pycs, "stale", (json_int_t)st.stale,
+				      "biggestStale", top));
+	ocil_pyc_stats_clear(&st);
+	return 0;
+}
+
 static int read_rootfs(const ocil_ref *ref, ocil_source *src, const ocil_inspect_opts *o,
 		       ocil_inspect_result *out, ocil_error **err)
 {
@@ -288,6 +321,8 @@ static int read_rootfs(const ocil_ref *ref, ocil_source *src, const ocil_inspect
 		r = ocil_error_wrap(err, "%s", src->name);
 	if (r == 0)
 		r = describe_rootfs(fs, src, out, err);
+	if (r == 0 && bytecode_json(fs, &f, o, out->doc, err) < 0)
+		r = ocil_error_wrap(err, "%s", src->name);
 	/* The rootfs reads the layer files until it is freed; then they can
 	 * go. */
 	ocil_rootfs_free(fs);

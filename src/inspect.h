@@ -35,6 +35,12 @@
  *                  has no conda prefix; channel as ocil_sbom_channel_name
  *                  gives it, optional fields null when not recorded;
  *                  packages sorted by name, version, build.
+ *   bytecode       {python, pycs, stale, biggestStale: [{source, size, why}]}
+ *                  or null without a /var/lang/bin/python3.N: the bytecode
+ *                  the newest python3.N reads (pyc.h), how many of those
+ *                  pycs are stale (compiled again at every cold start), and
+ *                  the biggest stale sources (why: "mtime", "size", "hash",
+ *                  "magic" or "header": what python finds wrong).
  *
  * The conda prefix is the directory two levels above the file the highest
  * /var/lang/bin/python3.N resolves to (an ocilambda image points it at

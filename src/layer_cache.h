@@ -8,6 +8,7 @@
  *   blobs/sha256/<hex>      the layer itself, in the shared blob cache
  *   verified/<hex>          blob files hashed before (see the end)
  *   index/<hex>             layer entry indexes (layer_index.h)
+ *   index/<hex>.bytecode    a layer's python sources and pyc headers (pyc.h)
  * "facts" is whatever the producer needs again without redoing its work
  * (e.g. what inspecting the conda prefix found); "blob" is the blob file's
  * device, inode, size and mtime when it was last known to hash to digest.

@@ -17,6 +17,7 @@
 #include "digest.h"
 #include "gzip.h"
 #include "layer_index.h"
+#include "pyc.h"
 #include "util.h"
 #include "zstd_blob.h"
 
@@ -38,6 +39,14 @@ struct ocil_layer_writer {
 	ocil_layer_index_writer *index;
 	uint64_t entries;
 	int64_t mtime;
+	/* the next entry's own mtime (ocil_layer_writer_set_next_mtime) */
+	int64_t next_mtime;
+	bool next_mtime_set;
+	/* python sources and bytecode written, kept with the entry index for
+	 * the stale-bytecode scans (pyc.h); NULL: none kept */
+	ocil_pyc_facts *facts;
+	char *facts_dir;
+	bool in_fact; /* the current file is the last fact */
 	writer_state state;
 	/* set by the output callback; libarchive only sees "-1" */
 	ocil_error *io_err;
@@ -177,7 +186,8 @@ static struct archive_entry *new_entry(ocil_layer_writer *w, const char *path, m
 	archive_entry_set_perm(e, perm & 07777);
 	archive_entry_set_uid(e, 0);
 	archive_entry_set_gid(e, 0);
-	archive_entry_set_mtime(e, (time_t)w->mtime, 0);
+	archive_entry_set_mtime(e, (time_t)(w->next_mtime_set ? w->next_mtime : w->mtime), 0);
+	w->next_mtime_set = false;
 	return e;
 }
 
@@ -249,6 +259,10 @@ int ocil_layer_writer_new(ocil_blobstore *bs, const ocil_layer_opts *opts, ocil_
 	if (opts && opts->index_dir &&
 	    ocil_layer_index_writer_begin(opts->index_dir, &w->index, &no_index) < 0)
 		ocil_error_free(no_index); /* only a cache */
+	if (opts && opts->index_dir) {
+		w->facts = ocil_xcalloc(1, sizeof(*w->facts));
+		w->facts_dir = ocil_xstrdup(opts->index_dir);
+	}
 	w->a = archive_write_new();
 	if (w->a == NULL)
 		abort();
@@ -327,8 +341,13 @@ int ocil_layer_writer_begin_file(ocil_layer_writer *w, const char *path, mode_t 
 				      "layer writer: %s: a file where a directory was added", path);
 	struct archive_entry *e = new_entry(w, path, AE_IFREG, mode);
 	archive_entry_set_size(e, (la_int64_t)size);
+	uint64_t index = w->entries;
+	int64_t mtime = (int64_t)archive_entry_mtime(e);
 	if (write_header(w, e, path, err) < 0)
 		return -1;
+	w->in_fact = w->facts != NULL && ocil_pyc_facts_wants(path);
+	if (w->in_fact)
+		ocil_pyc_facts_add(w->facts, path, index, mtime, size);
 	free(w->file_path);
 	w->file_path = ocil_xstrdup(path);
 	w->file_size = size;
@@ -348,6 +367,8 @@ int ocil_layer_writer_write(ocil_layer_writer *w, const void *buf, size_t len, o
 		return fail(w);
 	}
 	const char *p = buf;
+	if (w->in_fact)
+		ocil_pyc_facts_feed(w->facts, buf, len);
 	while (len > 0) {
 		la_ssize_t n = archive_write_data(w->a, p, len);
 		if (n <= 0)
@@ -456,6 +477,8 @@ int ocil_layer_writer_finish(ocil_layer_writer *w, ocil_layer_result *res, ocil_
 	ocil_error *no_index = NULL;
 	if (w->index != NULL && ocil_layer_index_writer_commit(w->index, r.digest, &no_index) < 0)
 		ocil_error_free(no_index); /* only a cache */
+	if (w->facts != NULL)
+		ocil_pyc_facts_save(w->facts, w->facts_dir, r.digest);
 	if (res != NULL)
 		*res = r;
 	return 0;
@@ -479,7 +502,20 @@ void ocil_layer_writer_free(ocil_layer_writer *w)
 	if (w->c_locale != (locale_t)0)
 		freelocale(w->c_locale);
 	free(w->file_path);
+	if (w->facts != NULL)
+		ocil_pyc_facts_clear(w->facts);
+	free(w->facts);
+	free(w->facts_dir);
 	free(w);
+}
+
+int ocil_layer_writer_set_next_mtime(ocil_layer_writer *w, int64_t mtime)
+{
+	if (mtime < 0 || mtime > 077777777777LL)
+		return -1;
+	w->next_mtime = mtime;
+	w->next_mtime_set = true;
+	return 0;
 }
 
 mode_t ocil_layer_file_mode(mode_t st_mode)
@@ -489,4 +525,9 @@ mode_t ocil_layer_file_mode(mode_t st_mode)
 	if (S_ISLNK(st_mode))
 		return 0777;
 	return (st_mode & 0111) ? 0755 : 0644;
+}
+
+int64_t ocil_layer_writer_mtime(const ocil_layer_writer *w)
+{
+	return w->mtime;
 }

@@ -3,7 +3,8 @@
  * same pass.
  *
  * Every entry gets uid/gid 0, empty user/group names, and the writer's fixed
- * mtime; no atime/ctime/xattrs are written. Long names use PAX headers. The
+ * mtime (or the one set for it: python sources, see _set_next_mtime); no
+ * atime/ctime/xattrs are written. Long names use PAX headers. The
  * writer does NOT sort: producers add entries in a deterministic order
  * (depth-first, siblings sorted bytewise) and add every parent directory
  * before its children; a child whose parent directory was not added is an
@@ -81,6 +82,15 @@ static inline void ocil_layer_writer_freep(ocil_layer_writer **w)
 	ocil_layer_writer_free(*w);
 }
 #define cleanup_layer_writer __attribute__((cleanup(ocil_layer_writer_freep)))
+
+/* The next entry added gets this mtime instead of the writer's (a python
+ * source the mtime its bytecode records, pyc.h); later ones the writer's
+ * again. -1 (nothing changed) when it does not fit a ustar header
+ * (0..8^11-1). A new layer's python sources and bytecode headers are kept
+ * with its entry index (index_dir/<hex>.bytecode, see ocil_pyc_facts_save). */
+int ocil_layer_writer_set_next_mtime(ocil_layer_writer *w, int64_t mtime);
+/* The writer's mtime (ocil_layer_opts.mtime). */
+int64_t ocil_layer_writer_mtime(const ocil_layer_writer *w);
 
 /* Normalize modes the way Lambda needs them: files 0644 or (any x bit) 0755,
  * directories 0755. Setuid/setgid/sticky bits are dropped. */

@@ -79,7 +79,8 @@ else
 
   # pandas, requests and their Python dependencies, from the dpkg file lists
   PKGS=$WORK/pkgs
-  "$PY" "$HELPER" pkgfiles "$WORK/sp.list" "$PKGS" python3-pandas python3-requests
+  # (MK_PREFIX_PACKAGES: other Debian packages, e.g. bench/coldstart.sh's stack)
+  "$PY" "$HELPER" pkgfiles "$WORK/sp.list" "$PKGS" ${MK_PREFIX_PACKAGES:-python3-pandas python3-requests}
   tar -C /usr/lib/python3/dist-packages --no-recursion -hcf - -T "$WORK/sp.list" \
     | tar -C "$DEST/$SP" -xf -
   # Debian's pytz reads /usr/share/zoneinfo (package tzdata), absent from Lambda bases:

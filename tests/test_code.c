@@ -134,6 +134,53 @@ static void errors(void)
 	CHECK(n == 2);
 }
 
+/* --compile-code: the sources listed, and the compiled __pycache__ of each
+ * directory right after it; the code's own caches still left out. */
+static void bytecode(void)
+{
+	CHECK(put("bc/app.py", "A = 1\n", 0644) == 0);
+	CHECK(put("bc/pkg/__init__.py", "", 0644) == 0);
+	CHECK(put("bc/pkg/data.txt", "d", 0644) == 0);
+	CHECK(put("bc/pkg/__pycache__/__init__.cpython-311.pyc", "old", 0644) == 0);
+	CHECK(sym("app.py", "bc/alias.py") == 0);
+	CHECK(put("pyc/opt/my-code/__pycache__/app.cpython-311.pyc", "APP", 0600) == 0);
+	CHECK(put("pyc/opt/my-code/pkg/__pycache__/__init__.cpython-311.pyc", "INIT", 0600) == 0);
+	cleanup_free char *dir = tpath("bc"), *pycs = tpath("pyc");
+	ocil_error *err = NULL;
+	cleanup_strv ocil_strv src = {0};
+	CHECK_OK(ocil_code_sources(dir, "/opt/my-code", &src, &err), &err);
+	CHECK(src.n == 2);
+	CHECK_STREQ(src.v[0], "/opt/my-code/app.py");
+	CHECK_STREQ(src.v[1], "/opt/my-code/pkg/__init__.py");
+	cleanup_blobstore ocil_blobstore *bs = NULL;
+	cleanup_layer_writer ocil_layer_writer *w = NULL;
+	CHECK_OK(open_layer_writer(&bs, &w, &err), &err);
+	CHECK_OK(ocil_code_write_layer_bytecode(dir, "/opt/my-code", pycs, NULL, w, &err), &err);
+	rlayer l = {.n = 0};
+	int r = finish_read_layer(bs, w, &l, &err);
+	if (r != 0)
+		rlayer_clear(&l);
+	CHECK_OK(r, &err);
+	static const char *want[] = {
+	    "opt/",
+	    "opt/my-code/",
+	    "opt/my-code/__pycache__/",
+	    "opt/my-code/__pycache__/app.cpython-311.pyc",
+	    "opt/my-code/alias.py",
+	    "opt/my-code/app.py",
+	    "opt/my-code/pkg/",
+	    "opt/my-code/pkg/__pycache__/",
+	    "opt/my-code/pkg/__pycache__/__init__.cpython-311.pyc",
+	    "opt/my-code/pkg/__init__.py",
+	    "opt/my-code/pkg/data.txt",
+	};
+	int names_ok = rlayer_names_are(&l, want, NENTS(want));
+	const rentry *p = rlayer_find(&l, "opt/my-code/pkg/__pycache__/__init__.cpython-311.pyc");
+	int ok = names_ok && p != NULL && p->perm == 0644 && strcmp(p->data, "INIT") == 0;
+	rlayer_clear(&l);
+	CHECK(ok);
+}
+
 /* The walker on its own: order, skip, rel/path/name, stat. */
 typedef struct {
 	ocil_strv seen;
@@ -188,4 +235,4 @@ static void walker(void)
 	CHECK(same);
 }
 
-TEST_MAIN(T(tree), T(errors), T(walker))
+TEST_MAIN(T(tree), T(errors), T(bytecode), T(walker))

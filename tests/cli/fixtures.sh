@@ -26,8 +26,13 @@ bash "$TD/mk-ric-base.sh" "$FIXTURES/base-ric" ric
 # a noarch entry point, a .pc file and a pip-installed console script.
 bash "$TD/mk-fidelity-prefix.sh" "$FIXTURES/prefix-fidelity" \
 	/home/runner/miniconda3/envs/blog-test-with-a-long-name "$PYVER"
+# Bytecode (issue 20): prefix-run plus Debian's own .pyc files and the cases
+# of mk-pyc-helper.py.
+bash "$TD/mk-pyc-prefix.sh" "$FIXTURES/prefix-pyc" "$ORIGIN" "$PYVER"
 # Packages and locks for assemble --conda-lock (issue 10), python from prefix-run.
 bash "$TD/mk-pkgs.sh" "$FIXTURES/lock" "$FIXTURES/prefix-run" "$PYVER"
+# Bytecode of lock builds (issue 20): a package shipping pycs, an aarch64 lock.
+/usr/bin/python3 "$TD/mk-pyc-pkgs.py" "$FIXTURES/lock-pyc" "$FIXTURES/lock" "$PYVER"
 echo "$PYVER" >"$FIXTURES/pyver"
 touch "$FIXTURES/.stamp-$stamp"
 echo "fixtures built in $FIXTURES (python $PYVER)"

@@ -38,6 +38,7 @@ line "Cmd:" '["example.lambda_handler"]'
 line "WorkingDir:" "/var/task"
 line "Python:" "/var/lang/bin/python3.8 -> /opt/conda-env/bin/python (/opt/conda-env/bin/python3.8)"
 line "Conda:" "/opt/conda-env, 1 package"
+line "Bytecode:" "0 .pyc files for python 3.8, 0 stale"
 grep -qE '^  python +3\.8\.16 +h_fixture_0 +conda-forge$' "$T/text" || fail "package row: $(cat "$T/text")"
 grep -qE '^Layers: +6, [0-9.]+ (B|KiB|MiB) as stored$' "$T/text" || fail "layer count line"
 # one row per layer, in manifest order, with the history that made it
@@ -69,7 +70,8 @@ def check(cond, what):
     if not cond:
         sys.exit("check failed: %s\n%s" % (what, json.dumps(j, indent=1)[:3000]))
 keys = ["schemaVersion", "ref", "manifest", "config", "platform", "created", "layers",
-        "layersSize", "env", "entrypoint", "cmd", "workingDir", "user", "pythons", "conda"]
+        "layersSize", "env", "entrypoint", "cmd", "workingDir", "user", "pythons", "conda",
+        "bytecode"]
 check(list(j) == keys, "top-level keys, in order: %s" % list(j))
 check(j["schemaVersion"] == 1 and j["ref"] == img, "schemaVersion, ref")
 check(j["manifest"] == {"digest": digest, "mediaType": m["mediaType"],
@@ -100,6 +102,7 @@ want = [{"name": r["name"], "version": r["version"], "build": r["build"],
 want.sort(key=lambda p: (p["name"], p["version"], p["build"]))
 check(j["conda"] == {"prefix": "/opt/conda-env", "packages": want}, "conda packages")
 check(any(p["name"] == "python" and p["version"] == "3.8.16" for p in want), "fixture has python 3.8.16")
+check(j["bytecode"] == {"python": "3.8", "pycs": 0, "stale": 0, "biggestStale": []}, "bytecode")
 PYEOF
 ok "--json: stable keys; manifest, config, layers, history, env agree with skopeo; conda agrees with conda-meta"
 
