@@ -15,10 +15,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "fetch.h"
-#include "http.h"
+#include "base/util.h"
+#include "registry/fetch.h"
+#include "registry/http.h"
 #include "test.h"
-#include "util.h"
 
 /* --- the server --- */
 
