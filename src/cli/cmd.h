@@ -165,19 +165,6 @@ void ocil_cmd_human_size(int64_t n, char *buf, size_t len);
 /* Monotonic seconds, for durations. */
 double ocil_cmd_now(void);
 
-/* One row of assemble's summary table. */
-typedef struct {
-	const char *made_by; /* "base", "conda", "code", "runtime" */
-	const char *digest;
-	int64_t size;	      /* as stored (compressed) */
-	int64_t uncompressed; /* -1: not known (base layers are not unpacked) */
-	bool cached;	      /* taken from a cache, not made now */
-	bool base;	      /* a base layer: neither cached nor new */
-} ocil_cmd_layer_row;
-/* The table of what was built, then the ref, the digest and the time. */
-void ocil_cmd_print_summary(FILE *f, const char *output, const char *digest,
-			    const ocil_cmd_layer_row *rows, size_t n, double seconds);
-
 /* Environment variables ocilambda reads; the table ends with {NULL}. */
 typedef struct {
 	const char *name;

@@ -154,15 +154,7 @@ static int do_check(const opts *o, const char *input, check *c, const ocil_cance
 	if (ne == 0)
 		return 0;
 	/* the failed rules, once each, in table order (findings are grouped) */
-	cleanup_free char *rules = ocil_xstrdup("");
-	const ocil_findings *f = &c->findings;
-	for (size_t i = 0; i < f->n; i++) {
-		if (f->v[i].sev != OCIL_SEV_ERROR || strstr(rules, f->v[i].rule) != NULL)
-			continue;
-		char *n = ocil_xasprintf("%s%s%s", rules, rules[0] ? ", " : "", f->v[i].rule);
-		free(rules);
-		rules = n;
-	}
+	cleanup_free char *rules = ocil_findings_failed_rules(&c->findings);
 	return ocil_error_set(err, OCIL_E_CHECK,
 			      "%s: %zu error%s (%s): Lambda would refuse this image or fail to run "
 			      "it",

@@ -444,36 +444,3 @@ void ocil_cmd_human_size(int64_t n, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.2f GiB", n / 1073741824.0);
 }
-
-void ocil_cmd_print_summary(FILE *f, const char *output, const char *digest,
-			    const ocil_cmd_layer_row *rows, size_t n, double seconds)
-{
-	/* after the digest on stdout, when both are a terminal */
-	fflush(stdout);
-	fprintf(f, "  %-3s %-8s %11s %12s  %-6s  %s\n", "#", "layer", "compressed", "uncompressed",
-		"cache", "digest");
-	int64_t total = 0, total_raw = 0;
-	bool raw_known = true;
-	for (size_t i = 0; i < n; i++) {
-		const ocil_cmd_layer_row *r = &rows[i];
-		char z[32], u[32];
-		ocil_cmd_human_size(r->size, z, sizeof(z));
-		if (r->uncompressed >= 0)
-			ocil_cmd_human_size(r->uncompressed, u, sizeof(u));
-		else
-			snprintf(u, sizeof(u), "-");
-		total += r->size;
-		total_raw += r->uncompressed > 0 ? r->uncompressed : 0;
-		raw_known = raw_known && r->uncompressed >= 0;
-		fprintf(f, "  %-3zu %-8s %11s %12s  %-6s  %.19s\n", i + 1, r->made_by, z, u,
-			r->base	    ? "-"
-			: r->cached ? "cached"
-				    : "new",
-			r->digest);
-	}
-	char z[32], u[32];
-	ocil_cmd_human_size(total, z, sizeof(z));
-	ocil_cmd_human_size(total_raw, u, sizeof(u));
-	fprintf(f, "  %-3s %-8s %11s %12s\n", "", "total", z, raw_known ? u : "-");
-	fprintf(f, "ocilambda: built %s (%s) in %.1f s\n", output, digest, seconds);
-}

@@ -70,6 +70,19 @@ bool ocil_findings_have_errors(const ocil_findings *f)
 	return ocil_findings_count(f, OCIL_SEV_ERROR) > 0;
 }
 
+char *ocil_findings_failed_rules(const ocil_findings *f)
+{
+	char *rules = ocil_xstrdup("");
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->v[i].sev != OCIL_SEV_ERROR || strstr(rules, f->v[i].rule) != NULL)
+			continue;
+		char *n = ocil_xasprintf("%s%s%s", rules, rules[0] ? ", " : "", f->v[i].rule);
+		free(rules);
+		rules = n;
+	}
+	return rules;
+}
+
 const ocil_finding *ocil_findings_find(const ocil_findings *f, const char *rule)
 {
 	for (size_t i = 0; i < f->n; i++)

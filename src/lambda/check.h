@@ -122,6 +122,9 @@ char *ocil_finding_format(const ocil_finding *x);
 void ocil_findings_clear(ocil_findings *f);
 bool ocil_findings_have_errors(const ocil_findings *f);
 size_t ocil_findings_count(const ocil_findings *f, ocil_severity sev);
+/* The rules that failed at error level, once each in the order found:
+ * "L004, L012" ("" when none); caller frees. */
+char *ocil_findings_failed_rules(const ocil_findings *f);
 /* The first finding of rule, or NULL (for tests and callers that care about one). */
 const ocil_finding *ocil_findings_find(const ocil_findings *f, const char *rule);
 
