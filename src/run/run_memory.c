@@ -44,14 +44,15 @@ static bool write_str(const char *dir, const char *file, const char *value)
 	return fd >= 0 && write(fd, value, strlen(value)) == (ssize_t)strlen(value);
 }
 
-/* The value of "key N" in a flat keyed file (memory.events, oom_control). */
+/* The value of "key N" in a flat keyed file (memory.events, oom_control;
+ * /proc/PID/status, where a tab follows the key). */
 static long long keyed(const char *path, const char *key)
 {
 	cleanup_fclose FILE *f = fopen(path, "re");
 	char line[256];
 	size_t n = strlen(key);
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, key, n) == 0 && line[n] == ' ')
+		if (strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t'))
 			return strtoll(line + n + 1, NULL, 10);
 	return -1;
 }
