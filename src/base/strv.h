@@ -7,6 +7,10 @@
 
 bool ocil_str_has_prefix(const char *s, const char *prefix);
 bool ocil_str_has_suffix(const char *s, const char *suffix);
+/* The closest of names (n of them) to s by edit distance, when close
+ * enough to be a typo of it (1 edit for names under 6 bytes, else 2), or
+ * NULL: "did you mean" for commands and options. */
+const char *ocil_str_nearest(const char *s, const char *const *names, size_t n);
 
 /* Growable string array (NULL-terminated). */
 typedef struct {

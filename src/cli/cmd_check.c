@@ -48,57 +48,11 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	return 0;
 }
 
-typedef struct {
-	ocil_ref ref;
-	ocil_platform platform;
-	ocil_check_target target;
-	ocil_findings findings;
-} check;
-
-static void check_clear(check *c)
-{
-	ocil_check_target_clear(&c->target);
-	ocil_findings_clear(&c->findings);
-	ocil_platform_clear(&c->platform);
-	ocil_ref_clear(&c->ref);
-}
-
-/* "linux/amd64" from the checked config, or NULL. */
-static char *image_platform(const ocil_source *src)
-{
-	if (src == NULL)
-		return NULL;
-	const char *os = ocil_json_opt_string(src->config, "os");
-	const char *arch = ocil_json_opt_string(src->config, "architecture");
-	const char *variant = ocil_json_opt_string(src->config, "variant");
-	if (os == NULL || arch == NULL)
-		return NULL;
-	return ocil_xasprintf("%s/%s%s%s", os, arch, variant ? "/" : "", variant ? variant : "");
-}
+typedef ocil_check_report check;
 
 static void print_json(const char *input, const check *c, const ocil_findings *f)
 {
-	const ocil_source *src = c->target.src;
-	cleanup_free char *plat = image_platform(src);
-	cleanup_json json_t *doc = json_object();
-	json_object_set_new(doc, "image", json_string(input));
-	json_object_set_new(doc, "media_type",
-			    c->target.media_type ? json_string(c->target.media_type) : json_null());
-	json_object_set_new(doc, "digest", src ? json_string(src->manifest_digest) : json_null());
-	json_object_set_new(doc, "platform", plat ? json_string(plat) : json_null());
-	json_t *arr = json_array();
-	for (size_t i = 0; i < f->n; i++)
-		json_array_append_new(arr,
-				      json_pack("{s:s, s:s, s:s, s:s}", "rule", f->v[i].rule,
-						"severity", ocil_severity_name(f->v[i].sev),
-						"where", f->v[i].where, "message", f->v[i].msg));
-	json_object_set_new(doc, "findings", arr);
-	size_t ne = ocil_findings_count(f, OCIL_SEV_ERROR);
-	json_object_set_new(doc, "summary",
-			    json_pack("{s:I, s:I, s:I, s:b}", "errors", (json_int_t)ne, "warnings",
-				      (json_int_t)ocil_findings_count(f, OCIL_SEV_WARNING), "infos",
-				      (json_int_t)ocil_findings_count(f, OCIL_SEV_INFO), "passed",
-				      ne == 0));
+	cleanup_json json_t *doc = ocil_check_report_json(input, &c->target, f);
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
 }
@@ -109,7 +63,7 @@ static void print_human(const char *input, const check *c, const ocil_findings *
 	for (size_t i = 0; i < f->n; i++)
 		ocil_cmd_put_finding(stdout, "", &f->v[i], color);
 	const ocil_source *src = c->target.src;
-	cleanup_free char *plat = image_platform(src);
+	cleanup_free char *plat = ocil_check_image_platform(src);
 	size_t ne = ocil_findings_count(f, OCIL_SEV_ERROR);
 	size_t nw = ocil_findings_count(f, OCIL_SEV_WARNING);
 	size_t ni = ocil_findings_count(f, OCIL_SEV_INFO);
@@ -125,26 +79,17 @@ static void print_human(const char *input, const check *c, const ocil_findings *
 static int do_check(const opts *o, const char *input, check *c, const ocil_cancel *cancel,
 		    ocil_error **err)
 {
-	if (o->platform != NULL && ocil_platform_parse(o->platform, &c->platform, err) < 0)
-		return -1;
-	if (ocil_ref_parse(input, &c->ref, err) < 0)
-		return -1;
 	ocil_registry_opts ro = o->registry;
 	ocil_cmd_progress prog = {0};
-	ocil_cmd_registry_callbacks(
-	    &ro, ocil_cmd_progress_on(o->quiet || (o->json && !o->progress), o->progress) ? &prog
-											  : NULL);
-	ocil_source_opts so = {.cancel = cancel, .registry = &ro, .cache_dir = o->reg.cache_dir};
-	ocil_check_opts co = {.platform = o->platform ? &c->platform : NULL, .cancel = cancel};
-	if (ocil_check_target_open(&c->ref, &so, &co, &c->target, &c->findings, err) < 0)
+	bool progress = ocil_cmd_progress_on(o->quiet || (o->json && !o->progress), o->progress);
+	ocil_cmd_registry_callbacks(&ro, progress ? &prog : NULL);
+	ocil_check_ref_opts co = {.image = input,
+				  .platform = o->platform,
+				  .registry = &ro,
+				  .cache_dir = o->reg.cache_dir,
+				  .cancel = cancel};
+	if (ocil_check_ref(&co, c, err) < 0)
 		return -1;
-	if (c->target.src != NULL) {
-		co.blobs = c->target.blobs;
-		co.layers_compressed_on_push = c->target.archive;
-		if (ocil_check_source(c->target.src, c->target.media_type, &co, &c->findings, err) <
-		    0)
-			return ocil_error_wrap(err, "%s", input);
-	}
 	if (o->json)
 		print_json(input, c, &c->findings);
 	else
@@ -178,7 +123,7 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	check c = {0};
 	ocil_cancel cancel = {.flag = ctx->cancel_flag};
 	r = do_check(&o, argv[first], &c, &cancel, err);
-	check_clear(&c);
+	ocil_check_report_clear(&c);
 	return r;
 }
 

@@ -131,54 +131,12 @@ const ocil_command *ocil_cmd_find(const ocil_cmd_ctx *ctx, const char *name)
 	return NULL;
 }
 
-/* Levenshtein distance, for "did you mean"; names are short. */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 63 || lb > 63)
-		return SIZE_MAX;
-	size_t row[64];
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
-/* The closest of names (n of them) to s, if close enough to be a typo. */
-static const char *nearest(const char *s, const char *const *names, size_t n)
-{
-	const char *best = NULL;
-	size_t bd = SIZE_MAX;
-	for (size_t i = 0; i < n; i++) {
-		size_t d = distance(s, names[i]);
-		if (d < bd) {
-			bd = d;
-			best = names[i];
-		}
-	}
-	size_t len = strlen(s);
-	return bd <= (len < 6 ? 1 : 2) ? best : NULL;
-}
-
 int ocil_cmd_unknown(const ocil_cmd_ctx *ctx, const char *name, ocil_error **err)
 {
 	cleanup_free const char **names = ocil_xcalloc(ctx->n_commands + 1, sizeof(char *));
 	for (size_t i = 0; i < ctx->n_commands; i++)
 		names[i] = ctx->commands[i]->name;
-	const char *near = nearest(name, names, ctx->n_commands);
+	const char *near = ocil_str_nearest(name, names, ctx->n_commands);
 	if (near != NULL)
 		return ocil_error_set(err, OCIL_E_USAGE,
 				      "unknown command '%s' (did you mean '%s'? see 'ocilambda "
@@ -216,7 +174,7 @@ static int bad_option(const ocil_command *cmd, const char *arg, ocil_error **err
 		if (strncmp(names[i], name, strlen(name)) == 0)
 			return ocil_error_set(err, OCIL_E_USAGE, "option '--%s' takes no argument",
 					      names[i]);
-	const char *near = nearest(name, names, n + 1);
+	const char *near = ocil_str_nearest(name, names, n + 1);
 	if (near != NULL)
 		return ocil_error_set(err, OCIL_E_USAGE,
 				      "unknown option '--%s' (did you mean '--%s'?)", name, near);

@@ -231,6 +231,29 @@ static const char *operand_completion(const ocil_command *c)
 	return NULL;
 }
 
+/* One case of the completion's "case $cmd" a command: its options, its
+ * operand, what each option's argument completes to. */
+static void bash_command_cases(const ocil_cmd_ctx *ctx, FILE *f)
+{
+	for (size_t i = 0; i < ctx->n_commands; i++) {
+		const ocil_command *c = ctx->commands[i];
+		fprintf(f, "\t\t%s)\n\t\t\topts='--help", c->name);
+		for (const ocil_option *o = c->options; o && o->name; o++)
+			fprintf(f, " --%s", o->name);
+		const char *operand = operand_completion(c);
+		fprintf(f, "'\n\t\t\toperand=%s\n\t\t\tcase $prev in\n", operand ? operand : "");
+		for (const ocil_option *o = c->options; o && o->name; o++) {
+			if (o->arg == NULL)
+				continue;
+			char buf[128];
+			const char *how = arg_completion(o->arg, buf, sizeof(buf));
+			fprintf(f, "\t\t\t--%s) arg=1%s%s ;;\n", o->name, how ? "; " : "",
+				how ? how : "");
+		}
+		fputs("\t\t\tesac\n\t\t\t;;\n", f);
+	}
+}
+
 static void print_bash(const ocil_cmd_ctx *ctx, FILE *f)
 {
 	fputs("# bash completion for ocilambda\n"
@@ -289,23 +312,7 @@ static void print_bash(const ocil_cmd_ctx *ctx, FILE *f)
 	      "\t\tlocal opts= operand= arg=\n"
 	      "\t\tcase $cmd in\n",
 	      f);
-	for (size_t i = 0; i < ctx->n_commands; i++) {
-		const ocil_command *c = ctx->commands[i];
-		fprintf(f, "\t\t%s)\n\t\t\topts='--help", c->name);
-		for (const ocil_option *o = c->options; o && o->name; o++)
-			fprintf(f, " --%s", o->name);
-		const char *operand = operand_completion(c);
-		fprintf(f, "'\n\t\t\toperand=%s\n\t\t\tcase $prev in\n", operand ? operand : "");
-		for (const ocil_option *o = c->options; o && o->name; o++) {
-			if (o->arg == NULL)
-				continue;
-			char buf[128];
-			const char *how = arg_completion(o->arg, buf, sizeof(buf));
-			fprintf(f, "\t\t\t--%s) arg=1%s%s ;;\n", o->name, how ? "; " : "",
-				how ? how : "");
-		}
-		fputs("\t\t\tesac\n\t\t\t;;\n", f);
-	}
+	bash_command_cases(ctx, f);
 	fputs("\t\t*) arg=1 ;;\n"
 	      "\t\tesac\n"
 	      "\t\tif [[ -z $arg ]]; then\n"

@@ -289,59 +289,29 @@ static void print_text(const json_t *doc)
 
 /* ---- the command ---- */
 
-typedef struct {
-	ocil_ref ref;
-	ocil_platform platform;
-	ocil_source *src;
-	ocil_inspect_result res;
-} inspect;
-
-static void inspect_clear(inspect *x)
+static int do_inspect(const opts *o, const char *image, const ocil_cancel *cancel, ocil_error **err)
 {
-	ocil_ref_clear(&x->ref);
-	ocil_platform_clear(&x->platform);
-	ocil_source_free(x->src);
-	ocil_inspect_result_clear(&x->res);
-}
-
-static int do_inspect(const opts *o, const char *image, inspect *x, const ocil_cancel *cancel,
-		      ocil_error **err)
-{
-	int64_t epoch = 0;
-	if (ocil_source_date_epoch(&epoch, err) < 0 ||
-	    ocil_platform_parse(o->platform, &x->platform, err) < 0 ||
-	    ocil_ref_parse(image, &x->ref, err) < 0)
-		return -1;
 	ocil_registry_opts ro = o->registry;
 	ocil_cmd_progress prog = {0};
-	ocil_cmd_registry_callbacks(
-	    &ro, ocil_cmd_progress_on(o->quiet || (o->json && !o->progress), o->progress) ? &prog
-											  : NULL);
-	ocil_source_opts so = {.platform = &x->platform,
-			       .cancel = cancel,
-			       .registry = &ro,
-			       .cache_dir = o->reg.cache_dir};
-	if (ocil_source_open(&x->ref, &so, &x->src, err) < 0)
+	bool progress = ocil_cmd_progress_on(o->quiet || (o->json && !o->progress), o->progress);
+	ocil_cmd_registry_callbacks(&ro, progress ? &prog : NULL);
+	ocil_inspect_ref_opts io = {.image = image,
+				    .platform = o->platform,
+				    .sbom = o->sbom,
+				    .registry = &ro,
+				    .cache_dir = o->reg.cache_dir,
+				    .cancel = cancel};
+	__attribute__((cleanup(ocil_inspect_result_clear))) ocil_inspect_result res = {0};
+	if (ocil_inspect_ref(&io, &res, err) < 0)
 		return -1;
-	ocil_inspect_opts io = {.cancel = cancel, .cache_dir = o->reg.cache_dir};
-	if (ocil_inspect_image(&x->ref, x->src, &io, &x->res, err) < 0)
-		return -1;
-	if (o->sbom != NULL) {
-		ocil_sbom_opts sb = {.name = image,
-				     .image_digest = x->src->manifest_digest,
-				     .prefix = x->res.conda_prefix,
-				     .created = epoch};
-		if (ocil_sbom_write(o->sbom, &sb, &x->res.packages, err) < 0)
-			return ocil_error_wrap(err, "--sbom");
-	}
 	if (o->json) {
-		cleanup_free char *s = json_dumps(x->res.doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-								  JSON_ENSURE_ASCII);
+		cleanup_free char *s =
+		    json_dumps(res.doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 		if (s == NULL)
 			return ocil_error_set(err, OCIL_E_IO, "encoding the JSON output");
 		puts(s);
 	} else {
-		print_text(x->res.doc);
+		print_text(res.doc);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "writing to stdout");
@@ -362,11 +332,8 @@ static int run(const ocil_command *cmd, const ocil_cmd_ctx *ctx, int argc, char 
 	if (first + 1 < argc)
 		return ocil_error_set(err, OCIL_E_USAGE, "unexpected argument '%s'",
 				      argv[first + 1]);
-	inspect x = {0};
 	ocil_cancel cancel = {.flag = ctx->cancel_flag};
-	r = do_inspect(&o, argv[first], &x, &cancel, err);
-	inspect_clear(&x);
-	return r;
+	return do_inspect(&o, argv[first], &cancel, err);
 }
 
 const ocil_command ocil_cmd_inspect = {

@@ -1613,3 +1613,71 @@ bool ocil_check_py_defines(const char *text, size_t len, const char *name)
 	}
 	return false;
 }
+
+int ocil_check_ref(const ocil_check_ref_opts *o, ocil_check_report *c, ocil_error **err)
+{
+	memset(c, 0, sizeof(*c));
+	if (o->platform != NULL && ocil_platform_parse(o->platform, &c->platform, err) < 0)
+		return -1;
+	if (ocil_ref_parse(o->image, &c->ref, err) < 0)
+		return -1;
+	ocil_source_opts so = {
+	    .cancel = o->cancel, .registry = o->registry, .cache_dir = o->cache_dir};
+	ocil_check_opts co = {.platform = o->platform ? &c->platform : NULL, .cancel = o->cancel};
+	if (ocil_check_target_open(&c->ref, &so, &co, &c->target, &c->findings, err) < 0)
+		return -1;
+	if (c->target.src == NULL)
+		return 0;
+	co.blobs = c->target.blobs;
+	co.layers_compressed_on_push = c->target.archive;
+	if (ocil_check_source(c->target.src, c->target.media_type, &co, &c->findings, err) < 0)
+		return ocil_error_wrap(err, "%s", o->image);
+	return 0;
+}
+
+void ocil_check_report_clear(ocil_check_report *c)
+{
+	ocil_check_target_clear(&c->target);
+	ocil_findings_clear(&c->findings);
+	ocil_platform_clear(&c->platform);
+	ocil_ref_clear(&c->ref);
+}
+
+char *ocil_check_image_platform(const ocil_source *src)
+{
+	if (src == NULL)
+		return NULL;
+	const char *os = ocil_json_opt_string(src->config, "os");
+	const char *arch = ocil_json_opt_string(src->config, "architecture");
+	const char *variant = ocil_json_opt_string(src->config, "variant");
+	if (os == NULL || arch == NULL)
+		return NULL;
+	return ocil_xasprintf("%s/%s%s%s", os, arch, variant ? "/" : "", variant ? variant : "");
+}
+
+json_t *ocil_check_report_json(const char *input, const ocil_check_target *t,
+			       const ocil_findings *f)
+{
+	const ocil_source *src = t->src;
+	cleanup_free char *plat = ocil_check_image_platform(src);
+	json_t *doc = json_object();
+	json_object_set_new(doc, "image", json_string(input));
+	json_object_set_new(doc, "media_type",
+			    t->media_type ? json_string(t->media_type) : json_null());
+	json_object_set_new(doc, "digest", src ? json_string(src->manifest_digest) : json_null());
+	json_object_set_new(doc, "platform", plat ? json_string(plat) : json_null());
+	json_t *arr = json_array();
+	for (size_t i = 0; i < f->n; i++)
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:s, s:s, s:s}", "rule", f->v[i].rule,
+						"severity", ocil_severity_name(f->v[i].sev),
+						"where", f->v[i].where, "message", f->v[i].msg));
+	json_object_set_new(doc, "findings", arr);
+	size_t ne = ocil_findings_count(f, OCIL_SEV_ERROR);
+	json_object_set_new(doc, "summary",
+			    json_pack("{s:I, s:I, s:I, s:b}", "errors", (json_int_t)ne, "warnings",
+				      (json_int_t)ocil_findings_count(f, OCIL_SEV_WARNING), "infos",
+				      (json_int_t)ocil_findings_count(f, OCIL_SEV_INFO), "passed",
+				      ne == 0));
+	return doc;
+}

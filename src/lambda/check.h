@@ -174,6 +174,33 @@ int ocil_check_target_open(const ocil_ref *ref, const ocil_source_opts *so,
 			   ocil_error **err);
 void ocil_check_target_clear(ocil_check_target *t);
 
+/* The whole of `ocilambda check`: the reference parsed and opened (an
+ * index's platform image; platform NULL: linux/amd64 or linux/arm64,
+ * whichever the image is), every rule run. The findings (also on
+ * failure) and the target stay in out, for the report; clear it. */
+typedef struct {
+	const char *image, *platform;
+	const ocil_registry_opts *registry;
+	const char *cache_dir;
+	const ocil_cancel *cancel;
+} ocil_check_ref_opts;
+typedef struct {
+	ocil_ref ref;
+	ocil_platform platform;
+	ocil_check_target target;
+	ocil_findings findings;
+} ocil_check_report;
+int ocil_check_ref(const ocil_check_ref_opts *o, ocil_check_report *out, ocil_error **err);
+void ocil_check_report_clear(ocil_check_report *r);
+
+/* "linux/amd64[/variant]" of the checked config, or NULL. Caller frees. */
+char *ocil_check_image_platform(const ocil_source *src);
+/* The findings as `check --json` prints them: image, media_type, digest,
+ * platform, findings [{rule, severity, where, message}], summary {errors,
+ * warnings, infos, passed}. */
+json_t *ocil_check_report_json(const char *input, const ocil_check_target *t,
+			       const ocil_findings *f);
+
 /* Whether python source text defines name at module level: "def name(",
  * "async def name(", "class name", "name =" / "name: T =", or a top-level
  * "from m import ..., name" / "import m as name". A static look at the text,

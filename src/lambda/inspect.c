@@ -349,3 +349,38 @@ void ocil_inspect_result_clear(ocil_inspect_result *r)
 	ocil_sbom_packages_clear(&r->packages);
 	memset(r, 0, sizeof(*r));
 }
+
+int ocil_inspect_ref(const ocil_inspect_ref_opts *o, ocil_inspect_result *out, ocil_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	int64_t epoch = 0;
+	ocil_platform platform = {0};
+	ocil_ref ref = {0};
+	ocil_source *src = NULL;
+	int r = -1;
+	if (ocil_source_date_epoch(&epoch, err) == 0 &&
+	    ocil_platform_parse(o->platform ? o->platform : "linux/amd64", &platform, err) == 0 &&
+	    ocil_ref_parse(o->image, &ref, err) == 0) {
+		ocil_source_opts so = {.platform = &platform,
+				       .cancel = o->cancel,
+				       .registry = o->registry,
+				       .cache_dir = o->cache_dir};
+		ocil_inspect_opts io = {.cancel = o->cancel, .cache_dir = o->cache_dir};
+		r = ocil_source_open(&ref, &so, &src, err) < 0 ||
+			    ocil_inspect_image(&ref, src, &io, out, err) < 0
+			? -1
+			: 0;
+	}
+	if (r == 0 && o->sbom != NULL) {
+		ocil_sbom_opts sb = {.name = o->image,
+				     .image_digest = src->manifest_digest,
+				     .prefix = out->conda_prefix,
+				     .created = epoch};
+		if (ocil_sbom_write(o->sbom, &sb, &out->packages, err) < 0)
+			r = ocil_error_wrap(err, "--sbom");
+	}
+	ocil_source_free(src);
+	ocil_ref_clear(&ref);
+	ocil_platform_clear(&platform);
+	return r;
+}

@@ -88,4 +88,16 @@ int ocil_inspect_image(const ocil_ref *ref, ocil_source *src, const ocil_inspect
 		       ocil_inspect_result *out, ocil_error **err);
 void ocil_inspect_result_clear(ocil_inspect_result *r);
 
+/* The whole of `ocilambda inspect`: the reference parsed, the image opened
+ * (platform: which of an index; NULL: linux/amd64), described, and when
+ * sbom is set its conda packages written there as SPDX (named image, tied
+ * to the manifest digest, created at SOURCE_DATE_EPOCH). */
+typedef struct {
+	const char *image, *platform, *sbom;
+	const ocil_registry_opts *registry;
+	const char *cache_dir;
+	const ocil_cancel *cancel;
+} ocil_inspect_ref_opts;
+int ocil_inspect_ref(const ocil_inspect_ref_opts *o, ocil_inspect_result *out, ocil_error **err);
+
 #endif
