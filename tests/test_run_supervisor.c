@@ -185,7 +185,7 @@ static void missing_program(void)
 	CHECK(s.pid == 0);
 	const char *argv2[] = {"/", NULL};
 	CHECK_FAIL(ocil_supervisor_start(&s, argv2, -1, -1, &err), &err, OCIL_E_IO,
-		   "running bwrap");
+		   "running /: Permission denied");
 }
 
 TEST_MAIN(T(exit_status), T(orphans_reaped), T(stop_kills_group), T(timeout), T(output_and_fds),

@@ -1,25 +1,17 @@
 #include "registry/credentials.h"
-#include "base/digest.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <openssl/evp.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
+#include <unistd.h>
 
+#include "base/digest.h"
 #include "base/json.h"
+#include "base/spawn.h"
 #include "base/util.h"
-
-extern char **environ;
 
 /* Auth files hold a handful of entries; anything this large is not one. */
 #define AUTH_FILE_MAX ((size_t)4 << 20)
@@ -135,20 +127,6 @@ char *ocil_auth_sources(const char *authfile)
 
 /* --- credential helpers --- */
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* First line of a helper's complaint, printable and short, for messages. */
 static char *first_line(const char *s)
 {
@@ -164,34 +142,7 @@ static char *first_line(const char *s)
 	return out;
 }
 
-typedef struct {
-	char *buf;
-	size_t len, max;
-	bool overflow;
-} capture;
-
-static void capture_read(int *fd, capture *c)
-{
-	char tmp[4096];
-	ssize_t n = read(*fd, tmp, sizeof(tmp));
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n <= 0) {
-		close_fd(fd);
-		return;
-	}
-	if (c->len + (size_t)n > c->max) {
-		c->overflow = true;
-		close_fd(fd);
-		return;
-	}
-	c->buf = ocil_xrealloc(c->buf, c->len + (size_t)n + 1);
-	memcpy(c->buf + c->len, tmp, (size_t)n);
-	c->len += (size_t)n;
-	c->buf[c->len] = '\0';
-}
-
-/* The helper's path, looked up in PATH here rather than by posix_spawnp so
+/* The helper's path, looked up in PATH here rather than by execvp so
  * that "not installed" is told apart from "failed". Empty PATH entries (the
  * current directory) are skipped: a helper is never taken from there. */
 static char *find_in_path(const char *prog)
@@ -217,102 +168,37 @@ static char *find_in_path(const char *prog)
 
 /* Run docker-credential-<name> get with server on stdin; collect stdout and
  * stderr (bounded) and the exit status, all within HELPER_TIMEOUT_MS. */
-static int spawn_helper(const char *prog, const char *server, capture *out, capture *errout,
-			int *status, ocil_error **err)
+static int spawn_helper(const char *prog, const char *server, ocil_spawn_capture *out,
+			ocil_spawn_capture *errout, int *status, ocil_error **err)
 {
 	cleanup_free char *exe = find_in_path(prog);
 	if (exe == NULL)
 		return ocil_error_set(err, OCIL_E_REGISTRY,
 				      "credential helper %s: not found in PATH", prog);
-	int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
-	/* A socket for stdin so that writing to a helper that already exited
-	 * gives EPIPE without SIGPIPE (MSG_NOSIGNAL); the library must not
-	 * depend on the caller ignoring SIGPIPE. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 || pipe2(o, O_CLOEXEC) < 0 ||
-	    pipe2(e, O_CLOEXEC) < 0) {
-		int saved = errno;
-		for (int i = 0; i < 2; i++) {
-			close_fd(&in[i]);
-			close_fd(&o[i]);
-			close_fd(&e[i]);
-		}
-		return ocil_error_set_errno(err, OCIL_E_IO, saved, "%s", prog);
+	const char *argv[] = {prog, "get", NULL};
+	ocil_spawn_opts so = OCIL_SPAWN_OPTS_INIT;
+	so.argv = argv;
+	so.path = exe;
+	so.input = server;
+	so.input_len = strlen(server);
+	so.out = out;
+	so.err = errout;
+	so.timeout_ms = HELPER_TIMEOUT_MS;
+	ocil_spawn_result res;
+	if (ocil_spawn_run(&so, &res, err) < 0) {
+		if (res.exec_errno == 0)
+			return -1;
+		ocil_error_free(*err);
+		*err = NULL;
+		return ocil_error_set_errno(err, OCIL_E_REGISTRY, res.exec_errno,
+					    "credential helper %s", prog);
 	}
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[1], 0);
-	posix_spawn_file_actions_adddup2(&fa, o[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, e[1], 2);
-	char *argv[] = {(char *)prog, (char *)"get", NULL};
-	pid_t pid = -1;
-	int rc = posix_spawn(&pid, exe, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close_fd(&in[1]);
-	close_fd(&o[1]);
-	close_fd(&e[1]);
-	if (rc != 0) {
-		close_fd(&in[0]);
-		close_fd(&o[0]);
-		close_fd(&e[0]);
-		return ocil_error_set_errno(err, OCIL_E_REGISTRY, rc, "credential helper %s", prog);
-	}
-	/* The server name is tiny: it fits the socket buffer, so this does
-	 * not block. A helper that does not read it is not our problem. */
-	(void)!send(in[0], server, strlen(server), MSG_NOSIGNAL);
-	close_fd(&in[0]);
-
-	long long deadline = now_ms() + HELPER_TIMEOUT_MS;
-	bool timed_out = false;
-	while (o[0] >= 0 || e[0] >= 0) {
-		long long left = deadline - now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		struct pollfd p[2] = {{.fd = o[0], .events = POLLIN},
-				      {.fd = e[0], .events = POLLIN}};
-		int n = poll(p, 2, (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		if (o[0] >= 0 && p[0].revents != 0)
-			capture_read(&o[0], out);
-		if (e[0] >= 0 && p[1].revents != 0)
-			capture_read(&e[0], errout);
-		if (out->overflow)
-			break;
-	}
-	close_fd(&o[0]);
-	close_fd(&e[0]);
-	/* The helper closed its output; give it what is left of the time to
-	 * exit, then make sure it does. */
-	bool waited = false;
-	while (!timed_out && !out->overflow) {
-		pid_t w = waitpid(pid, status, WNOHANG);
-		/* ECHILD: the caller ignores SIGCHLD and the child is
-		 * gone; nothing left to wait for or to kill. */
-		if (w == pid || (w < 0 && errno != EINTR)) {
-			waited = true;
-			break;
-		}
-		if (now_ms() >= deadline) {
-			timed_out = true;
-			break;
-		}
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	if (!waited) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-			;
-	}
+	*status = res.status;
 	if (out->overflow)
 		return ocil_error_set(err, OCIL_E_REGISTRY,
 				      "credential helper %s: output larger than %zu bytes", prog,
 				      HELPER_OUT_MAX);
-	if (timed_out)
+	if (res.timed_out)
 		return ocil_error_set(err, OCIL_E_REGISTRY,
 				      "credential helper %s: no answer within %d s", prog,
 				      HELPER_TIMEOUT_MS / 1000);
@@ -327,7 +213,8 @@ static int run_helper(const char *name, const char *registry, ocil_creds *creds,
 		return ocil_error_set(err, OCIL_E_INPUT, "invalid credential helper name \"%s\"",
 				      name);
 	cleanup_free char *prog = ocil_xasprintf("docker-credential-%s", name);
-	capture out = {.max = HELPER_OUT_MAX}, errout = {.max = HELPER_ERR_MAX};
+	ocil_spawn_capture out = {.max = HELPER_OUT_MAX, .fail_over = true};
+	ocil_spawn_capture errout = {.max = HELPER_ERR_MAX};
 	int status = 0;
 	int r = spawn_helper(prog, helper_server(registry), &out, &errout, &status, err);
 	cleanup_wipe char *obuf = out.buf;
