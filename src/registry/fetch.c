@@ -45,7 +45,8 @@ typedef struct {
 	uint64_t limit; /* bytes the body may have */
 	/* the response */
 	long status;
-	char *reason, *content_range, *retry_after;
+	char *reason, *content_range;
+	long retry_after; /* seconds (ocil_http_retry_after), -1: none */
 	long long content_length;
 	bool body_to_sink;
 	ocil_error *err; /* raised in a callback; fatal */
@@ -235,8 +236,8 @@ static void resp_reset(xfer *x)
 {
 	free(x->reason);
 	free(x->content_range);
-	free(x->retry_after);
-	x->reason = x->content_range = x->retry_after = NULL;
+	x->reason = x->content_range = NULL;
+	x->retry_after = -1;
 	x->status = 0;
 	x->content_length = -1;
 	x->body_to_sink = false;
@@ -275,6 +276,23 @@ static int on_headers_done(xfer *x)
 	return 0;
 }
 
+/* The headers we act on, from libcurl's header API once a response's
+ * headers are all in. */
+static void read_headers(xfer *x)
+{
+	x->content_range = ocil_http_header(x->easy, "Content-Range");
+	x->retry_after = ocil_http_retry_after(x->easy);
+	cleanup_free char *t = ocil_http_header(x->easy, "Content-Length");
+	char *end = NULL;
+	errno = 0;
+	long long cl = t != NULL ? strtoll(t, &end, 10) : -1;
+	x->content_length =
+	    t != NULL && isdigit((unsigned char)t[0]) && *end == '\0' && errno == 0 ? cl : -1;
+}
+
+/* Each header line: capped in length; the status line's reason phrase
+ * (libcurl keeps only the code); at the end of the headers, those we act
+ * on and the body's destination. */
 static size_t header_cb(char *b, size_t size, size_t n, void *data)
 {
 	xfer *x = data;
@@ -298,30 +316,8 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 		x->status = st;
 		if (st < 200)
 			return len; /* 1xx: the real response follows */
+		read_headers(x);
 		return on_headers_done(x) < 0 ? 0 : len;
-	}
-	const char *colon = memchr(b, ':', len);
-	if (colon == NULL)
-		return len;
-	size_t nlen = (size_t)(colon - b);
-	const char *v = colon + 1;
-	size_t vlen = len - nlen - 1;
-#define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(b, name, nlen) == 0)
-	char **slot = IS("Content-Range") ? &x->content_range
-		      : IS("Retry-After") ? &x->retry_after
-					  : NULL;
-	if (IS("Content-Length")) {
-		cleanup_free char *t = ocil_http_trimmed(v, vlen);
-		char *end = NULL;
-		errno = 0;
-		long long cl = strtoll(t, &end, 10);
-		x->content_length =
-		    isdigit((unsigned char)t[0]) && *end == '\0' && errno == 0 ? cl : -1;
-	}
-#undef IS
-	if (slot != NULL) {
-		free(*slot);
-		*slot = ocil_http_trimmed(v, vlen);
 	}
 	return len;
 }
@@ -606,7 +602,7 @@ static int xfer_done(xfer *x, CURLcode rc, ocil_error **err)
 		cleanup_free char *why = status_text(x);
 		cleanup_free char *shown = ocil_url_redact(x->url);
 		cleanup_free char *full = ocil_xasprintf("%s: %s: %s", x->item->name, shown, why);
-		long ra = st == 429 || st == 503 ? ocil_http_retry_after(x->retry_after) : -1;
+		long ra = st == 429 || st == 503 ? x->retry_after : -1;
 		return retry_later(x, why, full, ra, err);
 	}
 	/* Our Range is past the end: start over from byte 0. */

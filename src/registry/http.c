@@ -173,22 +173,48 @@ char *ocil_http_net_error(const char *host, CURLcode rc, const char *errbuf)
 	}
 }
 
-long ocil_http_retry_after(const char *v)
+char *ocil_http_header(CURL *c, const char *name)
 {
-	if (v == NULL || *v == '\0')
+	struct curl_header *h = NULL;
+	if (curl_easy_header(c, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return NULL;
+	if (h->amount > 1 &&
+	    curl_easy_header(c, name, h->amount - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return NULL;
+	return ocil_http_trimmed(h->value, strlen(h->value));
+}
+
+size_t ocil_http_header_all(CURL *c, const char *name, char **out, size_t max)
+{
+	size_t n = 0;
+	struct curl_header *h = NULL;
+	for (size_t i = 0; n < max; i++) {
+		if (curl_easy_header(c, name, i, CURLH_HEADER, -1, &h) != CURLHE_OK)
+			break;
+		out[n++] = ocil_http_trimmed(h->value, strlen(h->value));
+		if (i + 1 >= h->amount)
+			break;
+	}
+	return n;
+}
+
+long ocil_http_retry_after_s(bool present, curl_off_t seconds)
+{
+	if (!present)
 		return -1;
-	char *end = NULL;
-	errno = 0;
-	long s = strtol(v, &end, 10);
-	if (isdigit((unsigned char)*v) && *end == '\0' && errno == 0)
-		return s > OCIL_HTTP_RETRY_AFTER_MAX_S ? OCIL_HTTP_RETRY_AFTER_MAX_S : s;
-	time_t t = curl_getdate(v, NULL);
-	if (t < 0)
-		return -1;
-	time_t now = time(NULL);
-	return t <= now ? 0
-			: (t - now > OCIL_HTTP_RETRY_AFTER_MAX_S ? OCIL_HTTP_RETRY_AFTER_MAX_S
-								 : (long)(t - now));
+	if (seconds <= 0)
+		return 0;
+	return seconds > OCIL_HTTP_RETRY_AFTER_MAX_S ? OCIL_HTTP_RETRY_AFTER_MAX_S : (long)seconds;
+}
+
+long ocil_http_retry_after(CURL *c)
+{
+	struct curl_header *h = NULL;
+	bool present = curl_easy_header(c, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK;
+	curl_off_t seconds = 0;
+	if (present && curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK)
+		seconds = 0;
+	return ocil_http_retry_after_s(present, seconds);
 }
 
 int ocil_http_retry_delay(int used, int retries, long long deadline_ms, long timeout_s,

@@ -62,9 +62,23 @@ bool ocil_http_retryable(CURLcode rc);
  * failed: …". Caller frees. */
 char *ocil_http_net_error(const char *host, CURLcode rc, const char *errbuf);
 
-/* Retry-After: seconds, or an HTTP date; capped at
- * OCIL_HTTP_RETRY_AFTER_MAX_S. -1 when absent or unreadable. */
-long ocil_http_retry_after(const char *v);
+/* ---- the response c is receiving or received last (libcurl's header
+ * API: the final response of the last request, not a 1xx's, a CONNECT's
+ * or a trailer; values trimmed). Called from the header callback, they
+ * see the headers before the current line. ---- */
+
+/* The value of header name (the last one when it is repeated), or NULL.
+ * Caller frees. */
+char *ocil_http_header(CURL *c, const char *name);
+/* Every value of header name, in order, at most max into out (each
+ * allocated); returns how many. */
+size_t ocil_http_header_all(CURL *c, const char *name, char **out, size_t max);
+/* Retry-After as libcurl reads it (CURLINFO_RETRY_AFTER: seconds, or an
+ * HTTP date from now; what it cannot read counts as now), capped at
+ * OCIL_HTTP_RETRY_AFTER_MAX_S; -1 when the response has none. */
+long ocil_http_retry_after(CURL *c);
+/* The same from whether the header is there and libcurl's seconds. */
+long ocil_http_retry_after_s(bool present, curl_off_t seconds);
 
 /* The wait before attempt used + 2 (used: retries already made):
  * retry_after_s when the server said (>= 0), else 1, 2, 4 … s up to

@@ -96,7 +96,8 @@ typedef struct {
 	char *reason;
 	bool body_to_sink;
 	bool on_registry; /* came from the registry itself, not a redirect target */
-	char *content_type, *docker_digest, *retry_after, *content_range;
+	char *content_type, *docker_digest, *content_range;
+	long retry_after;		    /* seconds (ocil_http_retry_after), -1: none */
 	char *location, *range, *chunk_min; /* upload session answers */
 	long long content_length;	    /* -1 when absent */
 	char *www[MAX_CHALLENGES];
@@ -133,15 +134,14 @@ static void resp_reset_headers(resp *rs)
 	free(rs->reason);
 	free(rs->content_type);
 	free(rs->docker_digest);
-	free(rs->retry_after);
 	free(rs->content_range);
 	free(rs->location);
 	free(rs->range);
 	free(rs->chunk_min);
 	for (size_t i = 0; i < rs->n_www; i++)
 		free(rs->www[i]);
-	rs->reason = rs->content_type = rs->docker_digest = rs->retry_after = rs->content_range =
-	    NULL;
+	rs->reason = rs->content_type = rs->docker_digest = rs->content_range = NULL;
+	rs->retry_after = -1;
 	rs->location = rs->range = rs->chunk_min = NULL;
 	rs->n_www = 0;
 	rs->content_length = -1;
@@ -249,6 +249,31 @@ static int on_headers_done(resp *rs)
 	return 0;
 }
 
+/* The headers we act on, from libcurl's header API once a response's
+ * headers are all in (the last of a repeated one; WWW-Authenticate: each,
+ * up to MAX_CHALLENGES). */
+static void read_headers(resp *rs)
+{
+	CURL *c = rs->o->r->curl;
+	rs->content_type = ocil_http_header(c, "Content-Type");
+	rs->docker_digest = ocil_http_header(c, "Docker-Content-Digest");
+	rs->content_range = ocil_http_header(c, "Content-Range");
+	rs->location = ocil_http_header(c, "Location");
+	rs->range = ocil_http_header(c, "Range");
+	rs->chunk_min = ocil_http_header(c, "OCI-Chunk-Min-Length");
+	rs->n_www = ocil_http_header_all(c, "WWW-Authenticate", rs->www, MAX_CHALLENGES);
+	rs->retry_after = ocil_http_retry_after(c);
+	cleanup_free char *t = ocil_http_header(c, "Content-Length");
+	char *end = NULL;
+	errno = 0;
+	long long x = t != NULL ? strtoll(t, &end, 10) : -1;
+	rs->content_length =
+	    t != NULL && isdigit((unsigned char)t[0]) && *end == '\0' && errno == 0 ? x : -1;
+}
+
+/* Each header line: capped in length; the status line's reason phrase
+ * (libcurl keeps only the code); at the end of the headers, those we act
+ * on and the body's destination. */
 static size_t header_cb(char *b, size_t size, size_t n, void *data)
 {
 	resp *rs = data;
@@ -273,44 +298,8 @@ static size_t header_cb(char *b, size_t size, size_t n, void *data)
 		rs->status = st;
 		if (st < 200)
 			return len; /* 1xx: the real response follows */
+		read_headers(rs);
 		return on_headers_done(rs) < 0 ? 0 : len;
-	}
-	const char *colon = memchr(b, ':', len);
-	if (colon == NULL)
-		return len;
-	size_t nlen = (size_t)(colon - b);
-	const char *v = colon + 1;
-	size_t vlen = len - nlen - 1;
-	char **slot = NULL;
-#define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(b, name, nlen) == 0)
-	if (IS("Content-Type"))
-		slot = &rs->content_type;
-	else if (IS("Docker-Content-Digest"))
-		slot = &rs->docker_digest;
-	else if (IS("Retry-After"))
-		slot = &rs->retry_after;
-	else if (IS("Content-Range"))
-		slot = &rs->content_range;
-	else if (IS("Location"))
-		slot = &rs->location;
-	else if (IS("Range"))
-		slot = &rs->range;
-	else if (IS("OCI-Chunk-Min-Length"))
-		slot = &rs->chunk_min;
-	else if (IS("WWW-Authenticate") && rs->n_www < MAX_CHALLENGES)
-		slot = &rs->www[rs->n_www++];
-	if (IS("Content-Length")) {
-		cleanup_free char *t = ocil_http_trimmed(v, vlen);
-		char *end = NULL;
-		errno = 0;
-		long long x = strtoll(t, &end, 10);
-		rs->content_length =
-		    isdigit((unsigned char)t[0]) && *end == '\0' && errno == 0 ? x : -1;
-	}
-#undef IS
-	if (slot != NULL) {
-		free(*slot);
-		*slot = ocil_http_trimmed(v, vlen);
 	}
 	return len;
 }
@@ -785,8 +774,7 @@ static int request(op *o, const req *q, resp *rs, ocil_error **err)
 			cleanup_free char *full =
 			    emsg ? ocil_xasprintf("%s: %s: %s (%s)", r->name, o->what, why, emsg)
 				 : ocil_xasprintf("%s: %s: %s", r->name, o->what, why);
-			long ra =
-			    st == 429 || st == 503 ? ocil_http_retry_after(rs->retry_after) : -1;
+			long ra = st == 429 || st == 503 ? rs->retry_after : -1;
 			if (q->once)
 				return retry_later(rs, why, full, ra, err);
 			if (backoff(o, why, full, ra, err) < 0)

@@ -129,16 +129,6 @@ void ocil_rapi_event_clear(ocil_rapi_event *ev)
 
 /* ---- ids ---- */
 
-static void hex(char *out, const unsigned char *b, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static void random_bytes(unsigned char *b, size_t n)
 {
 	size_t got = 0;
@@ -162,7 +152,7 @@ static void new_uuid(char out[40])
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
 	char h[33];
-	hex(h, b, 16);
+	ocil_hex_encode(b, 16, h);
 	snprintf(out, 40, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
 }
 
@@ -172,8 +162,8 @@ static char *new_trace_id(void)
 	unsigned char b[20];
 	random_bytes(b, sizeof(b));
 	char root[25], parent[17];
-	hex(root, b, 12);
-	hex(parent, b + 12, 8);
+	ocil_hex_encode(b, 12, root);
+	ocil_hex_encode(b + 12, 8, parent);
 	return ocil_xasprintf("Root=1-%08llx-%s;Parent=%s;Sampled=0",
 			      (unsigned long long)time(NULL), root, parent);
 }
