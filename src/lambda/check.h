@@ -1,4 +1,4 @@
-/* check: the Lambda rules of DESIGN.md ("Lambda rules we enforce") run on
+/* check: the Lambda rules (docs/ARCHITECTURE.md, check and inspect) run on
  * an image, as findings. The library never prints: callers get a list of
  * findings (rule id, severity, where, message) and decide what to do.
  *

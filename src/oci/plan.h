@@ -1,5 +1,9 @@
 /* The plan: base config + new layers -> new config and manifest.
- * Implements exactly the config edits of DESIGN.md "Config edit". */
+ * The base config is kept (Env, WorkingDir, labels, os/architecture);
+ * Env gets the given K=V (replaced or appended, in order), Entrypoint the
+ * given one (else the base's stays), Cmd [handler] in exec form,
+ * rootfs.diff_ids the new layers', history one entry each (when the base
+ * has a history), created the given time (docs/ARCHITECTURE.md, assemble). */
 #ifndef OCIL_PLAN_H
 #define OCIL_PLAN_H
 
