@@ -56,7 +56,7 @@ static void capture_caps(void)
 	ocil_spawn_capture flood = {.max = 10, .fail_over = true};
 	so.out = &flood;
 	CHECK_OK(run_sh("while :; do echo yyyyyyyyyyyyyyyy; done", &so, &res, &err), &err);
-	cleanup_free char *f = flood.buf;
+	free(flood.buf);
 	CHECK(flood.overflow);
 	/* killed (or dead of SIGPIPE first: its pipe is closed before the kill) */
 	CHECK(WIFSIGNALED(res.status));

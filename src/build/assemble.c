@@ -9,6 +9,8 @@
 #include "build/internal.h"
 
 static void report(void (*fn)(void *, const char *), void *data, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void report(void (*fn)(void *, const char *), void *data, const char *fmt, va_list ap)
 {
 	if (fn == NULL)
 		return;
