@@ -28,17 +28,19 @@ umoci gc --layout "$T/base6" >/dev/null
 skopeo inspect --raw "oci:$T/base6:3.8" >"$T/m6.json"
 [ "$(json "$T/m6.json" 'len(j["layers"])')" = 6 ] || fail "the six-layer base: $(cat "$T/m6.json")"
 
+# the layers (the config is fetched first, alone, when the image is opened)
+LAYERS_RE="/blobs/($("$PY" -c 'import json, sys; print("|".join(l["digest"] for l in json.load(open(sys.argv[1]))["layers"]))' "$T/m6.json"))"
 registry_start reg
 registry_seed reg "oci:$T/base6:3.8" lambda/python:six
 SIX=$reg_LAST_DIGEST
-# 4 MB/s per connection: a 1 MiB layer takes a quarter of a second, so transfers overlap
-netproxy_start np "$reg_HOST" --rate 4000000 --latency 5
+# 20 MB/s per connection, 5 ms a request (the gates, not the rate, make transfers overlap)
+netproxy_start np "$reg_HOST" --rate 20000000 --latency 5
 REF=$np_HOST/lambda/python:six
 blob_gets() { netproxy_inflight "$np_LOG" '^BEGIN id=[0-9]+ t=[0-9.]+ GET /v2/[^ ]*/blobs/sha256:'; }
 uploads() { netproxy_inflight "$np_LOG" '^BEGIN id=[0-9]+ t=[0-9.]+ (POST|PATCH|PUT) /v2/[^ ]*/blobs/uploads/'; }
 # gate N [METHOD REGEX]: the first N matching requests go through only when N wait together
 gate() {
-	netproxy_rules np "{\"rules\": [{\"method\": \"${2:-GET}\", \"regex\": \"${3:-/blobs/sha256:}\", \"action\": \"gate\", \"count\": $1, \"timeout\": 20, \"times\": $1}]}"
+	netproxy_rules np "{\"rules\": [{\"method\": \"${2:-GET}\", \"regex\": \"${3:-$LAYERS_RE}\", \"action\": \"gate\", \"count\": $1, \"timeout\": 20, \"times\": $1}]}"
 	: >"$np_LOG"
 }
 no_gate_timeout() {
@@ -151,7 +153,30 @@ grep -q "from the cache" "$T/stderr" || fail "the streamed layer is not in the l
 [ "$(cat "$T/stdout")" = "$want" ] || fail "rebuilt from the cache: $(cat "$T/stdout")"
 ok "assemble --output docker://: the conda layer's first part reached the registry before its compression ended; parts >= 5 MiB, manifest last, the layer in the local cache"
 
-# ---- faults mid-stream
+# ---- a registry that wants parts of at least 20 MiB (OCI-Chunk-Min-Length) gets them: every
+# part but the last is 20 MiB (by default they would be 5 to 16 MiB)
+netproxy_rules np '{"rules": [{"method": "POST", "regex": "/blobs/uploads/$", "action": "pass", "headers": {"OCI-Chunk-Min-Length": 20971520}}]}'
+: >"$np_LOG"
+expect_status 0 asm --cache-dir "$T/cmin" --output "docker://$np_HOST/fn/minlen:1"
+[ "$(cat "$T/stdout")" = "$np_HOST/fn/minlen@$want" ] || fail "with a chunk minimum: $(cat "$T/stdout")"
+awk '/^PATCH \/v2\/fn\/minlen\/.* 202 / { for (i = 1; i <= NF; i++) if ($i ~ /^in=/) print substr($i, 4) }' \
+	"$np_LOG" >"$T/parts"
+[ "$(wc -l <"$T/parts")" -ge 3 ] || fail "the conda layer in fewer than three parts: $(cat "$T/parts")"
+[ "$(sed '$d' "$T/parts" | awk '$1 != 20971520' | wc -l)" = 0 ] ||
+	fail "parts other than 20 MiB before the last: $(cat "$T/parts")"
+[ "$(tail -1 "$T/parts")" -le 20971520 ] || fail "the last part is over 20 MiB: $(cat "$T/parts")"
+netproxy_rules np '{"rules": []}'
+ok "OCI-Chunk-Min-Length: the streamed layer goes in parts of exactly that size but the last"
+
+# ---- faults mid-stream, on a conda layer of three parts
+cp -r "$P" "$T/prefix-s"
+"$PY" -c 'import os, sys; open(sys.argv[1], "wb").write(os.urandom(12 << 20))' "$T/prefix-s/lib/big.bin"
+asm() {
+	$OCILAMBDA assemble --base "oci:$B:3.8" --conda-prefix "$T/prefix-s" --code "$T/code" \
+		--handler example.lambda_handler "$@"
+}
+expect_status 0 asm --cache-dir "$T/cs-oci" --output "oci:$T/s-oci:latest"
+want=$(cat "$T/stdout")
 netproxy_rules np '{"rules": [{"method": "PATCH", "action": "drop", "fraction": 0.5, "times": 1}]}'
 : >"$np_LOG"
 expect_status 0 asm --cache-dir "$T/cf1" --output "docker://$np_HOST/fn/drop:1"
@@ -176,7 +201,9 @@ netproxy_rules np '{"rules": [{"method": "PATCH", "status": 405, "times": 100000
 : >"$np_LOG"
 expect_status 0 asm --cache-dir "$T/cm" --output "docker://$np_HOST/fn/whole:1"
 [ "$(cat "$T/stdout")" = "$np_HOST/fn/whole@$want" ] || fail "monolithic: $(cat "$T/stdout")"
-big=$(skopeo inspect --raw "oci:$T/a-oci:latest" | json /dev/stdin 'j["layers"][-3]["size"]')
+big=$(skopeo inspect --raw "oci:$T/s-oci:latest" | json /dev/stdin 'j["layers"][-3]["size"]')
+[ "$(reglib_count "$np_LOG" '^PATCH /v2/fn/whole/blobs/uploads/[^ ]+ 405 action=status ')" -ge 1 ] ||
+	fail "no PATCH was refused: $(grep -E '^(PUT|PATCH) ' "$np_LOG")"
 grep -Eq "^PUT /v2/fn/whole/blobs/uploads/[^ ]+ 201 action=pass in=$big " "$np_LOG" ||
 	fail "the conda layer was not PUT whole: $(grep -E '^(PUT|PATCH) ' "$np_LOG")"
 netproxy_rules np '{"rules": []}'
@@ -191,8 +218,10 @@ expect_status 0 $OCILAMBDA pull --ca-file "$sec_CA" --cache-dir "$T/ch2" "$sec_H
 diff -r "$T/p1" "$T/ph2" >/dev/null || fail "the pull over HTTP/2 differs"
 n=$(grep -c '"GET /v2/lambda/python/blobs/sha256:[0-9a-f]* HTTP/2.0" 200' "$sec_LOG" || true)
 [ "$n" -ge 6 ] || fail "blob GETs over HTTP/2: $n: $(grep 'GET /v2' "$sec_LOG" | tail -3)"
-ports=$(grep 'http.request.uri=/v2/lambda/python/blobs/' "$sec_LOG" |
-	sed -n 's/.*http.request.remoteaddr="[^"]*:\([0-9]*\)".*/\1/p' | sort -u | wc -l)
+# the client ports of the blob GETs (distribution's log quotes the URI)
+ports=$(awk '/http.request.uri="\/v2\/lambda\/python\/blobs\// {
+	if (match($0, /remoteaddr="[^"]*"/)) { a = substr($0, RSTART, RLENGTH); sub(/.*:/, "", a); print a } }' \
+	"$sec_LOG" | sort -u | wc -l)
 [ "$ports" = 1 ] || fail "HTTP/2 blob GETs came on $ports connections"
 ok "HTTP/2: the blob downloads share one connection"
 

@@ -128,6 +128,10 @@ has "  ... distribution error body" "$(cat "$T/b")" UNSUPPORTED
 eq "  ... the body was read: in=" "$(grep -c "^PATCH .* 405 action=status in=$((2 << 20)) " "$np_LOG")" 1
 code=$(c -X PATCH -H "Content-Type: application/octet-stream" --data-binary @"$T/big" -o /dev/null -w '%{http_code}' "$U")
 eq "  ... times 1: the next passes" "$code" 202
+netproxy_rules np '{"rules": [{"method": "POST", "regex": "/blobs/uploads/$", "action": "pass", "headers": {"OCI-Chunk-Min-Length": 7340032}}]}'
+c -X POST -D "$T/h" -o /dev/null "$NP/v2/up/minlen/blobs/uploads/"
+eq "pass with headers: added to the registry's answer" "$(hdr OCI-Chunk-Min-Length "$T/h")" 7340032
+has "  ... the registry's answer kept" "$(hdr Location "$T/h")" /v2/up/minlen/blobs/uploads/
 netproxy_rules np '{"rules": [{"method": "PATCH", "action": "drop", "fraction": 0.25}]}'
 U=$(session "$np_HOST" up/drop)
 : > "$np_LOG"

@@ -16,7 +16,8 @@ The network it plays:
 Before each request the rules file (--rules) is read again, as faultproxy.py does
 (regcommon.Rules: match/regex/method/times; counters start afresh when the file changes).
 Actions (the first rule that matches and still has uses applies; none: pass):
-  pass       forward (a "rate" applies)
+  pass       forward (a "rate" applies; "headers", an object, are added to the registry's
+             answer, as a registry that sends OCI-Chunk-Min-Length would)
   status     answer "status" without asking the registry (the request body is read and
              dropped first); "retry_after" seconds -> Retry-After; the body is a
              distribution-style error, or "body"
@@ -272,6 +273,8 @@ def make_handler(a, rules, gate, counters):
                 if low in FRAMING or low in ("date", "server"):
                     continue
                 self.send_header(k, v)
+            for k, v in rule.get("headers", {}).items():
+                self.send_header(k, str(v))
             no_body = self.command == "HEAD" or status in (204, 304) or 100 <= status < 200
             if no_body:
                 if length is not None:
