@@ -169,7 +169,10 @@ static int run_blob(ocil_uploads *u, ocil_registry *r, job *j, ocil_error **err)
 	if (have)
 		return 0;
 	if (j->probe) {
+		/* others read the jobs' flags under mu */
+		pthread_mutex_lock(&u->mu);
 		j->missing = true;
+		pthread_mutex_unlock(&u->mu);
 		return 0;
 	}
 	return j->whole ? ocil_registry_push_blob_whole(r, &j->d, j->path, err)
@@ -188,9 +191,11 @@ static int run_stream(ocil_uploads *u, ocil_registry *r, job *j, ocil_error **er
 			      .acked = stream_acked,
 			      .data = t};
 	ocil_descriptor d = {0};
-	int rc = ocil_registry_push_stream(r, &s, &d, &j->refused, err);
+	bool refused = false;
+	int rc = ocil_registry_push_stream(r, &s, &d, &refused, err);
 	pthread_mutex_lock(&u->mu);
 	t->uploading = false;
+	j->refused = refused; /* others read the jobs' flags under mu */
 	if (rc == 0 && !j->refused) {
 		memcpy(j->d.digest, d.digest, sizeof(d.digest));
 		j->d.size = d.size;
