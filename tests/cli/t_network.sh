@@ -74,6 +74,22 @@ diff -r "$T/p1" "$T/p2" >/dev/null || fail "--jobs 2 and --jobs 1 layouts differ
 diff -r "$T/c1/blobs" "$T/c4/blobs" >/dev/null || fail "the blob caches differ"
 ok "pull --jobs 2 and --jobs 1: as many at once; every layout byte-identical to the serial one"
 
+# ---- assemble from a registry base: its layers come --jobs at once; the image as with --jobs 1
+gate 4
+expect_status 0 $OCILAMBDA assemble --base "$REF" --conda-prefix "$P" --code "$T/code" \
+	--handler example.lambda_handler --cache-dir "$T/cb4" --output "oci:$T/ab4:x"
+ab4=$(cat "$T/stdout")
+no_gate_timeout "assemble --base REGISTRY"
+[ "$(blob_gets)" = 4 ] || fail "assemble --base REGISTRY: $(blob_gets) blob GETs at once, want 4"
+netproxy_rules np '{"rules": []}'
+: >"$np_LOG"
+expect_status 0 $OCILAMBDA assemble --jobs 1 --base "$REF" --conda-prefix "$P" --code "$T/code" \
+	--handler example.lambda_handler --cache-dir "$T/cb1" --output "oci:$T/ab1:x"
+[ "$(blob_gets)" = 1 ] || fail "assemble --jobs 1: $(blob_gets) blob GETs at once"
+[ "$(cat "$T/stdout")" = "$ab4" ] || fail "assemble --jobs 1 made $(cat "$T/stdout"), --jobs 4 $ab4"
+diff -r "$T/ab1" "$T/ab4" >/dev/null || fail "the assembled layouts differ"
+ok "assemble --base REGISTRY: four base layers fetched at once; the image byte-identical to --jobs 1"
+
 # ---- a connection dropped mid-blob during concurrent downloads: resumed with Range
 L5=$(json "$T/m6.json" 'j["layers"][5]["digest"]')
 netproxy_rules np "{\"rules\": [{\"match\": \"/blobs/$L5\", \"method\": \"GET\", \"action\": \"drop\", \"times\": 1}]}"
