@@ -51,61 +51,20 @@ umoci init --layout "$OUT" >/dev/null
 umoci new --image "$IMG" >/dev/null
 umoci unpack --rootless --image "$IMG" "$BUNDLE" >/dev/null
 
-# glibc (the libc6 package's shared objects, no gconv) in run mode
-glibc_libs() {
-  dpkg -L libc6 | grep -E '^/(usr/)?lib/x86_64-linux-gnu/[^/]*\.so[.0-9]*$' | sort -u
-}
-
 # ---------------------------------------------------------------- layer 1: os
-umask 022
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,usr/lib64,lib64,lib/x86_64-linux-gnu,etc,root,home,proc,dev,sys,run,tmp,var/tmp,opt}
-chmod 0755 "$R" "$R/opt"
-chmod 1777 "$R/tmp"
-chmod 1777 "$R/var/tmp"
-chmod 0700 "$R/root"
-cp "$BUSYBOX" "$R/bin/busybox"
-chmod 0755 "$R/bin/busybox"
-# the usual applet links, as `busybox --install -s` makes them (absolute targets)
-"$BUSYBOX" --list-full | while read -r applet; do
-  case "$applet" in bin/busybox|"") continue ;; bin/*|sbin/*|usr/bin/*|usr/sbin/*) ;; *) continue ;; esac
-  [ -e "$R/$applet" ] || [ -L "$R/$applet" ] || ln -s /bin/busybox "$R/$applet"
-done
-[ -L "$R/usr/bin/env" ] || ln -sf /bin/busybox "$R/usr/bin/env"
-[ -L "$R/bin/sh" ] || ln -sf /bin/busybox "$R/bin/sh"
-cat > "$R/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin
-sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin
-EOF
-cat > "$R/etc/group" <<'EOF'
-root:x:0:
-nobody:x:65534:
-sbx_user1051:x:990:
-EOF
-echo "ocilambda test fixture base (modelled on public.ecr.aws/lambda/python:$PYVER), mode $MODE" > "$R/etc/fixture-release"
+# shellcheck source=testdata/base-lib.sh
+. "$HERE/base-lib.sh"
+base_os_tree "$R" "$BUSYBOX" "ocilambda test fixture base (modelled on public.ecr.aws/lambda/python:$PYVER), mode $MODE"
 
 L1EXTRA=""
 if [ "$MODE" = run ]; then
   L1EXTRA=", glibc and the base python's libraries"
-  glibc_libs > "$WORK/glibc.list"
-  while read -r lib; do
-    base=${lib##*/}
-    if [ "$base" = ld-linux-x86-64.so.2 ]; then
-      cp -L "$lib" "$R/lib64/ld-linux-x86-64.so.2"
-    else
-      cp -L "$lib" "$R/lib/x86_64-linux-gnu/$base"
-    fi
-  done < "$WORK/glibc.list"
+  base_glibc "$R" "$WORK"
   # The base python's other shared libraries (zlib, expat, and those of lib-dynload,
   # except _tkinter) come from the "OS" too, as on Amazon Linux.
-  { echo "$HOSTPY"; find "/usr/lib/python$PYVER/lib-dynload" -name '*.so' ! -name '_tkinter*'; } > "$WORK/elfs"
-  xargs -d '\n' ldd < "$WORK/elfs" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u > "$WORK/deps"
-  if xargs -d '\n' ldd < "$WORK/elfs" | grep -q 'not found'; then
-    echo "$0: unresolved libraries for $HOSTPY" >&2; exit 1
-  fi
-  sed 's#.*/##' "$WORK/glibc.list" > "$WORK/glibc.names"
+  mapfile -t elfs < <(echo "$HOSTPY"; find "/usr/lib/python$PYVER/lib-dynload" -name '*.so' ! -name '_tkinter*' | sort)
+  base_deps "$WORK" "${elfs[@]}" >"$WORK/deps"
   while read -r name path; do
-    grep -qxF "$name" "$WORK/glibc.names" && continue
     cp -L "$path" "$R/lib/x86_64-linux-gnu/$name"
   done < "$WORK/deps"
   chmod 0755 "$R"/lib/x86_64-linux-gnu/* "$R/lib64/ld-linux-x86-64.so.2"
@@ -188,17 +147,7 @@ umoci raw add-layer --image "$IMG" --history.created "$CREATED" \
   "$WORK/layer3.tar" >/dev/null
 
 # --------------------------------------------------------------------- config
-umoci config --image "$IMG" --no-history \
-  --clear=config.env --clear=config.cmd --clear=config.entrypoint --clear=config.labels \
-  --config.env LANG=en_US.UTF-8 \
-  --config.env TZ=:/etc/localtime \
-  --config.env PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin \
-  --config.env LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib \
-  --config.env LAMBDA_TASK_ROOT=/var/task \
-  --config.env LAMBDA_RUNTIME_DIR=/var/runtime \
-  --config.workingdir /var/task \
-  --config.entrypoint /lambda-entrypoint.sh \
-  --os linux --architecture amd64 --created "$CREATED" >/dev/null
+base_lambda_config "$IMG" "$CREATED"
 umoci gc --layout "$OUT" >/dev/null
 
 # ------------------------------------------------------------------- checks

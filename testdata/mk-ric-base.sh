@@ -12,11 +12,11 @@
 #   OUT_LAYOUT_DIR.tar    docker-archive of the same image
 #
 # The two npm tarballs are dependencies, taken the way the Makefile takes
-# Debian packages: `make deps` runs `--fetch`, which `npm pack`s the pinned
+# Debian packages: `make test-deps` runs `--fetch`, which `npm pack`s the pinned
 # versions into NPM_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/ocilambda-testdata/npm,
 # outside the repository) and checks them against the registry's sha512
 # integrity pinned below. Building never touches the network: it checks the
-# same pins and says to run `make deps` when a tarball is missing.
+# same pins and says to run `make test-deps` when a tarball is missing.
 #
 # What is built (in a temporary directory):
 #   - aws-lambda-cpp 0.2.8 (deps/aws-lambda-cpp-0.2.8.tar.gz inside the npm
@@ -92,7 +92,7 @@ CACHE=${3:-$(default_cache)}
 for pair in "aws-lambda-ric-$RIC_VERSION.tgz $RIC_INTEGRITY" "node-addon-api-$NAPI_VERSION.tgz $NAPI_INTEGRITY"; do
   set -- $pair
   if [ ! -f "$CACHE/$1" ]; then
-    echo "$0: $CACHE/$1 is missing: run 'make deps' (or $0 --fetch $CACHE)" >&2
+    echo "$0: $CACHE/$1 is missing: run 'make test-deps' (or $0 --fetch $CACHE)" >&2
     exit 1
   fi
   verify "$CACHE/$1" "$2" || { echo "$0: $CACHE/$1 does not match the pinned $2" >&2; exit 1; }
@@ -145,45 +145,11 @@ umoci new --image "$IMG" >/dev/null
 umoci unpack --rootless --image "$IMG" "$BUNDLE" >/dev/null
 
 # ---- layer 1: os
-umask 022
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,usr/lib64,lib64,lib/x86_64-linux-gnu,etc,root,home,proc,dev,sys,run,tmp,var/tmp,opt}
-chmod 1777 "$R/tmp" "$R/var/tmp"
-chmod 0700 "$R/root"
-cp "$BUSYBOX" "$R/bin/busybox"
-"$BUSYBOX" --list-full | while read -r applet; do
-  case "$applet" in bin/busybox|"") continue ;; bin/*|sbin/*|usr/bin/*|usr/sbin/*) ;; *) continue ;; esac
-  [ -e "$R/$applet" ] || [ -L "$R/$applet" ] || ln -s /bin/busybox "$R/$applet"
-done
-cat >"$R/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin
-sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin
-EOF
-cat >"$R/etc/group" <<'EOF'
-root:x:0:
-nobody:x:65534:
-sbx_user1051:x:990:
-EOF
-echo "ocilambda test fixture base (modelled on public.ecr.aws/lambda/nodejs:20), AWS's aws-lambda-ric $RIC_VERSION" >"$R/etc/fixture-release"
-dpkg -L libc6 | grep -E '^/(usr/)?lib/x86_64-linux-gnu/[^/]*\.so[.0-9]*$' | sort -u >"$WORK/glibc.list"
-while read -r lib; do
-  base=${lib##*/}
-  if [ "$base" = ld-linux-x86-64.so.2 ]; then
-    cp -L "$lib" "$R/lib64/$base"
-  else
-    cp -L "$lib" "$R/lib/x86_64-linux-gnu/$base"
-  fi
-done <"$WORK/glibc.list"
-sed 's#.*/##' "$WORK/glibc.list" >"$WORK/glibc.names"
-# deps ELF...: "name path" of the libraries they load, glibc left out
-deps() {
-  if ldd "$@" | grep -q 'not found'; then
-    echo "$0: unresolved libraries for $*" >&2
-    exit 1
-  fi
-  ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u | grep -vwFf "$WORK/glibc.names" || true
-}
-deps "$NODE" >"$WORK/node.deps"
+# shellcheck source=testdata/base-lib.sh
+. "$HERE/base-lib.sh"
+base_os_tree "$R" "$BUSYBOX" "ocilambda test fixture base (modelled on public.ecr.aws/lambda/nodejs:20), AWS's aws-lambda-ric $RIC_VERSION"
+base_glibc "$R" "$WORK"
+base_deps "$WORK" "$NODE" >"$WORK/node.deps"
 while read -r name path; do
   cp -L "$path" "$R/lib/x86_64-linux-gnu/$name"
 done <"$WORK/node.deps"
@@ -205,7 +171,7 @@ cp "$PKG/bin/index.mjs" "$RIC/bin/"
 cp "$PKG/package.json" "$PKG/LICENSE" "$PKG/NOTICE" "$PKG/THIRD-PARTY-LICENSES" "$RIC/"
 # libcurl and what it needs, beyond what the os layer has: found through the
 # base's LD_LIBRARY_PATH (/var/runtime/lib), as in AWS's bases
-deps "$WORK/rapid-client.node" >"$WORK/addon.deps"
+base_deps "$WORK" "$WORK/rapid-client.node" >"$WORK/addon.deps"
 while read -r name path; do
   [ -e "$R/lib/x86_64-linux-gnu/$name" ] || cp -L "$path" "$R/var/runtime/lib/$name"
 done <"$WORK/addon.deps"
@@ -225,18 +191,8 @@ umoci repack --image "$IMG" --history.created "$CREATED" \
   "$BUNDLE" >/dev/null
 
 # ---- config, as AWS's nodejs:20 base
-umoci config --image "$IMG" --no-history \
-  --clear=config.env --clear=config.cmd --clear=config.entrypoint --clear=config.labels \
-  --config.env LANG=en_US.UTF-8 \
-  --config.env TZ=:/etc/localtime \
-  --config.env PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin \
-  --config.env LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib \
-  --config.env LAMBDA_TASK_ROOT=/var/task \
-  --config.env LAMBDA_RUNTIME_DIR=/var/runtime \
-  --config.env NODE_PATH=/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task \
-  --config.workingdir /var/task \
-  --config.entrypoint /lambda-entrypoint.sh \
-  --os linux --architecture amd64 --created "$CREATED" >/dev/null
+base_lambda_config "$IMG" "$CREATED" \
+  --config.env NODE_PATH=/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task
 umoci gc --layout "$OUT" >/dev/null
 skopeo --insecure-policy copy --quiet "oci:$OUT:$TAG" "docker-archive:$OUT.tar:lambda/nodejs:$TAG" >/dev/null
 [ -s "$OUT.tar" ]

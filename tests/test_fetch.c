@@ -3,167 +3,49 @@
  * retry budget, and downloads from a tiny HTTP/1.1 server in a thread of the
  * test (one connection at a time, Connection: close, every request logged),
  * listening on 127.0.0.1 and on 127.0.0.2 (another host, for redirects). */
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "base/util.h"
 #include "registry/fetch.h"
 #include "registry/http.h"
+#include "support_http.h"
 #include "test.h"
 
 /* --- the server --- */
 
-typedef struct {
-	char path[1024];
-	char authz[512];
-	char range[64];
-	int listener; /* 0: 127.0.0.1, 1: 127.0.0.2 */
-} sreq;
+typedef thttp_req sreq;
 
 typedef struct srv srv;
 typedef void (*handler_fn)(srv *s, const sreq *q, int fd);
-#define LOG_MAX 64
 
+/* The server (first, so that a thttp * is the srv *) and the package it
+ * serves. */
 struct srv {
-	int lfd[2], port[2];
-	pthread_t th;
-	atomic_int stop;
+	thttp http;
 	handler_fn h;
-	pthread_mutex_t mu;
-	sreq log[LOG_MAX];
-	int n;
 	int state; /* for handlers */
 	char *body;
 	size_t len;
 	char sha256[65], md5[33];
 };
 
-static void send_all(int fd, const void *buf, size_t len)
+static void dispatch(thttp *t, const sreq *q, int fd)
 {
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		p += w;
-		len -= (size_t)w;
-	}
+	srv *s = (srv *)t;
+	s->h(s, q, fd);
 }
 
-/* Status line and headers (Content-Length cl, or none when cl < 0); extra
- * is "Name: value\r\n" lines or "". */
 static void head(int fd, int st, long long cl, const char *extra)
 {
-	const char *why = st == 200   ? "OK"
-			  : st == 206 ? "Partial Content"
-			  : st == 302 ? "Found"
-			  : st == 401 ? "Unauthorized"
-			  : st == 404 ? "Not Found"
-			  : st == 503 ? "Service Unavailable"
-				      : "Whatever";
-	cleanup_free char *cls =
-	    cl >= 0 ? ocil_xasprintf("Content-Length: %lld\r\n", cl) : ocil_xstrdup("");
-	cleanup_free char *h =
-	    ocil_xasprintf("HTTP/1.1 %d %s\r\n%sConnection: close\r\n%s\r\n", st, why, cls, extra);
-	send_all(fd, h, strlen(h));
+	thttp_head(fd, st, cl, extra);
 }
 
 static void reply(int fd, int st, const char *extra, const void *body, size_t len)
 {
-	head(fd, st, (long long)len, extra);
-	send_all(fd, body, len);
-}
-
-static void header_value(const char *hdrs, const char *name, char *out, size_t max)
-{
-	out[0] = '\0';
-	size_t nl = strlen(name);
-	for (const char *p = hdrs; *p != '\0';) {
-		const char *eol = strstr(p, "\r\n");
-		if (eol == NULL)
-			break;
-		if ((size_t)(eol - p) > nl + 1 && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-			const char *v = p + nl + 1;
-			while (*v == ' ')
-				v++;
-			snprintf(out, max, "%.*s", (int)(eol - v), v);
-			return;
-		}
-		p = eol + 2;
-	}
-}
-
-static void handle_conn(srv *s, int fd, int which)
-{
-	struct timeval tv = {2, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	char buf[8192] = "";
-	size_t n = 0;
-	while (n < sizeof(buf) - 1 && strstr(buf, "\r\n\r\n") == NULL) {
-		ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
-		if (r <= 0)
-			return;
-		n += (size_t)r;
-		buf[n] = '\0';
-	}
-	sreq q = {.listener = which};
-	char method[16];
-	if (sscanf(buf, "%15s %1023s", method, q.path) != 2)
-		return;
-	const char *hdrs = strstr(buf, "\r\n");
-	header_value(hdrs ? hdrs + 2 : "", "Authorization", q.authz, sizeof(q.authz));
-	header_value(hdrs ? hdrs + 2 : "", "Range", q.range, sizeof(q.range));
-	pthread_mutex_lock(&s->mu);
-	if (s->n < LOG_MAX)
-		s->log[s->n++] = q;
-	pthread_mutex_unlock(&s->mu);
-	s->h(s, &q, fd);
-}
-
-static void *srv_main(void *arg)
-{
-	srv *s = arg;
-	while (!atomic_load(&s->stop)) {
-		struct pollfd p[2] = {{.fd = s->lfd[0], .events = POLLIN},
-				      {.fd = s->lfd[1], .events = POLLIN}};
-		if (poll(p, 2, 20) <= 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			if (!(p[i].revents & POLLIN))
-				continue;
-			int fd = accept4(s->lfd[i], NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
-				continue;
-			handle_conn(s, fd, i);
-			shutdown(fd, SHUT_WR);
-			close(fd);
-		}
-	}
-	return NULL;
-}
-
-static int listen_on(const char *addr, int *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	inet_pton(AF_INET, addr, &sa.sin_addr);
-	socklen_t sl = sizeof(sa);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-		perror("test server");
-		abort();
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
+	thttp_reply(fd, st, extra, body, len);
 }
 
 static void hex(const unsigned char *d, unsigned n, char *out)
@@ -175,9 +57,6 @@ static void hex(const unsigned char *d, unsigned n, char *out)
 static void srv_start(srv *s, handler_fn h)
 {
 	memset(s, 0, sizeof(*s));
-	pthread_mutex_init(&s->mu, NULL);
-	s->lfd[0] = listen_on("127.0.0.1", &s->port[0]);
-	s->lfd[1] = listen_on("127.0.0.2", &s->port[1]);
 	s->h = h;
 	/* The package: 200000 bytes that are not all one byte. */
 	s->len = 200000;
@@ -190,23 +69,19 @@ static void srv_start(srv *s, handler_fn h)
 	hex(d, dn, s->sha256);
 	EVP_Digest(s->body, s->len, d, &dn, EVP_md5(), NULL);
 	hex(d, dn, s->md5);
-	pthread_create(&s->th, NULL, srv_main, s);
+	thttp_start(&s->http, "127.0.0.1", dispatch);
 }
 
 static void srv_stop(srv *s)
 {
-	atomic_store(&s->stop, 1);
-	pthread_join(s->th, NULL);
-	close(s->lfd[0]);
-	close(s->lfd[1]);
-	pthread_mutex_destroy(&s->mu);
+	thttp_stop(&s->http);
 	free(s->body);
 }
 #define cleanup_srv __attribute__((cleanup(srv_stop)))
 
 static char *url_of(srv *s, int which, const char *path)
 {
-	return ocil_xasprintf("http://127.0.0.%d:%d%s", which + 1, s->port[which], path);
+	return ocil_xasprintf("http://127.0.0.%d:%d%s", which + 1, s->http.port[which], path);
 }
 
 /* --- the client side --- */
@@ -416,9 +291,9 @@ static void h_headers(srv *s, const sreq *q, int fd)
 	};
 	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
 		if (strcmp(q->path, answers[i].path) == 0) {
-			send_all(fd, answers[i].raw, strlen(answers[i].raw));
+			thttp_send(fd, answers[i].raw, strlen(answers[i].raw));
 			const char *end = "Content-Length: 0\r\nConnection: close\r\n\r\n";
-			send_all(fd, end, strlen(end));
+			thttp_send(fd, end, strlen(end));
 		}
 }
 
@@ -539,7 +414,7 @@ static void refused_items(void)
 	CHECK_FAIL(ocil_fetch_run(bs, it, 2, &o, &failed, &err), &err, OCIL_E_INPUT,
 		   "a.conda: not in the cache (--offline)");
 	CHECK(failed == 0);
-	CHECK(s.n == 0);
+	CHECK(thttp_count(&s.http) == 0);
 	CHECK(store_entries(bs) == 0);
 }
 
@@ -582,7 +457,7 @@ static void downloads(void)
 	size_t failed = 9;
 	CHECK_OK(ocil_fetch_run(bs, it, 3, &o, &failed, &err), &err);
 	CHECK(failed == 3);
-	CHECK(s.n == 2);
+	CHECK(thttp_count(&s.http) == 2);
 	char want[OCIL_DIGEST_STR_SIZE];
 	snprintf(want, sizeof(want), "sha256:%s", s.sha256);
 	for (int i = 0; i < 3; i++) {
@@ -602,7 +477,7 @@ static void downloads(void)
 	CHECK_OK(ocil_fetch_run(bs, it, 1, &o, &failed, &err), &err);
 	CHECK(!it[0].fetched);
 	CHECK_STREQ(it[0].digest, want);
-	CHECK(s.n == 2);
+	CHECK(thttp_count(&s.http) == 2);
 }
 
 /* 404 for everything; 503 once, then the package; dropped halfway once. */
@@ -614,7 +489,7 @@ static void h_faults(srv *s, const sreq *q, int fd)
 		reply(fd, 503, "Retry-After: 0\r\n", "busy", 4);
 	} else if (strstr(q->path, "/drop") != NULL && q->range[0] == '\0') {
 		head(fd, 200, (long long)s->len, "");
-		send_all(fd, s->body, s->len / 2);
+		thttp_send(fd, s->body, s->len / 2);
 	} else if (strstr(q->path, "/corrupt") != NULL) {
 		s->body[7] ^= 1;
 		reply(fd, 200, "", s->body, s->len);
@@ -622,7 +497,7 @@ static void h_faults(srv *s, const sreq *q, int fd)
 	} else if (strstr(q->path, "/big") != NULL) {
 		head(fd, 200, -1, "");
 		for (int i = 0; i < 10; i++)
-			send_all(fd, s->body, s->len);
+			thttp_send(fd, s->body, s->len);
 	} else {
 		h_pkg(s, q, fd);
 	}
@@ -672,14 +547,14 @@ static void faults(void)
 	    {.url = busy, .name = "busy.conda", .md5 = s.md5, .size = -1},
 	    {.url = drop, .name = "drop.conda", .sha256 = s.sha256, .size = -1},
 	};
-	int before = s.n;
+	int before = thttp_count(&s.http);
 	CHECK_OK(ocil_fetch_run(bs, two, 2, &o, &failed, &err), &err);
 	CHECK(strstr(n.text, "retrying busy.conda in 0 s (HTTP 503 Service Unavailable)") != NULL);
 	CHECK(strstr(n.text, "retrying drop.conda in 0 s") != NULL);
 	bool resumed = false;
-	for (int i = before; i < s.n; i++)
-		resumed = resumed || (strstr(s.log[i].path, "/drop") != NULL &&
-				      strcmp(s.log[i].range, "bytes=100000-") == 0);
+	for (int i = before; i < thttp_count(&s.http); i++)
+		resumed = resumed || (strstr(s.http.log[i].path, "/drop") != NULL &&
+				      strcmp(s.http.log[i].range, "bytes=100000-") == 0);
 	CHECK(resumed);
 	CHECK(store_entries(bs) == 1);
 	/* retries run out */
@@ -698,7 +573,7 @@ static void h_redirect(srv *s, const sreq *q, int fd)
 {
 	if (q->listener == 0 && strncmp(q->path, "/r/", 3) == 0) {
 		cleanup_free char *loc = ocil_xasprintf("Location: http://127.0.0.2:%d/pkg/%s\r\n",
-							s->port[1], q->path + 3);
+							s->http.port[1], q->path + 3);
 		reply(fd, 302, loc, "", 0);
 		return;
 	}
@@ -732,9 +607,9 @@ static void redirects_and_credentials(void)
 	cleanup_free char *u = url_of(&s, 0, "/r/a.conda");
 	ocil_fetch_item it = {.url = u, .name = "a.conda", .md5 = s.md5, .size = -1};
 	CHECK_OK(ocil_fetch_run(bs, &it, 1, &o, &failed, &err), &err);
-	CHECK(s.n == 2);
-	CHECK(s.log[0].listener == 0 && strncmp(s.log[0].authz, "Basic ", 6) == 0);
-	CHECK(s.log[1].listener == 1 && s.log[1].authz[0] == '\0');
+	CHECK(thttp_count(&s.http) == 2);
+	CHECK(s.http.log[0].listener == 0 && strncmp(s.http.log[0].authz, "Basic ", 6) == 0);
+	CHECK(s.http.log[1].listener == 1 && s.http.log[1].authz[0] == '\0');
 
 	/* an item's own Authorization: to its origin only, too */
 	o.netrc = NULL;
@@ -746,9 +621,9 @@ static void redirects_and_credentials(void)
 	ocil_blobstore *bs2 = new_store("s2");
 	CHECK_OK(ocil_fetch_run(bs2, &it2, 1, &o, &failed, &err), &err);
 	ocil_blobstore_free(bs2);
-	CHECK(s.n == 4);
-	CHECK_STREQ(s.log[2].authz, "Bearer tok");
-	CHECK(s.log[3].listener == 1 && s.log[3].authz[0] == '\0');
+	CHECK(thttp_count(&s.http) == 4);
+	CHECK_STREQ(s.http.log[2].authz, "Bearer tok");
+	CHECK(s.http.log[3].listener == 1 && s.http.log[3].authz[0] == '\0');
 
 	ocil_blobstore *bs3 = new_store("s3");
 	cleanup_free char *loop = url_of(&s, 0, "/loop");

@@ -6,58 +6,27 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <ifaddrs.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "base/digest.h"
 #include "base/json.h"
 #include "base/util.h"
 #include "registry/registry.h"
+#include "support_http.h"
 #include "test.h"
 
-typedef struct {
-	char method[16];
-	char path[2048];
-	char host[256];
-	char authz[2048];
-	char range[128];
-	char accept[1024];
-	char ua[256];
-	char content_type[256];
-	char content_range[128];
-	char content_length[32];
-	char expect[64];
-	char te[64];  /* Transfer-Encoding */
-	int listener; /* 0: first address, 1: 127.0.0.2 */
-	size_t body_len;
-	char body_digest[OCIL_DIGEST_STR_SIZE];
-	const char *body; /* only while the handler runs */
-} sreq;
+typedef thttp_req sreq;
 
 typedef struct srv srv;
 typedef void (*handler_fn)(srv *s, const sreq *q, int fd);
 
-#define LOG_MAX 64
-/* Request bodies the test server accepts. */
-#define BODY_MAX ((size_t)4 << 20)
-
+/* The server (first, so that a thttp * is the srv *) and what the
+ * handlers serve and remember. */
 struct srv {
-	int lfd[2];
-	int port[2];
-	char addr[2][64];
-	pthread_t th;
-	atomic_int stop;
+	thttp http;
 	handler_fn h;
-	pthread_mutex_t mu;
-	sreq log[LOG_MAX];
-	int n;
-	int tls_probes; /* connections that did not start with an HTTP method */
-	int state;	/* for handlers */
+	int state; /* for handlers */
 	char *blob;
 	size_t blob_len;
 	char blob_digest[OCIL_DIGEST_STR_SIZE];
@@ -72,60 +41,15 @@ struct srv {
 	char fail_on[64]; /* "s1-p2": 503 to the second PATCH of session 1 */
 };
 
-static void send_all(int fd, const void *buf, size_t len)
+static void dispatch(thttp *t, const sreq *q, int fd)
 {
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		p += w;
-		len -= (size_t)w;
-	}
+	srv *s = (srv *)t;
+	s->h(s, q, fd);
 }
 
-static const char *reason(int st)
-{
-	switch (st) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 202:
-		return "Accepted";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 206:
-		return "Partial Content";
-	case 302:
-		return "Found";
-	case 307:
-		return "Temporary Redirect";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 429:
-		return "Too Many Requests";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Whatever";
-	}
-}
-
-/* A complete response; extra is "Name: value\r\n" lines or "". */
 static void reply(int fd, int st, const char *extra, const void *body, size_t len)
 {
-	cleanup_free char *head =
-	    ocil_xasprintf("HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-			   st, reason(st), len, extra);
-	send_all(fd, head, strlen(head));
-	send_all(fd, body, len);
+	thttp_reply(fd, st, extra, body, len);
 }
 
 static void reply_str(int fd, int st, const char *extra, const char *body)
@@ -133,143 +57,10 @@ static void reply_str(int fd, int st, const char *extra, const char *body)
 	reply(fd, st, extra, body, strlen(body));
 }
 
-static void header_value(const char *headers, const char *name, char *out, size_t max)
-{
-	out[0] = '\0';
-	size_t nl = strlen(name);
-	for (const char *p = headers; p != NULL && *p != '\0';) {
-		const char *eol = strstr(p, "\r\n");
-		if (eol == NULL)
-			break;
-		if ((size_t)(eol - p) > nl + 1 && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-			const char *v = p + nl + 1;
-			while (*v == ' ')
-				v++;
-			size_t n = (size_t)(eol - v);
-			if (n >= max)
-				n = max - 1;
-			memcpy(out, v, n);
-			out[n] = '\0';
-			return;
-		}
-		p = eol + 2;
-	}
-}
-
-static void handle_conn(srv *s, int fd, int which)
-{
-	struct timeval tv = {2, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	char buf[16384];
-	size_t n = 0;
-	while (n < sizeof(buf) - 1) {
-		ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
-		if (r <= 0)
-			return;
-		/* A TLS ClientHello (the client probing for https): hang up,
-		 * as a plain http server's garbage answer would end it too. */
-		if (n == 0 && !(buf[0] >= 'A' && buf[0] <= 'Z')) {
-			pthread_mutex_lock(&s->mu);
-			s->tls_probes++;
-			pthread_mutex_unlock(&s->mu);
-			return;
-		}
-		n += (size_t)r;
-		buf[n] = '\0';
-		if (strstr(buf, "\r\n\r\n") != NULL)
-			break;
-	}
-	sreq q = {.listener = which};
-	if (sscanf(buf, "%15s %2047s", q.method, q.path) != 2)
-		return;
-	char *end = strstr(buf, "\r\n\r\n");
-	if (end == NULL)
-		return;
-	end[2] = '\0'; /* headers end with the last "\r\n" */
-	const char *hdrs = strstr(buf, "\r\n");
-	hdrs = hdrs ? hdrs + 2 : "";
-	header_value(hdrs, "Host", q.host, sizeof(q.host));
-	header_value(hdrs, "Authorization", q.authz, sizeof(q.authz));
-	header_value(hdrs, "Range", q.range, sizeof(q.range));
-	header_value(hdrs, "Accept", q.accept, sizeof(q.accept));
-	header_value(hdrs, "User-Agent", q.ua, sizeof(q.ua));
-	header_value(hdrs, "Content-Type", q.content_type, sizeof(q.content_type));
-	header_value(hdrs, "Content-Range", q.content_range, sizeof(q.content_range));
-	header_value(hdrs, "Content-Length", q.content_length, sizeof(q.content_length));
-	header_value(hdrs, "Expect", q.expect, sizeof(q.expect));
-	header_value(hdrs, "Transfer-Encoding", q.te, sizeof(q.te));
-	/* The body: what came with the headers, then the rest. */
-	size_t want = q.content_length[0] ? strtoul(q.content_length, NULL, 10) : 0;
-	if (want > BODY_MAX)
-		return;
-	cleanup_free char *body = ocil_xmalloc(want + 1);
-	size_t have = n - (size_t)(end + 4 - buf);
-	if (have > want)
-		have = want;
-	memcpy(body, end + 4, have);
-	while (have < want) {
-		ssize_t r = recv(fd, body + have, want - have, 0);
-		if (r <= 0)
-			return;
-		have += (size_t)r;
-	}
-	q.body_len = want;
-	ocil_digest_buf(body, want, q.body_digest);
-	pthread_mutex_lock(&s->mu);
-	if (s->n < LOG_MAX)
-		s->log[s->n++] = q;
-	pthread_mutex_unlock(&s->mu);
-	q.body = body;
-	s->h(s, &q, fd);
-}
-
-static void *srv_main(void *arg)
-{
-	srv *s = arg;
-	while (!atomic_load(&s->stop)) {
-		struct pollfd p[2] = {{.fd = s->lfd[0], .events = POLLIN},
-				      {.fd = s->lfd[1], .events = POLLIN}};
-		if (poll(p, 2, 20) <= 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			if (!(p[i].revents & POLLIN))
-				continue;
-			int fd = accept4(s->lfd[i], NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
-				continue;
-			handle_conn(s, fd, i);
-			shutdown(fd, SHUT_WR);
-			close(fd);
-		}
-	}
-	return NULL;
-}
-
-static int listen_on(const char *addr, int *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	inet_pton(AF_INET, addr, &sa.sin_addr);
-	socklen_t sl = sizeof(sa);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-		perror("test server");
-		abort();
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
 static void srv_start(srv *s, const char *addr0, handler_fn h)
 {
 	memset(s, 0, sizeof(*s));
-	pthread_mutex_init(&s->mu, NULL);
-	snprintf(s->addr[0], sizeof(s->addr[0]), "%s", addr0);
-	snprintf(s->addr[1], sizeof(s->addr[1]), "127.0.0.2");
-	s->lfd[0] = listen_on(s->addr[0], &s->port[0]);
-	s->lfd[1] = listen_on(s->addr[1], &s->port[1]);
 	s->h = h;
-	snprintf(s->realm_base, sizeof(s->realm_base), "http://%s:%d", s->addr[0], s->port[0]);
 	/* Test content: a manifest and a blob that is not all one byte. */
 	s->manifest = "{\"schemaVersion\":2,\"mediaType\":\"" OCIL_MT_OCI_MANIFEST "\"}";
 	ocil_digest_buf(s->manifest, strlen(s->manifest), s->manifest_digest);
@@ -278,36 +69,27 @@ static void srv_start(srv *s, const char *addr0, handler_fn h)
 	for (size_t i = 0; i < s->blob_len; i++)
 		s->blob[i] = (char)((i * 7919) >> 5);
 	ocil_digest_buf(s->blob, s->blob_len, s->blob_digest);
-	pthread_create(&s->th, NULL, srv_main, s);
+	thttp_start(&s->http, addr0, dispatch);
+	snprintf(s->realm_base, sizeof(s->realm_base), "http://%s:%d", s->http.addr[0],
+		 s->http.port[0]);
 }
 
 static void srv_stop(srv *s)
 {
-	atomic_store(&s->stop, 1);
-	pthread_join(s->th, NULL);
-	close(s->lfd[0]);
-	close(s->lfd[1]);
-	pthread_mutex_destroy(&s->mu);
+	thttp_stop(&s->http);
 	free(s->blob);
 	free(s->up);
 }
-static void srv_stopp(srv *s)
-{
-	srv_stop(s);
-}
-#define cleanup_srv __attribute__((cleanup(srv_stopp)))
+#define cleanup_srv __attribute__((cleanup(srv_stop)))
 
 static int srv_count(srv *s)
 {
-	pthread_mutex_lock(&s->mu);
-	int n = s->n;
-	pthread_mutex_unlock(&s->mu);
-	return n;
+	return thttp_count(&s->http);
 }
 
 static char *host_of(srv *s)
 {
-	return ocil_xasprintf("%s:%d", s->addr[0], s->port[0]);
+	return ocil_xasprintf("%s:%d", s->http.addr[0], s->http.port[0]);
 }
 
 /* Notices collected, one per line. */
@@ -460,11 +242,11 @@ static void manifest_anonymous(void)
 	free(mt);
 
 	/* https was tried (and found missing) once, then plain http, said once. */
-	CHECK(s.tls_probes == 1);
+	CHECK(s.http.tls_probes == 1);
 	cleanup_free char *want = ocil_xasprintf("using plain http for %s\n", host);
 	CHECK_STREQ(n.text, want);
 	CHECK(srv_count(&s) == 2);
-	const sreq *q = &s.log[0];
+	const sreq *q = &s.http.log[0];
 	CHECK_STREQ(q->method, "GET");
 	CHECK(q->authz[0] == '\0');
 	CHECK(strstr(q->accept, OCIL_MT_OCI_MANIFEST) && strstr(q->accept, OCIL_MT_OCI_INDEX) &&
@@ -510,7 +292,7 @@ static void h_bearer(srv *s, const sreq *q, int fd)
 	}
 	if (is_path(q, "/redir/")) {
 		snprintf(extra, sizeof(extra), "Location: http://127.0.0.2:%d/cdn/%s?sig=x\r\n",
-			 s->port[1], s->blob_digest);
+			 s->http.port[1], s->blob_digest);
 		reply_str(fd, 302, extra, "");
 		return;
 	}
@@ -535,25 +317,25 @@ static void manifest_bearer(void)
 	free(body);
 	free(mt);
 	CHECK(srv_count(&s) == 3);
-	CHECK(s.log[0].authz[0] == '\0');
-	CHECK_STREQ(s.log[1].path,
+	CHECK(s.http.log[0].authz[0] == '\0');
+	CHECK_STREQ(s.http.log[1].path,
 		    "/token?service=test.registry&scope=repository%3Alambda%2Fpython%3Apull");
-	CHECK(s.log[1].authz[0] == '\0'); /* no credentials anywhere: anonymous token */
-	CHECK_STREQ(s.log[2].authz, "Bearer tok-1");
+	CHECK(s.http.log[1].authz[0] == '\0'); /* no credentials anywhere: anonymous token */
+	CHECK_STREQ(s.http.log[2].authz, "Bearer tok-1");
 
 	/* The token is cached ... */
 	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
 	free(body);
 	free(mt);
 	CHECK(srv_count(&s) == 4);
-	CHECK_STREQ(s.log[3].authz, "Bearer tok-1");
+	CHECK_STREQ(s.http.log[3].authz, "Bearer tok-1");
 	/* ... and renewed when it stops working ("access_token" this time). */
 	s.state = 5;
 	CHECK_OK(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err);
 	free(body);
 	free(mt);
 	CHECK(srv_count(&s) == 7);
-	CHECK_STREQ(s.log[6].authz, "Bearer tok-6");
+	CHECK_STREQ(s.http.log[6].authz, "Bearer tok-6");
 
 	/* With credentials, the token request carries them (and only it). */
 	cleanup_free char *af = authfile_for(host, "alice", "pw1");
@@ -564,9 +346,9 @@ static void manifest_bearer(void)
 	free(body);
 	free(mt);
 	CHECK(srv_count(&s) == 10);
-	CHECK(s.log[7].authz[0] == '\0');
-	CHECK_STREQ(s.log[8].authz, "Basic YWxpY2U6cHcx");
-	CHECK_STREQ(s.log[9].authz, "Bearer tok-7");
+	CHECK(s.http.log[7].authz[0] == '\0');
+	CHECK_STREQ(s.http.log[8].authz, "Basic YWxpY2U6cHcx");
+	CHECK_STREQ(s.http.log[9].authz, "Bearer tok-7");
 
 	/* A token answer with a duplicate key is refused, as any JSON from outside. */
 	s.state = 99;
@@ -593,11 +375,11 @@ static void redirect_no_credentials(void)
 	CHECK(last_done == s.blob_len && last_total == s.blob_len);
 	/* 401, token, blob (307), /redir (302), the other host. */
 	CHECK(srv_count(&s) == 5);
-	CHECK_STREQ(s.log[2].authz, "Bearer tok-1");
-	CHECK(is_path(&s.log[3], "/redir/"));
-	CHECK_STREQ(s.log[3].authz, "Bearer tok-1"); /* same host: still ours */
-	CHECK(s.log[4].listener == 1 && is_path(&s.log[4], "/cdn/"));
-	CHECK(s.log[4].authz[0] == '\0');
+	CHECK_STREQ(s.http.log[2].authz, "Bearer tok-1");
+	CHECK(is_path(&s.http.log[3], "/redir/"));
+	CHECK_STREQ(s.http.log[3].authz, "Bearer tok-1"); /* same host: still ours */
+	CHECK(s.http.log[4].listener == 1 && is_path(&s.http.log[4], "/cdn/"));
+	CHECK(s.http.log[4].authz[0] == '\0');
 
 	/* Already there: no I/O at all. */
 	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
@@ -670,9 +452,9 @@ static void basic_auth(void)
 	free(body);
 	free(mt);
 	CHECK(srv_count(&s) == before + 3);
-	CHECK(s.log[before].authz[0] == '\0');
-	CHECK_STREQ(s.log[before + 1].authz, "Basic YWxpY2U6cmlnaHQ=");
-	CHECK_STREQ(s.log[before + 2].authz, "Basic YWxpY2U6cmlnaHQ=");
+	CHECK(s.http.log[before].authz[0] == '\0');
+	CHECK_STREQ(s.http.log[before + 1].authz, "Basic YWxpY2U6cmlnaHQ=");
+	CHECK_STREQ(s.http.log[before + 2].authz, "Basic YWxpY2U6cmlnaHQ=");
 }
 
 static void h_token_refused(srv *s, const sreq *q, int fd)
@@ -708,8 +490,8 @@ static void bearer_bad_credentials(void)
 		   OCIL_E_REGISTRY, want);
 	/* The token request had the credentials; scope built from the repo. */
 	CHECK(srv_count(&s) == 2);
-	CHECK_STREQ(s.log[1].path, "/token?scope=repository%3Alambda%2Fpython%3Apull");
-	CHECK_STREQ(s.log[1].authz, "Basic Ym9iOm5vcGU=");
+	CHECK_STREQ(s.http.log[1].path, "/token?scope=repository%3Alambda%2Fpython%3Apull");
+	CHECK_STREQ(s.http.log[1].authz, "Basic Ym9iOm5vcGU=");
 }
 
 /* --- retries --- */
@@ -816,7 +598,7 @@ static void connection_refused(void)
 	o.retries = 0;
 	/* A port nobody listens on: take one and close it. */
 	int port = 0;
-	int fd = listen_on("127.0.0.1", &port);
+	int fd = thttp_listen("127.0.0.1", &port);
 	close(fd);
 	cleanup_free char *host = ocil_xasprintf("127.0.0.1:%d", port);
 	cleanup_registry ocil_registry *r = NULL;
@@ -840,8 +622,8 @@ static void h_drop(srv *s, const sreq *q, int fd)
 		snprintf(extra, sizeof(extra),
 			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
 			 s->blob_len);
-		send_all(fd, extra, strlen(extra));
-		send_all(fd, s->blob, 100000);
+		thttp_send(fd, extra, strlen(extra));
+		thttp_send(fd, s->blob, 100000);
 		return;
 	}
 	unsigned long long from = 0;
@@ -872,8 +654,8 @@ static void resume(void)
 	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
 	CHECK(ocil_blobstore_has(bs, s.blob_digest));
 	CHECK(srv_count(&s) == 2);
-	CHECK(s.log[0].range[0] == '\0');
-	CHECK_STREQ(s.log[1].range, "bytes=100000-");
+	CHECK(s.http.log[0].range[0] == '\0');
+	CHECK_STREQ(s.http.log[1].range, "bytes=100000-");
 	CHECK(strstr(n.text, "retrying blob sha256:") != NULL);
 
 	/* The server answers the Range with the whole blob: start over. */
@@ -882,7 +664,7 @@ static void resume(void)
 	CHECK_OK(ocil_registry_fetch_blob(r, &d, bs, &err), &err);
 	CHECK(ocil_blobstore_has(bs, s.blob_digest));
 	CHECK(srv_count(&s) == 4);
-	CHECK_STREQ(s.log[3].range, "bytes=100000-");
+	CHECK_STREQ(s.http.log[3].range, "bytes=100000-");
 	CHECK(store_entries(bs) == 1);
 }
 
@@ -902,8 +684,8 @@ static void h_bad_blob(srv *s, const sreq *q, int fd)
 		return;
 	case 2: /* no length, sends too much */
 		snprintf(extra, sizeof(extra), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-		send_all(fd, extra, strlen(extra));
-		send_all(fd, s->blob, s->blob_len);
+		thttp_send(fd, extra, strlen(extra));
+		thttp_send(fd, s->blob, s->blob_len);
 		return;
 	default:
 		reply_str(fd, 404, "Content-Type: application/json\r\n",
@@ -958,15 +740,15 @@ static void h_manifests(srv *s, const sreq *q, int fd)
 		snprintf(extra, sizeof(extra),
 			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n{",
 			 OCIL_JSON_MAX + 1);
-		send_all(fd, extra, strlen(extra));
+		thttp_send(fd, extra, strlen(extra));
 	} else if (strcmp(q->path, "/v2/lambda/python/manifests/stream") == 0) {
 		/* No Content-Length: the cap must hold while reading. */
 		const char *h = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
-		send_all(fd, h, strlen(h));
+		thttp_send(fd, h, strlen(h));
 		char *junk = ocil_xmalloc(1 << 16);
 		memset(junk, ' ', 1 << 16);
 		for (size_t sent = 0; sent <= OCIL_JSON_MAX; sent += 1 << 16)
-			send_all(fd, junk, 1 << 16);
+			thttp_send(fd, junk, 1 << 16);
 		free(junk);
 	} else if (strcmp(q->path, "/v2/lambda/python/manifests/3.9") == 0) {
 		reply_str(fd, 404, "Content-Type: application/json\r\n",
@@ -1080,7 +862,7 @@ static void no_plain_http_elsewhere(void)
 	cleanup_free char *want = ocil_xasprintf("%s: cannot connect: ", host);
 	CHECK_FAIL(ocil_registry_get_manifest(r, "3.8", &body, &len, &mt, digest, &err), &err,
 		   OCIL_E_REGISTRY, want);
-	CHECK(s.tls_probes == 1 && srv_count(&s) == 0);
+	CHECK(s.http.tls_probes == 1 && srv_count(&s) == 0);
 	CHECK(n.count == 0);
 
 	/* --tls-verify=false allows it, out loud. */
@@ -1134,7 +916,7 @@ static void h_push(srv *s, const sreq *q, int fd)
 			 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nDocker-Content-Digest: "
 			 "%s\r\nConnection: close\r\n\r\n",
 			 len ? "200 OK" : "404 Not Found", len, d);
-		send_all(fd, extra, strlen(extra));
+		thttp_send(fd, extra, strlen(extra));
 		return;
 	}
 	if (strcmp(q->method, "POST") == 0 && is_path(q, "/v2/lambda/fn/blobs/uploads/?mount=")) {
@@ -1269,9 +1051,9 @@ static void blob_exists(void)
 	bool have = false;
 	CHECK_OK(ocil_registry_blob_exists(r, &d, &have, &err), &err);
 	CHECK(have);
-	CHECK_STREQ(s.log[0].method, "HEAD");
+	CHECK_STREQ(s.http.log[0].method, "HEAD");
 	cleanup_free char *path = ocil_xasprintf("/v2/lambda/fn/blobs/%s", s.blob_digest);
-	CHECK_STREQ(s.log[0].path, path);
+	CHECK_STREQ(s.http.log[0].path, path);
 
 	/* Missing. */
 	ocil_descriptor other = {.size = 3};
@@ -1301,7 +1083,7 @@ static void blob_exists(void)
 	CHECK_OK(ocil_registry_blob_exists(r2, &m, &have, &err), &err);
 	CHECK(have);
 	CHECK(srv_count(&b) == 2);
-	CHECK_STREQ(b.log[1].authz, "Basic YWxpY2U6cmlnaHQ=");
+	CHECK_STREQ(b.http.log[1].authz, "Basic YWxpY2U6cmlnaHQ=");
 }
 
 static void mount(void)
@@ -1322,13 +1104,13 @@ static void mount(void)
 	CHECK_OK(ocil_registry_mount_blob(r, &d, "lambda/python", &mounted, &err), &err);
 	CHECK(mounted);
 	CHECK(srv_count(&s) == 1);
-	CHECK_STREQ(s.log[0].method, "POST");
+	CHECK_STREQ(s.http.log[0].method, "POST");
 	cleanup_free char *want =
 	    ocil_xasprintf("/v2/lambda/fn/blobs/uploads/?mount=sha256%%3A%s&from=lambda%%2Fpython",
 			   ocil_digest_hex(s.blob_digest));
-	CHECK_STREQ(s.log[0].path, want);
-	CHECK(s.log[0].content_type[0] == '\0'); /* not curl's form type */
-	CHECK_STREQ(s.log[0].content_length, "0");
+	CHECK_STREQ(s.http.log[0].path, want);
+	CHECK(s.http.log[0].content_type[0] == '\0'); /* not curl's form type */
+	CHECK_STREQ(s.http.log[0].content_length, "0");
 
 	/* Not there: 202, and the session it opened is cancelled. */
 	ocil_descriptor other = {.size = 3};
@@ -1337,8 +1119,8 @@ static void mount(void)
 	CHECK_OK(ocil_registry_mount_blob(r, &other, "lambda/python", &mounted, &err), &err);
 	CHECK(!mounted);
 	CHECK(srv_count(&s) == 3);
-	CHECK_STREQ(s.log[2].method, "DELETE");
-	CHECK_STREQ(s.log[2].path, "/v2/lambda/fn/blobs/uploads/m1?_state=m");
+	CHECK_STREQ(s.http.log[2].method, "DELETE");
+	CHECK_STREQ(s.http.log[2].path, "/v2/lambda/fn/blobs/uploads/m1?_state=m");
 
 	CHECK_FAIL(ocil_registry_mount_blob(r, &d, "../x", &mounted, &err), &err, OCIL_E_INPUT,
 		   "invalid repository name");
@@ -1363,9 +1145,9 @@ static void push_monolithic(void)
 	CHECK_OK(ocil_registry_push_blob(r, &d, file, &err), &err);
 	CHECK(last_done == s.blob_len && last_total == s.blob_len);
 	CHECK(srv_count(&s) == 2);
-	CHECK_STREQ(s.log[0].method, "POST");
-	CHECK_STREQ(s.log[0].path, "/v2/lambda/fn/blobs/uploads/");
-	const sreq *q = &s.log[1];
+	CHECK_STREQ(s.http.log[0].method, "POST");
+	CHECK_STREQ(s.http.log[0].path, "/v2/lambda/fn/blobs/uploads/");
+	const sreq *q = &s.http.log[1];
 	CHECK_STREQ(q->method, "PUT");
 	/* The Location's query is kept, digest= appended. */
 	cleanup_free char *want =
@@ -1387,7 +1169,7 @@ static void push_monolithic(void)
 		   "-bad: content is sha256:");
 	/* The registry refused it (DIGEST_INVALID); the session is cancelled. */
 	CHECK(srv_count(&s) == 5);
-	CHECK_STREQ(s.log[4].method, "DELETE");
+	CHECK_STREQ(s.http.log[4].method, "DELETE");
 	cleanup_free char *nofile = ocil_xasprintf("%s/none", ocil_test_tmpdir());
 	CHECK_FAIL(ocil_registry_push_blob(r, &d, nofile, &err), &err, OCIL_E_IO, "No such file");
 }
@@ -1423,7 +1205,7 @@ static void push_chunked(void)
 	CHECK(srv_count(&s) == 5);
 	static const char *const ranges[] = {"0-119999", "120000-239999", "240000-299999"};
 	for (int i = 0; i < 3; i++) {
-		const sreq *q = &s.log[1 + i];
+		const sreq *q = &s.http.log[1 + i];
 		CHECK_STREQ(q->method, "PATCH");
 		CHECK_STREQ(q->content_range, ranges[i]);
 		CHECK_STREQ(q->content_type, "application/octet-stream");
@@ -1433,7 +1215,7 @@ static void push_chunked(void)
 		CHECK_STREQ(q->path, at);
 		CHECK(q->body_len == (i < 2 ? 120000 : 60000));
 	}
-	const sreq *put = &s.log[4];
+	const sreq *put = &s.http.log[4];
 	CHECK_STREQ(put->method, "PUT");
 	cleanup_free char *want =
 	    ocil_xasprintf("/v2/lambda/fn/blobs/uploads/s1?_state=1-3&digest=sha256%%3A%s",
@@ -1447,7 +1229,7 @@ static void push_chunked(void)
 	CHECK_FAIL(ocil_registry_push_blob(r, &d, bad, &err), &err, OCIL_E_INPUT,
 		   "-bad: content is sha256:");
 	CHECK(srv_count(&s) == before + 5);
-	CHECK_STREQ(s.log[before + 4].method, "DELETE");
+	CHECK_STREQ(s.http.log[before + 4].method, "DELETE");
 
 	/* Cancelled half way: no more requests. */
 	ocil_cancel cancel = {.flag = &push_cancel_flag};
@@ -1464,7 +1246,7 @@ static void push_chunked(void)
 	ocil_error_free(err);
 	err = NULL;
 	CHECK(srv_count(&s) <= before + 3);
-	CHECK_STREQ(s.log[srv_count(&s) - 1].method, "PATCH");
+	CHECK_STREQ(s.http.log[srv_count(&s) - 1].method, "PATCH");
 }
 
 static void push_retry(void)
@@ -1493,9 +1275,9 @@ static void push_retry(void)
 					   "PATCH", "PATCH", "PATCH", "PUT"};
 	CHECK(srv_count(&s) == 9);
 	for (int i = 0; i < 9; i++)
-		CHECK_STREQ(s.log[i].method, want[i]);
-	CHECK(is_path(&s.log[3], "/v2/lambda/fn/blobs/uploads/s1?_state=1-1"));
-	CHECK_STREQ(s.log[5].content_range, "0-119999");
+		CHECK_STREQ(s.http.log[i].method, want[i]);
+	CHECK(is_path(&s.http.log[3], "/v2/lambda/fn/blobs/uploads/s1?_state=1-1"));
+	CHECK_STREQ(s.http.log[5].content_range, "0-119999");
 	cleanup_free char *note = ocil_xasprintf(
 	    "%s: retrying blob %s in 0 s (HTTP 503 Service Unavailable)\n", host, s.blob_digest);
 	CHECK(strstr(n.text, note) != NULL);
@@ -1537,7 +1319,7 @@ static void put_manifest(void)
 	CHECK_OK(ocil_registry_put_manifest(r, "v1", m, len, OCIL_MT_OCI_MANIFEST, digest, &err),
 		 &err);
 	CHECK_STREQ(digest, s.manifest_digest);
-	const sreq *q = &s.log[0];
+	const sreq *q = &s.http.log[0];
 	CHECK_STREQ(q->method, "PUT");
 	CHECK_STREQ(q->path, "/v2/lambda/fn/manifests/v1");
 	CHECK_STREQ(q->content_type, OCIL_MT_OCI_MANIFEST);
@@ -1546,7 +1328,7 @@ static void put_manifest(void)
 	CHECK_OK(ocil_registry_put_manifest(r, s.manifest_digest, m, len, OCIL_MT_DOCKER_MANIFEST,
 					    digest, &err),
 		 &err);
-	CHECK_STREQ(s.log[1].content_type, OCIL_MT_DOCKER_MANIFEST);
+	CHECK_STREQ(s.http.log[1].content_type, OCIL_MT_DOCKER_MANIFEST);
 
 	CHECK_FAIL(
 	    ocil_registry_put_manifest(r, "wrongdcd", m, len, OCIL_MT_OCI_MANIFEST, digest, &err),
@@ -1658,11 +1440,11 @@ static void h_push_bearer(srv *s, const sreq *q, int fd)
 	} else if (strcmp(q->method, "POST") == 0) {
 		snprintf(extra, sizeof(extra),
 			 "Location: http://%s:%d/v2/lambda/fn/blobs/uploads/abs?_state=1\r\n",
-			 s->addr[0], s->port[0]);
+			 s->http.addr[0], s->http.port[0]);
 		reply_str(fd, 202, extra, "");
 	} else if (strcmp(q->method, "PUT") == 0) {
 		snprintf(extra, sizeof(extra), "Location: http://127.0.0.2:%d/up?sig=x&%s\r\n",
-			 s->port[1], q->path + strcspn(q->path, "?") + 1);
+			 s->http.port[1], q->path + strcspn(q->path, "?") + 1);
 		reply_str(fd, 307, extra, "");
 	} else {
 		reply_str(fd, 404, "", "");
@@ -1687,25 +1469,26 @@ static void push_bearer(void)
 	CHECK_OK(ocil_registry_push_blob(r, &d, file, &err), &err);
 	CHECK(srv_count(&s) == 5);
 	/* Push scope, and not the challenge's own again (it asks for less). */
-	CHECK_STREQ(s.log[1].path,
+	CHECK_STREQ(s.http.log[1].path,
 		    "/token?service=test.registry&scope=repository%3Alambda%2Ffn%3Apull%2Cpush");
-	CHECK_STREQ(s.log[2].authz, "Bearer tok-p");
-	CHECK_STREQ(s.log[3].method, "PUT");
-	CHECK_STREQ(s.log[3].authz, "Bearer tok-p");
-	CHECK(s.log[4].listener == 1);
-	CHECK_STREQ(s.log[4].method, "PUT");
-	CHECK(s.log[4].authz[0] == '\0');
-	CHECK_STREQ(s.log[4].body_digest, s.blob_digest);
+	CHECK_STREQ(s.http.log[2].authz, "Bearer tok-p");
+	CHECK_STREQ(s.http.log[3].method, "PUT");
+	CHECK_STREQ(s.http.log[3].authz, "Bearer tok-p");
+	CHECK(s.http.log[4].listener == 1);
+	CHECK_STREQ(s.http.log[4].method, "PUT");
+	CHECK(s.http.log[4].authz[0] == '\0');
+	CHECK_STREQ(s.http.log[4].body_digest, s.blob_digest);
 
 	/* A mount needs pull on the source too: a second token. */
 	bool mounted = false;
 	CHECK_OK(ocil_registry_mount_blob(r, &d, "lambda/python", &mounted, &err), &err);
 	CHECK(mounted);
 	CHECK(srv_count(&s) == 8);
-	CHECK_STREQ(s.log[6].path, "/token?service=test.registry&scope=repository%3Alambda%2Ffn%3A"
-				   "pull%2Cpush&scope=repository%3Alambda%2Fpython%3Apull&scope="
-				   "registry%3Acatalog%3A%2A");
-	CHECK_STREQ(s.log[7].authz, "Bearer tok-m");
+	CHECK_STREQ(s.http.log[6].path,
+		    "/token?service=test.registry&scope=repository%3Alambda%2Ffn%3A"
+		    "pull%2Cpush&scope=repository%3Alambda%2Fpython%3Apull&scope="
+		    "registry%3Acatalog%3A%2A");
+	CHECK_STREQ(s.http.log[7].authz, "Bearer tok-m");
 }
 
 /* --- open --- */

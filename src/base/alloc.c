@@ -62,3 +62,22 @@ char *ocil_xasprintf(const char *fmt, ...)
 		oom();
 	return s;
 }
+
+void ocil_vsay(ocil_message_fn fn, void *data, const char *fmt, va_list ap)
+{
+	if (fn == NULL)
+		return;
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		oom();
+	fn(data, msg);
+	free(msg);
+}
+
+void ocil_say(ocil_message_fn fn, void *data, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ocil_vsay(fn, data, fmt, ap);
+	va_end(ap);
+}

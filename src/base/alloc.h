@@ -2,6 +2,7 @@
 #ifndef OCIL_ALLOC_H
 #define OCIL_ALLOC_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -53,5 +54,14 @@ void *ocil_xrealloc(void *p, size_t n);
 char *ocil_xstrdup(const char *s);
 char *ocil_xstrndup(const char *s, size_t n);
 char *ocil_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A message callback of the library's (a notice, a progress line): msg is
+ * valid during the call only. */
+typedef void (*ocil_message_fn)(void *data, const char *msg);
+/* Formats a message and hands it to fn; nothing at all when fn is NULL. */
+void ocil_say(ocil_message_fn fn, void *data, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ocil_vsay(ocil_message_fn fn, void *data, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -21,23 +21,6 @@
 #define FUNCTION_NAME "function"
 #define ACCOUNT "012345678912"
 
-static void say(void (*fn)(void *, const char *), void *data, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(void (*fn)(void *, const char *), void *data, const char *fmt, ...)
-{
-	if (fn == NULL)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	char *msg = NULL;
-	int r = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		return;
-	fn(data, msg);
-	free(msg);
-}
-
 /* ---- the function's configuration ---- */
 
 /* The last --env value of key, or NULL. */
@@ -235,11 +218,11 @@ static int prepare_rootfs(const ocil_run_opts *o, run_image *im, ocil_error **er
 	im->rootfs = ocil_unpack_cache_path(im->cache_dir, key);
 	struct stat st;
 	if (lstat(im->rootfs, &st) == 0 && S_ISDIR(st.st_mode)) {
-		say(ev->progress, ev->data, "rootfs %s (cached)", im->rootfs);
+		ocil_say(ev->progress, ev->data, "rootfs %s (cached)", im->rootfs);
 		return 0;
 	}
-	say(ev->progress, ev->data, "unpacking %s (%zu layers)", im->ref.input,
-	    im->src->manifest.n_layers);
+	ocil_say(ev->progress, ev->data, "unpacking %s (%zu layers)", im->ref.input,
+		 im->src->manifest.n_layers);
 	ocil_layer_files f = {0};
 	int r = ocil_layer_files_get(&im->ref, im->src, im->cache_dir, NULL, o->cancel, &f, err);
 	const char *dirs[] = {"/proc", "/dev", "/tmp", im->workdir, NULL};
@@ -251,7 +234,8 @@ static int prepare_rootfs(const ocil_run_opts *o, run_image *im, ocil_error **er
 	ocil_layer_files_clear(&f);
 	if (r < 0)
 		return ocil_error_wrap(err, "unpacking %s", im->ref.input);
-	say(ev->progress, ev->data, "rootfs %s (%s)", im->rootfs, made ? "unpacked" : "cached");
+	ocil_say(ev->progress, ev->data, "rootfs %s (%s)", im->rootfs,
+		 made ? "unpacked" : "cached");
 	return 0;
 }
 

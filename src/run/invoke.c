@@ -56,17 +56,10 @@ typedef struct {
 static void note(const session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(const session *s, const char *fmt, ...)
 {
-	if (s->ev->notice == NULL)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *msg = NULL;
-	int r = vasprintf(&msg, fmt, ap);
+	ocil_vsay(s->ev->notice, s->ev->data, fmt, ap);
 	va_end(ap);
-	if (r < 0)
-		return;
-	s->ev->notice(s->ev->data, msg);
-	free(msg);
 }
 
 /* A START / END / REPORT line (events->log). */
