@@ -3,6 +3,7 @@
 #
 #   bench_init [BUILD_DIR]   sets BUILD, WORK (BUILD/bench, created), RUNS
 #   bench_corpus WORK        sets CORPUS (a tar) and TREE (it unpacked)
+#   bench_prefix WORK        sets PREFIX (a conda-like prefix of TREE), BASE, PYVER
 #
 # Debian's installed python3 with pandas, scipy, scikit-learn and
 # matplotlib (/usr/lib/python3 and /usr/lib/python3.X), topped up to
@@ -67,5 +68,37 @@ bench_corpus() {
 		mkdir -p "$TREE.tmp"
 		tar -xf "$CORPUS" -C "$TREE.tmp"
 		mv "$TREE.tmp" "$TREE"
+	fi
+}
+
+# bench_prefix WORK: sets PREFIX (a conda-like prefix of the corpus: lib/ holds it, plus
+# bin/python3.X and a conda-meta record for Debian's python), BASE (a small Lambda-like base
+# layout, testdata/mk-base.sh ... names) and PYVER; both built once (bench_corpus first).
+bench_prefix() {
+	local work=$1 pyfull
+	PYVER=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	pyfull=$(/usr/bin/python3 -c 'import platform; print(platform.python_version())')
+	PREFIX=$work/prefix
+	if [ ! -d "$PREFIX" ]; then
+		log "building $PREFIX (once)"
+		rm -rf "$PREFIX.tmp"
+		mkdir -p "$PREFIX.tmp/bin" "$PREFIX.tmp/conda-meta"
+		cp -a "$TREE/usr/lib" "$PREFIX.tmp/lib"
+		cp /usr/bin/python"$PYVER" "$PREFIX.tmp/bin/python$PYVER"
+		ln -s "python$PYVER" "$PREFIX.tmp/bin/python"
+		cat >"$PREFIX.tmp/conda-meta/python-$pyfull-0.json" <<JSON
+{"name": "python", "version": "$pyfull", "build": "0", "build_number": 0,
+ "channel": "bench", "subdir": "linux-64", "files": ["bin/python$PYVER"]}
+JSON
+		echo "==> bench prefix from Debian's python $pyfull <==" >"$PREFIX.tmp/conda-meta/history"
+		mv "$PREFIX.tmp" "$PREFIX"
+	fi
+	BASE=$work/base$PYVER
+	if [ ! -d "$BASE" ]; then
+		log "building $BASE (once)"
+		rm -rf "$BASE.tmp" "$BASE.tmp.tar"
+		bash "$SRC/testdata/mk-base.sh" "$BASE.tmp" "$PYVER" "$PYVER" names
+		rm -f "$BASE.tmp.tar"
+		mv "$BASE.tmp" "$BASE"
 	fi
 }

@@ -69,4 +69,78 @@ static void writer_reset(void)
 	ocil_blobstore_free(bs);
 }
 
-TEST_MAIN(T(put_and_verify), T(writer_reset))
+/* The tap hears of every writer: its temporary file, each size, and its
+ * end (committed with the digest, or dropped on reset and free). */
+typedef struct {
+	int begins, ends, dropped;
+	uint64_t last_size;
+	char digest[OCIL_DIGEST_STR_SIZE];
+	char tmp[4096];
+} tap_log;
+
+static void *tap_begin(void *data, const char *tmp)
+{
+	tap_log *l = data;
+	l->begins++;
+	snprintf(l->tmp, sizeof(l->tmp), "%s", tmp);
+	return l;
+}
+
+static void tap_wrote(void *w, uint64_t size)
+{
+	tap_log *l = w;
+	l->last_size = size;
+}
+
+static void tap_end(void *w, const char *digest, uint64_t size)
+{
+	tap_log *l = w;
+	l->ends++;
+	if (digest == NULL)
+		l->dropped++;
+	else
+		snprintf(l->digest, sizeof(l->digest), "%s", digest);
+	l->last_size = size;
+}
+
+static void tap(void)
+{
+	ocil_error *err = NULL;
+	ocil_blobstore *bs = NULL;
+	CHECK_OK(ocil_blobstore_open(ocil_test_tmpdir(), &bs, &err), &err);
+	tap_log l = {0};
+	ocil_blob_tap t = {.begin = tap_begin, .wrote = tap_wrote, .end = tap_end, .data = &l};
+	ocil_blobstore_set_tap(bs, &t);
+	ocil_blob_writer *w = NULL;
+	CHECK_OK(ocil_blobstore_begin(bs, &w, &err), &err);
+	CHECK(l.begins == 1 && l.tmp[0] != 0);
+	struct stat st;
+	CHECK(stat(l.tmp, &st) == 0);
+	CHECK_OK(ocil_blob_writer_write(w, "xy", 2, &err), &err);
+	CHECK(l.last_size == 2);
+	CHECK_OK(ocil_blob_writer_reset(w, &err), &err);
+	CHECK(l.ends == 1 && l.dropped == 1 && l.begins == 2);
+	CHECK_OK(ocil_blob_writer_write(w, "ab", 2, &err), &err);
+	CHECK_OK(ocil_blob_writer_write(w, "c", 1, &err), &err);
+	CHECK(l.last_size == 3);
+	CHECK_OK(ocil_blob_writer_commit(w, ABC, 3, NULL, NULL, &err), &err);
+	CHECK(l.ends == 2 && l.dropped == 1);
+	CHECK_STREQ(l.digest, ABC);
+	ocil_blob_writer_free(w);
+	CHECK(l.ends == 2); /* nothing more after the commit */
+
+	/* a writer freed uncommitted: dropped */
+	CHECK_OK(ocil_blobstore_begin(bs, &w, &err), &err);
+	CHECK_OK(ocil_blob_writer_write(w, "q", 1, &err), &err);
+	ocil_blob_writer_free(w);
+	CHECK(l.begins == 3 && l.ends == 3 && l.dropped == 2);
+
+	/* untapped: nothing heard */
+	ocil_blobstore_set_tap(bs, NULL);
+	CHECK_OK(ocil_blobstore_begin(bs, &w, &err), &err);
+	ocil_blob_writer_free(w);
+	CHECK(l.begins == 3 && l.ends == 3);
+	ocil_blobstore_free(bs);
+}
+
+TEST_MAIN(T(put_and_verify), T(writer_reset), T(tap))

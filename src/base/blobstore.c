@@ -12,6 +12,8 @@ struct ocil_blobstore {
 	char *root;
 	char *dir;  /* <root>/blobs/sha256 */
 	bool swept; /* stale temporaries removed (on the first write) */
+	ocil_blob_tap tap;
+	bool tapped;
 };
 
 struct ocil_blob_writer {
@@ -21,7 +23,23 @@ struct ocil_blob_writer {
 	ocil_hasher *h;
 	uint64_t size;
 	bool done;
+	void *tap; /* what the store's tap keeps of this writer, or NULL */
 };
+
+void ocil_blobstore_set_tap(ocil_blobstore *bs, const ocil_blob_tap *tap)
+{
+	bs->tapped = tap != NULL;
+	if (tap != NULL)
+		bs->tap = *tap;
+}
+
+/* The last the tap hears of w: committed as digest, or (NULL) dropped. */
+static void tap_end(ocil_blob_writer *w, const char *digest)
+{
+	if (w->tap != NULL)
+		w->bs->tap.end(w->tap, digest, w->size);
+	w->tap = NULL;
+}
 
 int ocil_blobstore_open(const char *dir, ocil_blobstore **out, ocil_error **err)
 {
@@ -94,6 +112,8 @@ int ocil_blobstore_begin(ocil_blobstore *bs, ocil_blob_writer **out, ocil_error 
 	}
 	fchmod(w->fd, 0644);
 	w->h = ocil_hasher_new();
+	if (bs->tapped)
+		w->tap = bs->tap.begin(bs->tap.data, w->tmp);
 	*out = w;
 	return 0;
 }
@@ -104,6 +124,8 @@ int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, oci
 		return -1;
 	ocil_hasher_update(w->h, buf, len);
 	w->size += len;
+	if (w->tap != NULL)
+		w->bs->tap.wrote(w->tap, w->size);
 	return 0;
 }
 
@@ -123,7 +145,10 @@ int ocil_blob_writer_reset(ocil_blob_writer *w, ocil_error **err)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "resetting %s", w->tmp);
 	ocil_hasher_free(w->h);
 	w->h = ocil_hasher_new();
+	tap_end(w, NULL);
 	w->size = 0;
+	if (w->bs->tapped)
+		w->tap = w->bs->tap.begin(w->bs->tap.data, w->tmp);
 	return 0;
 }
 
@@ -147,6 +172,7 @@ int ocil_blob_writer_commit(ocil_blob_writer *w, const char *expected_digest, in
 	if (rename(w->tmp, dst) < 0)
 		return ocil_error_set_errno(err, OCIL_E_IO, errno, "storing blob %s", got);
 	w->done = true;
+	tap_end(w, got);
 	if (digest_out != NULL)
 		memcpy(digest_out, got, OCIL_DIGEST_STR_SIZE);
 	if (size_out != NULL)
@@ -158,6 +184,7 @@ void ocil_blob_writer_free(ocil_blob_writer *w)
 {
 	if (w == NULL)
 		return;
+	tap_end(w, NULL);
 	if (w->fd >= 0)
 		close(w->fd);
 	if (!w->done)

@@ -35,6 +35,28 @@ bool ocil_blobstore_has(const ocil_blobstore *bs, const char *digest);
 int ocil_blobstore_open_blob(const ocil_blobstore *bs, const char *digest, int *fd,
 			     ocil_error **err);
 
+/* Someone who watches blobs while they are written into a store (a
+ * registry output uploads a new layer as it is compressed). The calls for
+ * one writer come in order, one at a time, from whichever thread writes;
+ * those of different writers may come at once. */
+typedef struct {
+	/* A writer began; tmp is its temporary file (readable while it
+	 * grows, and after the rename). Returns what the other calls get for
+	 * this writer; NULL: nothing more about it. */
+	void *(*begin)(void *data, const char *tmp);
+	/* After each write: the file holds size bytes now. It may block (to
+	 * hold a writer back). */
+	void (*wrote)(void *w, uint64_t size);
+	/* The last call: the writer committed its blob (digest, size bytes),
+	 * or dropped what it wrote (digest NULL: freed uncommitted, or reset
+	 * to start over, after which a new begin follows). */
+	void (*end)(void *w, const char *digest, uint64_t size);
+	void *data;
+} ocil_blob_tap;
+/* Every writer begun on bs from now on is seen by tap (copied; NULL: by
+ * none). */
+void ocil_blobstore_set_tap(ocil_blobstore *bs, const ocil_blob_tap *tap);
+
 /* Streaming write. */
 int ocil_blobstore_begin(ocil_blobstore *bs, ocil_blob_writer **out, ocil_error **err);
 int ocil_blob_writer_write(ocil_blob_writer *w, const void *buf, size_t len, ocil_error **err);

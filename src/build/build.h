@@ -52,7 +52,7 @@ typedef struct {
 	const char *pkgs_dir, *wheels_dir; /* may be NULL */
 	const ocil_mirror *mirrors;
 	size_t n_mirrors;
-	int jobs;	   /* downloads at once; 0: the default */
+	int jobs;	   /* package downloads at once; 0: the default */
 	bool offline;	   /* no network at all */
 	bool no_compile;   /* a lock's environment: no bytecode layer */
 	const char *code;  /* handler code directory */

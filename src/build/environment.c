@@ -241,6 +241,8 @@ int build_open_base(build *b, ocil_error **err)
 	if (ocil_source_import_layers(b->src, bs, b->docker, o->cancel, &b->base_layers, err) < 0)
 		return -1;
 	b->n_base_layers = b->src->manifest.n_layers;
+	/* a registry output takes them while the new layers are made */
+	ocil_sink_upload(b->sink, b->base_layers, b->n_base_layers);
 	cleanup_free const char **paths = ocil_xcalloc(b->n_base_layers + 1, sizeof(char *));
 	ocil_strv owned = {0};
 	for (size_t i = 0; i < b->n_base_layers; i++) {

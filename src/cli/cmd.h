@@ -93,6 +93,9 @@ int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
 	    {"timeout", OCIL_OPT_REGISTRY_BASE + 6, "SECONDS",                                     \
 	     "bound on each registry request, blob or package download, retries included "         \
 	     "(default 600)"},                                                                     \
+	    {"jobs", OCIL_OPT_REGISTRY_BASE + 8, "N",                                              \
+	     "blob transfers at once, downloads and uploads, on one connection pool (default 4, "  \
+	     "at most 64)"},                                                                       \
 	{                                                                                          \
 		"cache-dir", OCIL_OPT_REGISTRY_BASE + 7, "DIR",                                    \
 		    "blob cache (default $XDG_CACHE_HOME/ocilambda or ~/.cache/ocilambda)"         \
@@ -118,7 +121,16 @@ typedef struct {
 	double start, last;
 	bool drawn; /* a line is shown and not ended yet */
 } ocil_cmd_progress;
+/* Also attaches the command's one transfer loop (registry/net.h; made on
+ * the first call, with o->jobs connections per host), freed by
+ * ocil_cmd_registry_end. */
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress);
+/* After a command: the progress lines taken off the terminal, the transfer
+ * loop stopped. */
+void ocil_cmd_registry_end(void);
+/* line (no newline) on stderr, above the blob progress lines if they are
+ * shown: every stderr line while transfers may be under way goes so. */
+void ocil_cmd_print_line(const char *line);
 /* A fetch.h progress callback (data: an ocil_cmd_progress): one line,
  * rewritten in place, of what the downloads have done; _end ends the line
  * if one is shown. */

@@ -34,7 +34,6 @@ enum {
 	OPT_PKGS_DIR,
 	OPT_WHEELS_DIR,
 	OPT_MIRROR,
-	OPT_JOBS,
 	OPT_OFFLINE,
 	OPT_NO_COMPILE,
 	OPT_COMPILE_CODE,
@@ -56,7 +55,6 @@ static const ocil_option options[] = {
     {"mirror", OPT_MIRROR, "FROM=TO",
      "with --conda-lock: download what the lock has under the URL prefix FROM from TO "
      "instead (repeatable; the longest FROM wins)"},
-    {"jobs", OPT_JOBS, "N", "downloads at once (default 4)"},
     {"offline", OPT_OFFLINE, NULL,
      "never touch the network: packages must be in --pkgs-dir or the cache, the base and "
      "the output local"},
@@ -158,7 +156,6 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 		*flag[i] = true;
 		return 0;
 	}
-	long v = 0;
 	switch (key) {
 	case OPT_FORMAT:
 		return ocil_format_parse(arg, &b->format, err);
@@ -185,11 +182,6 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 			return -1;
 		b->n_mirrors++;
 		break;
-	case OPT_JOBS:
-		if (ocil_cmd_long_opt("jobs", arg, 1, OCIL_FETCH_JOBS_MAX, "1..64", &v, err) < 0)
-			return -1;
-		b->jobs = (int)v;
-		break;
 	}
 	return 0;
 }
@@ -210,13 +202,14 @@ static void end_fetch_line(report *r)
 static void on_progress(void *data, const char *msg)
 {
 	end_fetch_line(data);
-	fprintf(stderr, "ocilambda: %s\n", msg);
+	ocil_cmd_print_notice(NULL, msg);
 }
 
 static void on_warning(void *data, const char *msg)
 {
 	end_fetch_line(data);
-	fprintf(stderr, "ocilambda: warning: %s\n", msg);
+	cleanup_free char *line = ocil_xasprintf("ocilambda: warning: %s", msg);
+	ocil_cmd_print_line(line);
 }
 
 static void on_finding(void *data, const ocil_finding *f, bool notable)
@@ -283,6 +276,8 @@ static int assemble(opts *o, const ocil_cancel *cancel, ocil_error **err)
 				.fetch = rep.progress ? on_fetch : NULL};
 	ocil_build_opts *b = &o->b;
 	ocil_cmd_registry_callbacks(&b->registry, rep.progress ? &rep.blobs : NULL);
+	/* --jobs: the lock's package downloads too */
+	b->jobs = b->registry.jobs;
 	b->env = (const char *const *)o->env.v;
 	b->n_env = o->env.n;
 	b->excludes = (const char *const *)o->excludes.v;

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include "cli/cmd.h"
 #include "lambda/check.h"
 #include "registry/fetch.h"
+#include "registry/net.h"
 #include "registry/registry.h"
 
 #define OPT_HELP 'h'
@@ -262,13 +264,19 @@ int ocil_cmd_registry_opt(ocil_cmd_registry *r, int key, const char *arg, ocil_e
 	case 7:
 		r->cache_dir = arg;
 		return 1;
+	case 8:
+		if (ocil_cmd_long_opt("jobs", arg, 1, OCIL_NET_JOBS_MAX, "1..64", &v, err) < 0)
+			return -1;
+		o->jobs = (int)v;
+		return 1;
 	}
 	return 0;
 }
 
 void ocil_cmd_print_notice(void *data, const char *msg)
 {
-	fprintf(stderr, "ocilambda: %s\n", msg);
+	cleanup_free char *line = ocil_xasprintf("ocilambda: %s", msg);
+	ocil_cmd_print_line(line);
 }
 
 double ocil_cmd_now(void)
@@ -278,26 +286,120 @@ double ocil_cmd_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* One line per blob, rewritten in place: bytes so far, total, rate. */
-static void print_progress(void *data, const char *digest, uint64_t done, uint64_t total)
+/* Blob transfers under way, one line each, redrawn in place on a terminal;
+ * one process has one stderr, so one board. Transfers report from the
+ * network thread, notices from workers: everything that writes to stderr
+ * while a board may be shown goes through board_mu. */
+#define BOARD_ROWS 16
+
+typedef struct {
+	char label[80];
+	uint64_t done, total;
+	double start;
+	bool used;
+} board_row;
+
+static pthread_mutex_t board_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	board_row rows[BOARD_ROWS];
+	int drawn; /* lines of the board on the terminal now */
+	double last;
+} board;
+
+/* (under board_mu) take the board off the terminal */
+static void board_erase_locked(void)
 {
-	ocil_cmd_progress *p = data;
-	double t = ocil_cmd_now();
-	if (strcmp(p->digest, digest) != 0) {
-		snprintf(p->digest, sizeof(p->digest), "%s", digest);
-		p->start = t;
-		p->last = 0;
-	}
-	/* Called for every chunk: redraw at most five times a second. */
-	if (done != total && t - p->last < 0.2)
+	if (board.drawn > 0)
+		fprintf(stderr, "\033[%dA\r\033[J", board.drawn);
+	board.drawn = 0;
+}
+
+static void row_line(const board_row *r, double now, bool final)
+{
+	double dt = now - r->start;
+	double mib = r->done / 1048576.0;
+	double rate = dt > 0 ? mib / dt : 0;
+	if (final)
+		fprintf(stderr, "ocilambda: %.19s %7.1f MiB in %.1f s, %6.1f MiB/s\n", r->label,
+			mib, dt, rate);
+	else if (r->total > 0)
+		fprintf(stderr, "ocilambda: %.19s %7.1f/%.1f MiB %6.1f MiB/s\033[K\n", r->label,
+			mib, r->total / 1048576.0, rate);
+	else
+		fprintf(stderr, "ocilambda: %.19s %7.1f MiB %6.1f MiB/s\033[K\n", r->label, mib,
+			rate);
+}
+
+/* (under board_mu) draw the rows under way */
+static void board_draw_locked(double now)
+{
+	if (!isatty(2))
 		return;
-	p->last = t;
-	double dt = t - p->start;
-	double rate = dt > 0 ? done / dt / 1048576.0 : 0;
-	fprintf(stderr, "\rocilambda: %.19s %7.1f/%.1f MiB %6.1f MiB/s", digest, done / 1048576.0,
-		total / 1048576.0, rate);
-	if (done == total)
-		fputc('\n', stderr);
+	board_erase_locked();
+	for (int i = 0; i < BOARD_ROWS; i++)
+		if (board.rows[i].used) {
+			row_line(&board.rows[i], now, false);
+			board.drawn++;
+		}
+	fflush(stderr);
+}
+
+static void print_progress(void *data, const char *label, uint64_t done, uint64_t total)
+{
+	double now = ocil_cmd_now();
+	pthread_mutex_lock(&board_mu);
+	board_row *r = NULL, *free_row = NULL;
+	for (int i = 0; i < BOARD_ROWS && r == NULL; i++) {
+		if (board.rows[i].used && strcmp(board.rows[i].label, label) == 0)
+			r = &board.rows[i];
+		else if (!board.rows[i].used && free_row == NULL)
+			free_row = &board.rows[i];
+	}
+	if (r == NULL && free_row == NULL) {
+		/* more at once than lines: this one is not shown */
+		pthread_mutex_unlock(&board_mu);
+		return;
+	}
+	if (r == NULL) {
+		r = free_row;
+		*r = (board_row){.start = now, .used = true};
+		snprintf(r->label, sizeof(r->label), "%s", label);
+	}
+	r->done = done;
+	r->total = total;
+	bool fin = total > 0 && done >= total;
+	if (fin || now - board.last >= 0.2) {
+		board.last = now;
+		if (fin) {
+			if (isatty(2))
+				board_erase_locked();
+			row_line(r, now, true);
+			r->used = false;
+		}
+		board_draw_locked(now);
+	}
+	pthread_mutex_unlock(&board_mu);
+}
+
+static void board_end(void)
+{
+	pthread_mutex_lock(&board_mu);
+	board_erase_locked();
+	memset(&board, 0, sizeof(board));
+	fflush(stderr);
+	pthread_mutex_unlock(&board_mu);
+}
+
+/* A line on stderr above the board. */
+void ocil_cmd_print_line(const char *line)
+{
+	pthread_mutex_lock(&board_mu);
+	bool shown = board.drawn > 0;
+	board_erase_locked();
+	fprintf(stderr, "%s\n", line);
+	if (shown)
+		board_draw_locked(ocil_cmd_now());
+	pthread_mutex_unlock(&board_mu);
 }
 
 void ocil_cmd_fetch_progress(void *data, const ocil_fetch_progress *p)
@@ -327,11 +429,25 @@ void ocil_cmd_fetch_progress_end(ocil_cmd_progress *p)
 	p->drawn = false;
 }
 
+/* The command's transfer loop: one per process, as the board. */
+static ocil_net *cmd_net;
+
 void ocil_cmd_registry_callbacks(ocil_registry_opts *o, ocil_cmd_progress *progress)
 {
 	o->notice = ocil_cmd_print_notice;
 	o->progress = progress ? print_progress : NULL;
 	o->data = progress;
+	ocil_error *no_net = NULL;
+	if (cmd_net == NULL && ocil_net_new(o->jobs, &cmd_net, &no_net) < 0)
+		ocil_error_free(no_net); /* each handle on its own, then */
+	o->net = cmd_net;
+}
+
+void ocil_cmd_registry_end(void)
+{
+	board_end();
+	ocil_net_free(cmd_net);
+	cmd_net = NULL;
 }
 
 bool ocil_cmd_color(int fd)
@@ -347,7 +463,12 @@ void ocil_cmd_put_finding(FILE *f, const char *prefix, const ocil_finding *x, bo
 			 : x->sev == OCIL_SEV_ERROR   ? OCIL_SGR_RED
 			 : x->sev == OCIL_SEV_WARNING ? OCIL_SGR_YELLOW
 						      : "";
-	fprintf(f, "%s%s%s%s\n", prefix, on, line, on[0] ? OCIL_SGR_RESET : "");
+	cleanup_free char *full =
+	    ocil_xasprintf("%s%s%s%s", prefix, on, line, on[0] ? OCIL_SGR_RESET : "");
+	if (f == stderr)
+		ocil_cmd_print_line(full);
+	else
+		fprintf(f, "%s\n", full);
 }
 
 bool ocil_cmd_output_opt(int key, bool *quiet, bool *progress)

@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int r = cmd->run(cmd, &ctx, argc - 1, argv + 1, &err);
+	ocil_cmd_registry_end();
 	if (flush_stdout(r == 0 ? &err : NULL) < 0)
 		r = -1;
 	if (r == 0)

@@ -15,6 +15,7 @@
 #include "registry/challenge.h"
 #include "registry/credentials.h"
 #include "registry/http.h"
+#include "registry/net.h"
 
 #define TOKEN_MAX ((size_t)1 << 20)
 /* Error bodies are only read for their message. */
@@ -50,6 +51,7 @@ struct ocil_registry {
 	size_t ca_len;
 	CURL *curl; /* one handle: connections and TLS sessions are reused */
 	bool curl_inited;
+	bool talked; /* a request was made */
 };
 
 /* One operation (a manifest, a blob, a token): its time budget, retry count
@@ -541,7 +543,10 @@ static CURLcode perform(op *o, const req *q, const char *url, const char *url_ho
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	CURLcode rc = curl_easy_perform(c);
+	/* Through the shared loop when there is one: its connections are
+	 * every handle's (see net.h). */
+	r->talked = true;
+	CURLcode rc = r->o.net != NULL ? ocil_net_perform(r->o.net, c) : curl_easy_perform(c);
 	/* The handle outlives this stack frame; drop pointers into it. */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
@@ -1627,8 +1632,8 @@ static void hasher_freep(ocil_hasher **h)
 	ocil_hasher_free(*h);
 }
 
-int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const char *path,
-			    ocil_error **err)
+static int push_file(ocil_registry *r, const ocil_descriptor *d, const char *path, uint64_t chunk,
+		     ocil_error **err)
 {
 	if (check_descriptor(r, d, err) < 0)
 		return -1;
@@ -1654,7 +1659,6 @@ int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const ch
 	__attribute__((cleanup(hasher_freep))) ocil_hasher *h = ocil_hasher_new();
 	req_body bd = {
 	    .fd = fd, .path = path, .digest = d->digest, .total = (uint64_t)d->size, .h = h};
-	uint64_t chunk = r->o.chunk_size > 0 ? r->o.chunk_size : CHUNK_DEFAULT;
 	for (;;) {
 		attempt a = {0};
 		ocil_error *e = NULL;
@@ -1679,6 +1683,18 @@ int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const ch
 		if (rc < 0)
 			return -1;
 	}
+}
+
+int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const char *path,
+			    ocil_error **err)
+{
+	return push_file(r, d, path, r->o.chunk_size > 0 ? r->o.chunk_size : CHUNK_DEFAULT, err);
+}
+
+int ocil_registry_push_blob_whole(ocil_registry *r, const ocil_descriptor *d, const char *path,
+				  ocil_error **err)
+{
+	return push_file(r, d, path, UINT64_MAX, err);
 }
 
 int ocil_registry_put_manifest(ocil_registry *r, const char *reference, const char *body_buf,
@@ -1723,4 +1739,232 @@ int ocil_registry_put_manifest(ocil_registry *r, const char *reference, const ch
 		return -1;
 	memcpy(digest_out, got, OCIL_DIGEST_STR_SIZE);
 	return 0;
+}
+
+/* --- concurrent transfers (issue 18) --- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? ocil_xstrdup(s) : NULL;
+}
+
+int ocil_registry_clone(const ocil_registry *r, const ocil_cancel *cancel, ocil_registry **out,
+			ocil_error **err)
+{
+	ocil_registry *c = ocil_xcalloc(1, sizeof(*c));
+	c->host = ocil_xstrdup(r->host);
+	c->hostname = ocil_xstrdup(r->hostname);
+	c->repo = ocil_xstrdup(r->repo);
+	c->name = ocil_xstrdup(r->name);
+	c->o = r->o;
+	c->o.cancel = cancel;
+	c->authfile = dup_or_null(r->authfile);
+	c->o.authfile = c->authfile;
+	c->talked = r->talked;
+	c->may_use_http = r->may_use_http;
+	c->scheme_known = r->scheme_known;
+	c->plain_http = r->plain_http;
+	c->authz = dup_or_null(r->authz);
+	c->authz_with_creds = r->authz_with_creds;
+	c->creds_loaded = r->creds_loaded;
+	c->creds_found = r->creds_found;
+	c->creds.username = dup_or_null(r->creds.username);
+	c->creds.password = dup_or_null(r->creds.password);
+	if (r->ca != NULL) {
+		c->ca = ocil_xmalloc(r->ca_len + 1);
+		memcpy(c->ca, r->ca, r->ca_len);
+		c->ca[r->ca_len] = '\0';
+		c->ca_len = r->ca_len;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		ocil_registry_free(c);
+		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+	}
+	c->curl_inited = true;
+	c->curl = curl_easy_init();
+	if (c->curl == NULL) {
+		ocil_registry_free(c);
+		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+	}
+	*out = c;
+	return 0;
+}
+
+bool ocil_registry_used(const ocil_registry *r)
+{
+	return r->talked;
+}
+
+int ocil_registry_login(ocil_registry *r, ocil_error **err)
+{
+	int retries = 0;
+	op o = {.r = r,
+		.what = "API check",
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.push = r->o.push,
+		.discard = true};
+	cleanup_resp resp rs = {.o = &o};
+	req q = {.path = "/v2/"};
+	return registry_request(&o, &q, &rs, err);
+}
+
+uint64_t ocil_registry_stream_part_max(uint64_t part_min)
+{
+	return part_min > OCIL_REGISTRY_STREAM_PART_MAX ? part_min : OCIL_REGISTRY_STREAM_PART_MAX;
+}
+
+/* Wait until the stream has at least want bytes, or is finished. */
+static int stream_wait(const ocil_blob_stream *s, uint64_t want, ocil_blob_stream_state *st,
+		       ocil_error **err)
+{
+	while (!st->done && st->size < want)
+		if (s->wait(s->data, st->size, st, err) < 0)
+			return -1;
+	return 0;
+}
+
+static int stream_attempt(op *o, const ocil_blob_stream *s, req_body *bd,
+			  ocil_blob_stream_state *st, attempt *a, bool *refused, ocil_error **err)
+{
+	ocil_registry *r = o->r;
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/uploads/", r->repo);
+	cleanup_resp resp rs = {.o = o};
+	req post = {.method = "POST", .path = path};
+	o->deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000;
+	if (registry_request(o, &post, &rs, err) < 0)
+		return -1;
+	if (rs.status != 202)
+		return push_error(o, &rs, true, err);
+	if (session_location(o, &rs, &a->session, err) < 0)
+		return -1;
+	uint64_t min = OCIL_REGISTRY_STREAM_PART_MIN;
+	unsigned long long want = 0;
+	if (rs.chunk_min != NULL && sscanf(rs.chunk_min, "%llu", &want) == 1 && want > min &&
+	    want <= CHUNK_MIN_MAX)
+		min = want;
+	uint64_t max = ocil_registry_stream_part_max(min);
+	if (s->acked != NULL)
+		s->acked(s->data, 0, min);
+	uint64_t off = 0;
+	for (bool first = true;; first = false) {
+		if (stream_wait(s, off + min, st, err) < 0)
+			return -1;
+		uint64_t n = st->size - off;
+		if (n == 0)
+			break; /* done, everything sent */
+		if (n > max)
+			n = max;
+		cleanup_free char *range = ocil_xasprintf("%llu-%llu", (unsigned long long)off,
+							  (unsigned long long)(off + n - 1));
+		bd->off = off;
+		bd->len = n;
+		if (st->done)
+			bd->total = st->size;
+		req q = {.method = "PATCH",
+			 .url = a->session,
+			 .url_on_registry = true,
+			 .content_type = OCTET_STREAM,
+			 .content_range = range,
+			 .body = bd,
+			 .once = true};
+		o->deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000;
+		int rc = upload_step(o, &q, &rs, a, err);
+		if (rc != 0)
+			return rc;
+		if (first && rs.status >= 400 && rs.status < 500 && rs.status != 401 &&
+		    rs.status != 403 && rs.status != 404 && rs.status != 408 && rs.status != 416 &&
+		    rs.status != 429) {
+			/* A registry without chunked uploads: the caller sends the
+			 * whole blob once it is finished. */
+			*refused = true;
+			return 0;
+		}
+		if (rs.status != 202 && rs.status != 204)
+			return upload_refused(o, &rs, a, err);
+		if (rs.range != NULL && !range_ends_at(rs.range, off + n - 1)) {
+			a->why = ocil_xasprintf("registry has Range %.40s", rs.range);
+			a->retry_after = 0;
+			return ocil_error_set(err, OCIL_E_REGISTRY,
+					      "%s: %s: after sending bytes %s the registry "
+					      "reports Range %.80s",
+					      r->name, o->what, range, rs.range);
+		}
+		if (rs.location != NULL) {
+			char *next = NULL;
+			if (session_location(o, &rs, &next, err) < 0)
+				return -1;
+			free(a->session);
+			a->session = next;
+		}
+		off += n;
+		if (s->acked != NULL)
+			s->acked(s->data, off, min);
+		if (st->done && off == st->size)
+			break;
+	}
+	/* every byte went through, hashed in order: the writer's digest? */
+	bd->total = st->size;
+	const char *got = body_digest(bd);
+	if (got == NULL || strcmp(got, st->digest) != 0)
+		return ocil_error_set(err, OCIL_E_IO,
+				      "%s: %s: the bytes sent are %s, not the blob written (%s)",
+				      r->name, s->what, got ? got : "incomplete", st->digest);
+	cleanup_free char *url = with_digest(a->session, st->digest);
+	req put = {.method = "PUT", .url = url, .url_on_registry = true, .once = true};
+	o->deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000;
+	int rc = upload_step(o, &put, &rs, a, err);
+	if (rc != 0)
+		return rc;
+	if (rs.status < 200 || rs.status >= 300)
+		return upload_refused(o, &rs, a, err);
+	if (check_docker_digest(o, &rs, st->digest, err) < 0)
+		return -1;
+	free(steal_pointer(&a->session));
+	return 0;
+}
+
+int ocil_registry_push_stream(ocil_registry *r, const ocil_blob_stream *s, ocil_descriptor *d,
+			      bool *refused, ocil_error **err)
+{
+	*refused = false;
+	cleanup_free char *what = ocil_xasprintf("blob %s", s->label);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.push = true,
+		.discard = true};
+	__attribute__((cleanup(hasher_freep))) ocil_hasher *h = ocil_hasher_new();
+	req_body bd = {.fd = s->fd, .path = s->what, .digest = s->label, .h = h};
+	ocil_blob_stream_state st = {0};
+	for (;;) {
+		attempt a = {0};
+		ocil_error *e = NULL;
+		int rc = stream_attempt(&o, s, &bd, &st, &a, refused, &e);
+		if ((rc != 0 || *refused) && a.answered)
+			cancel_session(r, a.session);
+		if (rc <= 0) {
+			attempt_clear(&a);
+			if (rc == 0) {
+				if (!*refused) {
+					memcpy(d->digest, st.digest, OCIL_DIGEST_STR_SIZE);
+					d->size = (int64_t)st.size;
+				}
+				return 0;
+			}
+			if (err != NULL && *err == NULL)
+				*err = e;
+			else
+				ocil_error_free(e);
+			return -1;
+		}
+		/* what is written stays written: only the upload starts over */
+		rc = backoff(&o, a.why, e->msg, a.retry_after, err);
+		ocil_error_free(e);
+		attempt_clear(&a);
+		if (rc < 0)
+			return -1;
+	}
 }

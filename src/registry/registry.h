@@ -56,6 +56,12 @@ typedef struct ocil_registry_opts {
 	 * chunks of this size (raised to the registry's OCI-Chunk-Min-Length).
 	 * 0: 32 MiB. */
 	uint64_t chunk_size;
+	/* Blob transfers at once (--jobs), for those that run several: the
+	 * sources and sinks of transport/; <= 0: OCIL_NET_JOBS_DEFAULT. */
+	int jobs;
+	/* Every request through this loop (registry/net.h), shared with the
+	 * handles cloned from this one; NULL: each handle on its own. */
+	struct ocil_net *net;
 } ocil_registry_opts;
 
 typedef struct ocil_registry ocil_registry;
@@ -113,5 +119,70 @@ int ocil_registry_push_blob(ocil_registry *r, const ocil_descriptor *d, const ch
 int ocil_registry_put_manifest(ocil_registry *r, const char *reference, const char *body,
 			       size_t len, const char *media_type,
 			       char digest_out[OCIL_DIGEST_STR_SIZE], ocil_error **err);
+
+/* ---- several transfers at once (issue 18) ---- */
+
+/* A handle of its own for another thread: the same registry, repository
+ * and options, and what r learnt so far (the scheme, the token or
+ * credentials: no challenge, token request or credential helper again),
+ * honouring cancel instead of r's. Later tokens are not shared. */
+int ocil_registry_clone(const ocil_registry *r, const ocil_cancel *cancel, ocil_registry **out,
+			ocil_error **err);
+/* GET /v2/, answering the challenge if any, so that clones start with the
+ * credentials or token (for push when opts.push) the repository needs.
+ * Network and authentication errors only; any other answer is left to the
+ * requests that follow. */
+int ocil_registry_login(ocil_registry *r, ocil_error **err);
+/* Whether r has talked to the registry yet. */
+bool ocil_registry_used(const ocil_registry *r);
+
+/* ocil_registry_push_blob in one PUT, whatever the size (a registry that
+ * takes no chunks). */
+int ocil_registry_push_blob_whole(ocil_registry *r, const ocil_descriptor *d, const char *path,
+				  ocil_error **err);
+
+/* A blob while it is written: its bytes so far in a growing file. */
+typedef struct {
+	uint64_t size; /* in the file now */
+	bool done;     /* finished: size is final and digest set */
+	char digest[OCIL_DIGEST_STR_SIZE];
+} ocil_blob_stream_state;
+
+typedef struct {
+	int fd;		   /* the file, read with pread */
+	const char *what;  /* the file's name, for messages */
+	const char *label; /* for progress, until the digest is known */
+	/* Block until the file has more than have bytes or is finished,
+	 * then fill *st; -1 (err set) when neither will happen. */
+	int (*wait)(void *data, uint64_t have, ocil_blob_stream_state *st, ocil_error **err);
+	/* The registry has the first n bytes; the parts are at least
+	 * part_min bytes but the last. n goes back to 0 when an upload starts
+	 * over. May be NULL. */
+	void (*acked)(void *data, uint64_t n, uint64_t part_min);
+	void *data;
+} ocil_blob_stream;
+
+/* The largest part a streamed upload sends at once, for parts of at
+ * least part_min bytes (OCIL_REGISTRY_STREAM_PART_MAX, or part_min if
+ * larger). */
+#define OCIL_REGISTRY_STREAM_PART_MIN ((uint64_t)5 << 20)
+#define OCIL_REGISTRY_STREAM_PART_MAX ((uint64_t)16 << 20)
+uint64_t ocil_registry_stream_part_max(uint64_t part_min);
+
+/* Upload a blob while it is being written: POST a session; PATCH it a
+ * part at a time as the file grows (at least
+ * max(OCIL_REGISTRY_STREAM_PART_MIN, the registry's OCI-Chunk-Min-Length)
+ * bytes but the last, as much as is there up to the part maximum, each
+ * with its Content-Range); once the blob is finished and all of it sent,
+ * PUT ?digest= with no body. The bytes sent must hash to the finished
+ * blob's digest. A failure worth another try (connection, 429, 5xx, the
+ * session lost) starts the upload over in a new session from byte 0 (the
+ * file has every byte), within the retry budget; each request has
+ * opts.timeout_s. d gets the blob's digest and size. *refused: the first
+ * PATCH got a 4xx that says the registry takes no chunks (not 401, 403,
+ * 404, 408, 416, 429): the session is cancelled and nothing is uploaded;
+ * send the finished blob with ocil_registry_push_blob_whole. */
+int ocil_registry_push_stream(ocil_registry *r, const ocil_blob_stream *s, ocil_descriptor *d,
+			      bool *refused, ocil_error **err);
 
 #endif

@@ -88,7 +88,8 @@ static int pull(const ocil_copy_opts *o, copy *c, ocil_copy_result *out, ocil_er
 		return -1;
 	ocil_blobstore *bs = ocil_layout_sink_blobs(c->layout);
 	const ocil_manifest *m = &c->src->manifest;
-	if (ocil_source_copy_blob(c->src, &m->config, bs, o->cancel, err) < 0)
+	if (ocil_source_copy_blob(c->src, &m->config, bs, o->cancel, err) < 0 ||
+	    ocil_source_prefetch(c->src, m->layers, m->n_layers, o->cancel, err) < 0)
 		return -1;
 	for (size_t i = 0; i < m->n_layers; i++)
 		if (ocil_source_copy_blob(c->src, &m->layers[i], bs, o->cancel, err) < 0)
@@ -181,7 +182,11 @@ static int push(const ocil_copy_opts *o, copy *c, ocil_copy_result *out, ocil_er
 		return -1;
 	ocil_blobstore *bs = ocil_sink_blobs(c->sink);
 	const ocil_manifest *m = &c->src->manifest;
-	if (ocil_source_import_layers(c->src, bs, docker, o->cancel, &c->layers, err) < 0)
+	/* what the registry has already is neither read nor uploaded */
+	cleanup_free bool *present = ocil_xcalloc(m->n_layers + 1, sizeof(*present));
+	if (ocil_sink_probe(c->sink, m->layers, m->n_layers, present, err) < 0 ||
+	    ocil_source_import_layers_skip(c->src, bs, docker, present, o->cancel, &c->layers,
+					   err) < 0)
 		return -1;
 	c->n_layers = m->n_layers;
 	if (ocil_source_copy_blob(c->src, &m->config, bs, o->cancel, err) < 0 ||

@@ -10,6 +10,7 @@
 #include "transport/sink_archive.h"
 #include "transport/sink_layout.h"
 #include "transport/source.h"
+#include "transport/uploads.h"
 
 struct ocil_sink {
 	const ocil_ref *ref;
@@ -18,6 +19,8 @@ struct ocil_sink {
 	char *staging;		  /* docker-archive:, docker:// */
 	int staging_fd;		  /* its lock (ocil_staging_create), or -1 */
 	ocil_blobstore *bs;	  /* docker-archive:, docker:// */
+	ocil_registry *reg;	  /* docker:// */
+	ocil_uploads *up;	  /* docker://: its blobs on their way */
 };
 
 int ocil_format_parse(const char *s, ocil_format *out, ocil_error **err)
@@ -63,12 +66,34 @@ static int open_archive(ocil_sink *s, ocil_error **err)
 	return open_staging(s, parent, basename(c2), err);
 }
 
+/* The staging store, and the uploads that start from it while the image is
+ * made (new layers as they are compressed: uploads.h). No network yet. */
 static int open_registry(ocil_sink *s, ocil_error **err)
 {
 	cleanup_free char *dflt = s->o.cache_dir ? NULL : ocil_source_default_cache_dir();
 	cleanup_free char *dir =
 	    ocil_xasprintf("%s/staging", s->o.cache_dir ? s->o.cache_dir : dflt);
-	return open_staging(s, dir, "push", err);
+	if (open_staging(s, dir, "push", err) < 0)
+		return -1;
+	const ocil_ref *ref = s->ref;
+	ocil_registry_opts ro = *s->o.registry;
+	ro.push = true;
+	ro.cancel = s->o.cancel;
+	if (ocil_registry_open(ref->registry, ref->repository, &ro, &s->reg, err) < 0)
+		return -1;
+	bool can_mount = s->o.mount_repo != NULL && s->o.mount_registry != NULL &&
+			 strcmp(s->o.mount_registry, ref->registry) == 0 &&
+			 strcmp(s->o.mount_repo, ref->repository) != 0;
+	ocil_uploads_opts uo = {.registry = s->reg,
+				.jobs = ro.jobs,
+				.cancel = s->o.cancel,
+				.mount_repo = can_mount ? s->o.mount_repo : NULL};
+	if (ocil_uploads_new(&uo, &s->up, err) < 0)
+		return -1;
+	ocil_blob_tap tap;
+	ocil_uploads_tap(s->up, &tap);
+	ocil_blobstore_set_tap(s->bs, &tap);
+	return 0;
 }
 
 int ocil_sink_open(const ocil_ref *ref, const ocil_sink_opts *o, ocil_sink **out, ocil_error **err)
@@ -136,35 +161,18 @@ static int archive_commit(ocil_sink *s, const ocil_sink_image *img, ocil_error *
 }
 
 /* Blobs first (skipping what the registry has, mounting what the base
- * repository has), then the config, then the manifest: a failure before the
- * manifest PUT publishes nothing. */
+ * repository has; those under way since the image was made waited for),
+ * then the manifest: a failure before the manifest PUT publishes nothing. */
 static int registry_commit(ocil_sink *s, const ocil_sink_image *img, char **published,
 			   ocil_error **err)
 {
 	const ocil_ref *ref = s->ref;
-	ocil_registry_opts ro = *s->o.registry;
-	ro.push = true;
-	ro.cancel = s->o.cancel;
-	ocil_registry *r = NULL;
-	if (ocil_registry_open(ref->registry, ref->repository, &ro, &r, err) < 0)
-		return -1;
-	bool can_mount = s->o.mount_repo != NULL && s->o.mount_registry != NULL &&
-			 strcmp(s->o.mount_registry, ref->registry) == 0 &&
-			 strcmp(s->o.mount_repo, ref->repository) != 0;
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i <= img->n_layers; i++) {
-		const ocil_descriptor *d = i < img->n_layers ? &img->layers[i] : img->config;
-		bool have = false;
-		rc = ocil_registry_blob_exists(r, d, &have, err);
-		if (rc == 0 && !have && can_mount)
-			rc = ocil_registry_mount_blob(r, d, s->o.mount_repo, &have, err);
-		if (rc == 0 && !have) {
-			cleanup_free char *path = ocil_blobstore_path(s->bs, d->digest);
-			rc = ocil_registry_push_blob(r, d, path, err);
-		}
-		if (rc == 0)
-			rc = ocil_cancel_check(s->o.cancel, err);
-	}
+	cleanup_free const ocil_descriptor **blobs =
+	    ocil_xcalloc(img->n_layers + 1, sizeof(*blobs));
+	for (size_t i = 0; i < img->n_layers; i++)
+		blobs[i] = &img->layers[i];
+	blobs[img->n_layers] = img->config;
+	int rc = ocil_uploads_finish(s->up, blobs, img->n_layers + 1, s->bs, err);
 	cleanup_free char *raw = NULL;
 	size_t len = 0;
 	if (rc == 0) {
@@ -174,15 +182,34 @@ static int registry_commit(ocil_sink *s, const ocil_sink_image *img, char **publ
 	char digest[OCIL_DIGEST_STR_SIZE];
 	const char *reference = ref->tag ? ref->tag : img->manifest->digest;
 	if (rc == 0)
-		rc = ocil_registry_put_manifest(r, reference, raw, len, img->manifest->media_type,
-						digest, err);
-	ocil_registry_free(r);
+		rc = ocil_registry_put_manifest(s->reg, reference, raw, len,
+						img->manifest->media_type, digest, err);
 	if (rc < 0)
 		return ocil_error_wrap(err, "pushing to %s/%s", ref->registry, ref->repository);
 	if (strcmp(digest, img->manifest->digest) != 0)
 		return ocil_error_set(err, OCIL_E_REGISTRY, "pushed manifest is %s, expected %s",
 				      digest, img->manifest->digest);
 	*published = ocil_xasprintf("%s/%s@%s", ref->registry, ref->repository, digest);
+	return 0;
+}
+
+void ocil_sink_upload(ocil_sink *s, const ocil_descriptor *ds, size_t n)
+{
+	for (size_t i = 0; s->up != NULL && i < n; i++) {
+		cleanup_free char *path = ocil_blobstore_path(s->bs, ds[i].digest);
+		ocil_uploads_add(s->up, &ds[i], path);
+	}
+}
+
+int ocil_sink_probe(ocil_sink *s, const ocil_descriptor *ds, size_t n, bool *have, ocil_error **err)
+{
+	for (size_t i = 0; i < n; i++)
+		have[i] = false;
+	if (s->up == NULL || n == 0)
+		return 0;
+	if (ocil_uploads_probe(s->up, ds, n, have, err) < 0)
+		return ocil_error_wrap(err, "pushing to %s/%s", s->ref->registry,
+				       s->ref->repository);
 	return 0;
 }
 
@@ -211,6 +238,9 @@ void ocil_sink_free(ocil_sink *s)
 {
 	if (s == NULL)
 		return;
+	/* the uploads read the staging store's files */
+	ocil_uploads_free(s->up);
+	ocil_registry_free(s->reg);
 	ocil_layout_sink_free(s->layout);
 	ocil_blobstore_free(s->bs);
 	if (s->staging != NULL) {

@@ -49,6 +49,15 @@ int ocil_sink_family(const ocil_sink *s, ocil_format f, bool base_docker, bool *
 /* Publish. *published (caller frees) says what to use next:
  * "sha256:…" for files, "HOST/REPO@sha256:…" for a registry. */
 int ocil_sink_commit(ocil_sink *s, const ocil_sink_image *img, char **published, ocil_error **err);
+/* A registry sink uploads these blobs (finished, in its store: a base's
+ * layers) now, in the background, while the rest is made; others do
+ * nothing. */
+void ocil_sink_upload(ocil_sink *s, const ocil_descriptor *ds, size_t n);
+/* have[i]: whether the registry has ds[i] already (or, mounted from the
+ * source repository, has it now), all looked at together; always false
+ * for files. Such blobs need neither be read nor copied into the sink. */
+int ocil_sink_probe(ocil_sink *s, const ocil_descriptor *ds, size_t n, bool *have,
+		    ocil_error **err);
 /* Frees; an uncommitted sink removes its staging. Safe on NULL. */
 void ocil_sink_free(ocil_sink *s);
 

@@ -44,6 +44,16 @@ void ocil_source_free(ocil_source *s)
 	s->ops->free(s);
 }
 
+int ocil_source_prefetch(ocil_source *s, const ocil_descriptor *ds, size_t n,
+			 const ocil_cancel *cancel, ocil_error **err)
+{
+	if (s->ops->prefetch == NULL)
+		return 0;
+	if (s->ops->prefetch(s, ds, n, cancel, err) < 0)
+		return ocil_error_wrap(err, "%s", s->name);
+	return 0;
+}
+
 int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
 			  const ocil_cancel *cancel, ocil_error **err)
 {
@@ -181,10 +191,24 @@ static int import_tar_layer(ocil_source *s, const ocil_descriptor *d, ocil_blobs
 int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
 			      const ocil_cancel *cancel, ocil_descriptor **out, ocil_error **err)
 {
+	return ocil_source_import_layers_skip(s, bs, docker, NULL, cancel, out, err);
+}
+
+int ocil_source_import_layers_skip(ocil_source *s, ocil_blobstore *bs, bool docker,
+				   const bool *present, const ocil_cancel *cancel,
+				   ocil_descriptor **out, ocil_error **err)
+{
 	const ocil_manifest *m = &s->manifest;
 	size_t n = 0;
 	ocil_descriptor *ds = ocil_xcalloc(m->n_layers ? m->n_layers : 1, sizeof(*ds));
-	int r = 0;
+	/* what is to be read, fetched together first */
+	cleanup_free ocil_descriptor *want = ocil_xcalloc(m->n_layers + 1, sizeof(*want));
+	size_t n_want = 0;
+	for (size_t i = 0; i < m->n_layers; i++)
+		if (present == NULL || !present[i] ||
+		    ocil_layer_media_compression(m->layers[i].media_type) == OCIL_LAYER_TAR)
+			want[n_want++] = m->layers[i];
+	int r = ocil_source_prefetch(s, want, n_want, cancel, err);
 	for (; r == 0 && n < m->n_layers; n++) {
 		const ocil_descriptor *d = &m->layers[n];
 		ocil_layer_compression c = ocil_layer_media_compression(d->media_type);
@@ -197,7 +221,7 @@ int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
 			r = ocil_error_set(err, OCIL_E_INPUT,
 					   "%s: layer %s: %s has no %s equivalent", s->name,
 					   d->digest, d->media_type, docker ? "Docker" : "OCI");
-		else
+		else if (present == NULL || !present[n])
 			r = ocil_source_copy_blob(s, d, bs, cancel, err);
 		if (r == 0) {
 			ocil_descriptor_copy(&ds[n], d);
@@ -291,6 +315,9 @@ int ocil_layer_files_get(const ocil_ref *ref, ocil_source *src, const char *cach
 	if (open_store(ref, cache_dir, tmp_dir, f, err) < 0)
 		return -1;
 	const ocil_manifest *m = &src->manifest;
+	if (ref->transport == OCIL_REF_DOCKER &&
+	    ocil_source_prefetch(src, m->layers, m->n_layers, cancel, err) < 0)
+		return -1;
 	for (size_t i = 0; i < m->n_layers; i++) {
 		const ocil_descriptor *d = &m->layers[i];
 		char *path = ocil_blobstore_path(f->bs, d->digest);

@@ -22,6 +22,10 @@ typedef struct {
 	 * can be a hardlink. Caller frees *path. */
 	int (*blob_path)(ocil_source *s, const ocil_descriptor *d, char **path,
 			 const ocil_cancel *cancel, ocil_error **err);
+	/* Optional: bring these blobs in now, several at once (a registry's,
+	 * into the blob cache), so that reading them needs no network. */
+	int (*prefetch)(ocil_source *s, const ocil_descriptor *ds, size_t n,
+			const ocil_cancel *cancel, ocil_error **err);
 	void (*free)(ocil_source *s);
 } ocil_source_ops;
 
@@ -53,6 +57,12 @@ typedef struct {
 int ocil_source_open(const ocil_ref *ref, const ocil_source_opts *o, ocil_source **out,
 		     ocil_error **err);
 void ocil_source_free(ocil_source *s);
+/* Fetch what a registry source lacks of ds (n), --jobs at once, before the
+ * blobs are read; does nothing for other sources. Without it, a registry
+ * source fetches every layer the cache lacks together, when the first one is
+ * asked for; with it, only those. */
+int ocil_source_prefetch(ocil_source *s, const ocil_descriptor *ds, size_t n,
+			 const ocil_cancel *cancel, ocil_error **err);
 int ocil_source_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_bytes_fn fn, void *data,
 			  const ocil_cancel *cancel, ocil_error **err);
 /* Copy a blob into bs, verifying digest and size before it becomes visible.
@@ -67,6 +77,12 @@ int ocil_source_copy_blob(ocil_source *s, const ocil_descriptor *d, ocil_blobsto
  * in the docker or OCI family; free each with ocil_descriptor_clear. */
 int ocil_source_import_layers(ocil_source *s, ocil_blobstore *bs, bool docker,
 			      const ocil_cancel *cancel, ocil_descriptor **out, ocil_error **err);
+/* The same, for a push: the gzip layers present[i] says the destination has
+ * already are neither read nor copied (their descriptors are made all the
+ * same). present may be NULL. */
+int ocil_source_import_layers_skip(ocil_source *s, ocil_blobstore *bs, bool docker,
+				   const bool *present, const ocil_cancel *cancel,
+				   ocil_descriptor **out, ocil_error **err);
 
 /* For implementations: check the config against the manifest and platform,
  * then keep it (takes ownership of raw). */

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/parallel.h"
+#include "registry/net.h"
 #include "registry/registry.h"
 #include "transport/source.h"
 
@@ -16,6 +18,7 @@ typedef struct {
 	ocil_registry *reg; /* opened on first need */
 	ocil_blobstore *cache;
 	char *repo_name; /* host/repo, for messages */
+	bool prefetched; /* the layers were asked for together (prefetch) */
 } registry_source;
 
 static int reg(registry_source *rs, ocil_registry **out, ocil_error **err)
@@ -77,6 +80,101 @@ static int get_manifest(registry_source *rs, const char *reference, const char *
 	return ocil_blobstore_put(rs->cache, *buf, *len, stored, err);
 }
 
+static int ensure_blob(registry_source *rs, const ocil_descriptor *d, ocil_error **err);
+
+/* --- several blobs at once --- */
+
+typedef struct {
+	registry_source *rs;
+	ocil_registry *parent;
+	ocil_registry **clones; /* one per worker, made on its first item */
+	const ocil_descriptor **todo;
+} fetch_all;
+
+static int fetch_one(void *data, size_t worker, size_t i, const ocil_cancel *stop, ocil_error **err)
+{
+	fetch_all *f = data;
+	if (f->clones[worker] == NULL &&
+	    ocil_registry_clone(f->parent, stop, &f->clones[worker], err) < 0)
+		return -1;
+	return ocil_registry_fetch_blob(f->clones[worker], f->todo[i], f->rs->cache, err);
+}
+
+/* The blobs of ds the cache lacks, --jobs at once, each verified as
+ * ocil_registry_fetch_blob does. */
+static int prefetch(registry_source *rs, const ocil_descriptor *ds, size_t n,
+		    const ocil_cancel *cancel, ocil_error **err)
+{
+	rs->prefetched = true;
+	cleanup_free const ocil_descriptor **todo = ocil_xcalloc(n + 1, sizeof(*todo));
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool dup = ocil_blobstore_has(rs->cache, ds[i].digest);
+		for (size_t k = 0; k < m && !dup; k++)
+			dup = strcmp(todo[k]->digest, ds[i].digest) == 0;
+		if (!dup)
+			todo[m++] = &ds[i];
+	}
+	if (m == 0)
+		return 0;
+	ocil_registry *parent = NULL;
+	if (reg(rs, &parent, err) < 0)
+		return -1;
+	size_t jobs = rs->ropts.jobs >= 1 && rs->ropts.jobs <= OCIL_NET_JOBS_MAX
+			  ? (size_t)rs->ropts.jobs
+			  : OCIL_NET_JOBS_DEFAULT;
+	if (m == 1 || jobs == 1) {
+		for (size_t i = 0; i < m; i++)
+			if (ocil_registry_fetch_blob(parent, todo[i], rs->cache, err) < 0)
+				return -1;
+		return 0;
+	}
+	/* the clones start with what the parent learnt: the scheme, the token */
+	if (!ocil_registry_used(parent) && ocil_registry_login(parent, err) < 0)
+		return -1;
+	size_t workers = jobs < m ? jobs : m;
+	fetch_all f = {.rs = rs,
+		       .parent = parent,
+		       .clones = ocil_xcalloc(workers, sizeof(*f.clones)),
+		       .todo = todo};
+	int r = ocil_parallel_run(m, workers, fetch_one, &f, cancel, NULL, err);
+	for (size_t i = 0; i < workers; i++)
+		ocil_registry_free(f.clones[i]);
+	free(f.clones);
+	return r;
+}
+
+static bool is_layer(const registry_source *rs, const ocil_descriptor *d)
+{
+	const ocil_manifest *m = &rs->base.manifest;
+	for (size_t i = 0; i < m->n_layers; i++)
+		if (strcmp(m->layers[i].digest, d->digest) == 0)
+			return true;
+	return false;
+}
+
+/* A blob in the cache. The first layer missing there brings every missing
+ * layer of the image in, together (unless the caller chose them:
+ * ocil_source_prefetch). */
+static int ensure_blob_c(registry_source *rs, const ocil_descriptor *d, const ocil_cancel *cancel,
+			 ocil_error **err)
+{
+	if (ocil_blobstore_has(rs->cache, d->digest))
+		return 0;
+	if (!rs->prefetched && is_layer(rs, d)) {
+		const ocil_manifest *m = &rs->base.manifest;
+		if (prefetch(rs, m->layers, m->n_layers, cancel, err) < 0)
+			return -1;
+	}
+	return ensure_blob(rs, d, err);
+}
+
+static int registry_prefetch(ocil_source *s, const ocil_descriptor *ds, size_t n,
+			     const ocil_cancel *cancel, ocil_error **err)
+{
+	return prefetch((registry_source *)s, ds, n, cancel, err);
+}
+
 static int ensure_blob(registry_source *rs, const ocil_descriptor *d, ocil_error **err)
 {
 	if (ocil_blobstore_has(rs->cache, d->digest))
@@ -91,7 +189,7 @@ static int registry_read_blob(ocil_source *s, const ocil_descriptor *d, ocil_byt
 			      void *data, const ocil_cancel *cancel, ocil_error **err)
 {
 	registry_source *rs = (registry_source *)s;
-	if (ensure_blob(rs, d, err) < 0)
+	if (ensure_blob_c(rs, d, cancel, err) < 0)
 		return -1;
 	return ocil_blobstore_stream(rs->cache, d->digest, fn, data, cancel, err);
 }
@@ -100,7 +198,7 @@ static int registry_blob_path(ocil_source *s, const ocil_descriptor *d, char **p
 			      const ocil_cancel *cancel, ocil_error **err)
 {
 	registry_source *rs = (registry_source *)s;
-	if (ensure_blob(rs, d, err) < 0)
+	if (ensure_blob_c(rs, d, cancel, err) < 0)
 		return -1;
 	*path = ocil_blobstore_path(rs->cache, d->digest);
 	return 0;
@@ -118,6 +216,7 @@ static void registry_free(ocil_source *s)
 static const ocil_source_ops registry_ops = {
     .read_blob = registry_read_blob,
     .blob_path = registry_blob_path,
+    .prefetch = registry_prefetch,
     .free = registry_free,
 };
 

@@ -73,7 +73,7 @@ complete_is "--help --version" "ocilambda --" ocilambda --
 complete_is "--base" "ocilambda assemble --ba" ocilambda assemble --ba
 complete_is "--ca-file --cache-dir --cert-dir --code --code-dest --compile-code --compression --compression-level --conda-lock --conda-prefix" \
 	"ocilambda assemble --c" ocilambda assemble --c
-complete_is "--json" "ocilambda check --j" ocilambda check --j
+complete_is "--jobs --json" "ocilambda check --j" ocilambda check --j
 complete_is "docker-archive: docker:// oci:" "ocilambda check " ocilambda check ""
 complete_is "docker-archive: docker:// oci:" "ocilambda assemble --base " ocilambda assemble --base ""
 complete_is "docker-archive: docker://" "ocilambda push oci:outdir d" ocilambda push oci : outdir d

@@ -424,6 +424,62 @@ faultproxy_start() {
   fi
 }
 
+# netproxy_start NAME UPSTREAM_HOST [--rate BYTES_PER_S] [--latency MS]
+#   A slow network in front of a plain-http registry (netproxy.py) on 127.0.0.1:<port>: each
+#   client connection has its own upstream connection, bodies are streamed both ways at most
+#   RATE bytes/s per connection and direction, MS added to each answer and new connection.
+#   Rules as faultproxy's (status, drop, gate, hold; see netproxy.py). Exports NAME_HOST,
+#   NAME_RULES, NAME_LOG.
+netproxy_start() {
+  local name=${1:-} up=${2:-} st
+  [ $# -ge 2 ] || _reglib_die "usage: netproxy_start NAME UPSTREAM_HOST [--rate B] [--latency MS]" || return 1
+  shift 2
+  _reglib_name "$name" || return 1
+  if [ "${_REGLIB_SCHEME[$up]:-http}" = https ]; then
+    _reglib_die "netproxy_start: $up speaks https; netproxy forwards plain http only"; return 1
+  fi
+  local args=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --rate|--latency) args+=("$1" "${2:?$1 VALUE}"); shift ;;
+      *) _reglib_die "netproxy_start: unknown option $1"; return 1 ;;
+    esac
+    shift
+  done
+  st=$(_reglib_state) || return 1
+  local pf=$st/$name.port log=$st/$name.log rules=$st/$name.rules.json
+  rm -f "$pf"
+  : > "$log"
+  printf '{"rules": []}\n' > "$rules"
+  "$REGLIB_PY" "$REGLIB_DIR/netproxy.py" --upstream "$up" --rules "$rules" --port-file "$pf" \
+    --log "$log" --parent-pid $$ --max-seconds "$REGLIB_MAX_LIFETIME" "${args[@]}" \
+    >> "$st/$name.stderr" 2>&1 < /dev/null &
+  local pid=$!
+  _reglib_track "$pid" "$pf"
+  _reglib_wait_portfile "$pf" "$pid" || { cat "$st/$name.stderr" >&2; _reglib_die "netproxy $name did not start"; return 1; }
+  local main
+  read -r main < "$pf"
+  _REGLIB_SCHEME[$main]=http
+  _REGLIB_CREDS[$main]=""
+  export "${name}_HOST=$main" "${name}_RULES=$rules" "${name}_LOG=$log"
+}
+
+# netproxy_rules NAME JSON: as faultproxy_rules
+netproxy_rules() { faultproxy_rules "$@"; }
+
+# netproxy_inflight LOG [ERE]: the most requests (whose BEGIN line matches ERE) in flight at once
+netproxy_inflight() { pkgserver_inflight "$@"; }
+
+# netproxy_conns LOG: the most client connections a netproxy log shows open at once
+netproxy_conns() {
+  awk '/^CONN open / { n++; if (n > max) max = n } /^CONN close / { n-- } END { print max + 0 }' "$1"
+}
+
+# netproxy_t LOG ERE: the t= of the first line matching ERE (nothing when none does)
+netproxy_t() {
+  awk -v re="$2" '$0 ~ re { for (i = 1; i <= NF; i++) if ($i ~ /^t=/) { print substr($i, 3); exit } }' "$1"
+}
+
 # _reglib_pkg_ca: the one CA of every pkgserver of this test, made once (its server
 # certificate covers 127.0.0.1, 127.0.0.2 and localhost); prints its directory
 _reglib_pkg_ca() {
@@ -483,19 +539,33 @@ pkgserver_start() {
   fi
 }
 
-# pkgserver_stop NAME: stop that pkgserver (the others keep running)
-pkgserver_stop() {
-  local st i entry marker
-  st=$(_reglib_state) || return 1
-  marker=$st/${1:?pkgserver_stop NAME}.port
+_reglib_stop_marker() {  # MARKER: stop the servers tracked with this marker
+  local i entry
   for ((i = ${#_REGLIB_PIDS[@]} - 1; i >= 0; i--)); do
     entry=${_REGLIB_PIDS[i]}
-    if [ "${entry#*$'\t'}" = "$marker" ]; then
-      _reglib_kill "${entry%%$'\t'*}" "$marker"
+    if [ "${entry#*$'\t'}" = "$1" ]; then
+      _reglib_kill "${entry%%$'\t'*}" "$1"
       unset '_REGLIB_PIDS[i]'
     fi
   done
   _REGLIB_PIDS=("${_REGLIB_PIDS[@]}")
+}
+
+# pkgserver_stop NAME: stop that pkgserver (the others keep running)
+pkgserver_stop() {
+  local st
+  st=$(_reglib_state) || return 1
+  _reglib_stop_marker "$st/${1:?pkgserver_stop NAME}.port"
+}
+
+# netproxy_stop NAME: stop that netproxy (the others keep running)
+netproxy_stop() { pkgserver_stop "$@"; }
+
+# registry_stop NAME: stop that registry (its storage $T/NAME stays)
+registry_stop() {
+  local st
+  st=$(_reglib_state) || return 1
+  _reglib_stop_marker "$st/${1:?registry_stop NAME}.yml"
 }
 
 # pkgserver_rules NAME JSON: as faultproxy_rules

@@ -51,27 +51,6 @@ MAX_SLEEP = 60
 CHUNK = 65536
 
 
-class Gate:
-    def __init__(self):
-        self.cv = threading.Condition()
-        self.waiting = 0
-        self.generation = 0
-
-    def wait(self, count, timeout):
-        with self.cv:
-            gen = self.generation
-            self.waiting += 1
-            if self.waiting >= count:
-                self.generation += 1
-                self.waiting = 0
-                self.cv.notify_all()
-                return True
-            if self.cv.wait_for(lambda: self.generation != gen, timeout):
-                return True
-            self.waiting -= 1
-            return False
-
-
 def make_handler(a, rules, gate, counter):
     root = os.path.realpath(a.root)
     want_auth = rc.basic_header(a.auth) if a.auth else None
@@ -235,7 +214,7 @@ def main():
     if not os.path.exists(a.rules):
         rc.write_file_atomic(a.rules, '{"rules": []}\n')
     counter = {"n": 0, "lock": threading.Lock()}
-    handler = make_handler(a, rc.Rules(a.rules, BODY_ACTIONS), Gate(), counter)
+    handler = make_handler(a, rc.Rules(a.rules, BODY_ACTIONS), rc.Gate(), counter)
     srv = rc.bind(a.bind, handler)
     if a.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

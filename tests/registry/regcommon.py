@@ -5,7 +5,8 @@
   (Content-Length or chunked) and to send complete responses.
 - serve(): binds 127.x.y.z:0, writes the chosen port to a file, and runs a watchdog that ends
   the process when the parent test shell is gone or the lifetime is over (bounded life).
-- Rules: the fault rules file of faultproxy.py and pkgserver.py, re-read on every request.
+- Rules: the fault rules file of faultproxy.py, pkgserver.py and netproxy.py, re-read on every
+  request; Gate: requests held until enough wait together.
 """
 import base64
 import http.client
@@ -133,6 +134,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64  # a client opening many connections at once is not refused
+
+
+class Gate:
+    """Holds callers of wait() until `count` of them wait together (then all go on, True),
+    or until `timeout` seconds passed (that caller goes on alone, False)."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.waiting = 0
+        self.generation = 0
+
+    def wait(self, count, timeout):
+        with self.cv:
+            gen = self.generation
+            self.waiting += 1
+            if self.waiting >= count:
+                self.generation += 1
+                self.waiting = 0
+                self.cv.notify_all()
+                return True
+            if self.cv.wait_for(lambda: self.generation != gen, timeout):
+                return True
+            self.waiting -= 1
+            return False
 
 
 def bind(addr, handler):
