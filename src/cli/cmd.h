@@ -94,7 +94,7 @@ int ocil_cmd_parse(const ocil_command *cmd, int argc, char **argv,
 	     "bound on each registry request, blob or package download, retries included "         \
 	     "(default 600)"},                                                                     \
 	    {"jobs", OCIL_OPT_REGISTRY_BASE + 8, "N",                                              \
-	     "blob transfers at once, downloads and uploads, on one connection pool (default 4, "  \
+	     "blob transfers at once, downloads and uploads, on one connection pool (default 6, "  \
 	     "at most 64)"},                                                                       \
 	{                                                                                          \
 		"cache-dir", OCIL_OPT_REGISTRY_BASE + 7, "DIR",                                    \

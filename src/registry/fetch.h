@@ -38,7 +38,7 @@
 /* A download whose size is not known may have this many bytes at most
  * (the biggest conda packages are about 2 GB). */
 #define OCIL_FETCH_MAX_SIZE ((uint64_t)4 << 30)
-#define OCIL_FETCH_JOBS_DEFAULT 4
+#define OCIL_FETCH_JOBS_DEFAULT 6
 #define OCIL_FETCH_JOBS_MAX 64
 
 typedef struct ocil_fetch_progress {

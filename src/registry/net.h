@@ -18,7 +18,7 @@
 #include "base/error.h"
 
 /* Transfers at once unless --jobs says. */
-#define OCIL_NET_JOBS_DEFAULT 4
+#define OCIL_NET_JOBS_DEFAULT 6
 #define OCIL_NET_JOBS_MAX 64
 
 typedef struct ocil_net ocil_net;

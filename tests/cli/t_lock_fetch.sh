@@ -148,23 +148,24 @@ ok "--offline: a package neither in --pkgs-dir nor in the cache is an error nami
 # --- concurrency, counted from the server's log ---
 # The gate holds requests until COUNT of them wait at once (for the first 4 requests):
 # with --jobs N the log shows exactly N in flight together, never more.
-for jobs in 1 2 4; do
-	pkgserver_rules ch "{\"rules\": [{\"action\": \"gate\", \"count\": $jobs, \"timeout\": 15, \"times\": 4}]}"
+# The default (6) is more than the lock's five packages: all five at once.
+for jobs in 1 2 4 default; do
+	want=$jobs times=4 args=(--jobs "$jobs")
+	[ "$jobs" != default ] || want=5 times=5 args=()
+	pkgserver_rules ch "{\"rules\": [{\"action\": \"gate\", \"count\": $want, \"timeout\": 15, \"times\": $times}]}"
 	m=$(mark "$ch_LOG")
-	args=()
-	[ "$jobs" = 4 ] || args=(--jobs "$jobs") # 4 is the default
 	fetch_build "$T/cache-j$jobs" --conda-lock "$L/conda-lock.yml" "${args[@]}"
 	[ "$RC" = 0 ] || fail "--jobs $jobs: $(cat "$T/err")"
 	[ "$DIGEST" = "$REF_YML" ] || fail "--jobs $jobs gives another image"
 	since "$ch_LOG" "$m" >"$T/jlog"
 	[ "$(gets "$T/jlog")" = 5 ] || fail "--jobs $jobs: five downloads: $(cat "$T/jlog")"
 	got=$(pkgserver_inflight "$T/jlog")
-	[ "$got" = "$jobs" ] || fail "--jobs $jobs: the log shows $got requests in flight at most: $(cat "$T/jlog")"
+	[ "$got" = "$want" ] || fail "--jobs $jobs: the log shows $got requests in flight at most: $(cat "$T/jlog")"
 	[ "$jobs" = 1 ] || ! grep -q "action=gate-timeout" "$T/jlog" || fail "--jobs $jobs: the gate timed out: $(cat "$T/jlog")"
 done
 pkgserver_rules ch '{"rules": []}'
 expect_fail 1 '--jobs "0": want 1..64' $OCILAMBDA assemble --jobs 0
-ok "--jobs N: the server log shows N downloads in flight together, never more (1, 2 and the default 4)"
+ok "--jobs N: the server log shows N downloads in flight together, never more (1, 2, 4; the default 6 takes all five)"
 
 # --- faults ---
 PYURL=/conda-forge/linux-64/$PY_PKG
