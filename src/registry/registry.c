@@ -117,15 +117,9 @@ typedef struct {
 static void notice(ocil_registry *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void notice(ocil_registry *r, const char *fmt, ...)
 {
-	if (r->o.notice == NULL)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) >= 0) {
-		r->o.notice(r->o.data, msg);
-		free(msg);
-	}
+	ocil_vsay(r->o.notice, r->o.data, fmt, ap);
 	va_end(ap);
 }
 
