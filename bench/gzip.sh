@@ -1,5 +1,5 @@
 #!/bin/bash
-# Benchmark of the parallel gzip writer (src/gzip.c) against pigz, gzip and
+# Benchmark of the parallel gzip writer (src/compress/gzip.c) against pigz, gzip and
 # `umoci insert`, on a ~600 MB tar of Debian's installed python3 (pandas,
 # scipy, sklearn, ... when installed) topped up with shared libraries.
 #
@@ -85,7 +85,7 @@ fi
 RUNS=1 run gzip-6-file "stat -c %s $OUT" sh -c "gzip -6 -c '$CORPUS' >'$OUT'"
 
 # BENCH_LEVELS="1 2 ... 9": each level on one thread (the engine table in
-# src/gzip.c)
+# src/compress/gzip.c)
 if [ -n "${BENCH_LEVELS:-}" ]; then
 	printf '%s\n' "-- one thread per level, from the tar file"
 	for level in $BENCH_LEVELS; do

@@ -1,5 +1,5 @@
 /* Bytecode compiled by the image's own python (see bytecode.h). */
-#include "bytecode.h"
+#include "layers/bytecode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,10 +9,10 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
-#include "digest.h"
-#include "sandbox.h"
-#include "unpack.h"
-#include "walk.h"
+#include "base/digest.h"
+#include "base/walk.h"
+#include "oci/unpack.h"
+#include "run/sandbox.h"
 
 /* Where the output directory is bound in the sandbox (under its /tmp). */
 #define OUT_MOUNT "/tmp/ocilambda-bytecode"

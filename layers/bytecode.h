@@ -22,10 +22,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
-#include "layer_writer.h"
-#include "pyc.h"
-#include "util.h"
+#include "base/error.h"
+#include "base/util.h"
+#include "oci/layer_writer.h"
+#include "oci/pyc.h"
 
 /* The driver python runs (for cache keys: the bytes depend on it). */
 const char *ocil_bytecode_driver(void);

@@ -1,4 +1,4 @@
-#include "code.h"
+#include "layers/code.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "walk.h"
+#include "base/walk.h"
 
 typedef struct {
 	ocil_layer_writer *w;

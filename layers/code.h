@@ -9,9 +9,9 @@
 #ifndef OCIL_CODE_H
 #define OCIL_CODE_H
 
-#include "error.h"
-#include "layer_writer.h"
-#include "util.h"
+#include "base/error.h"
+#include "base/util.h"
+#include "oci/layer_writer.h"
 
 /* dir missing or not a directory -> OCIL_E_INPUT naming dir. */
 int ocil_code_write_layer(const char *dir, const char *dest, const ocil_cancel *cancel,

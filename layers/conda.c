@@ -1,4 +1,4 @@
-#include "conda.h"
+#include "layers/conda.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "json.h"
-#include "pyc.h"
-#include "replace.h"
-#include "walk.h"
+#include "base/json.h"
+#include "base/replace.h"
+#include "base/walk.h"
+#include "layers/pyc_prefix.h"
 
 /* How much of a file's start we read to look at its #! line. */
 #define SHEBANG_MAX 4096

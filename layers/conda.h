@@ -50,11 +50,11 @@
 
 #include <jansson.h>
 
-#include "error.h"
-#include "layer_writer.h"
-#include "pyc.h"
-#include "sbom.h"
-#include "util.h"
+#include "base/error.h"
+#include "base/util.h"
+#include "lambda/sbom.h"
+#include "layers/pyc_prefix.h"
+#include "oci/layer_writer.h"
 
 #define OCIL_CONDA_MAX_FILES 4000000 /* files recorded over all packages */
 /* distinct binary placeholder lengths (conda-build 3 has one, 255) */
@@ -159,7 +159,7 @@ typedef struct {
 	 * error */
 	size_t unmanaged_pyc;
 	size_t links_outside; /* symlinks pointing outside the prefix */
-	/* the bytecode python reads, and whether it stays valid (pyc.h) */
+	/* the bytecode python reads, and whether it stays valid (pyc_prefix.h) */
 	ocil_pyc_counts bytecode;
 } ocil_conda_report;
 void ocil_conda_report_clear(ocil_conda_report *r);

@@ -1,4 +1,4 @@
-#include "condaenv.h"
+#include "layers/condaenv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,8 +9,8 @@
 
 #include <ctype.h>
 
-#include "http.h"
-#include "json.h"
+#include "base/json.h"
+#include "registry/http.h"
 
 /* Clobber warnings kept, at most; the rest are counted in a last line. */
 #define MAX_WARNINGS 50

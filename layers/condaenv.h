@@ -26,13 +26,13 @@
 
 #include <stdint.h>
 
-#include "conda.h"
-#include "condalock.h"
-#include "condapkg.h"
-#include "fetch.h"
-#include "layer_writer.h"
-#include "sbom.h"
-#include "wheel.h"
+#include "lambda/sbom.h"
+#include "layers/conda.h"
+#include "layers/condalock.h"
+#include "layers/condapkg.h"
+#include "layers/wheel.h"
+#include "oci/layer_writer.h"
+#include "registry/fetch.h"
 
 /* Where packages missing from pkgs_dir (and the lock's wheels missing from
  * wheels_dir) come from: the lock's URL, rewritten by the mirrors; a

@@ -1,11 +1,11 @@
-#include "condalock.h"
+#include "layers/condalock.h"
 
 #include <ctype.h>
 #include <string.h>
 #include <yaml.h>
 
-#include "http.h"
-#include "util.h"
+#include "base/util.h"
+#include "registry/http.h"
 
 /* Offending entries named in one error, at most. */
 #define MAX_NAMED 20

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
+#include "base/error.h"
 
 /* Caps on what we read from a lock. */
 #define OCIL_CONDALOCK_MAX_SIZE ((size_t)16 << 20)

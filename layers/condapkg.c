@@ -1,4 +1,4 @@
-#include "condapkg.h"
+#include "layers/condapkg.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "digest.h"
-#include "json.h"
-#include "pyc.h"
-#include "replace.h"
+#include "base/digest.h"
+#include "base/json.h"
+#include "base/replace.h"
+#include "oci/pyc.h"
 
 #define READ_BLOCK ((size_t)64 << 10)
 /* conda's text placeholder when info/has_prefix names only the path */

@@ -27,10 +27,10 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "digest.h"
-#include "error.h"
-#include "layer_writer.h"
-#include "util.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/util.h"
+#include "oci/layer_writer.h"
 
 /* Caps on what we read from a package. */
 #define OCIL_CONDAPKG_MAX_INFO ((size_t)64 << 20)  /* one info/ file */

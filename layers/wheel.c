@@ -1,4 +1,4 @@
-#include "wheel.h"
+#include "layers/wheel.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "condapkg.h"
-#include "digest.h"
-#include "tarstream.h"
+#include "base/digest.h"
+#include "layers/condapkg.h"
+#include "oci/tarstream.h"
 
 #define READ_BLOCK ((size_t)64 << 10)
 

@@ -23,12 +23,12 @@
 
 #include <stdint.h>
 
-#include "condapkg.h"
-#include "error.h"
-#include "lambda.h"
-#include "layer_writer.h"
-#include "rootfs.h"
-#include "util.h"
+#include "base/error.h"
+#include "base/util.h"
+#include "lambda/lambda.h"
+#include "layers/condapkg.h"
+#include "oci/layer_writer.h"
+#include "oci/rootfs.h"
 
 #define OCIL_WHEEL_MAX_META ((size_t)16 << 20) /* RECORD, entry_points.txt, a script */
 #define OCIL_WHEEL_MAX_FILES 1000000

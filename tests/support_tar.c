@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "test.h"
-#include "util.h"
 
 char *tpath(const char *rel)
 {

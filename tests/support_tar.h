@@ -11,10 +11,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "blobstore.h"
-#include "error.h"
-#include "layer_writer.h"
-#include "tarstream.h"
+#include "base/blobstore.h"
+#include "base/error.h"
+#include "oci/layer_writer.h"
+#include "oci/tarstream.h"
 
 #define NENTS(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -4,9 +4,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "auth.h"
+#include "base/digest.h"
+#include "base/util.h"
+#include "registry/challenge.h"
+#include "registry/credentials.h"
 #include "test.h"
-#include "util.h"
 
 /* --- WWW-Authenticate --- */
 

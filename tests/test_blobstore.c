@@ -2,9 +2,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "blobstore.h"
+#include "base/blobstore.h"
+#include "base/util.h"
 #include "test.h"
-#include "util.h"
 
 #define ABC "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 

@@ -5,11 +5,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "check.h"
-#include "json.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "lambda/check.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 #define LAYER(fname, filter, ents)                                                                 \
 	mk_tar(fname, filter, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ents, NENTS(ents))

@@ -5,11 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "code.h"
+#include "base/util.h"
+#include "base/walk.h"
+#include "layers/code.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
-#include "walk.h"
 
 /* ---- helpers: build a tree, write a layer, read it back ---- */
 

@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conda.h"
+#include "base/util.h"
+#include "layers/conda.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 /* The prefix the fixture env claims it was built at (does not exist). */
 #define ORIGIN "/opt/build-origin/env"

@@ -1,8 +1,8 @@
 #include <string.h>
 
-#include "condalock.h"
+#include "base/util.h"
+#include "layers/condalock.h"
 #include "test.h"
-#include "util.h"
 
 #define CH "https://conda.anaconda.org/conda-forge"
 #define MD5 "0123456789abcdef0123456789ABCDEF"

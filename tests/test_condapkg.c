@@ -2,11 +2,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "condapkg.h"
-#include "json.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "layers/condapkg.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 #define DEST "/opt/conda-env"
 #define TEXT_PH "/opt/anaconda1anaconda2anaconda3"

@@ -1,4 +1,4 @@
-#include "digest.h"
+#include "base/digest.h"
 #include "test.h"
 
 static void valid_and_invalid(void)

@@ -15,10 +15,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "fetch.h"
-#include "http.h"
+#include "base/util.h"
+#include "registry/fetch.h"
+#include "registry/http.h"
 #include "test.h"
-#include "util.h"
 
 /* --- the server --- */
 
@@ -391,10 +391,111 @@ static void http_rules(void)
 		   OCIL_E_REGISTRY, "boom (gave up after 4 attempts)");
 	CHECK_FAIL(ocil_http_retry_delay(0, 3, ocil_http_now_ms() + 500, 9, -1, "boom", &d, &err),
 		   &err, OCIL_E_REGISTRY, "boom (no time left to retry within 9 s)");
-	CHECK(ocil_http_retry_after("5") == 5);
-	CHECK(ocil_http_retry_after("99999") == OCIL_HTTP_RETRY_AFTER_MAX_S);
-	CHECK(ocil_http_retry_after("soon") == -1);
-	CHECK(ocil_http_retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0);
+	CHECK(ocil_http_retry_after_s(true, 5) == 5);
+	CHECK(ocil_http_retry_after_s(true, 99999) == OCIL_HTTP_RETRY_AFTER_MAX_S);
+	CHECK(ocil_http_retry_after_s(true, -3600) == 0);
+	CHECK(ocil_http_retry_after_s(false, 5) == -1);
+}
+
+/* --- response headers through libcurl's header API --- */
+
+static void h_headers(srv *s, const sreq *q, int fd)
+{
+	static const struct {
+		const char *path, *raw;
+	} answers[] = {
+	    {"/ra-5", "HTTP/1.1 503 Busy\r\nRetry-After:   5  \r\n"},
+	    {"/ra-big", "HTTP/1.1 429 Slow down\r\nRetry-After: 99999\r\n"},
+	    {"/ra-soon", "HTTP/1.1 503 Busy\r\nRetry-After: soon\r\n"},
+	    {"/ra-past", "HTTP/1.1 503 Busy\r\nRetry-After: Thu, 01 Jan 1970 00:00:00 GMT\r\n"},
+	    /* a 1xx's headers are not the response's */
+	    {"/continue", "HTTP/1.1 100 Continue\r\nRetry-After: 9\r\n\r\nHTTP/1.1 200 OK\r\n"},
+	    {"/repeated", "HTTP/1.1 401 No\r\nWWW-Authenticate: Basic realm=\"a\"\r\n"
+			  "Content-Type: text/plain\r\nwww-authenticate:  Bearer realm=\"b\" \r\n"
+			  "Content-Type: application/json\r\n"},
+	};
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+		if (strcmp(q->path, answers[i].path) == 0) {
+			send_all(fd, answers[i].raw, strlen(answers[i].raw));
+			const char *end = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+			send_all(fd, end, strlen(end));
+		}
+}
+
+typedef struct {
+	CURL *c;
+	long ra_in_cb; /* read at the end of the headers, as registry.c does */
+	char *type, *www[4];
+	size_t n_www;
+} seen_headers;
+
+static size_t on_header(char *b, size_t size, size_t n, void *data)
+{
+	seen_headers *h = data;
+	long st = 0;
+	curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &st);
+	if (size * n <= 2 && st >= 200) {
+		h->ra_in_cb = ocil_http_retry_after(h->c);
+		h->type = ocil_http_header(h->c, "Content-Type");
+		h->n_www = ocil_http_header_all(h->c, "WWW-Authenticate", h->www, 4);
+	}
+	return size * n;
+}
+
+/* What the header API gives for url: Retry-After from the callback, and
+ * after the transfer (the same). */
+static long retry_after_of(srv *s, const char *path, seen_headers *h)
+{
+	cleanup_free char *url = url_of(s, 0, path);
+	memset(h, 0, sizeof(*h));
+	h->c = curl_easy_init();
+	curl_easy_setopt(h->c, CURLOPT_URL, url);
+	curl_easy_setopt(h->c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h->c, CURLOPT_HEADERDATA, h);
+	CURLcode rc = curl_easy_perform(h->c);
+	long after = ocil_http_retry_after(h->c);
+	curl_easy_cleanup(h->c);
+	if (rc != CURLE_OK || after != h->ra_in_cb) {
+		fprintf(stderr, "%s: %s, Retry-After %ld in the callback, %ld after\n", path,
+			curl_easy_strerror(rc), h->ra_in_cb, after);
+		return -2;
+	}
+	return after;
+}
+
+static void seen_clear(seen_headers *h)
+{
+	free(h->type);
+	for (size_t i = 0; i < h->n_www; i++)
+		free(h->www[i]);
+}
+
+static void response_headers(void)
+{
+	cleanup_srv srv s;
+	srv_start(&s, h_headers);
+	seen_headers h;
+	CHECK(retry_after_of(&s, "/ra-5", &h) == 5);
+	seen_clear(&h);
+	CHECK(retry_after_of(&s, "/ra-big", &h) == OCIL_HTTP_RETRY_AFTER_MAX_S);
+	seen_clear(&h);
+	/* what libcurl cannot read, and a date past, mean now */
+	CHECK(retry_after_of(&s, "/ra-soon", &h) == 0);
+	seen_clear(&h);
+	CHECK(retry_after_of(&s, "/ra-past", &h) == 0);
+	seen_clear(&h);
+	CHECK(retry_after_of(&s, "/continue", &h) == -1);
+	seen_clear(&h);
+	CHECK(retry_after_of(&s, "/repeated", &h) == -1);
+	/* the last of a repeated header, every challenge in order, trimmed */
+	bool ok = h.type != NULL && strcmp(h.type, "application/json") == 0 && h.n_www == 2 &&
+		  strcmp(h.www[0], "Basic realm=\"a\"") == 0 &&
+		  strcmp(h.www[1], "Bearer realm=\"b\"") == 0;
+	if (!ok)
+		fprintf(stderr, "type %s, %zu challenges: %s | %s\n", h.type, h.n_www,
+			h.n_www > 0 ? h.www[0] : "", h.n_www > 1 ? h.www[1] : "");
+	seen_clear(&h);
+	CHECK(ok);
 }
 
 /* --- refused before any request --- */
@@ -662,4 +763,4 @@ static void redirects_and_credentials(void)
 }
 
 TEST_MAIN(T(mirrors), T(redaction), T(file_urls), T(http_rules), T(refused_items), T(downloads),
-	  T(faults), T(redirects_and_credentials))
+	  T(faults), T(redirects_and_credentials), T(response_headers))

@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "blobstore.h"
-#include "digest.h"
-#include "gzip.h"
+#include "base/blobstore.h"
+#include "base/digest.h"
+#include "base/util.h"
+#include "compress/gzip.h"
 #include "test.h"
-#include "util.h"
 
 #define MiB ((size_t)1 << 20)
 #define SMALL_BLOCK ((size_t)64 << 10)

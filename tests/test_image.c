@@ -1,10 +1,10 @@
 #include <string.h>
 
-#include "image.h"
-#include "json.h"
-#include "source.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "oci/image.h"
 #include "test.h"
-#include "util.h"
+#include "transport/source.h"
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"

@@ -1,9 +1,9 @@
 #include <string.h>
 
-#include "lambda.h"
+#include "base/util.h"
+#include "lambda/lambda.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 /* The one rule for the interpreter's name, used by check, inspect and the
  * runtime patch alike. */

@@ -9,15 +9,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "blobstore.h"
-#include "digest.h"
-#include "layer_index.h"
-#include "layer_writer.h"
-#include "rootfs.h"
+#include "base/blobstore.h"
+#include "base/digest.h"
+#include "base/util.h"
+#include "base/walk.h"
+#include "oci/layer_index.h"
+#include "oci/layer_writer.h"
+#include "oci/rootfs.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
-#include "walk.h"
 
 /* "type mode size path -> link" per entry, one a line. */
 static char *listing(const char *blob, const char *index_dir, bool *indexed, ocil_error **err)

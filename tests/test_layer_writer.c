@@ -8,12 +8,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "blobstore.h"
-#include "digest.h"
-#include "layer_writer.h"
+#include "base/blobstore.h"
+#include "base/digest.h"
+#include "base/util.h"
+#include "oci/layer_writer.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 /* Whole-file gunzip with zlib, independent of libarchive. */
 static char *gunzip_file(const char *file, size_t *outlen)

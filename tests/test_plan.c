@@ -1,7 +1,7 @@
 #include <string.h>
 
-#include "json.h"
-#include "plan.h"
+#include "base/json.h"
+#include "oci/plan.h"
 #include "test.h"
 
 static void config_edits(void)

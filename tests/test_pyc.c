@@ -3,11 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pyc.h"
+#include "base/util.h"
+#include "base/walk.h"
+#include "layers/pyc_prefix.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
-#include "walk.h"
 
 /* Magic numbers of the python releases (importlib's MAGIC_NUMBER). */
 #define MAGIC_311 3495

@@ -1,9 +1,9 @@
 #include <string.h>
 
-#include "ref.h"
-#include "registry.h"
-#include "sink_archive.h"
+#include "oci/ref.h"
+#include "registry/registry.h"
 #include "test.h"
+#include "transport/sink_archive.h"
 
 static void docker_refs(void)
 {

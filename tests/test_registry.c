@@ -14,11 +14,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "auth.h"
-#include "json.h"
-#include "registry.h"
+#include "base/digest.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "registry/registry.h"
 #include "test.h"
-#include "util.h"
 
 typedef struct {
 	char method[16];

@@ -1,9 +1,9 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "replace.h"
+#include "base/replace.h"
+#include "base/util.h"
 #include "test.h"
-#include "util.h"
 
 typedef struct {
 	char *p;

@@ -4,10 +4,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "rootfs.h"
+#include "base/util.h"
+#include "oci/rootfs.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 /* Layers here are pax; gzip and zstd as the filter says. */
 #define LAYER(fname, filter, ents)                                                                 \

@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runtime_api.h"
+#include "base/util.h"
+#include "run/runtime_api.h"
 #include "test.h"
-#include "util.h"
 
 #define EVENTS_MAX 16
 

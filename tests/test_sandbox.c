@@ -3,10 +3,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "base/util.h"
+#include "run/sandbox.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 static void failed_messages(void)
 {

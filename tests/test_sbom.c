@@ -4,12 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json.h"
-#include "rootfs.h"
-#include "sbom.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "lambda/sbom.h"
+#include "oci/rootfs.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
 
 /* ---- helpers ---- */
 

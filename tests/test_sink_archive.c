@@ -8,16 +8,16 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "blobstore.h"
-#include "digest.h"
-#include "json.h"
-#include "layer_writer.h"
-#include "ref.h"
-#include "sink_archive.h"
-#include "source.h"
+#include "base/blobstore.h"
+#include "base/digest.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "oci/layer_writer.h"
+#include "oci/ref.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
+#include "transport/sink_archive.h"
+#include "transport/source.h"
 
 #define MAX_LAYERS 4
 

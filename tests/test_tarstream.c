@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
+#include "oci/tarstream.h"
 #include "support_tar.h"
-#include "tarstream.h"
 #include "test.h"
-#include "util.h"
 
 #define PAX ARCHIVE_FORMAT_TAR_PAX_RESTRICTED
 

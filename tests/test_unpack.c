@@ -6,10 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/util.h"
+#include "oci/unpack.h"
 #include "support_tar.h"
 #include "test.h"
-#include "unpack.h"
-#include "util.h"
 
 #define LAYER(fname, ents)                                                                         \
 	mk_tar(fname, "gzip", ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ents, NENTS(ents))

@@ -1,8 +1,8 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "base/version.h"
 #include "test.h"
-#include "version.h"
 
 /* "3.6.2", "2.14": digits and dots, starting with a digit. */
 static bool looks_like_version(const char *s)

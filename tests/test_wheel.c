@@ -1,10 +1,10 @@
 #include <openssl/evp.h>
 #include <string.h>
 
+#include "base/util.h"
+#include "layers/wheel.h"
 #include "support_tar.h"
 #include "test.h"
-#include "util.h"
-#include "wheel.h"
 
 #define DEST "/opt/conda-env"
 

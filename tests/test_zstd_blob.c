@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
-#include "blobstore.h"
-#include "digest.h"
+#include "base/blobstore.h"
+#include "base/digest.h"
+#include "base/util.h"
+#include "compress/zstd_blob.h"
 #include "test.h"
-#include "util.h"
-#include "zstd_blob.h"
 
 #define MiB ((size_t)1 << 20)
 

@@ -268,14 +268,14 @@ expect_fail 3 "127.0.0.1:$port" $OCILAMBDA check --retry 0 "docker://127.0.0.1:$
 ok "docker:// refs: image, v2s2, index (L001) by tag and digest; one GET per tag"
 
 $OCILAMBDA check --help >"$T/help"
-# every rule of the table in src/check.h, numbered from L000 without a gap,
+# every rule of the table in src/lambda/check.h, numbered from L000 without a gap,
 # and no other
-sed -n 's/^[[:space:]]*X(\(L[0-9]\{3\}\), .*/\1/p' "$SRCDIR/src/check.h" >"$T/rules"
+sed -n 's/^[[:space:]]*X(\(L[0-9]\{3\}\), .*/\1/p' "$SRCDIR/src/lambda/check.h" >"$T/rules"
 nrules=$(wc -l <"$T/rules")
-[ "$nrules" -ge 16 ] || fail "only $nrules rules read from src/check.h"
+[ "$nrules" -ge 16 ] || fail "only $nrules rules read from src/lambda/check.h"
 seq -f 'L%03g' 0 $((nrules - 1)) | cmp -s - "$T/rules" || fail "rules not numbered L000..: $(paste -sd' ' "$T/rules")"
 sed -n 's/^  \(L[0-9]\{3\}\)  .*/\1/p' "$T/help" | cmp -s - "$T/rules" ||
-	fail "--help lists rules $(sed -n 's/^  \(L[0-9]\{3\}\)  .*/\1/p' "$T/help" | paste -sd' '), src/check.h has $(paste -sd' ' "$T/rules")"
+	fail "--help lists rules $(sed -n 's/^  \(L[0-9]\{3\}\)  .*/\1/p' "$T/help" | paste -sd' '), src/lambda/check.h has $(paste -sd' ' "$T/rules")"
 $OCILAMBDA help | grep -q '^  check ' || fail "check not in the command list"
 ok "--help lists every rule"
 [ -z "$(ls -A "${TMPDIR:-/tmp}" | grep '^ocilambda-check\.' || true)" ] ||

@@ -57,12 +57,12 @@ ok "cache: a digest ref needs no network, a tag ref only its manifest"
 
 # Two builds sharing an empty cache at the same time.
 export XDG_CACHE_HOME=$T/cache2
-build "$REF" --output "oci:$T/c1" >"$T/c1.out" 2>/dev/null &
+build "$REF" --output "oci:$T/c1" >"$T/c1.out" 2>"$T/c1.err" &
 p1=$!
-build "$REF" --output "oci:$T/c2" >"$T/c2.out" 2>/dev/null &
+build "$REF" --output "oci:$T/c2" >"$T/c2.out" 2>"$T/c2.err" &
 p2=$!
-wait $p1 || fail "concurrent build 1"
-wait $p2 || fail "concurrent build 2"
+wait $p1 || fail "concurrent build 1: $(cat "$T/c1.err")"
+wait $p2 || fail "concurrent build 2: $(cat "$T/c2.err")"
 [ "$(cat "$T/c1.out")" = "$a1" ] && [ "$(cat "$T/c2.out")" = "$a1" ] || fail "concurrent digests"
 no_litter "$T/cache2"
 ok "two concurrent builds sharing a cache both succeed"

@@ -1,9 +1,10 @@
 /* WWW-Authenticate values from a registry, and the base64 of auth files. */
 #include <string.h>
 
-#include "auth.h"
+#include "base/digest.h"
+#include "base/util.h"
 #include "fuzz.h"
-#include "util.h"
+#include "registry/challenge.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conda.h"
+#include "base/util.h"
 #include "fuzz.h"
-#include "util.h"
+#include "layers/conda.h"
 
 static char prefix[4096];
 

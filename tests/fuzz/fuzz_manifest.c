@@ -2,11 +2,11 @@
  * the same bytes go through every parser that reads such a document. */
 #include <string.h>
 
+#include "base/json.h"
+#include "base/util.h"
 #include "fuzz.h"
-#include "image.h"
-#include "json.h"
-#include "source.h"
-#include "util.h"
+#include "oci/image.h"
+#include "transport/source.h"
 
 static void config(const ocil_manifest *m, const uint8_t *data, size_t size)
 {

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "fuzz.h"
-#include "rootfs.h"
-#include "util.h"
+#include "oci/rootfs.h"
 
 static void resolve(ocil_rootfs *fs, const char *path)
 {

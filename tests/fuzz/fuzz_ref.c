@@ -2,11 +2,11 @@
  * file writes them. */
 #include <string.h>
 
-#include "digest.h"
+#include "base/digest.h"
+#include "base/util.h"
 #include "fuzz.h"
-#include "image.h"
-#include "ref.h"
-#include "util.h"
+#include "oci/image.h"
+#include "oci/ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

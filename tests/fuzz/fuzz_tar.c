@@ -4,10 +4,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "fuzz.h"
-#include "rootfs.h"
-#include "tarstream.h"
-#include "util.h"
+#include "oci/rootfs.h"
+#include "oci/tarstream.h"
 
 static void read_all(int fd)
 {

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/util.h"
 #include "fuzz.h"
-#include "util.h"
 
 static int run_file(const char *path)
 {
