@@ -92,8 +92,9 @@ mkdir -p "$T"
 trap 'stop_all; rm -rf "$T"' EXIT
 
 FEATURES=()
-if "$OCIL" assemble --help | grep -q -- '--cache-repo'; then FEATURES+=(cache-repo); fi
-if "$OCIL" assemble --help | grep -q -- '--layers'; then FEATURES+=(layers); fi
+HELP=$("$OCIL" assemble --help)
+if grep -q -- '--cache-repo' <<<"$HELP"; then FEATURES+=(cache-repo); fi
+if grep -q -- '--layers' <<<"$HELP"; then FEATURES+=(layers); fi
 has() { [[ " ${FEATURES[*]:-} " == *" $1 "* ]]; }
 
 TIMES=$T/time.out
@@ -158,7 +159,7 @@ row() {
 		"${MNT[$1]}" "${CUP[$1]}" "${CDL[$1]}" "${ODL[$1]}"
 }
 
-log "prefix $(du -sb "$PRISTINE" | cut -f1) bytes, $(find "$PRISTINE" | wc -l) entries, $(ls "$PRISTINE/conda-meta" | grep -c '\.json$') records; $(nproc) CPUs:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-); load: $(cut -d' ' -f1-3 /proc/loadavg); ocilambda features: ${FEATURES[*]:-none}"
+log "prefix $(du -sbL "$PRISTINE" | cut -f1) bytes, $(find -L "$PRISTINE" | wc -l) entries, $(ls "$PRISTINE/conda-meta" | grep -c '\.json$') records; $(nproc) CPUs:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-); load: $(cut -d' ' -f1-3 /proc/loadavg); ocilambda features: ${FEATURES[*]:-none}"
 for ((run = 1; run <= RUNS; run++)); do
 	log "run $run of $RUNS"
 	rm -rf "$PREFIX" "$T"/cache-*
