@@ -135,6 +135,32 @@ static int archive_commit(ocil_sink *s, const ocil_sink_image *img, ocil_error *
 	return ocil_sink_archive_write(s->ref->path, &spec, err);
 }
 
+/* A blob the output lacks, from the cache repository (issue 17): mounted
+ * when it is on the output's registry; a blob the staging lacks (a layer
+ * found there, never downloaded) is downloaded from it to be uploaded. */
+static int from_cache_repo(ocil_sink *s, ocil_registry *out, const ocil_descriptor *d, bool *have,
+			   ocil_error **err)
+{
+	const ocil_sink_opts *o = &s->o;
+	if (o->cache_repo == NULL || o->cache_registry == NULL)
+		return 0;
+	bool same = strcmp(o->cache_registry, s->ref->registry) == 0 &&
+		    strcmp(o->cache_repo, s->ref->repository) != 0;
+	if (same && ocil_registry_mount_blob(out, d, o->cache_repo, have, err) < 0)
+		return -1;
+	if (*have || ocil_blobstore_has(s->bs, d->digest))
+		return 0;
+	ocil_registry_opts ro = *o->registry;
+	ro.push = false;
+	ro.cancel = o->cancel;
+	ocil_registry *cr = NULL;
+	int rc = ocil_registry_open(o->cache_registry, o->cache_repo, &ro, &cr, err);
+	if (rc == 0)
+		rc = ocil_registry_fetch_blob(cr, d, s->bs, err);
+	ocil_registry_free(cr);
+	return rc;
+}
+
 /* Blobs first (skipping what the registry has, mounting what the base
  * repository has), then the config, then the manifest: a failure before the
  * manifest PUT publishes nothing. */
@@ -158,6 +184,8 @@ static int registry_commit(ocil_sink *s, const ocil_sink_image *img, char **publ
 		rc = ocil_registry_blob_exists(r, d, &have, err);
 		if (rc == 0 && !have && can_mount)
 			rc = ocil_registry_mount_blob(r, d, s->o.mount_repo, &have, err);
+		if (rc == 0 && !have)
+			rc = from_cache_repo(s, r, d, &have, err);
 		if (rc == 0 && !have) {
 			cleanup_free char *path = ocil_blobstore_path(s->bs, d->digest);
 			rc = ocil_registry_push_blob(r, d, path, err);
