@@ -121,6 +121,8 @@ int build_read_environment(build *b, ocil_error **err)
 	if (b->conda_hit && !build_split(b))
 		build_say(b, "conda %s %s unchanged: layer %s from the cache", what, src,
 			  b->conda_ce.digest);
+	else if (b->conda_hit) /* its layers are looked up later, each by its key */
+		build_say(b, "conda %s %s: its record from the cache", what, src);
 	build_say(b, "conda %s %s: python %s, %s, awslambdaric %s", what, src,
 		  b->conda.python_version,
 		  b->conda.subdir ? b->conda.subdir : "no platform recorded",
