@@ -29,7 +29,7 @@ static void parse_ref(void)
 	/* a registry is needed; no tag, no digest; a repository after it */
 	const char *bad[] = {"ci/cache",
 			     "registry.example/fn:latest",
-			     "registry.example/fn@" KEY,
+			     ("registry.example/fn@" KEY),
 			     "registry.example",
 			     "registry.example/",
 			     "registry.example/UPPER",
