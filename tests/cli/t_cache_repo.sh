@@ -155,6 +155,8 @@ assemble e "docker://$R/e/fn:v2"
 assemble e2 "oci:$T/e2:latest"
 [ "$REF" = "${v2#*@}" ] || fail "the repack recorded it again"
 [ "$(new_rows)" = 0 ] || fail "recorded again after the repack"
+skopeo inspect --tls-verify=false "docker://$R/e/fn:v2" >/dev/null || fail "skopeo inspect e"
+umoci unpack --rootless --image "$T/e2:latest" "$T/bundle-e2" >/dev/null || fail "umoci unpack e2"
 ok "an entry whose blob is gone means a repack (and is recorded again)"
 
 # --- a descriptor that lies: repacked, never a wrong image ---------------------------------
@@ -173,6 +175,7 @@ code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' -X PUT \
 assemble f "oci:$T/f:latest"
 [ "$REF" = "${v2#*@}" ] || fail "a lying descriptor does not change the image"
 [ "$(new_rows)" = 1 ] || fail "the lying entry's layer was packed: $(cat "$ERR")"
+umoci unpack --rootless --image "$T/f:latest" "$T/bundle-f" >/dev/null || fail "umoci unpack f"
 ok "a descriptor whose size lies means a repack, and the same image"
 
 # --- read-only: never writes; refused writes and a dead cache only warn ---------------------
@@ -199,6 +202,9 @@ REF=$($OCILAMBDA assemble --base "oci:$B:$PYV" --conda-prefix "$P" --code "$T/co
 	--cache-repo "$CR" --retry 0 2>"$ERR") || fail "a cache repository that is down fails the build: $(cat "$ERR")"
 grep -q "^ocilambda: warning: .*ci/cache" "$ERR" || fail "a warning names the cache repository: $(cat "$ERR")"
 umoci unpack --rootless --image "$T/down:latest" "$T/bundle-down" >/dev/null || fail "umoci unpack"
+for o in ro rw; do
+	umoci unpack --rootless --image "$T/$o:latest" "$T/bundle-$o" >/dev/null || fail "umoci unpack $o"
+done
 ok "read mode never writes; refused writes and a cache repository that is down cost a warning"
 
 # --- lock builds -----------------------------------------------------------------------
