@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/walk.h"
+#include "oci/layer_cache.h"
 
 typedef struct {
 	ocil_layer_writer *w;
@@ -126,5 +128,62 @@ int ocil_code_write_layer_bytecode(const char *dir, const char *dest, const char
 	    ocil_layer_writer_add_dir(w, dest, 0755, err) < 0 || add_pycache(&c, dest, err) < 0)
 		return -1;
 	ocil_walk_opts o = {.fn = code_entry, .skip = code_skip, .ud = &c, .cancel = cancel};
+	return ocil_walk(dir, &o, err);
+}
+
+/* ---- a key of the code's contents (issue 17) ---- */
+
+static int fold_entry(const ocil_walk_entry *e, void *ud, ocil_error **err)
+{
+	ocil_hasher *h = ud;
+	mode_t m = e->st->st_mode;
+	ocil_layer_cache_key_str(h, e->rel);
+	if (S_ISDIR(m)) {
+		ocil_layer_cache_key_str(h, "dir");
+		return 0;
+	}
+	if (S_ISLNK(m)) {
+		cleanup_free char *target = NULL;
+		if (ocil_walk_readlink(e, &target, err) < 0)
+			return -1;
+		ocil_layer_cache_key_str(h, "link");
+		ocil_layer_cache_key_str(h, target);
+		return 0;
+	}
+	if (!S_ISREG(m))
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: a %s can not go into an image layer",
+				      e->path, ocil_walk_kind(m));
+	cleanup_close int fd = -1;
+	if (ocil_walk_open(e, &fd, err) < 0)
+		return -1;
+	ocil_hasher *fh = ocil_hasher_new();
+	unsigned char buf[65536];
+	int r = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", e->path);
+			break;
+		}
+		if (n == 0)
+			break;
+		ocil_hasher_update(fh, buf, (size_t)n);
+	}
+	char d[OCIL_DIGEST_STR_SIZE];
+	ocil_hasher_final(fh, d);
+	ocil_hasher_free(fh);
+	ocil_layer_cache_key_str(h, "file");
+	ocil_layer_cache_key_int(h, (m & 0111) != 0);
+	ocil_layer_cache_key_str(h, d);
+	return r;
+}
+
+int ocil_code_fold(const char *dir, ocil_hasher *h, const ocil_cancel *cancel, ocil_error **err)
+{
+	if (check_dir(dir, err) < 0)
+		return -1;
+	ocil_walk_opts o = {.fn = fold_entry, .skip = code_skip, .ud = h, .cancel = cancel};
 	return ocil_walk(dir, &o, err);
 }

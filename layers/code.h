@@ -27,4 +27,12 @@ int ocil_code_write_layer_bytecode(const char *dir, const char *dest, const char
  * under dest, appended to out in walk order. Errors: as the walk. */
 int ocil_code_sources(const char *dir, const char *dest, ocil_strv *out, ocil_error **err);
 
+/* Fold what the layer takes of dir into a cache key (hasher h): each
+ * entry's path, type, exec bit and contents (a symlink's target), in walk
+ * order, with what the layer leaves out left out; nothing of the machine
+ * (times, inodes). Errors: as the walk, OCIL_E_IO reading a file. */
+struct ocil_hasher;
+int ocil_code_fold(const char *dir, struct ocil_hasher *h, const ocil_cancel *cancel,
+		   ocil_error **err);
+
 #endif

@@ -38,7 +38,51 @@ void ocil_conda_info_clear(ocil_conda_info *info)
 	ocil_strmap_clear(&info->files);
 	free(info->binary_rooms);
 	ocil_strv_clear(&info->excludes);
+	ocil_strv_clear(&info->record_files);
+	ocil_strv_clear(&info->record_names);
+	for (size_t i = 0; i < info->owners.cap; i++)
+		free(info->owners.slots[i]);
+	ocil_hashtab_release(&info->owners);
 	memset(info, 0, sizeof(*info));
+}
+
+/* ---- owners: recorded path -> record ---- */
+
+typedef struct {
+	uint64_t hash;
+	uint32_t rec;
+	char rel[];
+} owner_ent;
+
+static bool owner_eq(const void *item, const void *key)
+{
+	return strcmp(((const owner_ent *)item)->rel, key) == 0;
+}
+
+static uint64_t owner_hash(const void *item)
+{
+	return ((const owner_ent *)item)->hash;
+}
+
+static void owner_put(ocil_conda_info *info, const char *rel, uint32_t rec)
+{
+	uint64_t h = ocil_fnv1a(OCIL_FNV1A_INIT, rel, strlen(rel));
+	owner_ent *e = ocil_hashtab_find(&info->owners, h, owner_eq, rel);
+	if (e == NULL) {
+		size_t n = strlen(rel);
+		e = ocil_xmalloc(sizeof(*e) + n + 1);
+		e->hash = h;
+		memcpy(e->rel, rel, n + 1);
+		ocil_hashtab_add(&info->owners, e, 1024, owner_hash);
+	}
+	e->rec = rec;
+}
+
+long ocil_conda_owner(const ocil_conda_info *info, const char *rel)
+{
+	const owner_ent *e = ocil_hashtab_find(
+	    &info->owners, ocil_fnv1a(OCIL_FNV1A_INIT, rel, strlen(rel)), owner_eq, rel);
+	return e ? (long)e->rec : -1;
 }
 
 void ocil_conda_report_clear(ocil_conda_report *r)
@@ -303,9 +347,11 @@ static int record_path(inspect_ctx *c, const char *file, const char *rel, bool d
 		if (check_present(c, file, rel, err) < 0)
 			return -1;
 	} else if (!described) {
+		owner_put(c->info, rel, (uint32_t)c->info->record_files.n);
 		return 0;
 	}
 	ocil_strmap_put(&c->info->files, rel, mode);
+	owner_put(c->info, rel, (uint32_t)c->info->record_files.n);
 	return 0;
 }
 
@@ -575,7 +621,12 @@ static int read_record(inspect_ctx *c, int mfd, const char *name, ocil_error **e
 		if (read_paths(c, file, paths, site, err) < 0)
 			return -1;
 	}
-	return read_files(c, file, json_object_get(j, "files"), err);
+	if (read_files(c, file, json_object_get(j, "files"), err) < 0)
+		return -1;
+	/* the owners above took its index: record_files.n */
+	ocil_strv_push(&c->info->record_files, ocil_xstrdup(name));
+	ocil_strv_push(&c->info->record_names, ocil_xstrdup(pkg));
+	return 0;
 }
 
 /* ---- what is installed beside conda ---- */
@@ -882,12 +933,11 @@ typedef struct {
 	ocil_pyc_prefix *pyc; /* python sources keep their bytecode valid */
 } layer_ctx;
 
-static bool conda_skip(const ocil_walk_entry *e, void *ud)
+bool ocil_conda_left_out(const ocil_conda_info *info, const ocil_walk_entry *e)
 {
 	/* package cache, build dirs, nested envs and conda's own config and
 	 * lock files are not part of this env */
 	static const char *const top[] = {"pkgs", "conda-bld", "envs", ".condarc", ".conda_lock"};
-	layer_ctx *c = ud;
 	for (size_t i = 0; e->depth == 1 && i < sizeof(top) / sizeof(top[0]); i++)
 		if (strcmp(e->name, top[i]) == 0)
 			return true;
@@ -896,7 +946,15 @@ static bool conda_skip(const ocil_walk_entry *e, void *ud)
 	if (ocil_str_has_suffix(e->name, ".conda_trash") ||
 	    (e->depth == 2 && e->name[0] == '.' && ocil_str_has_prefix(e->rel, "conda-meta/")))
 		return true;
-	return excluded(&c->o->info->excludes, e->rel);
+	return excluded(&info->excludes, e->rel);
+}
+
+static bool conda_skip(const ocil_walk_entry *e, void *ud)
+{
+	layer_ctx *c = ud;
+	if (ocil_conda_left_out(c->o->info, e))
+		return true;
+	return c->o->keep != NULL && !c->o->keep(e, c->o->keep_ud);
 }
 
 static int writer_sink(void *ud, const void *buf, size_t len, ocil_error **err)

@@ -91,6 +91,13 @@ typedef struct {
 	size_t *binary_rooms; /* the distinct lengths, at most OCIL_CONDA_MAX_ROOMS */
 	size_t n_binary_rooms;
 	ocil_strv excludes; /* normalized copies of the inspect opts' globs */
+	/* the records in the order they were read (their file names under
+	 * conda-meta/, bytewise) and the "name" each gives; owners: every
+	 * recorded path -> the index of the last record that lists it (see
+	 * ocil_conda_owner). Filled by ocil_conda_inspect only (not kept with
+	 * a cached layer), for the per-package layers (conda_split.h). */
+	ocil_strv record_files, record_names;
+	ocil_hashtab owners;
 } ocil_conda_info;
 
 /* Errors, all OCIL_E_INPUT naming the path, before any layer is written:
@@ -121,6 +128,16 @@ json_t *ocil_conda_info_to_json(const ocil_conda_info *info);
  * such a document. */
 bool ocil_conda_info_from_json(const json_t *j, ocil_conda_info *info);
 
+/* The index (into record_files) of the record that owns rel, a path
+ * relative to the prefix: the last one listing it; -1 for none. */
+long ocil_conda_owner(const ocil_conda_info *info, const char *rel);
+
+/* Whether the layer leaves this entry of a walk of the prefix out (the
+ * top-level pkgs/, conda-bld/, envs/, .condarc, .conda_lock, *.conda_trash,
+ * hidden files in conda-meta/, what the excludes match): as
+ * ocil_conda_write_layer does. */
+bool ocil_conda_left_out(const ocil_conda_info *info, const ocil_walk_entry *e);
+
 /* Whether the prefix can run on the base image's platform (OCI names: os
  * "linux", arch "amd64"/"arm64"). linux-64 <-> linux/amd64, linux-aarch64
  * <-> linux/arm64 (and linux-32, -armv6l, -armv7l, -ppc64le, -s390x to 386,
@@ -144,6 +161,11 @@ typedef struct {
 	/* an unmanaged file (not .pyc) that still contains origin is an
 	 * OCIL_E_INPUT error instead of a warning */
 	bool strict;
+	/* NULL, or which entries of the prefix go into this layer (one of
+	 * several, conda_split.h): an entry it says no to is left out, a
+	 * directory with everything below it */
+	bool (*keep)(const ocil_walk_entry *e, void *ud);
+	void *keep_ud;
 } ocil_conda_opts;
 
 /* What the layer left as it found it, for the user to read. */

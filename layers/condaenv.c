@@ -512,7 +512,7 @@ static char *dist_of(const ocil_condapkg *p)
 /* conda-meta/history: conda (and `conda list`) take a prefix with it for
  * an environment. One action block, as conda writes it: channels by the
  * name conda gives them ("conda-forge/linux-64::python-3.11.2-h_0"). */
-static char *history(const ocil_condaenv *env, int64_t created)
+char *ocil_condaenv_history(const ocil_condaenv *env, int64_t created)
 {
 	time_t t = (time_t)created;
 	struct tm tm;
@@ -538,10 +538,18 @@ static char *history(const ocil_condaenv *env, int64_t created)
 static int write_meta(ocil_condaenv *env, const ocil_condaenv_opts *o, ocil_layer_writer *w,
 		      ocil_error **err)
 {
+	const ocil_condaenv_part *part = o->part;
+	bool any = part == NULL || part->history;
+	for (size_t i = 0; !any && i < env->n; i++)
+		any = part->pkgs[i];
+	if (!any)
+		return 0;
 	cleanup_free char *meta = ocil_xasprintf("%s/conda-meta", o->dest);
 	if (ocil_layer_writer_add_dir(w, meta, 0755, err) < 0)
 		return -1;
 	for (size_t i = 0; i < env->n; i++) {
+		if (part != NULL && !part->pkgs[i])
+			continue;
 		cleanup_json json_t *rec = record_of(env, i, o->dest);
 		cleanup_free char *dist = dist_of(env->pkgs[i]);
 		cleanup_free char *path = ocil_xasprintf("%s/%s.json", meta, dist);
@@ -550,8 +558,10 @@ static int write_meta(ocil_condaenv *env, const ocil_condaenv_opts *o, ocil_laye
 		if (ocil_layer_writer_add_file(w, path, 0644, body, strlen(body), err) < 0)
 			return ocil_error_wrap(err, "conda-meta/%s.json", dist);
 	}
+	if (part != NULL && !part->history)
+		return 0;
 	cleanup_free char *path = ocil_xasprintf("%s/history", meta);
-	cleanup_free char *h = history(env, o->created);
+	cleanup_free char *h = ocil_condaenv_history(env, o->created);
 	return ocil_layer_writer_add_file(w, path, 0644, h, strlen(h), err);
 }
 
@@ -567,13 +577,16 @@ int ocil_condaenv_write_layer(ocil_condaenv *env, const ocil_condaenv_opts *o, o
 					 .strict = o->strict,
 					 .warnings = o->warnings};
 	for (size_t i = 0; i < env->n; i++) {
+		if (o->part != NULL && !o->part->pkgs[i])
+			continue;
 		if (ocil_cancel_check(o->cancel, err) < 0 ||
 		    ocil_condapkg_install(env->pkgs[i], &io, w, err) < 0)
 			return -1;
 	}
 	ocil_wheel_install_opts wo = {.dest = o->dest, .minor = o->minor, .cancel = o->cancel};
 	for (size_t i = 0; i < env->n_wheels; i++)
-		if (ocil_wheel_install(env->wheels[i], &wo, w, err) < 0)
+		if ((o->part == NULL || o->part->wheels[i]) &&
+		    ocil_wheel_install(env->wheels[i], &wo, w, err) < 0)
 			return -1;
 	return write_meta(env, o, w, err);
 }

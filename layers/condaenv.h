@@ -83,10 +83,22 @@ typedef struct {
 	 * (strict) or a warning pushed to warnings (condapkg.h) */
 	bool strict;
 	ocil_strv *warnings; /* NULL: dropped */
+	/* NULL: everything; else one of several layers (conda_split.h): the
+	 * packages (pkgs[i]) and wheels (wheels[i]) it holds, with their
+	 * records, and whether conda-meta/history goes in it */
+	const struct ocil_condaenv_part *part;
 } ocil_condaenv_opts;
+
+typedef struct ocil_condaenv_part {
+	const bool *pkgs, *wheels;
+	bool history;
+} ocil_condaenv_part;
 
 int ocil_condaenv_write_layer(ocil_condaenv *env, const ocil_condaenv_opts *o, ocil_layer_writer *w,
 			      ocil_error **err);
+
+/* conda-meta/history as the layer holds it (caller frees). */
+char *ocil_condaenv_history(const ocil_condaenv *env, int64_t created);
 
 /* The packages as the SBOM sees them (from the records the layer holds). */
 int ocil_condaenv_sbom_packages(const ocil_condaenv *env, ocil_sbom_packages *out,

@@ -68,8 +68,15 @@ static void build_clear(build *b)
 	free(b->index_dir);
 	free(b->minor);
 	ocil_layer_cache_entry_clear(&b->conda_ce);
-	for (size_t i = 0; i < BUILD_MAX_LAYERS; i++)
+	for (size_t i = 0; i < BUILD_MAX_LAYERS; i++) {
 		free(b->created_by[i]);
+		free(b->what[i]);
+	}
+	json_decref(b->conda_list);
+	ocil_conda_split_free(b->split);
+	ocil_conda_report_clear(&b->part_rep);
+	ocil_pyc_counts_clear(&b->pyc_sum);
+	build_repo_clear(b);
 	ocil_descriptor_clear(&b->manifest);
 	free(b->published);
 }
@@ -79,6 +86,9 @@ void ocil_build_result_clear(ocil_build_result *r)
 	free(r->published);
 	free(r->layers);
 	free(r->bytecode_note);
+	for (size_t i = 0; i < r->n_whats; i++)
+		free(r->whats[i]);
+	free(r->whats);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -179,13 +189,18 @@ static void fill_result(build *b, ocil_build_result *out)
 					.base = true};
 		memcpy(l->digest, b->base_layers[i].digest, sizeof(l->digest));
 	}
+	out->whats = ocil_xcalloc(b->nl + 1, sizeof(char *));
 	for (size_t i = 0; i < b->nl; i++) {
 		ocil_build_layer *l = &out->layers[b->n_base_layers + i];
 		*l = (ocil_build_layer){.made_by = b->made_by[i],
 					.size = (int64_t)b->results[i].size,
 					.uncompressed = (int64_t)b->results[i].uncompressed_size,
-					.cached = b->results[i].cached};
+					.cached = b->results[i].cached,
+					.remote = b->remote[i]};
 		memcpy(l->digest, b->results[i].digest, sizeof(l->digest));
+		if (b->what[i] != NULL) {
+			l->what = out->whats[out->n_whats++] = steal_pointer(&b->what[i]);
+		}
 	}
 }
 

@@ -77,6 +77,16 @@ typedef struct {
 	const char *const *excludes; /* globs relative to the prefix */
 	size_t n_excludes;
 	bool strict; /* what relocation cannot fix fails the build */
+	/* the conda layers (issue 17): 0 per package within 100 layers with
+	 * the base's (README "Layers: one per package"), N at most N
+	 * (1..OCIL_SPLIT_MAX_LAYERS), 1 one layer as before */
+	size_t layers;
+	/* REGISTRY/REPO whose layers builds on any machine share (README
+	 * "Sharing layers between CI runners"), or NULL; read: look layers up
+	 * there but never record any; mode: "read" or "readwrite" (NULL:
+	 * readwrite), as the command line gives it */
+	const char *cache_repo;
+	const char *cache_repo_mode;
 	/* registry options, with the caller's notice and progress callbacks */
 	ocil_registry_opts registry;
 	const char *cache_dir; /* NULL: ocil_source_default_cache_dir() */
@@ -91,7 +101,10 @@ typedef struct {
 	int64_t size;	      /* as stored (compressed) */
 	int64_t uncompressed; /* -1: not known (base layers are not unpacked) */
 	bool cached;	      /* taken from the layer cache, not made now */
+	bool remote;	      /* ... from the cache repository (--cache-repo) */
 	bool base;	      /* a base layer: neither cached nor new */
+	const char *what;     /* a conda layer's packages ("numpy-1.24.2-py311h_0",
+			       * "group 3 of 8: six, idna"), or NULL */
 } ocil_build_layer;
 
 typedef struct {
@@ -100,6 +113,8 @@ typedef struct {
 	ocil_build_layer *layers;	   /* base layers first */
 	size_t n_layers;
 	char *bytecode_note; /* what became of the environment's bytecode, or NULL */
+	char **whats;	     /* (owns the layers' what) */
+	size_t n_whats;
 } ocil_build_result;
 void ocil_build_result_clear(ocil_build_result *r);
 

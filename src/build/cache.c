@@ -147,3 +147,28 @@ json_t *build_conda_facts(build *b)
 	json_object_set_new(facts, "sbom", ocil_sbom_packages_to_json(&b->lock_sbom));
 	return facts;
 }
+
+int build_list_cached(build *b, const char *key)
+{
+	json_t *j = NULL;
+	if (key[0] == '\0' || b->cache == NULL || b->o.no_cache ||
+	    ocil_layer_cache_get_json(b->cache, key, &j) == 0)
+		return 0;
+	ocil_layer_cache_entry ce = {.facts = j};
+	const json_t *warnings = json_object_get(j, "warnings");
+	if (!ocil_conda_info_from_json(json_object_get(j, "conda"), &b->conda) ||
+	    !json_is_array(warnings) || (b->o.lock != NULL && !lock_facts(b, &ce))) {
+		ocil_conda_info_clear(&b->conda);
+		json_decref(j);
+		ocil_layer_cache_forget_json(b->cache, key);
+		return 0;
+	}
+	size_t i;
+	json_t *w;
+	json_array_foreach(warnings, i, w) if (json_is_string(w))
+	    ocil_strv_push(&b->conda_warnings, ocil_xstrdup(json_string_value(w)));
+	const char *note = ocil_json_opt_string(j, "bytecode");
+	b->bytecode_note = note ? ocil_xstrdup(note) : NULL;
+	b->conda_list = j;
+	return 1;
+}

@@ -9,20 +9,23 @@
 #include "layers/code.h"
 
 /* The tree the environment's python runs on: the base's layers, plus for
- * a lock the conda layer (a prefix is bound from the host). Kept in the
- * cache when keep (it serves every --compile-code rebuild), else made in
- * a temporary directory. */
+ * a lock the conda layers (a prefix is bound from the host; those left in
+ * the cache repository are downloaded first). Kept in the cache when keep
+ * (it serves every --compile-code rebuild), else made in a temporary
+ * directory. */
 static int python_tree(build *b, bool keep, ocil_bytecode_tree *t, ocil_error **err)
 {
 	const ocil_build_opts *o = &b->o;
-	const ocil_plan_layer *conda = &b->layers[0];
+	if (o->lock != NULL && build_repo_bring(b, err) < 0)
+		return -1;
 	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
-	size_t n = b->n_base_layers + (o->lock != NULL);
+	size_t n = b->n_base_layers + (o->lock != NULL ? b->n_conda : 0);
 	cleanup_free const char **paths = ocil_xcalloc(n + 1, sizeof(char *));
 	cleanup_free const char **digests = ocil_xcalloc(n + 1, sizeof(char *));
 	ocil_strv owned = {0};
 	for (size_t i = 0; i < n; i++) {
-		digests[i] = i < b->n_base_layers ? b->base_layers[i].digest : conda->digest;
+		digests[i] = i < b->n_base_layers ? b->base_layers[i].digest
+						  : b->layers[i - b->n_base_layers].digest;
 		ocil_strv_push(&owned, ocil_blobstore_path(bs, digests[i]));
 		paths[i] = owned.v[i];
 	}
@@ -75,36 +78,74 @@ static int produce_bytecode(build *b, ocil_layer_writer *w, ocil_error **err)
 	return ocil_bytecode_write_layer(b->compiled_dir, w, b->o.cancel, err);
 }
 
-/* The bytecode layer from the cache: 1 when there (into new layer i). */
+/* What compiling counted, from a bytecode layer's facts: false when they
+ * are not such facts. */
+static bool bytecode_facts(build *b, const json_t *facts)
+{
+	json_int_t done = 0, failed = 0;
+	const char *first = NULL;
+	if (json_unpack((json_t *)facts, "{s:I, s:I, s?s}", "compiled", &done, "failed", &failed,
+			"first_failed", &first) != 0)
+		return false;
+	free(b->bytecode_note);
+	b->bytecode_note = compiled_note(b, done, failed, first);
+	return true;
+}
+
+/* The bytecode layer from the cache, or the cache repository: 1 when
+ * there (into new layer i). */
 static int bytecode_cached(build *b, const char *key, size_t i, ocil_error **err)
 {
 	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
-	int hit = b->o.no_compile ? 0 : build_from_cache(b, key, &ce, err);
-	if (hit <= 0)
-		return hit;
-	json_int_t done = 0, failed = 0;
-	const char *first = NULL;
-	if (json_unpack(ce.facts, "{s:I, s:I, s?s}", "compiled", &done, "failed", &failed,
-			"first_failed", &first) != 0)
+	if (b->o.no_compile)
 		return 0;
-	build_say(b, "bytecode layer %s from the cache", ce.digest);
-	if (build_use_cached(b, &ce, i, err) < 0)
+	int hit = build_from_cache(b, key, &ce, err);
+	if (hit < 0)
 		return -1;
-	free(b->bytecode_note);
-	b->bytecode_note = compiled_note(b, done, failed, first);
+	if (hit > 0 && bytecode_facts(b, ce.facts)) {
+		build_say(b, "bytecode layer %s from the cache", ce.digest);
+		return build_use_cached(b, &ce, i, err) < 0 ? -1 : 1;
+	}
+	build_repo_want w = {.key = key, .i = i};
+	if (build_repo_find(b, &w, 1, err) < 0)
+		return -1;
+	if (w.hit == 0)
+		return 0;
+	if (!bytecode_facts(b, w.facts)) {
+		build_repo_unwant(b, &w);
+		return 0;
+	}
+	if (w.hit == 1)
+		build_remember(b, key, i, w.facts);
+	else
+		json_decref(w.facts);
 	return 1;
 }
 
-/* The sources of the conda layer python would compile at every cold
- * start: from its facts (its .py files and pycs). */
+/* The sources of the conda layers python would compile at every cold
+ * start: from their facts (their .py files and pycs). */
 static int uncompiled_sources(build *b, ocil_strv *sources, ocil_error **err)
 {
 	ocil_blobstore *bs = ocil_sink_blobs(b->sink);
-	cleanup_free char *blob = ocil_blobstore_path(bs, b->layers[0].digest);
-	const char *facts_dir = b->o.no_cache ? NULL : b->index_dir;
+	const char *facts_dir = b->o.no_cache && b->absent.n == 0 ? NULL : b->index_dir;
 	ocil_pyc_facts f = {0};
-	if (ocil_pyc_facts_of_layer(blob, "conda layer", facts_dir, b->o.cancel, &f, err) < 0)
-		return -1;
+	for (size_t i = 0; i < b->n_conda; i++) {
+		cleanup_free char *blob = ocil_blobstore_path(bs, b->layers[i].digest);
+		ocil_pyc_facts one = {0};
+		if (ocil_pyc_facts_of_layer(blob, "conda layer", facts_dir, b->o.cancel, &one,
+					    err) < 0) {
+			ocil_pyc_facts_clear(&f);
+			return -1;
+		}
+		for (size_t k = 0; k < one.n; k++) {
+			if (f.n == f.cap) {
+				f.cap = f.cap ? f.cap * 2 : 256;
+				f.v = ocil_xrealloc(f.v, f.cap * sizeof(*f.v));
+			}
+			f.v[f.n++] = one.v[k];
+		}
+		free(one.v);
+	}
 	ocil_bytecode_select(&f, b->o.prefix_dest, b->conda.python_minor, sources);
 	ocil_pyc_facts_clear(&f);
 	return 0;
@@ -149,6 +190,7 @@ static int compile_layer(build *b, const char *key, const ocil_strv *sources, si
 				  (json_int_t)br.failed);
 	if (br.first_failed != NULL)
 		json_object_set_new(facts, "first_failed", json_string(br.first_failed));
+	build_repo_note_layer(b, key, i, facts);
 	build_remember(b, key, i, facts);
 	return 1;
 }
@@ -158,7 +200,7 @@ int build_bytecode_layer(build *b, size_t i, ocil_error **err)
 	if (b->o.lock == NULL)
 		return 0;
 	char key[OCIL_DIGEST_STR_SIZE];
-	build_bytecode_key(b, &b->layers[0], key);
+	build_bytecode_key(b, key);
 	int hit = bytecode_cached(b, key, i, err);
 	if (hit != 0)
 		return hit;

@@ -24,9 +24,10 @@ static void on_fetch_progress(void *data, const ocil_fetch_progress *p)
 
 /* --conda-lock: the packages are found (downloaded if need be), checked and
  * their info read up front. */
-static int load_lock(build *b, const char *subdir, ocil_error **err)
+int build_load_lock(build *b, ocil_error **err)
 {
 	const ocil_build_opts *o = &b->o;
+	const char *subdir = ocil_conda_subdir_for(b->platform.os, b->platform.arch);
 	cleanup_free char *netrc = ocil_fetch_default_netrc();
 	ocil_condaenv_fetch fe = {
 	    .cache_dir = b->cache_dir,
@@ -72,12 +73,23 @@ static int read_lock(build *b, ocil_error **err)
 				      b->o.platform);
 	if (build_conda_key(b, subdir, b->conda_key, err) < 0)
 		return -1;
-	int hit = b->conda_key[0] ? build_conda_cached(b, b->conda_key, &b->conda_ce, err) : 0;
-	if (hit < 0 || (!hit && load_lock(b, subdir, err) < 0))
+	int hit = build_split(b)    ? build_list_cached(b, b->conda_key)
+		  : b->conda_key[0] ? build_conda_cached(b, b->conda_key, &b->conda_ce, err)
+				    : 0;
+	if (hit < 0 || (!hit && build_load_lock(b, err) < 0))
 		return -1;
 	b->conda_hit = hit > 0;
 	build_warn_all(b, &b->conda_warnings);
 	return 0;
+}
+
+int build_inspect_prefix(build *b, ocil_error **err)
+{
+	const ocil_build_opts *o = &b->o;
+	ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
+				      .excludes = o->excludes,
+				      .n_excludes = o->n_excludes};
+	return ocil_conda_inspect(o->prefix, &io, &b->conda, err);
 }
 
 /* The key is only for the cache: a prefix it cannot walk (an unreadable
@@ -85,17 +97,15 @@ static int read_lock(build *b, ocil_error **err)
  * packing says what is wrong, if anything. */
 static int read_prefix(build *b, ocil_error **err)
 {
-	const ocil_build_opts *o = &b->o;
 	if (build_conda_key(b, NULL, b->conda_key, err) < 0)
 		return -1;
-	int hit = b->conda_key[0] ? build_conda_cached(b, b->conda_key, &b->conda_ce, err) : 0;
+	int hit = build_split(b)    ? build_list_cached(b, b->conda_key)
+		  : b->conda_key[0] ? build_conda_cached(b, b->conda_key, &b->conda_ce, err)
+				    : 0;
 	if (hit < 0)
 		return -1;
 	b->conda_hit = hit > 0;
-	ocil_conda_inspect_opts io = {.source_prefix = o->source_prefix,
-				      .excludes = o->excludes,
-				      .n_excludes = o->n_excludes};
-	if ((!hit && ocil_conda_inspect(o->prefix, &io, &b->conda, err) < 0) ||
+	if ((!hit && build_inspect_prefix(b, err) < 0) ||
 	    ocil_conda_check_platform(&b->conda, b->platform.os, b->platform.arch, err) < 0)
 		return -1;
 	return 0;
@@ -108,9 +118,11 @@ int build_read_environment(build *b, ocil_error **err)
 		return -1;
 	const char *what = o->lock ? "lock" : "prefix";
 	const char *src = o->lock ? o->lock : o->prefix;
-	if (b->conda_hit)
+	if (b->conda_hit && !build_split(b))
 		build_say(b, "conda %s %s unchanged: layer %s from the cache", what, src,
 			  b->conda_ce.digest);
+	else if (b->conda_hit) /* its layers are looked up later, each by its key */
+		build_say(b, "conda %s %s: its record from the cache", what, src);
 	build_say(b, "conda %s %s: python %s, %s, awslambdaric %s", what, src,
 		  b->conda.python_version,
 		  b->conda.subdir ? b->conda.subdir : "no platform recorded",
@@ -228,12 +240,16 @@ int build_open_base(build *b, ocil_error **err)
 	const ocil_build_opts *o = &b->o;
 	/* Pushing next to the base: its blobs can be mounted, not uploaded. */
 	bool same_registry = b->base_ref.transport == OCIL_REF_DOCKER;
+	if (build_repo_open(b, err) < 0)
+		return -1;
 	ocil_sink_opts sko = {.registry = &o->registry,
 			      .cache_dir = o->cache_dir,
 			      .cancel = o->cancel,
 			      .mtime = b->epoch,
 			      .mount_registry = same_registry ? b->base_ref.registry : NULL,
-			      .mount_repo = same_registry ? b->base_ref.repository : NULL};
+			      .mount_repo = same_registry ? b->base_ref.repository : NULL,
+			      .cache_registry = b->repo ? ocil_cache_repo_registry(b->repo) : NULL,
+			      .cache_repo = b->repo ? ocil_cache_repo_repository(b->repo) : NULL};
 	if (ocil_sink_open(&b->out_ref, &sko, &b->sink, err) < 0 || open_source(b, err) < 0)
 		return -1;
 	ocil_blobstore *bs = ocil_sink_blobs(b->sink);

@@ -7,6 +7,7 @@
 
 #include "build/build.h"
 #include "lambda/sbom.h"
+#include "layers/conda_split.h"
 #include "layers/condaenv.h"
 #include "oci/image.h"
 #include "oci/layer_cache.h"
@@ -14,10 +15,20 @@
 #include "oci/plan.h"
 #include "oci/ref.h"
 #include "oci/rootfs.h"
+#include "registry/cache_repo.h"
 #include "transport/source.h"
 
-/* conda, bytecode, code, runtime (the python link) */
-#define BUILD_MAX_LAYERS 4
+/* conda (one, or per package: at most 97 with a base of none), bytecode,
+ * code, runtime (the python link) */
+#define BUILD_MAX_LAYERS OCIL_LAYERS_MAX
+
+/* A layer made now, recorded in the cache repository once published. */
+typedef struct {
+	char key[OCIL_DIGEST_STR_SIZE];
+	ocil_plan_layer l;
+	int64_t uncompressed_size;
+	json_t *facts;
+} build_repo_note;
 
 /* Everything one build owns, freed in one place (build_clear). */
 typedef struct build {
@@ -54,13 +65,34 @@ typedef struct build {
 	char conda_key[OCIL_DIGEST_STR_SIZE];
 	ocil_layer_cache_entry conda_ce;
 	bool conda_hit;
-	/* the new layers */
+	/* the new layers: the conda layers first (n_conda of them) */
 	ocil_layer_opts lo;
 	ocil_plan_layer layers[BUILD_MAX_LAYERS];
 	ocil_layer_result results[BUILD_MAX_LAYERS];
 	const char *made_by[BUILD_MAX_LAYERS];
 	char *created_by[BUILD_MAX_LAYERS];
-	size_t nl;
+	char *what[BUILD_MAX_LAYERS];  /* a conda layer's packages, or NULL */
+	bool remote[BUILD_MAX_LAYERS]; /* from the cache repository */
+	size_t nl, n_conda;
+	/* per-package conda layers (parts.c): the whole environment's record
+	 * from the cache (the keys of its layers), a prefix's plan while its
+	 * layers are made, what packing one reported, the bytecode of all,
+	 * a lock's layer being packed */
+	json_t *conda_list;
+	ocil_conda_split *split;
+	size_t part;
+	ocil_conda_report part_rep;
+	ocil_pyc_counts pyc_sum;
+	ocil_condaenv_part lock_part;
+	/* --cache-repo (repo.c): NULL when none, or given up on */
+	ocil_cache_repo *repo;
+	bool repo_write; /* readwrite */
+	bool repo_mount; /* the output is a push to its registry: found layers stay there */
+	build_repo_note *notes;
+	size_t n_notes;
+	/* layers found there and left there: the push mounts them */
+	ocil_strv absent;
+	int64_t *absent_size;
 	ocil_descriptor manifest;
 	char *published;
 } build;
@@ -88,13 +120,18 @@ int build_fetch_max_size(uint64_t *out, ocil_error **err);
  * anything): key[0] is then '\0'. -1 only on cancellation. subdir: the
  * lock's conda subdir (NULL for a prefix). */
 int build_conda_key(build *b, const char *subdir, char key[OCIL_DIGEST_STR_SIZE], ocil_error **err);
+/* The end of every layer key: the options of packing any layer. */
+void build_key_packing(ocil_hasher *h, const build *b);
 /* The python link layer's key: the base's layers, the minor, the prefix's
  * destination, the packing. */
 void build_runtime_key(const build *b, char key[OCIL_DIGEST_STR_SIZE]);
-/* The bytecode layer's key: the conda layer it compiles, the base it runs
- * on, where, and the packing. */
-void build_bytecode_key(const build *b, const ocil_plan_layer *conda,
-			char key[OCIL_DIGEST_STR_SIZE]);
+/* The bytecode layer's key: the conda layers it compiles, the base it
+ * runs on, where, and the packing. */
+void build_bytecode_key(const build *b, char key[OCIL_DIGEST_STR_SIZE]);
+/* With --cache-repo, the code layer's key of its contents (and, with
+ * --compile-code, of what compiles them); "" when it cannot be had. -1
+ * only on cancellation. */
+int build_code_key(build *b, char key[OCIL_DIGEST_STR_SIZE], ocil_error **err);
 
 /* ---- the layer cache (cache.c) ---- */
 
@@ -122,6 +159,10 @@ int build_lock_packages(build *b, ocil_error **err);
 /* The conda environment: its facts from the cache when its key hits, else
  * read (a prefix inspected, a lock loaded and its packages fetched). */
 int build_read_environment(build *b, ocil_error **err);
+/* A prefix inspected (layers/conda.h), into b->conda. */
+int build_inspect_prefix(build *b, ocil_error **err);
+/* A lock loaded, its packages found (downloaded if need be) and checked. */
+int build_load_lock(build *b, ocil_error **err);
 /* The base: opened, its layers imported into the output, its python
  * checked against the environment's. */
 int build_open_base(build *b, ocil_error **err);
@@ -143,6 +184,55 @@ int build_bytecode_layer(build *b, size_t i, ocil_error **err);
 /* --compile-code: the code's sources compiled into b->code_bytecode (the
  * temporary directory out). */
 int build_compile_code(build *b, ocil_tmpdir *out, ocil_error **err);
+
+/* ---- per-package conda layers (parts.c) ---- */
+
+/* Whether the conda layers are made by parts.c: per package (--layers
+ * other than 1), or one with keys that hold across machines (--cache-repo). */
+static inline bool build_split(const build *b)
+{
+	return b->o.layers != 1 || (b->o.cache_repo != NULL && !b->o.no_cache);
+}
+
+/* The whole environment's record of its per-package layers, from the
+ * cache (key: the prefix's or the lock's): 1 with b->conda, the warnings,
+ * the bytecode note (and a lock's wheel tags and packages) filled from it,
+ * 0 when there is none. */
+int build_list_cached(build *b, const char *key);
+/* The conda layers as new layers 0.. (b->n_conda of them), per package
+ * within the budget (--layers). */
+int build_conda_parts(build *b, ocil_error **err);
+
+/* ---- --cache-repo (repo.c) ---- */
+
+/* The cache repository's client, when asked for (after the output is
+ * parsed: whether found layers can be mounted). */
+int build_repo_open(build *b, ocil_error **err);
+/* One layer to find in the cache repository. */
+typedef struct {
+	const char *key;
+	bool here;     /* wanted in the output's blobs even when a push could mount it */
+	size_t i;      /* new layer i */
+	json_t *facts; /* out: the entry's */
+	int hit;       /* out: 1 downloaded, 2 left there to be mounted, 0 not found */
+} build_repo_want;
+/* Look n layers up at once; found ones fill their new layer. -1 only on
+ * cancellation (a repository that cannot be asked is given up on, said). */
+int build_repo_find(build *b, build_repo_want *w, size_t n, ocil_error **err);
+/* One layer (the bytecode layer, the code, the python link): 1 or 2 with
+ * *facts the entry's (the caller's), 0 when it has to be made. */
+int build_repo_lookup(build *b, const char *key, bool here, size_t i, json_t **facts,
+		      ocil_error **err);
+/* A layer found and not taken (its facts are not the build's): forgotten. */
+void build_repo_unwant(build *b, build_repo_want *w);
+/* New layer i, made now, to record under key once published. */
+void build_repo_note_layer(build *b, const char *key, size_t i, const json_t *facts);
+/* Record the layers made now (failures: one warning). */
+void build_repo_record(build *b);
+/* Layers left in the cache repository, downloaded after all (python runs
+ * on them; a rule of check read a file of one). */
+int build_repo_bring(build *b, ocil_error **err);
+void build_repo_clear(build *b);
 
 /* ---- the end (publish.c) ---- */
 

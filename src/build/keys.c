@@ -9,10 +9,10 @@
 #include "base/walk.h"
 #include "build/internal.h"
 #include "layers/bytecode.h"
+#include "layers/code.h"
 #include "layers/condalock.h"
 
-/* The end of every layer key: the options of packing any layer. */
-static void key_packing(ocil_hasher *h, const build *b)
+void build_key_packing(ocil_hasher *h, const build *b)
 {
 	ocil_layer_cache_key_int(h, b->o.zstd);
 	ocil_layer_cache_key_int(h, b->o.level ? b->o.level : 6);
@@ -35,7 +35,9 @@ static int prefix_key(const build *b, char key[OCIL_DIGEST_STR_SIZE], ocil_error
 	for (size_t i = 0; i < o->n_excludes; i++)
 		ocil_layer_cache_key_str(h, o->excludes[i]);
 	ocil_layer_cache_key_int(h, o->strict);
-	key_packing(h, b);
+	build_key_packing(h, b);
+	if (build_split(b)) /* (one layer: the key it always had) */
+		ocil_layer_cache_key_int(h, (int64_t)o->layers + 1000);
 	int r = ocil_walk_fingerprint(real, h, o->cancel, err);
 	ocil_layer_cache_key_finish(h, key);
 	return r;
@@ -107,7 +109,9 @@ static int lock_key(const build *b, const char *subdir, char key[OCIL_DIGEST_STR
 	ocil_layer_cache_key_str(h, subdir);
 	ocil_layer_cache_key_str(h, o->prefix_dest);
 	ocil_layer_cache_key_int(h, o->strict);
-	key_packing(h, b);
+	build_key_packing(h, b);
+	if (build_split(b)) /* (one layer: the key it always had) */
+		ocil_layer_cache_key_int(h, (int64_t)o->layers + 1000);
 	ocil_layer_cache_key_finish(h, key);
 	return r;
 }
@@ -139,21 +143,57 @@ void build_runtime_key(const build *b, char key[OCIL_DIGEST_STR_SIZE])
 		ocil_layer_cache_key_str(h, b->base_layers[i].digest);
 	ocil_layer_cache_key_str(h, b->minor);
 	ocil_layer_cache_key_str(h, b->o.prefix_dest);
-	key_packing(h, b);
+	build_key_packing(h, b);
 	ocil_layer_cache_key_finish(h, key);
 }
 
-void build_bytecode_key(const build *b, const ocil_plan_layer *conda,
-			char key[OCIL_DIGEST_STR_SIZE])
+void build_bytecode_key(const build *b, char key[OCIL_DIGEST_STR_SIZE])
 {
 	ocil_hasher *h = ocil_layer_cache_key_begin("bytecode-layer/1");
 	ocil_layer_cache_key_str(h, ocil_bytecode_driver());
-	ocil_layer_cache_key_str(h, conda->diff_id);
+	if (b->n_conda != 1) /* (one conda layer: the key it always had) */
+		ocil_layer_cache_key_int(h, (int64_t)b->n_conda);
+	for (size_t i = 0; i < b->n_conda; i++)
+		ocil_layer_cache_key_str(h, b->layers[i].diff_id);
 	ocil_layer_cache_key_int(h, (int64_t)b->n_base_layers);
 	for (size_t i = 0; i < b->n_base_layers; i++)
 		ocil_layer_cache_key_str(h, b->base_layers[i].digest);
 	ocil_layer_cache_key_str(h, b->o.prefix_dest);
 	ocil_layer_cache_key_str(h, b->conda.python_minor);
-	key_packing(h, b);
+	build_key_packing(h, b);
 	ocil_layer_cache_key_finish(h, key);
+}
+
+int build_code_key(build *b, char key[OCIL_DIGEST_STR_SIZE], ocil_error **err)
+{
+	const ocil_build_opts *o = &b->o;
+	key[0] = '\0';
+	if (b->repo == NULL || o->no_cache)
+		return 0;
+	ocil_hasher *h = ocil_layer_cache_key_begin("code-layer/1");
+	ocil_layer_cache_key_str(h, o->code_dest);
+	ocil_layer_cache_key_int(h, o->compile_code);
+	if (o->compile_code) {
+		/* what compiles it: the environment's python on the base */
+		ocil_layer_cache_key_str(h, ocil_bytecode_driver());
+		ocil_layer_cache_key_str(h, o->prefix_dest);
+		ocil_layer_cache_key_str(h, b->conda.python_minor);
+		for (size_t i = 0; i < b->n_base_layers; i++)
+			ocil_layer_cache_key_str(h, b->base_layers[i].digest);
+		for (size_t i = 0; i < b->n_conda; i++)
+			ocil_layer_cache_key_str(h, b->layers[i].diff_id);
+	}
+	build_key_packing(h, b);
+	ocil_error *no = NULL;
+	int r = ocil_code_fold(o->code, h, o->cancel, &no);
+	ocil_layer_cache_key_finish(h, key);
+	if (r == 0)
+		return 0;
+	key[0] = '\0';
+	if (no->code == OCIL_E_CANCELLED) {
+		*err = no;
+		return -1;
+	}
+	ocil_error_free(no); /* packing says what is wrong */
+	return 0;
 }

@@ -89,6 +89,9 @@ static void name_layer(build *b, size_t i, const char *what, char *created_by)
 static int conda_layer(build *b, ocil_error **err)
 {
 	const ocil_build_opts *o = &b->o;
+	if (build_split(b)) /* per package (parts.c) */
+		return build_conda_parts(b, err);
+	b->n_conda = 1;
 	const char *what = o->lock ? "lock" : "prefix";
 	const char *src = o->lock ? o->lock : o->prefix;
 	name_layer(b, 0, "conda", ocil_xasprintf("ocilambda: conda prefix at %s", o->prefix_dest));
@@ -108,18 +111,54 @@ static int conda_layer(build *b, ocil_error **err)
 	return 0;
 }
 
+/* With --cache-repo, the code layer by a key of its contents: from this
+ * machine's cache or the cache repository (downloaded: Lambda's checks read
+ * the handler); 1 when found, 0 with key set (or "") when it is to be made. */
+static int code_cached(build *b, char key[OCIL_DIGEST_STR_SIZE], ocil_error **err)
+{
+	size_t i = b->nl;
+	if (build_code_key(b, key, err) < 0)
+		return -1;
+	if (key[0] == '\0')
+		return 0;
+	__attribute__((cleanup(ocil_layer_cache_entry_clear))) ocil_layer_cache_entry ce = {0};
+	int hit = build_from_cache(b, key, &ce, err);
+	if (hit != 0)
+		return hit < 0 || build_use_cached(b, &ce, i, err) < 0 ? -1 : 1;
+	json_t *facts = NULL;
+	hit = build_repo_lookup(b, key, true, i, &facts, err);
+	if (hit > 0)
+		build_remember(b, key, i, facts);
+	else
+		json_decref(facts);
+	return hit > 0 ? 1 : hit;
+}
+
 static int code_layer(build *b, ocil_error **err)
 {
 	const ocil_build_opts *o = &b->o;
+	name_layer(b, b->nl, "code", ocil_xasprintf("ocilambda: handler code at %s", o->code_dest));
+	char key[OCIL_DIGEST_STR_SIZE] = "";
+	int hit = code_cached(b, key, err);
+	if (hit < 0)
+		return -1;
+	if (hit) {
+		build_say(b, "code %s from the cache", o->code);
+		b->nl++;
+		return 0;
+	}
 	__attribute__((cleanup(ocil_tmpdir_remove))) ocil_tmpdir code_pycs = {0};
 	if (o->compile_code && build_compile_code(b, &code_pycs, err) < 0)
 		return -1;
 	build_say(b, "packing code %s at %s", o->code, o->code_dest);
-	name_layer(b, b->nl, "code", ocil_xasprintf("ocilambda: handler code at %s", o->code_dest));
 	int r = build_write_layer(b, b->nl, produce_code, err);
 	b->code_bytecode = NULL;
 	if (r < 0)
 		return ocil_error_wrap(err, "code %s", o->code);
+	if (key[0] != '\0') {
+		build_repo_note_layer(b, key, b->nl, NULL);
+		build_remember(b, key, b->nl, NULL);
+	}
 	b->nl++;
 	return 0;
 }
@@ -139,11 +178,22 @@ static int runtime_layer(build *b, ocil_error **err)
 	int hit = build_from_cache(b, key, &rt, err);
 	if (hit < 0 || (hit > 0 && build_use_cached(b, &rt, i, err) < 0))
 		return -1;
+	if (!hit) {
+		json_t *facts = NULL;
+		hit = build_repo_lookup(b, key, true, i, &facts, err);
+		if (hit < 0)
+			return -1;
+		if (hit > 0)
+			build_remember(b, key, i, facts);
+		else
+			json_decref(facts);
+	}
 	if (hit) {
-		build_say(b, "runtime patch %s from the cache", rt.digest);
+		build_say(b, "runtime patch %s from the cache", b->results[i].digest);
 	} else {
 		if (build_write_layer(b, i, produce_runtime, err) < 0)
 			return ocil_error_wrap(err, "runtime patch");
+		build_repo_note_layer(b, key, i, NULL);
 		build_remember(b, key, i, NULL);
 	}
 	b->nl++;
@@ -158,7 +208,7 @@ int build_make_layers(build *b, ocil_error **err)
 				  .index_dir = b->index_dir};
 	if (conda_layer(b, err) < 0)
 		return -1;
-	b->nl = 1;
+	b->nl = b->n_conda;
 	int bc = build_bytecode_layer(b, b->nl, err);
 	if (bc < 0)
 		return -1;

@@ -94,6 +94,25 @@ static int check_conda_source(const ocil_build_opts *o, ocil_error **err)
 	return 0;
 }
 
+/* --cache-repo REGISTRY/REPO and its mode; a registry, so not offline. */
+static int check_cache_repo(const ocil_build_opts *o, ocil_error **err)
+{
+	const char *mode = o->cache_repo_mode;
+	if (mode != NULL && strcmp(mode, "read") != 0 && strcmp(mode, "readwrite") != 0)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--cache-repo-mode \"%s\": want read or readwrite", mode);
+	if (o->cache_repo == NULL && mode != NULL)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--cache-repo-mode goes with --cache-repo");
+	if (o->cache_repo == NULL)
+		return 0;
+	if (o->offline)
+		return ocil_error_set(err, OCIL_E_USAGE, "--offline: --cache-repo %s is a registry",
+				      o->cache_repo);
+	cleanup_free char *registry = NULL, *repository = NULL;
+	return ocil_cache_repo_parse(o->cache_repo, &registry, &repository, err);
+}
+
 int ocil_build_check_opts(const ocil_build_opts *given, ocil_error **err)
 {
 	ocil_build_opts o;
@@ -128,7 +147,10 @@ int ocil_build_check_opts(const ocil_build_opts *given, ocil_error **err)
 	if (o.level < 0 || o.level > 9)
 		return ocil_error_set(err, OCIL_E_USAGE, "--compression-level %d: want 1..9",
 				      o.level);
-	return 0;
+	if (o.layers > OCIL_SPLIT_MAX_LAYERS)
+		return ocil_error_set(err, OCIL_E_USAGE, "--layers %zu: want auto or 1..%d",
+				      o.layers, OCIL_SPLIT_MAX_LAYERS);
+	return check_cache_repo(&o, err);
 }
 
 int build_parse_entrypoint(const char *s, json_t **out, ocil_error **err)

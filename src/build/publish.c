@@ -16,8 +16,24 @@ static int check_output(build *b, ocil_error **err)
 	ocil_findings f = {0};
 	ocil_check_opts co = {.platform = &b->platform,
 			      .cancel = o->cancel,
-			      .index_dir = o->no_cache ? NULL : b->index_dir};
+			      .index_dir = o->no_cache && b->absent.n == 0 ? NULL : b->index_dir,
+			      .elsewhere = (const char *const *)b->absent.v,
+			      .n_elsewhere = b->absent.n};
 	int r = ocil_check_blobs(ocil_sink_blobs(b->sink), &b->manifest, &co, &f, err);
+	if (r < 0 && b->absent.n > 0 && (*err)->code != OCIL_E_CANCELLED) {
+		/* a rule read a file of a layer left in the cache repository
+		 * (a handler module installed in the environment, say): they
+		 * are downloaded after all */
+		build_say(b, "checking reads layers left in the cache repository: %s", (*err)->msg);
+		ocil_error_free(*err);
+		*err = NULL;
+		ocil_findings_clear(&f);
+		if (build_repo_bring(b, err) < 0)
+			return -1;
+		co.elsewhere = NULL;
+		co.n_elsewhere = 0;
+		r = ocil_check_blobs(ocil_sink_blobs(b->sink), &b->manifest, &co, &f, err);
+	}
 	for (size_t i = 0; r == 0 && i < f.n; i++) {
 		ocil_finding *x = &f.v[i];
 		if (x->sev == OCIL_SEV_ERROR && o->allow_mismatch && strcmp(x->rule, "L014") == 0)
@@ -81,9 +97,16 @@ int build_publish(build *b, const json_t *config, ocil_error **err)
 			       .layers = m.layers,
 			       .n_layers = m.n_layers,
 			       .diff_ids = diff_ids};
+	/* the cache repository: after a push, so that it mounts what was
+	 * pushed; before files are written, while their blobs are staged */
+	bool push = b->out_ref.transport == OCIL_REF_DOCKER;
+	if (!push)
+		build_repo_record(b);
 	build_say(b, "writing %s", o->output);
 	int r = ocil_sink_commit(b->sink, &img, &b->published, err);
 	ocil_manifest_clear(&m);
+	if (r == 0 && push)
+		build_repo_record(b);
 	if (r < 0)
 		return ocil_error_wrap(err, "output %s", o->output);
 	if (o->digestfile != NULL && ocil_write_file_atomic(o->digestfile, b->manifest.digest,

@@ -5,6 +5,7 @@
 
 #include "build/build.h"
 #include "cli/cmd.h"
+#include "layers/conda_split.h"
 
 enum {
 	OPT_BASE = 256,
@@ -37,6 +38,9 @@ enum {
 	OPT_OFFLINE,
 	OPT_NO_COMPILE,
 	OPT_COMPILE_CODE,
+	OPT_LAYERS,
+	OPT_CACHE_REPO,
+	OPT_CACHE_REPO_MODE,
 };
 
 static const ocil_option options[] = {
@@ -81,6 +85,16 @@ static const ocil_option options[] = {
      "1 (fastest) .. 9 (smallest), as gzip's (default 6; zstd: see README)"},
     {"no-cache", OPT_NO_CACHE, NULL,
      "take nothing from the layer cache: pack, hash and read everything (then refresh it)"},
+    {"layers", OPT_LAYERS, "auto|N",
+     "conda layers: auto (the default) gives big packages a layer each and small ones a few "
+     "shared, within 100 layers with the base's; N at most N; 1 one layer"},
+    {"cache-repo", OPT_CACHE_REPO, "REGISTRY/REPO",
+     "share layers between machines (CI runners) through this registry repository: a layer "
+     "is looked up there before it is packed, and those packed are recorded there; only a "
+     "repository you trust (see README)"},
+    {"cache-repo-mode", OPT_CACHE_REPO_MODE, "read|readwrite",
+     "with --cache-repo: readwrite (default) records new layers; read only looks them up "
+     "(pull access is enough)"},
     {"prefix-dest", OPT_PREFIX_DEST, "PATH", "where the prefix goes in the image (/opt/conda-env)"},
     {"code-dest", OPT_CODE_DEST, "PATH", "where the code goes in the image (/opt/my-code)"},
     {"env", OPT_ENV, "K=V", "set an environment variable (repeatable; replaces the base's)"},
@@ -110,6 +124,23 @@ typedef struct {
 	ocil_cmd_registry reg;
 } opts;
 
+/* --layers auto|N */
+static int layers_opt(ocil_build_opts *b, const char *arg, ocil_error **err)
+{
+	if (strcmp(arg, "auto") == 0) {
+		b->layers = 0;
+		return 0;
+	}
+	size_t n = strspn(arg, "0123456789");
+	long v = n > 0 && n <= 3 && arg[n] == '\0' ? strtol(arg, NULL, 10) : -1;
+	if (v < 1 || v > OCIL_SPLIT_MAX_LAYERS)
+		return ocil_error_set(err, OCIL_E_USAGE,
+				      "--layers \"%s\": want auto or a number of layers, 1..%d",
+				      arg, OCIL_SPLIT_MAX_LAYERS);
+	b->layers = (size_t)v;
+	return 0;
+}
+
 static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 {
 	opts *o = data;
@@ -134,6 +165,8 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 	    [OPT_SOURCE_PREFIX] = &b->source_prefix,
 	    [OPT_SBOM] = &b->sbom,
 	    [OPT_DIGESTFILE] = &b->digestfile,
+	    [OPT_CACHE_REPO] = &b->cache_repo,
+	    [OPT_CACHE_REPO_MODE] = &b->cache_repo_mode,
 	};
 	/* and the flags */
 	bool *flag[] = {
@@ -182,6 +215,8 @@ static int on_opt(void *data, int key, const char *arg, ocil_error **err)
 			return -1;
 		b->n_mirrors++;
 		break;
+	case OPT_LAYERS:
+		return layers_opt(b, arg, err);
 	}
 	return 0;
 }
@@ -249,11 +284,12 @@ static void print_summary(FILE *f, const char *output, const ocil_build_result *
 		total += r->size;
 		total_raw += r->uncompressed > 0 ? r->uncompressed : 0;
 		raw_known = raw_known && r->uncompressed >= 0;
-		fprintf(f, "  %-3zu %-8s %11s %12s  %-6s  %.19s\n", i + 1, r->made_by, z, u,
+		fprintf(f, "  %-3zu %-8s %11s %12s  %-6s  %.19s%s%.60s\n", i + 1, r->made_by, z, u,
 			r->base	    ? "-"
+			: r->remote ? "repo"
 			: r->cached ? "cached"
 				    : "new",
-			r->digest);
+			r->digest, r->what ? "  " : "", r->what ? r->what : "");
 	}
 	char z[32], u[32];
 	ocil_cmd_human_size(total, z, sizeof(z));
@@ -322,10 +358,13 @@ const ocil_command ocil_cmd_assemble = {
 	     "--handler MODULE.FUNCTION --output REF [options]",
     .summary = "build a Lambda container image from a base image, a conda prefix and code",
     .details =
-	"Writes the base layers unchanged plus three new layers: the conda prefix\n"
-	"(relocated to --prefix-dest), the code, and a runtime patch that keeps the\n"
-	"base python as /var/lang/bin/python3.X-clean and points python3.X at the\n"
-	"prefix's bin/python. The config gets PYTHONPATH, Entrypoint and Cmd [handler].\n"
+	"Writes the base layers unchanged plus new layers: the conda environment\n"
+	"(relocated to --prefix-dest) in layers per package (--layers: big packages\n"
+	"alone, small ones in a few groups by a hash of their name, files no record\n"
+	"owns apart; within 100 layers with the base's), the code, and a runtime patch\n"
+	"that keeps the base python as /var/lang/bin/python3.X-clean and points\n"
+	"python3.X at the prefix's bin/python. The config gets PYTHONPATH, Entrypoint\n"
+	"and Cmd [handler].\n"
 	"Prints the manifest digest on stdout. Output is built under a temporary name\n"
 	"and renamed into place; an existing layout keeps its other tags.\n"
 	"SOURCE_DATE_EPOCH sets the timestamps (default 0): same inputs, same digests.\n"
@@ -333,7 +372,14 @@ const ocil_command ocil_cmd_assemble = {
 	"writes OCI zstd layers instead, which Lambda does not deploy: check's L002\n"
 	"finding is then shown as a warning.\n"
 	"An unchanged conda prefix (every file's metadata, every option) and runtime\n"
-	"patch come from the layer cache under --cache-dir; --no-cache takes nothing from it.\n"
+	"patch come from the layer cache under --cache-dir, and after a dependency bump\n"
+	"only the changed package's layer is packed; --no-cache takes nothing from it.\n"
+	"--cache-repo REGISTRY/REPO shares layers between machines: each is looked up\n"
+	"there by a key of its contents before it is packed (a push to the same\n"
+	"registry mounts it, other outputs download and verify it), and new ones are\n"
+	"recorded there (one OCI artifact per key, tagged sha256-<key>); writing is\n"
+	"best effort, --cache-repo-mode read never writes. Whoever can push to it can\n"
+	"change your images: use a repository only trusted builds write.\n"
 	"With --conda-lock the conda layer is built from the locked package files in\n"
 	"--pkgs-dir (each checked against the lock's md5/sha256), without conda; it\n"
 	"is cached too (the lock's bytes, the metadata of --pkgs-dir and --wheels-dir).\n"

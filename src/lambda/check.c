@@ -1205,6 +1205,14 @@ int ocil_check_source(ocil_source *src, const char *manifest_media_type, const o
 	return r;
 }
 
+static bool elsewhere(const ocil_check_opts *o, const char *digest)
+{
+	for (size_t i = 0; o->index_dir != NULL && i < o->n_elsewhere; i++)
+		if (strcmp(o->elsewhere[i], digest) == 0)
+			return true;
+	return false;
+}
+
 int ocil_check_blobs(ocil_blobstore *bs, const ocil_descriptor *manifest, const ocil_check_opts *o,
 		     ocil_findings *out, ocil_error **err)
 {
@@ -1241,7 +1249,8 @@ int ocil_check_blobs(ocil_blobstore *bs, const ocil_descriptor *manifest, const 
 		r = ocil_error_set(err, OCIL_E_INPUT, "%s: not a JSON object", cwhat);
 	ocil_strv paths = {0};
 	for (size_t i = 0; r == 0 && i < m.n_layers; i++) {
-		if (!ocil_blobstore_has(bs, m.layers[i].digest))
+		if (!ocil_blobstore_has(bs, m.layers[i].digest) &&
+		    !elsewhere(o, m.layers[i].digest))
 			r = ocil_error_set(err, OCIL_E_INPUT, "layer %s is not in %s",
 					   m.layers[i].digest, ocil_blobstore_root(bs));
 		ocil_strv_push(&paths, ocil_blobstore_path(bs, m.layers[i].digest));

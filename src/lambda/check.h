@@ -113,6 +113,11 @@ typedef struct {
 	/* Layer entry indexes (layer_index.h) to use and to leave for next
 	 * time, or NULL. */
 	const char *index_dir;
+	/* ocil_check_blobs: layers whose blob is not in the store (a push
+	 * mounts them from another repository, issue 17): read from their
+	 * entry index and python facts in index_dir */
+	const char *const *elsewhere;
+	size_t n_elsewhere;
 } ocil_check_opts;
 
 const char *ocil_severity_name(ocil_severity s);

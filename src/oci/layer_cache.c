@@ -273,3 +273,43 @@ void ocil_layer_cache_note_verified(ocil_layer_cache *lc, const char *path, cons
 	    ocil_write_file_atomic(memo, raw, strlen(raw), &ignored) < 0)
 		ocil_error_free(ignored); /* only a cache */
 }
+
+/* ---- records without a blob ---- */
+
+static char *list_path(const ocil_layer_cache *lc, const char *key)
+{
+	return ocil_xasprintf("%s/%s.list.json", lc->dir, ocil_digest_hex(key));
+}
+
+int ocil_layer_cache_get_json(ocil_layer_cache *lc, const char *key, json_t **out)
+{
+	*out = NULL;
+	cleanup_free char *path = list_path(lc, key);
+	ocil_error *ignored = NULL;
+	if (ocil_json_load_file(path, RECORD_MAX, out, &ignored) < 0) {
+		ocil_error_free(ignored);
+		return 0;
+	}
+	return 1;
+}
+
+int ocil_layer_cache_put_json(ocil_layer_cache *lc, const char *key, const json_t *j,
+			      ocil_error **err)
+{
+	cleanup_free char *raw = ocil_json_dump(j);
+	cleanup_free char *path = list_path(lc, key);
+	if (ocil_write_file_atomic(path, raw, strlen(raw), err) < 0)
+		return ocil_error_wrap(err, "layer cache");
+	return 0;
+}
+
+void ocil_layer_cache_forget_json(ocil_layer_cache *lc, const char *key)
+{
+	cleanup_free char *path = list_path(lc, key);
+	unlink(path);
+}
+
+ocil_blobstore *ocil_layer_cache_blobs(ocil_layer_cache *lc)
+{
+	return lc->blobs;
+}

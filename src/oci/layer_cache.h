@@ -72,6 +72,17 @@ int ocil_layer_cache_put(ocil_layer_cache *lc, const char *key, const ocil_layer
 int ocil_layer_cache_export(ocil_layer_cache *lc, const ocil_layer_cache_entry *e,
 			    ocil_blobstore *to, ocil_error **err);
 
+/* Records that are only JSON (e.g. the layers a build made, under the
+ * whole build's key): 1 and *out (the caller's), 0 when there is none or
+ * it is not JSON; the caller checks the shape and forgets a bad one. */
+int ocil_layer_cache_get_json(ocil_layer_cache *lc, const char *key, json_t **out);
+int ocil_layer_cache_put_json(ocil_layer_cache *lc, const char *key, const json_t *j,
+			      ocil_error **err);
+void ocil_layer_cache_forget_json(ocil_layer_cache *lc, const char *key);
+/* The cache's blob store (layers downloaded from a cache repository go
+ * there before _put). */
+ocil_blobstore *ocil_layer_cache_blobs(ocil_layer_cache *lc);
+
 /* Blob files hashed before (a base layout's layers, say): whether the file
  * at path is still the one that hashed to digest (same device, inode, size
  * and mtime, which any write moves) and has the size the descriptor at hand

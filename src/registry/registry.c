@@ -1192,9 +1192,29 @@ int ocil_registry_open(const char *registry, const char *repository, const ocil_
 
 /* --- operations --- */
 
+static int get_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
+			char **media_type, char digest[OCIL_DIGEST_STR_SIZE], bool *found,
+			ocil_error **err);
+
 int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
 			       char **media_type, char digest[OCIL_DIGEST_STR_SIZE],
 			       ocil_error **err)
+{
+	return get_manifest(r, reference, body, len, media_type, digest, NULL, err);
+}
+
+int ocil_registry_find_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
+				char **media_type, char digest[OCIL_DIGEST_STR_SIZE], bool *found,
+				ocil_error **err)
+{
+	*found = false;
+	return get_manifest(r, reference, body, len, media_type, digest, found, err);
+}
+
+/* found NULL: a manifest the registry does not have is an error */
+static int get_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
+			char **media_type, char digest[OCIL_DIGEST_STR_SIZE], bool *found,
+			ocil_error **err)
 {
 	bool by_digest = ocil_digest_valid(reference);
 	if (!by_digest && !ocil_ref_tag_valid(reference))
@@ -1213,8 +1233,12 @@ int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **b
 	cleanup_free char *buf = o.buf;
 	if (rc < 0)
 		return -1;
+	if (rs.status == 404 && found != NULL)
+		return 0;
 	if (rs.status != 200)
 		return http_error(&o, &rs, err);
+	if (found != NULL)
+		*found = true;
 	if (buf == NULL)
 		buf = ocil_xstrdup("");
 	char got[OCIL_DIGEST_STR_SIZE];
@@ -1425,6 +1449,33 @@ int ocil_registry_blob_exists(ocil_registry *r, const ocil_descriptor *d, bool *
 		return 0;
 	}
 	*exists = true;
+	return 0;
+}
+
+int ocil_registry_blob_size(ocil_registry *r, const char *digest, int64_t *size, ocil_error **err)
+{
+	ocil_descriptor d = {.digest = "", .size = 0};
+	snprintf(d.digest, sizeof(d.digest), "%s", digest);
+	if (check_descriptor(r, &d, err) < 0)
+		return -1;
+	cleanup_free char *what = ocil_xasprintf("blob %s", digest);
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/%s", r->repo, digest);
+	int retries = 0;
+	op o = {.r = r,
+		.what = what,
+		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
+		.retries_used = &retries,
+		.discard = true};
+	cleanup_resp resp rs = {.o = &o};
+	req q = {.method = "HEAD", .path = path};
+	if (registry_request(&o, &q, &rs, err) < 0)
+		return -1;
+	*size = -1;
+	if (rs.status == 404)
+		return 0;
+	if (rs.status != 200)
+		return http_error(&o, &rs, err);
+	*size = rs.content_length;
 	return 0;
 }
 

@@ -83,6 +83,16 @@ int ocil_registry_get_manifest(ocil_registry *r, const char *reference, char **b
 			       char **media_type, char digest[OCIL_DIGEST_STR_SIZE],
 			       ocil_error **err);
 
+/* The same, except that a manifest the registry does not have (404) is
+ * not an error: *found false, 0 returned, nothing else filled. */
+int ocil_registry_find_manifest(ocil_registry *r, const char *reference, char **body, size_t *len,
+				char **media_type, char digest[OCIL_DIGEST_STR_SIZE], bool *found,
+				ocil_error **err);
+
+/* HEAD /v2/<repo>/blobs/<digest>: *size is its Content-Length (-1 when the
+ * registry does not say), or -1 when the registry does not have it (404). */
+int ocil_registry_blob_size(ocil_registry *r, const char *digest, int64_t *size, ocil_error **err);
+
 /* Download blob d into bs. Nothing becomes visible until digest and size are
  * verified. Returns 0 at once when bs already has it. A transfer that drops
  * is resumed with Range within the retry budget. */

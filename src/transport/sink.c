@@ -66,6 +66,16 @@ static int open_archive(ocil_sink *s, ocil_error **err)
 	return open_staging(s, parent, basename(c2), err);
 }
 
+/* repo, when blobs can be mounted from it into the output: another
+ * repository of the same registry. */
+static const char *mountable(const ocil_sink *s, const char *registry, const char *repo)
+{
+	return registry != NULL && repo != NULL && strcmp(registry, s->ref->registry) == 0 &&
+		       strcmp(repo, s->ref->repository) != 0
+		   ? repo
+		   : NULL;
+}
+
 /* The staging store, and the uploads that start from it while the image is
  * made (new layers as they are compressed: uploads.h). No network yet. */
 static int open_registry(ocil_sink *s, ocil_error **err)
@@ -81,13 +91,13 @@ static int open_registry(ocil_sink *s, ocil_error **err)
 	ro.cancel = s->o.cancel;
 	if (ocil_registry_open(ref->registry, ref->repository, &ro, &s->reg, err) < 0)
 		return -1;
-	bool can_mount = s->o.mount_repo != NULL && s->o.mount_registry != NULL &&
-			 strcmp(s->o.mount_registry, ref->registry) == 0 &&
-			 strcmp(s->o.mount_repo, ref->repository) != 0;
-	ocil_uploads_opts uo = {.registry = s->reg,
-				.jobs = ro.jobs,
-				.cancel = s->o.cancel,
-				.mount_repo = can_mount ? s->o.mount_repo : NULL};
+	ocil_uploads_opts uo = {
+	    .registry = s->reg,
+	    .jobs = ro.jobs,
+	    .cancel = s->o.cancel,
+	    .mount_from = {mountable(s, s->o.mount_registry, s->o.mount_repo),
+			   mountable(s, s->o.cache_registry, s->o.cache_repo)},
+	};
 	if (ocil_uploads_new(&uo, &s->up, err) < 0)
 		return -1;
 	ocil_blob_tap tap;
@@ -160,19 +170,60 @@ static int archive_commit(ocil_sink *s, const ocil_sink_image *img, ocil_error *
 	return ocil_sink_archive_write(s->ref->path, &spec, err);
 }
 
-/* Blobs first (skipping what the registry has, mounting what the base
- * repository has; those under way since the image was made waited for),
- * then the manifest: a failure before the manifest PUT publishes nothing. */
+/* The layers found in the cache repository (issue 17) and never
+ * downloaded, which the staging store lacks: those the output's registry
+ * has, or could mount (from the cache repository when it is on the same
+ * registry), count as uploaded; the others are downloaded from the cache
+ * repository (and verified) to be uploaded. */
+static int from_cache_repo(ocil_sink *s, const ocil_sink_image *img, ocil_error **err)
+{
+	const ocil_sink_opts *o = &s->o;
+	if (o->cache_repo == NULL || o->cache_registry == NULL)
+		return 0;
+	cleanup_free ocil_descriptor *lack = ocil_xcalloc(img->n_layers + 1, sizeof(*lack));
+	size_t n = 0;
+	for (size_t i = 0; i < img->n_layers; i++)
+		if (!ocil_blobstore_has(s->bs, img->layers[i].digest))
+			lack[n++] = img->layers[i];
+	if (n == 0)
+		return 0;
+	cleanup_free bool *have = ocil_xcalloc(n, sizeof(*have));
+	if (ocil_uploads_probe(s->up, lack, n, have, err) < 0)
+		return -1;
+	ocil_registry *cr = NULL;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (have[i])
+			continue;
+		if (cr == NULL) {
+			ocil_registry_opts ro = *o->registry;
+			ro.push = false;
+			ro.cancel = o->cancel;
+			rc = ocil_registry_open(o->cache_registry, o->cache_repo, &ro, &cr, err);
+		}
+		if (rc == 0)
+			rc = ocil_registry_fetch_blob(cr, &lack[i], s->bs, err);
+	}
+	ocil_registry_free(cr);
+	return rc;
+}
+
+/* Blobs first (skipping what the registry has, mounting what the base's
+ * or the cache repository has, downloading from the cache repository what
+ * the staging lacks; those under way since the image was made waited
+ * for), then the manifest: a failure before the manifest PUT publishes nothing. */
 static int registry_commit(ocil_sink *s, const ocil_sink_image *img, char **published,
 			   ocil_error **err)
 {
 	const ocil_ref *ref = s->ref;
+	int rc = from_cache_repo(s, img, err);
 	cleanup_free const ocil_descriptor **blobs =
 	    ocil_xcalloc(img->n_layers + 1, sizeof(*blobs));
 	for (size_t i = 0; i < img->n_layers; i++)
 		blobs[i] = &img->layers[i];
 	blobs[img->n_layers] = img->config;
-	int rc = ocil_uploads_finish(s->up, blobs, img->n_layers + 1, s->bs, err);
+	if (rc == 0)
+		rc = ocil_uploads_finish(s->up, blobs, img->n_layers + 1, s->bs, err);
 	cleanup_free char *raw = NULL;
 	size_t len = 0;
 	if (rc == 0) {

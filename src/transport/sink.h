@@ -28,6 +28,11 @@ typedef struct {
 	/* docker://: a repository on the same registry holding the base's
 	 * blobs, to mount them from instead of uploading */
 	const char *mount_registry, *mount_repo;
+	/* docker://: a cache repository (issue 17) on the same registry or
+	 * not: blobs the output lacks are mounted from it when it is on the
+	 * same registry, and blobs the staging lacks (layers found there and
+	 * not downloaded) are fetched from it when they cannot be mounted */
+	const char *cache_registry, *cache_repo;
 } ocil_sink_opts;
 
 typedef struct {

@@ -66,7 +66,7 @@ struct ocil_uploads {
 	pthread_mutex_t login_mu;
 	bool logged_in;
 	ocil_error *login_err;
-	char *mount_repo;
+	char *mount_from[2];
 };
 
 static bool user_cancelled(const ocil_uploads *u)
@@ -163,9 +163,10 @@ static int run_blob(ocil_uploads *u, ocil_registry *r, job *j, ocil_error **err)
 	bool have = false;
 	if (!j->whole && ocil_registry_blob_exists(r, &j->d, &have, err) < 0)
 		return -1;
-	if (!have && !j->whole && u->mount_repo != NULL &&
-	    ocil_registry_mount_blob(r, &j->d, u->mount_repo, &have, err) < 0)
-		return -1;
+	for (size_t i = 0; i < 2 && !have && !j->whole; i++)
+		if (u->mount_from[i] != NULL &&
+		    ocil_registry_mount_blob(r, &j->d, u->mount_from[i], &have, err) < 0)
+			return -1;
 	if (have)
 		return 0;
 	if (j->probe) {
@@ -335,7 +336,8 @@ int ocil_uploads_new(const ocil_uploads_opts *o, ocil_uploads **out, ocil_error 
 	u->tids = ocil_xcalloc(u->workers, sizeof(*u->tids));
 	u->tail = &u->jobs;
 	u->stop_cancel.flag = &u->stop;
-	u->mount_repo = o->mount_repo ? ocil_xstrdup(o->mount_repo) : NULL;
+	for (size_t i = 0; i < 2; i++)
+		u->mount_from[i] = o->mount_from[i] ? ocil_xstrdup(o->mount_from[i]) : NULL;
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_mutex_init(&u->login_mu, NULL);
 	pthread_condattr_t ca;
@@ -480,7 +482,8 @@ void ocil_uploads_free(ocil_uploads *u)
 		free(k);
 	}
 	free(u->tids);
-	free(u->mount_repo);
+	free(u->mount_from[0]);
+	free(u->mount_from[1]);
 	ocil_error_free(u->login_err);
 	pthread_cond_destroy(&u->cv);
 	pthread_mutex_destroy(&u->mu);

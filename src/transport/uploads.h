@@ -10,8 +10,8 @@
  * a slow or failing registry is noticed early (and the lead is bounded). A
  * registry that turns down chunked uploads gets the blob in one PUT at
  * finish. Finished blobs handed to ocil_uploads_add (a base's layers) go up
- * at once: HEAD first, mounted from mount_repo when given, uploaded if
- * neither. ocil_uploads_finish makes sure every blob of the image is at the
+ * at once: HEAD first, mounted from a mount_from repository when given,
+ * uploaded if neither. ocil_uploads_finish makes sure every blob of the image is at the
  * registry: only then may the manifest go. Nothing here publishes
  * anything. */
 #ifndef OCIL_UPLOADS_H
@@ -33,7 +33,9 @@ typedef struct {
 	ocil_registry *registry;
 	int jobs; /* uploads at once; <= 0: the default */
 	const ocil_cancel *cancel;
-	const char *mount_repo; /* a repository on the same registry, or NULL */
+	/* repositories on the same registry to mount blobs from, tried in
+	 * this order (the base's, the cache repository), or NULL */
+	const char *mount_from[2];
 } ocil_uploads_opts;
 
 int ocil_uploads_new(const ocil_uploads_opts *o, ocil_uploads **out, ocil_error **err);
@@ -42,7 +44,7 @@ void ocil_uploads_tap(ocil_uploads *u, ocil_blob_tap *tap);
 /* Upload the finished blob d (the file at path) in the background. */
 void ocil_uploads_add(ocil_uploads *u, const ocil_descriptor *d, const char *path);
 /* have[i]: whether the registry has ds[i] (HEAD), or has it now (mounted
- * from mount_repo); all n looked at together. The blobs it has count as
+ * from a mount_from repository); all n looked at together. The blobs it has count as
  * uploaded for ocil_uploads_finish. */
 int ocil_uploads_probe(ocil_uploads *u, const ocil_descriptor *ds, size_t n, bool *have,
 		       ocil_error **err);

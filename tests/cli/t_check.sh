@@ -145,17 +145,17 @@ copy_good hl
 add_layer "$T/hl:latest" "opt:d:755" "opt/data:d:755" "opt/data/a.txt:f:644" \
 	"opt/data/b.txt:h:644:opt/data/a.txt"
 check "oci:$T/hl:latest"
-expect_rule 4 L006 error "/opt/data/b.txt: hardlink to /opt/data/a.txt (layer 6 (sha256:"
+expect_rule 4 L006 error "/opt/data/b.txt: hardlink to /opt/data/a.txt (layer 7 (sha256:"
 expect_failed L006
 copy_good perm
 add_layer "$T/perm:latest" "opt:d:755" "opt/x:d:755" "opt/x/secret.txt:f:600"
 check "oci:$T/perm:latest"
-expect_rule 4 L004 error "/opt/x/secret.txt: not world-readable (mode 0600; layer 6 (sha256:"
+expect_rule 4 L004 error "/opt/x/secret.txt: not world-readable (mode 0600; layer 7 (sha256:"
 expect_failed L004
 copy_good noparent
 add_layer "$T/noparent:latest" "opt/newdir/file.txt:f:644"
 check "oci:$T/noparent:latest"
-expect_rule 4 L007 error "/opt/newdir: parent directory missing: layer 6 (sha256:"
+expect_rule 4 L007 error "/opt/newdir: parent directory missing: layer 7 (sha256:"
 ok "hardlink (L006), 0600 file (L004), missing parent (L007): exit 4"
 
 # 30 unreadable files: 20 listed, then one line for the rest.

@@ -71,7 +71,7 @@ complete_is "$(LC_ALL=C sort "$T/commands" | paste -sd" ")" "ocilambda " ocilamb
 complete_is "pull push" "ocilambda pu" ocilambda pu
 complete_is "--help --version" "ocilambda --" ocilambda --
 complete_is "--base" "ocilambda assemble --ba" ocilambda assemble --ba
-complete_is "--ca-file --cache-dir --cert-dir --code --code-dest --compile-code --compression --compression-level --conda-lock --conda-prefix" \
+complete_is "--ca-file --cache-dir --cache-repo --cache-repo-mode --cert-dir --code --code-dest --compile-code --compression --compression-level --conda-lock --conda-prefix" \
 	"ocilambda assemble --c" ocilambda assemble --c
 complete_is "--jobs --json" "ocilambda check --j" ocilambda check --j
 complete_is "docker-archive: docker:// oci:" "ocilambda check " ocilambda check ""

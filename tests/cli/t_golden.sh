@@ -34,8 +34,9 @@ l1=$(layers one)
 l4=$(layers four)
 read -r -a L1 <<<"$l1"
 read -r -a L4 <<<"$l4"
-# the fixture base's three layers, then conda, code and the runtime patch
-[ ${#L1[@]} = 6 ] && [ ${#L4[@]} = 6 ] || fail "layer counts ${#L1[@]} and ${#L4[@]}, want 6"
+# the fixture base's three layers, then the conda layers (per package: the fixture's
+# one record, python, and the files no record owns), code and the runtime patch
+[ ${#L1[@]} = 7 ] && [ ${#L4[@]} = 7 ] || fail "layer counts ${#L1[@]} and ${#L4[@]}, want 7"
 n=${#L1[@]}
 for ((i = 0; i < n; i++)); do
 	if [ $i = $((n - 2)) ]; then

@@ -40,7 +40,8 @@ line "Python:" "/var/lang/bin/python3.8 -> /opt/conda-env/bin/python (/opt/conda
 line "Conda:" "/opt/conda-env, 1 package"
 line "Bytecode:" "0 .pyc files for python 3.8, 0 stale"
 grep -qE '^  python +3\.8\.16 +h_fixture_0 +conda-forge$' "$T/text" || fail "package row: $(cat "$T/text")"
-grep -qE '^Layers: +6, [0-9.]+ (B|KiB|MiB) as stored$' "$T/text" || fail "layer count line"
+# 3 base layers, 2 conda layers (python's record, the files no record owns), code, runtime
+grep -qE '^Layers: +7, [0-9.]+ (B|KiB|MiB) as stored$' "$T/text" || fail "layer count line: $(cat "$T/text")"
 # one row per layer, in manifest order, with the history that made it
 "$PY" - "$T" <<'PYEOF' || fail "layer rows"
 import json, re, sys
@@ -49,12 +50,13 @@ m = json.load(open(t + "/manifest.json"))
 c = json.load(open(t + "/config.json"))
 rows = [l for l in open(t + "/text").read().splitlines() if re.match(r"^  \d+ +sha256:", l)]
 made = [h["created_by"] for h in c["history"] if not h.get("empty_layer")]
-assert len(rows) == len(m["layers"]) == 6, rows
+assert len(rows) == len(m["layers"]) == 7, rows
 for i, (row, layer) in enumerate(zip(rows, m["layers"])):
     f = row.split()
     assert f[0] == str(i) and f[1] == layer["digest"], (row, layer)
     assert row.endswith(made[i][:100]), (row, made[i])
-assert rows[3].endswith("ocilambda: conda prefix at /opt/conda-env"), rows[3]
+assert rows[3].endswith("ocilambda: conda packages, group 2 of 8: python, at /opt/conda-env"), rows[3]
+assert rows[4].endswith("ocilambda: prefix files no conda record owns at /opt/conda-env"), rows[4]
 PYEOF
 ok "summary: ref, digest, platform, Env, Entrypoint, Cmd, WorkingDir, python link, conda packages, layers"
 

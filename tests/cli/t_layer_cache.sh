@@ -20,21 +20,28 @@ build() {
 		--handler example.lambda_handler --output "oci:$OUT:latest" --cache-dir "$C" \
 		--progress "$@" 2>"$LOG")
 }
-cached() { grep -q "unchanged: layer .* from the cache" "$LOG"; }
-conda_layer() { json "$OUT/blobs/sha256/${DIGEST#sha256:}" 'j["layers"][-3]["digest"]'; }
+cached() { grep -q "unchanged: .* from the cache" "$LOG"; }
+# conda_layer [INDEX]: a layer's digest, by default the last conda layer (the files no
+# record owns); -4 is the python record's
+conda_layer() { json "$OUT/blobs/sha256/${DIGEST#sha256:}" "j[\"layers\"][${1:--3}][\"digest\"]"; }
 
 build
 first=$DIGEST
 first_layer=$(conda_layer)
+first_python=$(conda_layer -4)
 ! cached || fail "first build packs"
 [ -s "$C/blobs/sha256/${first_layer#sha256:}" ] || fail "the layer is in the blob cache"
-[ "$(ls "$C/layers" | wc -l)" = 2 ] || fail "two cache records (conda, runtime): $(ls "$C/layers")"
+# per-package layers (issue 17): the fixture's one record (python) and the files no record
+# owns are two conda layers; a record each, the environment's list of them, the runtime's
+[ "$(ls "$C/layers" | wc -l)" = 4 ] || fail "four cache records (list, 2 conda, runtime): $(ls "$C/layers")"
+[ "$(ls "$C/layers" | grep -c '\.list\.json$')" = 1 ] || fail "one list record: $(ls "$C/layers")"
 build
 cached || fail "second build uses the cache: $(cat "$LOG")"
 grep -q "runtime patch .* from the cache" "$LOG" || fail "the runtime patch too: $(cat "$LOG")"
 grep -Eq '^  4 +conda +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" &&
-	grep -Eq '^  6 +runtime +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" &&
-	grep -Eq '^  5 +code .* new ' "$LOG" || fail "the summary says which layers were cached: $(cat "$LOG")"
+	grep -Eq '^  5 +conda +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" &&
+	grep -Eq '^  7 +runtime +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +cached ' "$LOG" &&
+	grep -Eq '^  6 +code .* new ' "$LOG" || fail "the summary says which layers were cached: $(cat "$LOG")"
 [ "$DIGEST" = "$first" ] || fail "cached build gives the same image"
 f=$OUT/blobs/sha256/${first_layer#sha256:}
 [ "$(stat -c %i "$f")" = "$(stat -c %i "$C/blobs/sha256/${first_layer#sha256:}")" ] ||
@@ -69,7 +76,11 @@ touch -d "$m" "$t"
 [ "$(stat -c %y "$t")" = "$m" ] && [ "$(stat -c %s "$t")" = "$sz" ] || fail "size and mtime kept"
 build
 ! cached || fail "same size and mtime, other content: repacked"
-[ "$(conda_layer)" != "$first_layer" ] || fail "the new content is in the layer"
+[ "$(conda_layer -4)" != "$first_python" ] || fail "the new content is in the python record's layer"
+# a key per layer: the other conda layer is not packed again
+grep -qF "conda layer 2/2 (files no package owns) from the cache" "$LOG" ||
+	fail "the unchanged layer from the cache: $(cat "$LOG")"
+[ "$(conda_layer)" = "$first_layer" ] || fail "the unchanged layer is the same"
 changed=$DIGEST
 build
 cached || fail "and cached again afterwards"
@@ -177,7 +188,7 @@ if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -
 		--handler example.lambda_handler --output "oci:$SHM/out:latest" --cache-dir "$C" \
 		--progress 2>"$T/shm.log")
 	rc=0
-	grep -q "unchanged: layer .* from the cache" "$T/shm.log" || rc=1
+	grep -q "unchanged: .* from the cache" "$T/shm.log" || rc=1
 	[ "$DIGEST" = "$before" ] || rc=2
 	for f in "$SHM"/out/blobs/sha256/*; do
 		[ "$(stat -c %h "$f")" = 1 ] || rc=3

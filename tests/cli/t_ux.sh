@@ -25,13 +25,16 @@ grep -q "$ESC" "$T/err" && fail "colour on a stderr that is no terminal"
 grep -Eq '^  #   layer +compressed uncompressed  cache   digest$' "$T/err" || fail "table header: $(cat "$T/err")"
 skopeo inspect --raw "oci:$T/out:latest" >"$T/manifest.json"
 n=$(json "$T/manifest.json" 'len(j["layers"])')
-[ "$n" = 6 ] || fail "fixture base has 3 layers: $n"
+# the fixture base's 3 layers; conda per package: python's record, the files no record owns
+[ "$n" = 7 ] || fail "3 base layers and 4 new ones: $n"
 i=0
-for what in base base base conda code runtime; do
+for what in base base base conda conda code runtime; do
 	digest=$(json "$T/manifest.json" "j['layers'][$i]['digest']")
 	i=$((i + 1))
 	if [ $what = base ]; then
 		re="^  $i +base +[0-9.]+ (B|KiB|MiB) +- +- +${digest:0:19}\$"
+	elif [ $what = conda ]; then # then what the layer holds
+		re="^  $i +conda +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +new +${digest:0:19}  (group 2 of 8: python|files no package owns)\$"
 	else
 		re="^  $i +$what +[0-9.]+ (B|KiB|MiB) +[0-9.]+ (B|KiB|MiB) +new +${digest:0:19}\$"
 	fi
@@ -39,7 +42,7 @@ for what in base base base conda code runtime; do
 done
 grep -Eq '^      total +[0-9.]+ (B|KiB|MiB) +-$' "$T/err" || fail "total row: $(cat "$T/err")"
 grep -Eq "^ocilambda: built oci:$T/out \\($d\\) in [0-9.]+ s\$" "$T/err" || fail "last line: $(tail -n1 "$T/err")"
-[ "$(grep -c . "$T/err")" = 9 ] || fail "header, 6 rows, total, built: $(cat "$T/err")"
+[ "$(grep -c . "$T/err")" = 10 ] || fail "header, 7 rows, total, built: $(cat "$T/err")"
 ok "assemble's summary: each layer, what made it, sizes, new or cached, the output and digest"
 
 $OCILAMBDA assemble "${A[@]}" --handler example.lambda_handler --output "oci:$T/out" --quiet \

@@ -596,6 +596,62 @@ reglib_count() {
   grep -cE -- "$2" "$1" || true
 }
 
+# reglib_blob_log LOG: the blob transfers a registry answered, one per line, "KIND REPO DIGEST
+#   BYTES", from docker-registry's access log (registry_start's NAME_LOG, the lines
+#   '127.0.0.1 - - [...] "METHOD URI HTTP/1.1" STATUS BYTES ...') in log order. KIND is
+#   upload (an upload finished: PUT .../blobs/uploads/<id>?...digest=..., or a monolithic
+#   POST .../blobs/uploads/?digest=..., answered 201), mount (POST ...?mount=<digest>&from=...
+#   answered 201; a 202 mounted nothing and is not listed) or download (GET .../blobs/<digest>
+#   answered 200 or 206). BYTES is the body size the registry sent (0 for uploads and mounts).
+#   HEAD requests, manifests and upload sessions that did not finish are not listed.
+reglib_blob_log() {
+  [ -f "${1:-}" ] || _reglib_die "reglib_blob_log: no log file '${1:-}'" || return 1
+  awk '
+    function unesc(s) { gsub(/%3[Aa]/, ":", s); gsub(/%2[Ff]/, "/", s); return s }
+    function param(q, k,    n, i, a, kv) {
+      n = split(q, a, "&")
+      for (i = 1; i <= n; i++) { split(a[i], kv, "="); if (kv[1] == k) return unesc(kv[2]) }
+      return ""
+    }
+    match($0, /"(GET|PUT|POST|PATCH|HEAD|DELETE) \/v2\/[^ ]* HTTP\/[0-9.]+" [0-9]+ [0-9-]+/) {
+      split(substr($0, RSTART + 1, RLENGTH - 1), f, " ")
+      method = f[1]; uri = f[2]; sub(/"$/, "", f[3]); status = f[4]; bytes = f[5]
+      if (bytes == "-") bytes = 0
+      path = uri; query = ""
+      q = index(uri, "?"); if (q) { path = substr(uri, 1, q - 1); query = substr(uri, q + 1) }
+      b = index(path, "/blobs/"); if (!b) next
+      repo = substr(path, 5, b - 5); rest = substr(path, b + 7)
+      if (method == "GET" && rest ~ /^sha256:/ && (status == 200 || status == 206))
+        print "download", repo, rest, bytes
+      else if (method == "PUT" && rest ~ /^uploads\// && status == 201 && param(query, "digest") != "")
+        print "upload", repo, param(query, "digest"), 0
+      else if (method == "POST" && rest == "uploads/" && status == 201 && param(query, "mount") != "")
+        print "mount", repo, param(query, "mount"), 0
+      else if (method == "POST" && rest == "uploads/" && status == 201 && param(query, "digest") != "")
+        print "upload", repo, param(query, "digest"), 0
+    }' "$1"
+}
+
+# reglib_blobs LOG KIND [REPO]: "DIGEST COUNT" for every digest with KIND (upload, mount or
+#   download: see reglib_blob_log) transfers, in REPO only when given, sorted by digest.
+reglib_blobs() {
+  [ $# -ge 2 ] || _reglib_die "usage: reglib_blobs LOG KIND [REPO]" || return 1
+  local events
+  events=$(reglib_blob_log "$1") || return 1
+  printf '%s\n' "$events" | awk -v kind="$2" -v repo="${3:-}" '
+    $1 == kind && (repo == "" || $2 == repo) { n[$3]++ }
+    END { for (d in n) print d, n[d] }' | LC_ALL=C sort
+}
+
+# reglib_blob_count LOG KIND [REPO]: how many KIND transfers (0 if none), in REPO when given.
+reglib_blob_count() {
+  [ $# -ge 2 ] || _reglib_die "usage: reglib_blob_count LOG KIND [REPO]" || return 1
+  local events
+  events=$(reglib_blob_log "$1") || return 1
+  printf '%s\n' "$events" | awk -v kind="$2" -v repo="${3:-}" '
+    $1 == kind && (repo == "" || $2 == repo) { n++ } END { print n + 0 }'
+}
+
 # cred_helper_install DIR NAME USER PASS HOST
 #   DIR/docker-credential-NAME: "get" answers {"ServerURL","Username","Secret"} for HOST
 #   (given as HOST, https://HOST or http://HOST, trailing / ignored), else prints

@@ -59,6 +59,24 @@ has "  ... MANIFEST_UNKNOWN body" "$(cat "$T/b")" "accept header does not suppor
 code=$(c -o "$T/b" -w '%{http_code}' -r 10-19 "$reg_URL/v2/lambda/python/blobs/$LAYER0")
 eq "blob GET with Range: 206" "$code" 206
 eq "  ... 10 bytes" "$(stat -c %s "$T/b")" 10
+# the blob counters read the registry's own access log
+eq "reglib_blob_count: seeding uploaded the layers and the config" \
+   "$(reglib_blob_count "$reg_LOG" upload lambda/python)" 4
+check "  ... skopeo copy to another repository mounts" skopeo copy --src-tls-verify=false \
+   --dest-tls-verify=false "docker://$reg_HOST/lambda/python:3.8" "docker://$reg_HOST/other/fn:x"
+eq "  ... three layers mounted into other/fn" "$(reglib_blob_count "$reg_LOG" mount other/fn)" 3
+eq "  ... the config downloaded once and uploaded there" \
+   "$(reglib_blob_count "$reg_LOG" upload other/fn)" 1
+eq "reglib_blobs: per digest" "$(reglib_blobs "$reg_LOG" mount other/fn | grep -c " 1$")" 3
+has "  ... the first layer among them" "$(reglib_blobs "$reg_LOG" mount)" "$LAYER0 1"
+dl=$(reglib_blob_count "$reg_LOG" download lambda/python)
+check "  ... skopeo copy to a layout" skopeo copy --src-tls-verify=false \
+   "docker://$reg_HOST/other/fn:x" "oci:$T/pulled:x"
+eq "  ... downloads counted where they happened" \
+   "$(reglib_blob_count "$reg_LOG" download other/fn)" 4
+eq "  ... none more from lambda/python" "$(reglib_blob_count "$reg_LOG" download lambda/python)" "$dl"
+has "  ... a download line gives the bytes" "$(reglib_blob_log "$reg_LOG")" \
+   "download other/fn $LAYER0 $LAYER0_SIZE"
 
 # ------------------------------------------------------------------ TLS + htpasswd
 echo "# TLS + htpasswd registry"
