@@ -8,24 +8,11 @@
 #include "base/json.h"
 #include "build/internal.h"
 
-static void report(void (*fn)(void *, const char *), void *data, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
-static void report(void (*fn)(void *, const char *), void *data, const char *fmt, va_list ap)
-{
-	if (fn == NULL)
-		return;
-	char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0)
-		return;
-	fn(data, msg);
-	free(msg);
-}
-
 void build_say(const build *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	report(b->rep->progress, b->rep->data, fmt, ap);
+	ocil_vsay(b->rep->progress, b->rep->data, fmt, ap);
 	va_end(ap);
 }
 
@@ -33,7 +20,7 @@ void build_warn(const build *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	report(b->rep->warning, b->rep->data, fmt, ap);
+	ocil_vsay(b->rep->warning, b->rep->data, fmt, ap);
 	va_end(ap);
 }
 
