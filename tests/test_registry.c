@@ -37,8 +37,9 @@ struct srv {
 	char *up;
 	size_t up_len;
 	int sessions;
-	int patches;	  /* in the current session */
-	char fail_on[64]; /* "s1-p2": 503 to the second PATCH of session 1 */
+	int patches;	   /* in the current session */
+	char fail_on[64];  /* "s1-p2": 503 to the second PATCH of session 1 */
+	char short_on[64]; /* "s1-p2": that PATCH's Range says a byte less came */
 };
 
 static void dispatch(thttp *t, const sreq *q, int fd)
@@ -980,10 +981,11 @@ static void h_push(srv *s, const sreq *q, int fd)
 		s->up_len += q->body_len;
 		if (patch) {
 			s->patches++;
+			size_t last = s->up_len - 1 - (strcmp(step, s->short_on) == 0);
 			snprintf(extra, sizeof(extra),
 				 "Location: /v2/lambda/fn/blobs/uploads/s%d?_state=%d-%d\r\nRange: "
 				 "0-%zu\r\n",
-				 sess, sess, s->patches, s->up_len - 1);
+				 sess, sess, s->patches, last);
 			reply_str(fd, 202, extra, "");
 			return;
 		}
@@ -1230,6 +1232,16 @@ static void push_chunked(void)
 		   "-bad: content is sha256:");
 	CHECK(srv_count(&s) == before + 5);
 	CHECK_STREQ(s.http.log[before + 4].method, "DELETE");
+
+	/* A registry whose Range says it has less than was sent: refused,
+	 * the session cancelled. */
+	snprintf(s.short_on, sizeof(s.short_on), "s3-p2");
+	before = srv_count(&s);
+	CHECK_FAIL(ocil_registry_push_blob(r, &d, file, &err), &err, OCIL_E_REGISTRY,
+		   "after sending bytes 120000-239999 the registry reports Range 0-239998");
+	CHECK(srv_count(&s) == before + 4);
+	CHECK_STREQ(s.http.log[before + 3].method, "DELETE");
+	s.short_on[0] = '\0';
 
 	/* Cancelled half way: no more requests. */
 	ocil_cancel cancel = {.flag = &push_cancel_flag};

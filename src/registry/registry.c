@@ -1592,11 +1592,11 @@ static bool range_ends_at(const char *range, uint64_t last)
 	       b == last;
 }
 
-static int upload_attempt(op *o, const ocil_descriptor *d, req_body *bd, uint64_t chunk, attempt *a,
-			  ocil_error **err)
+/* A new upload session (POST) in a->session; *part is floor, or the
+ * registry's OCI-Chunk-Min-Length when that is more (within reason). */
+static int session_open(op *o, attempt *a, uint64_t floor, uint64_t *part, ocil_error **err)
 {
-	ocil_registry *r = o->r;
-	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/uploads/", r->repo);
+	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/uploads/", o->r->repo);
 	cleanup_resp resp rs = {.o = o};
 	req post = {.method = "POST", .path = path};
 	if (registry_request(o, &post, &rs, err) < 0)
@@ -1606,44 +1606,85 @@ static int upload_attempt(op *o, const ocil_descriptor *d, req_body *bd, uint64_
 	if (session_location(o, &rs, &a->session, err) < 0)
 		return -1;
 	unsigned long long min = 0;
-	if (rs.chunk_min != NULL && sscanf(rs.chunk_min, "%llu", &min) == 1 && min > chunk &&
+	*part = floor;
+	if (rs.chunk_min != NULL && sscanf(rs.chunk_min, "%llu", &min) == 1 && min > floor &&
 	    min <= CHUNK_MIN_MAX)
-		chunk = min;
+		*part = min;
+	return 0;
+}
+
+/* PATCH bytes off..off+n-1 of bd to the session: upload_step's answer,
+ * the response in rs. */
+static int part_send(op *o, attempt *a, req_body *bd, uint64_t off, uint64_t n, resp *rs,
+		     ocil_error **err)
+{
+	cleanup_free char *range =
+	    ocil_xasprintf("%llu-%llu", (unsigned long long)off, (unsigned long long)(off + n - 1));
+	bd->off = off;
+	bd->len = n;
+	req q = {.method = "PATCH",
+		 .url = a->session,
+		 .url_on_registry = true,
+		 .content_type = OCTET_STREAM,
+		 .content_range = range,
+		 .body = bd,
+		 .once = true};
+	return upload_step(o, &q, rs, a, err);
+}
+
+/* The answer rs to a PATCH of bytes off..off+n-1: the registry has every
+ * byte up to there, and the session goes on where it says. */
+static int part_taken(op *o, const resp *rs, attempt *a, uint64_t off, uint64_t n, ocil_error **err)
+{
+	if (rs->status != 202 && rs->status != 204)
+		return upload_refused(o, rs, a, err);
+	if (rs->range != NULL && !range_ends_at(rs->range, off + n - 1)) {
+		a->why = ocil_xasprintf("registry has Range %.40s", rs->range);
+		a->retry_after = 0;
+		return ocil_error_set(err, OCIL_E_REGISTRY,
+				      "%s: %s: after sending bytes %llu-%llu the registry reports "
+				      "Range %.80s",
+				      o->r->name, o->what, (unsigned long long)off,
+				      (unsigned long long)(off + n - 1), rs->range);
+	}
+	if (rs->location != NULL) {
+		char *next = NULL;
+		if (session_location(o, rs, &next, err) < 0)
+			return -1;
+		free(a->session);
+		a->session = next;
+	}
+	return 0;
+}
+
+/* The answer rs to the closing PUT: the blob is there under digest, the
+ * session over (nothing to cancel). */
+static int session_closed(op *o, const resp *rs, attempt *a, const char *digest, ocil_error **err)
+{
+	if (rs->status < 200 || rs->status >= 300)
+		return upload_refused(o, rs, a, err);
+	if (check_docker_digest(o, rs, digest, err) < 0)
+		return -1;
+	free(steal_pointer(&a->session));
+	return 0;
+}
+
+static int upload_attempt(op *o, const ocil_descriptor *d, req_body *bd, uint64_t chunk, attempt *a,
+			  ocil_error **err)
+{
+	if (session_open(o, a, chunk, &chunk, err) < 0)
+		return -1;
+	cleanup_resp resp rs = {.o = o};
 	uint64_t size = (uint64_t)d->size;
 	bool chunked = size > chunk;
 	for (uint64_t off = 0; chunked && off < size; off += chunk) {
 		uint64_t n = size - off < chunk ? size - off : chunk;
-		cleanup_free char *range = ocil_xasprintf("%llu-%llu", (unsigned long long)off,
-							  (unsigned long long)(off + n - 1));
-		bd->off = off;
-		bd->len = n;
-		req q = {.method = "PATCH",
-			 .url = a->session,
-			 .url_on_registry = true,
-			 .content_type = OCTET_STREAM,
-			 .content_range = range,
-			 .body = bd,
-			 .once = true};
-		int rc = upload_step(o, &q, &rs, a, err);
+		int rc = part_send(o, a, bd, off, n, &rs, err);
 		if (rc != 0)
 			return rc;
-		if (rs.status != 202 && rs.status != 204)
-			return upload_refused(o, &rs, a, err);
-		if (rs.range != NULL && !range_ends_at(rs.range, off + n - 1)) {
-			a->why = ocil_xasprintf("registry has Range %.40s", rs.range);
-			a->retry_after = 0;
-			return ocil_error_set(err, OCIL_E_REGISTRY,
-					      "%s: %s: after sending bytes %s the registry "
-					      "reports Range %.80s",
-					      r->name, o->what, range, rs.range);
-		}
-		if (rs.location != NULL) {
-			char *next = NULL;
-			if (session_location(o, &rs, &next, err) < 0)
-				return -1;
-			free(a->session);
-			a->session = next;
-		}
+		rc = part_taken(o, &rs, a, off, n, err);
+		if (rc != 0)
+			return rc;
 	}
 	/* Everything went through in a chunked upload: check before it is
 	 * committed. */
@@ -1664,12 +1705,7 @@ static int upload_attempt(op *o, const ocil_descriptor *d, req_body *bd, uint64_
 		return -1;
 	if (rc != 0)
 		return rc;
-	if (rs.status < 200 || rs.status >= 300)
-		return upload_refused(o, &rs, a, err);
-	if (check_docker_digest(o, &rs, d->digest, err) < 0)
-		return -1;
-	free(steal_pointer(&a->session)); /* done: nothing to cancel */
-	return 0;
+	return session_closed(o, &rs, a, d->digest, err);
 }
 
 static void hasher_freep(ocil_hasher **h)
@@ -1873,24 +1909,14 @@ static int stream_attempt(op *o, const ocil_blob_stream *s, req_body *bd,
 			  ocil_blob_stream_state *st, attempt *a, bool *refused, ocil_error **err)
 {
 	ocil_registry *r = o->r;
-	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/uploads/", r->repo);
-	cleanup_resp resp rs = {.o = o};
-	req post = {.method = "POST", .path = path};
 	o->deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000;
-	if (registry_request(o, &post, &rs, err) < 0)
+	uint64_t min = 0;
+	if (session_open(o, a, OCIL_REGISTRY_STREAM_PART_MIN, &min, err) < 0)
 		return -1;
-	if (rs.status != 202)
-		return push_error(o, &rs, true, err);
-	if (session_location(o, &rs, &a->session, err) < 0)
-		return -1;
-	uint64_t min = OCIL_REGISTRY_STREAM_PART_MIN;
-	unsigned long long want = 0;
-	if (rs.chunk_min != NULL && sscanf(rs.chunk_min, "%llu", &want) == 1 && want > min &&
-	    want <= CHUNK_MIN_MAX)
-		min = want;
 	uint64_t max = ocil_registry_stream_part_max(min);
 	if (s->acked != NULL)
 		s->acked(s->data, 0, min);
+	cleanup_resp resp rs = {.o = o};
 	uint64_t off = 0;
 	for (bool first = true;; first = false) {
 		if (stream_wait(s, off + min, st, err) < 0)
@@ -1900,21 +1926,10 @@ static int stream_attempt(op *o, const ocil_blob_stream *s, req_body *bd,
 			break; /* done, everything sent */
 		if (n > max)
 			n = max;
-		cleanup_free char *range = ocil_xasprintf("%llu-%llu", (unsigned long long)off,
-							  (unsigned long long)(off + n - 1));
-		bd->off = off;
-		bd->len = n;
 		if (st->done)
 			bd->total = st->size;
-		req q = {.method = "PATCH",
-			 .url = a->session,
-			 .url_on_registry = true,
-			 .content_type = OCTET_STREAM,
-			 .content_range = range,
-			 .body = bd,
-			 .once = true};
 		o->deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000;
-		int rc = upload_step(o, &q, &rs, a, err);
+		int rc = part_send(o, a, bd, off, n, &rs, err);
 		if (rc != 0)
 			return rc;
 		if (first && rs.status >= 400 && rs.status < 500 && rs.status != 401 &&
@@ -1925,23 +1940,9 @@ static int stream_attempt(op *o, const ocil_blob_stream *s, req_body *bd,
 			*refused = true;
 			return 0;
 		}
-		if (rs.status != 202 && rs.status != 204)
-			return upload_refused(o, &rs, a, err);
-		if (rs.range != NULL && !range_ends_at(rs.range, off + n - 1)) {
-			a->why = ocil_xasprintf("registry has Range %.40s", rs.range);
-			a->retry_after = 0;
-			return ocil_error_set(err, OCIL_E_REGISTRY,
-					      "%s: %s: after sending bytes %s the registry "
-					      "reports Range %.80s",
-					      r->name, o->what, range, rs.range);
-		}
-		if (rs.location != NULL) {
-			char *next = NULL;
-			if (session_location(o, &rs, &next, err) < 0)
-				return -1;
-			free(a->session);
-			a->session = next;
-		}
+		rc = part_taken(o, &rs, a, off, n, err);
+		if (rc != 0)
+			return rc;
 		off += n;
 		if (s->acked != NULL)
 			s->acked(s->data, off, min);
@@ -1961,12 +1962,7 @@ static int stream_attempt(op *o, const ocil_blob_stream *s, req_body *bd,
 	int rc = upload_step(o, &put, &rs, a, err);
 	if (rc != 0)
 		return rc;
-	if (rs.status < 200 || rs.status >= 300)
-		return upload_refused(o, &rs, a, err);
-	if (check_docker_digest(o, &rs, st->digest, err) < 0)
-		return -1;
-	free(steal_pointer(&a->session));
-	return 0;
+	return session_closed(o, &rs, a, st->digest, err);
 }
 
 int ocil_registry_push_stream(ocil_registry *r, const ocil_blob_stream *s, ocil_descriptor *d,
