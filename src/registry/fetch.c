@@ -435,20 +435,13 @@ static int xfer_start(xfer *x, ocil_error **err)
 		x->headers = curl_slist_append(x->headers, auth_line);
 	if (auth_line != NULL)
 		explicit_bzero(auth_line, strlen(auth_line));
-	long long left = x->deadline_ms - ocil_http_now_ms();
 	curl_easy_setopt(c, CURLOPT_URL, x->url);
 	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "ocilambda/" OCIL_VERSION);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* Redirects are followed by hand, to decide per hop what to send. */
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)OCIL_HTTP_CONNECT_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)OCIL_HTTP_STALL_TIME_S);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	/* --tls-verify=false is about the lock's host, not where it
+	 * redirects to. */
+	ocil_http_setup(c, x->deadline_ms, f->ca, f->ca_len,
+			o->tls_verify || strcasecmp(host, x->first_host) != 0);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
@@ -463,15 +456,6 @@ static int xfer_start(xfer *x, ocil_error **err)
 	if (same && o->netrc != NULL) {
 		curl_easy_setopt(c, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
 		curl_easy_setopt(c, CURLOPT_NETRC_FILE, o->netrc);
-	}
-	if (f->ca != NULL) {
-		struct curl_blob blob = {
-		    .data = f->ca, .len = f->ca_len, .flags = CURL_BLOB_NOCOPY};
-		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
-	}
-	if (!o->tls_verify && strcasecmp(host, x->first_host) == 0) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	if (curl_multi_add_handle(f->multi, c) != CURLM_OK)
 		return ocil_error_set(err, OCIL_E_IO, "cannot start a transfer");

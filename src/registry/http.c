@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/util.h"
+#include "base/version.h"
 
 #define CA_FILE_MAX ((size_t)16 << 20)
 
@@ -344,4 +345,27 @@ char *ocil_mask_secrets(const char *msg, const ocil_strv *secrets)
 		s = next;
 	}
 	return s;
+}
+
+void ocil_http_setup(CURL *c, long long deadline_ms, const char *ca, size_t ca_len, bool verify)
+{
+	long long left = deadline_ms - ocil_http_now_ms();
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "ocilambda/" OCIL_VERSION);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)OCIL_HTTP_CONNECT_TIMEOUT_S);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)OCIL_HTTP_STALL_TIME_S);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	if (ca != NULL) {
+		struct curl_blob blob = {
+		    .data = (void *)ca, .len = ca_len, .flags = CURL_BLOB_NOCOPY};
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (!verify) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 }

@@ -33,6 +33,14 @@
 /* Monotonic milliseconds. */
 long long ocil_http_now_ms(void);
 
+/* What every request of ours sets, whoever sends it: our User-Agent, http
+ * and https only, redirects left to the caller (it decides per hop what to
+ * send), no signals, a proxy's CONNECT answer not taken for the server's,
+ * the connect and stall limits and the deadline (monotonic ms), the CA
+ * bundle (ca, ca_len from ocil_http_load_cas; NULL: the system's), and no
+ * certificate checks when verify is false. */
+void ocil_http_setup(CURL *c, long long deadline_ms, const char *ca, size_t ca_len, bool verify);
+
 /* "localhost", 127.0.0.0/8, "[::1]" (brackets kept, as in URLs). Said of
  * the name as written: a name that resolves to loopback is not. */
 bool ocil_http_is_loopback(const char *hostname);

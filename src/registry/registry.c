@@ -481,7 +481,6 @@ static CURLcode perform(op *o, const req *q, const char *url, const char *url_ho
 	}
 	if (crange != NULL)
 		h = curl_slist_append(h, crange);
-	long long left = o->deadline_ms - ocil_http_now_ms();
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	if (is_method(q, "HEAD")) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -507,17 +506,10 @@ static CURLcode perform(op *o, const req *q, const char *url, const char *url_ho
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "ocilambda/" OCIL_VERSION);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* Redirects are followed by hand, to decide per hop what to send. */
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	/* A proxy's CONNECT answer is not the registry's. */
-	curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)OCIL_HTTP_CONNECT_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)OCIL_HTTP_STALL_TIME_S);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	/* --tls-verify=false is about the registry, not about the CDN it
+	 * redirects to. */
+	ocil_http_setup(c, o->deadline_ms, r->ca, r->ca_len,
+			r->o.tls_verify || strcasecmp(url_host, r->hostname) != 0);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
@@ -526,17 +518,6 @@ static CURLcode perform(op *o, const req *q, const char *url, const char *url_ho
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r->o.cancel);
-	if (r->ca != NULL) {
-		struct curl_blob blob = {
-		    .data = r->ca, .len = r->ca_len, .flags = CURL_BLOB_NOCOPY};
-		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
-	}
-	/* --tls-verify=false is about the registry, not about the CDN it
-	 * redirects to. */
-	if (!r->o.tls_verify && strcasecmp(url_host, r->hostname) == 0) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
 	/* Through the shared loop when there is one: its connections are
 	 * every handle's (see net.h). */
 	r->talked = true;
