@@ -1689,6 +1689,29 @@ static int upload_attempt(op *o, const ocil_descriptor *d, req_body *bd, uint64_
 	return session_closed(o, &rs, a, d->digest, err);
 }
 
+/* After an attempt at an upload (rc: the attempt's answer, e its error):
+ * 0 done, -1 failed (*err set), 1 to try again, after the backoff. A
+ * session abandoned is cancelled when the registry is there to hear it. */
+static int attempt_over(op *o, attempt *a, int rc, bool abandoned, ocil_error *e, ocil_error **err)
+{
+	if (abandoned && a->answered)
+		cancel_session(o->r, a->session);
+	if (rc <= 0) {
+		attempt_clear(a);
+		if (rc == 0)
+			return 0;
+		if (err != NULL && *err == NULL)
+			*err = e;
+		else
+			ocil_error_free(e);
+		return -1;
+	}
+	rc = backoff(o, a->why, e->msg, a->retry_after, err);
+	ocil_error_free(e);
+	attempt_clear(a);
+	return rc < 0 ? -1 : 1;
+}
+
 static void hasher_freep(ocil_hasher **h)
 {
 	ocil_hasher_free(*h);
@@ -1725,25 +1748,9 @@ static int push_file(ocil_registry *r, const ocil_descriptor *d, const char *pat
 		attempt a = {0};
 		ocil_error *e = NULL;
 		int rc = upload_attempt(&o, d, &bd, chunk, &a, &e);
-		/* An abandoned session is cancelled if the registry is
-		 * there to hear it. */
-		if (rc != 0 && a.answered)
-			cancel_session(r, a.session);
-		if (rc <= 0) {
-			attempt_clear(&a);
-			if (rc == 0)
-				return 0;
-			if (err != NULL && *err == NULL)
-				*err = e;
-			else
-				ocil_error_free(e);
-			return -1;
-		}
-		rc = backoff(&o, a.why, e->msg, a.retry_after, err);
-		ocil_error_free(e);
-		attempt_clear(&a);
-		if (rc < 0)
-			return -1;
+		rc = attempt_over(&o, &a, rc, rc != 0, e, err);
+		if (rc <= 0)
+			return rc;
 	}
 }
 
@@ -1965,28 +1972,13 @@ int ocil_registry_push_stream(ocil_registry *r, const ocil_blob_stream *s, ocil_
 		attempt a = {0};
 		ocil_error *e = NULL;
 		int rc = stream_attempt(&o, s, &bd, &st, &a, refused, &e);
-		if ((rc != 0 || *refused) && a.answered)
-			cancel_session(r, a.session);
-		if (rc <= 0) {
-			attempt_clear(&a);
-			if (rc == 0) {
-				if (!*refused) {
-					memcpy(d->digest, st.digest, OCIL_DIGEST_STR_SIZE);
-					d->size = (int64_t)st.size;
-				}
-				return 0;
-			}
-			if (err != NULL && *err == NULL)
-				*err = e;
-			else
-				ocil_error_free(e);
-			return -1;
-		}
 		/* what is written stays written: only the upload starts over */
-		rc = backoff(&o, a.why, e->msg, a.retry_after, err);
-		ocil_error_free(e);
-		attempt_clear(&a);
-		if (rc < 0)
-			return -1;
+		rc = attempt_over(&o, &a, rc, rc != 0 || *refused, e, err);
+		if (rc == 0 && !*refused) {
+			memcpy(d->digest, st.digest, OCIL_DIGEST_STR_SIZE);
+			d->size = (int64_t)st.size;
+		}
+		if (rc <= 0)
+			return rc;
 	}
 }
