@@ -9,18 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "base/alloc.h"
 #include "base/fs.h"
 #include "base/json.h"
 #include "oci/layer_index.h"
+#include "oci/layer_read.h"
 #include "oci/pyc.h"
 #include "oci/ref.h"
 #include "oci/tarstream.h"
 
-#define READ_BLOCK ((size_t)1 << 20)
 /* the empty config of OCI 1.1 artifacts */
 #define EMPTY_JSON "{}"
 #define EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
@@ -231,92 +229,6 @@ bool ocil_cache_repo_parse_facts(const char *key, const char *buf, size_t len,
 	return true;
 }
 
-static void hasher_freep(ocil_hasher **h)
-{
-	ocil_hasher_free(*h);
-}
-
-/* The sha256 of what a gzip (all members), zstd or plain layer holds. */
-static int tar_digest(const char *path, ocil_layer_compression comp, const ocil_cancel *cancel,
-		      char out[OCIL_DIGEST_STR_SIZE], ocil_error **err)
-{
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ocil_error_set_errno(err, OCIL_E_IO, errno, "%s", path);
-	cleanup_free unsigned char *in = ocil_xmalloc(READ_BLOCK);
-	cleanup_free unsigned char *raw = ocil_xmalloc(READ_BLOCK);
-	__attribute__((cleanup(hasher_freep))) ocil_hasher *h = ocil_hasher_new();
-	z_stream z = {0};
-	ZSTD_DStream *zs = NULL;
-	if (comp == OCIL_LAYER_GZIP && inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-		return ocil_error_set(err, OCIL_E_IO, "%s: zlib", path);
-	if (comp == OCIL_LAYER_ZSTD)
-		zs = ZSTD_createDStream();
-	int r = 0;
-	bool ended = comp == OCIL_LAYER_TAR;
-	for (;;) {
-		if ((r = ocil_cancel_check(cancel, err)) < 0)
-			break;
-		ssize_t n = read(fd, in, READ_BLOCK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", path);
-			break;
-		}
-		if (n == 0)
-			break;
-		if (comp == OCIL_LAYER_TAR) {
-			ocil_hasher_update(h, in, (size_t)n);
-			continue;
-		}
-		if (comp == OCIL_LAYER_ZSTD) {
-			ZSTD_inBuffer ib = {in, (size_t)n, 0};
-			while (r == 0 && ib.pos < ib.size) {
-				ZSTD_outBuffer ob = {raw, READ_BLOCK, 0};
-				size_t rc = ZSTD_decompressStream(zs, &ob, &ib);
-				if (ZSTD_isError(rc))
-					r = ocil_error_set(err, OCIL_E_INPUT, "%s: zstd: %s", path,
-							   ZSTD_getErrorName(rc));
-				ocil_hasher_update(h, raw, ob.pos);
-				ended = rc == 0;
-			}
-			if (r < 0)
-				break;
-			continue;
-		}
-		z.next_in = in;
-		z.avail_in = (uInt)n;
-		while (r == 0 && z.avail_in > 0) {
-			z.next_out = raw;
-			z.avail_out = (uInt)READ_BLOCK;
-			int zr = inflate(&z, Z_NO_FLUSH);
-			ocil_hasher_update(h, raw, READ_BLOCK - z.avail_out);
-			if (zr == Z_STREAM_END) {
-				ended = true;
-				/* another member may follow */
-				if (z.avail_in > 0 && inflateReset(&z) != Z_OK)
-					r = ocil_error_set(err, OCIL_E_INPUT, "%s: gzip", path);
-			} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
-				r = ocil_error_set(err, OCIL_E_INPUT, "%s: gzip: %s", path,
-						   z.msg ? z.msg : "damaged");
-			} else {
-				ended = false;
-			}
-		}
-		if (r < 0)
-			break;
-	}
-	if (comp == OCIL_LAYER_GZIP)
-		inflateEnd(&z);
-	ZSTD_freeDStream(zs);
-	if (r == 0 && !ended)
-		r = ocil_error_set(err, OCIL_E_INPUT, "%s: truncated", path);
-	if (r == 0)
-		ocil_hasher_final(h, out);
-	return r;
-}
-
 /* ---- a lookup ---- */
 
 /* A small blob of the repository, read whole (fetched through bs). */
@@ -407,8 +319,8 @@ static int find_one(ocil_registry *r, const char *name, ocil_cache_repo_find *f,
 			return e->code == OCIL_E_CANCELLED ? (*err = e, -1)
 							   : wrong_or_fail(f, e, err);
 		char got[OCIL_DIGEST_STR_SIZE];
-		if (tar_digest(blob, ocil_layer_media_compression(f->e.layer.media_type), cancel,
-			       got, &e) < 0) {
+		if (ocil_layer_diff_id(blob, ocil_layer_media_compression(f->e.layer.media_type),
+				       cancel, got, &e) < 0) {
 			if (e->code == OCIL_E_CANCELLED) {
 				*err = e;
 				return -1;

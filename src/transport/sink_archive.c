@@ -10,13 +10,12 @@
 
 #include "base/digest.h"
 #include "base/json.h"
+#include "oci/layer_read.h"
 #include "oci/ref.h"
 #include "oci/tarstream.h"
 
 #define BLOCK 512
 #define OUT_BUF ((size_t)128 << 10)
-#define IN_BUF ((size_t)64 << 10)
-#define RAW_BUF ((size_t)128 << 10)
 /* ustar's numeric fields: 11 octal digits and a NUL */
 #define USTAR_MAX 077777777777LL
 
@@ -192,100 +191,20 @@ static int member_bytes(out_file *o, const char *name, const void *data, size_t 
 
 /* ---- reading blobs ---- */
 
-static int read_some(int fd, void *buf, size_t len, const char *what, size_t *got, ocil_error **err)
-{
-	for (;;) {
-		ssize_t n = read(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ocil_error_set_errno(err, OCIL_E_IO, errno, "reading %s", what);
-		*got = (size_t)n;
-		return 0;
-	}
-}
-
-typedef int (*raw_fn)(void *ctx, const void *buf, size_t len, ocil_error **err);
-
-typedef struct {
-	z_stream z;
-	bool init;
-} inflater;
-
-static void inflater_end(inflater *i)
-{
-	if (i->init)
-		inflateEnd(&i->z);
-}
-
-/* Inflate fd from its current offset to EOF, handing the raw bytes to fn.
- * A gzip file may hold several members back to back (pigz, concatenated
- * files); each is decompressed in turn, as Go's reader does. The compressed
- * bytes are hashed into zh and counted in *zsize when zh is not NULL. */
-static int gunzip_fd(int fd, const char *what, ocil_hasher *zh, uint64_t *zsize, raw_fn fn,
-		     void *ctx, const ocil_cancel *cancel, ocil_error **err)
-{
-	__attribute__((cleanup(inflater_end))) inflater inf = {.init = false};
-	memset(&inf.z, 0, sizeof(inf.z));
-	/* 15 + 16: gzip wrapper only; a zlib or raw stream is not a layer */
-	if (inflateInit2(&inf.z, 15 + 16) != Z_OK)
-		return ocil_error_set(err, OCIL_E_IO, "zlib: cannot initialise inflate");
-	inf.init = true;
-	cleanup_free unsigned char *in = ocil_xmalloc(IN_BUF);
-	cleanup_free unsigned char *raw = ocil_xmalloc(RAW_BUF);
-	bool ended = false, out_full = false;
-	for (;;) {
-		if (ocil_cancel_check(cancel, err) < 0)
-			return -1;
-		/* a full output buffer may leave output pending without
-		 * more input; drain it before reading on */
-		if (inf.z.avail_in == 0 && !out_full) {
-			size_t n = 0;
-			if (read_some(fd, in, IN_BUF, what, &n, err) < 0)
-				return -1;
-			if (n == 0)
-				break;
-			if (zh != NULL) {
-				ocil_hasher_update(zh, in, n);
-				*zsize += n;
-			}
-			inf.z.next_in = in;
-			inf.z.avail_in = (uInt)n;
-		}
-		if (ended) {
-			/* input after a member's end: the next member */
-			inflateReset(&inf.z);
-			ended = false;
-		}
-		inf.z.next_out = raw;
-		inf.z.avail_out = (uInt)RAW_BUF;
-		int zr = inflate(&inf.z, Z_NO_FLUSH);
-		if (zr == Z_STREAM_END)
-			ended = true;
-		else if (zr != Z_OK && zr != Z_BUF_ERROR)
-			return ocil_error_set(err, OCIL_E_INPUT, "%s: gzip: %s", what,
-					      inf.z.msg ? inf.z.msg : "corrupt data");
-		/* after a member's end everything has been handed out */
-		out_full = zr != Z_STREAM_END && inf.z.avail_out == 0;
-		size_t have = RAW_BUF - inf.z.avail_out;
-		if (have > 0 && fn(ctx, raw, have, err) < 0)
-			return -1;
-	}
-	if (!ended)
-		return ocil_error_set(err, OCIL_E_INPUT, "%s: gzip: truncated stream", what);
-	return 0;
-}
-
 typedef struct {
 	ocil_hasher *h;
 	uint64_t n;
 	out_file *o; /* NULL: only count and hash */
 	const char *what;
+	int64_t size; /* > 0: the bytes there must be at most (a plain layer's) */
 } raw_sink;
 
 static int raw_take(void *ctx, const void *buf, size_t len, ocil_error **err)
 {
 	raw_sink *r = ctx;
+	if (r->size > 0 && r->n + len > (uint64_t)r->size)
+		return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than its %lld bytes", r->what,
+				      (long long)r->size);
 	r->n += len;
 	if (r->n > OCIL_TAR_MAX_BYTES)
 		return ocil_error_set(
@@ -323,22 +242,10 @@ static int copy_tar_layer(out_file *o, int fd, const ocil_descriptor *d, const c
 	if (member_begin(o, name, (uint64_t)d->size, err) < 0)
 		return -1;
 	cleanup_hasher ocil_hasher *h = ocil_hasher_new();
-	raw_sink rs = {.h = h, .o = o, .what = what};
-	cleanup_free unsigned char *buf = ocil_xmalloc(IN_BUF);
-	for (;;) {
-		if (ocil_cancel_check(o->cancel, err) < 0)
-			return -1;
-		size_t n = 0;
-		if (read_some(fd, buf, IN_BUF, what, &n, err) < 0)
-			return -1;
-		if (n == 0)
-			break;
-		if (rs.n + n > (uint64_t)d->size)
-			return ocil_error_set(err, OCIL_E_INPUT, "%s: larger than its %lld bytes",
-					      what, (long long)d->size);
-		if (raw_take(&rs, buf, n, err) < 0)
-			return -1;
-	}
+	raw_sink rs = {.h = h, .o = o, .what = what, .size = d->size};
+	if (ocil_layer_read_fd(fd, OCIL_LAYER_TAR, what, NULL, NULL, raw_take, &rs, o->cancel,
+			       err) < 0)
+		return -1;
 	if (rs.n != (uint64_t)d->size)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: %llu bytes, descriptor says %lld",
 				      what, (unsigned long long)rs.n, (long long)d->size);
@@ -358,7 +265,8 @@ static int copy_gzip_layer(out_file *o, int fd, const ocil_descriptor *d, const 
 	cleanup_hasher ocil_hasher *h1 = ocil_hasher_new();
 	uint64_t zsize = 0;
 	raw_sink count = {.h = h1, .what = what};
-	if (gunzip_fd(fd, what, zh, &zsize, raw_take, &count, o->cancel, err) < 0)
+	if (ocil_layer_read_fd(fd, OCIL_LAYER_GZIP, what, zh, &zsize, raw_take, &count, o->cancel,
+			       err) < 0)
 		return -1;
 	if (zsize != (uint64_t)d->size)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: %llu bytes, descriptor says %lld",
@@ -374,7 +282,8 @@ static int copy_gzip_layer(out_file *o, int fd, const ocil_descriptor *d, const 
 	/* hash again: what reaches the archive is what must match */
 	cleanup_hasher ocil_hasher *h2 = ocil_hasher_new();
 	raw_sink emit = {.h = h2, .o = o, .what = what};
-	if (gunzip_fd(fd, what, NULL, NULL, raw_take, &emit, o->cancel, err) < 0)
+	if (ocil_layer_read_fd(fd, OCIL_LAYER_GZIP, what, NULL, NULL, raw_take, &emit, o->cancel,
+			       err) < 0)
 		return -1;
 	if (emit.n != count.n)
 		return ocil_error_set(err, OCIL_E_INPUT, "%s: changed while it was being copied",
