@@ -29,12 +29,13 @@ MIRRORS=(--mirror "$CF=$ch_URL/conda-forge" --mirror "$PYPI=$ch_URL/pypi")
 
 n=0
 # build ARGS...: assemble (the base, code and handler given) into a fresh layout; sets
-# OUT, DIGEST (on success) and RC; stderr in $T/err
+# OUT, DIGEST (on success) and RC; stderr in $T/err. --no-compile: the bytecode layer
+# (python run in the sandbox, 2-3 s a build) is t_e2e_bytecode_lock's; here it is fetching.
 build() {
 	n=$((n + 1))
 	OUT=$T/out$n
 	RC=0
-	DIGEST=$($OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" \
+	DIGEST=$($OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile \
 		--handler example.lambda_handler --output "oci:$OUT" "$@" 2>"$T/err") || RC=$?
 }
 # fetch_build CACHE ARGS...: the same with the cache at CACHE, the test CA and the mirrors
@@ -104,7 +105,7 @@ ok "an explicit lock (md5 hashes): same image; the md5 index finds the packages 
 blob=$C/blobs/sha256/$(sha256sum "$L/pkgs/hellotool-1.0-h0_0.tar.bz2" | cut -d' ' -f1)
 printf 'X' | dd of="$blob" bs=1 seek=100 conv=notrunc 2>/dev/null
 expect_fail 2 "explicit.txt:6: hellotool-1.0-h0_0.tar.bz2: the cached copy is damaged (" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/explicit.txt" --cache-dir "$C" "${MIRRORS[@]}" --no-cache --offline --output "oci:$T/bad"
 grep -q "md5 mismatch" "$T/stderr" || fail "says what is wrong with it: $(cat "$T/stderr")"
 m=$(mark "$ch_LOG")
@@ -131,11 +132,11 @@ ok "with --pkgs-dir holding some packages, only the others are downloaded"
 # --- --offline ---
 m=$(mark "$ch_LOG")
 expect_fail 2 "explicit.txt:6: hellotool-1.0-h0_0.tar.bz2 is not in $T/some nor in the cache, and --offline forbids downloading it from $ch_URL/conda-forge/linux-64/hellotool-1.0-h0_0.tar.bz2" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/explicit.txt" --pkgs-dir "$T/some" --cache-dir "$T/cache-empty" \
 	"${MIRRORS[@]}" --offline --output "oci:$T/bad"
 expect_fail 2 "conda-lock.yml:$(grep -n 'name: wheeldemo' "$L/conda-lock.yml" | cut -d: -f1): wheeldemo-1.0-py3-none-any.whl is not in the cache, and --offline forbids downloading it from $PYPI/wheeldemo-1.0-py3-none-any.whl" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/conda-lock.yml" --pkgs-dir "$L/pkgs" --cache-dir "$T/cache-empty" \
 	--offline --output "oci:$T/bad"
 [ "$(mark "$ch_LOG")" = "$m" ] || fail "--offline made requests: $(since "$ch_LOG" "$m")"
@@ -192,7 +193,7 @@ grep -q "^ocilambda: $ch_HOST: retrying hellotool-1.0-h0_0.tar.bz2 in 1 s (HTTP 
 pkgserver_rules ch '{"rules": [{"match": "greetpkg", "status": 503}]}'
 m=$(mark "$ch_LOG")
 expect_fail 3 "greetpkg-0.1-pyh_0.tar.bz2: $ch_URL/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2: HTTP 503 Service Unavailable (gave up after 3 attempts)" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/conda-lock.yml" --cache-dir "$T/cache-storm" --ca-file "$ch_CA" "${MIRRORS[@]}" \
 	--retry 2 --output "oci:$T/bad"
 [ "$(since "$ch_LOG" "$m" | grep -c '^GET /conda-forge/noarch/greetpkg.* 503 ')" = 3 ] ||
@@ -202,7 +203,7 @@ ok "5xx: retried with backoff or Retry-After; a storm ends after --retry retries
 pkgserver_rules ch '{"rules": []}'
 mv "$CH/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2" "$T/greetpkg.keep"
 expect_fail 3 "conda-lock.yml:$(grep -n 'name: greetpkg' "$L/conda-lock.yml" | cut -d: -f1): greetpkg-0.1-pyh_0.tar.bz2: $ch_URL/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2: HTTP 404 Not Found" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/conda-lock.yml" --cache-dir "$T/cache-404" --ca-file "$ch_CA" "${MIRRORS[@]}" \
 	--output "oci:$T/bad"
 mv "$T/greetpkg.keep" "$CH/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2"
@@ -213,7 +214,7 @@ for what in "$PY_PKG md5" "whereami-1.0-h0_0.conda sha256"; do
 	set -- $what
 	pkgserver_rules ch "{\"rules\": [{\"match\": \"$1\", \"action\": \"corrupt\"}]}"
 	expect_fail 2 "$1: $ch_URL/conda-forge/linux-64/$1: $2 mismatch (expected " \
-		$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+		$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 		--conda-lock "$L/explicit.txt" --cache-dir "$T/cache-bad" --ca-file "$ch_CA" "${MIRRORS[@]}" \
 		--jobs 1 --output "oci:$T/bad"
 	grep -q "nothing was kept" "$T/stderr" || fail "says nothing was kept: $(cat "$T/stderr")"
@@ -236,17 +237,17 @@ ok "wrong bytes (md5 or sha256 mismatch): exit 2, nothing cached, nothing writte
 # a body far beyond any package: cut at the cap (OCIL_FETCH_MAX_SIZE lowers it)
 pkgserver_rules ch '{"rules": [{"match": "greetpkg", "action": "endless"}]}'
 expect_fail 3 "greetpkg-0.1-pyh_0.tar.bz2: $ch_URL/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2: the server sends more than the cap of 20000000 bytes" \
-	env OCIL_FETCH_MAX_SIZE=20000000 $OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	env OCIL_FETCH_MAX_SIZE=20000000 $OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/conda-lock.yml" --cache-dir "$T/cache-endless" --ca-file "$ch_CA" "${MIRRORS[@]}" \
 	--output "oci:$T/bad"
 pkgserver_rules ch '{"rules": [{"match": "greetpkg", "action": "endless", "length": 1000000000000}]}'
 expect_fail 3 "greetpkg-0.1-pyh_0.tar.bz2: $ch_URL/conda-forge/noarch/greetpkg-0.1-pyh_0.tar.bz2: the server announces 1000000000000 bytes, more than the cap of 4294967296" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/conda-lock.yml" --cache-dir "$T/cache-endless" --ca-file "$ch_CA" "${MIRRORS[@]}" \
 	--output "oci:$T/bad"
 no_litter "$T"
 expect_fail 1 'OCIL_FETCH_MAX_SIZE "lots": want a number of bytes' \
-	env OCIL_FETCH_MAX_SIZE=lots $OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	env OCIL_FETCH_MAX_SIZE=lots $OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/conda-lock.yml" --cache-dir "$T/cache-endless" --output "oci:$T/bad"
 pkgserver_rules ch '{"rules": []}'
 ok "an endless body is cut at the cap, a huge Content-Length refused at once: exit 3, nothing left behind"
@@ -256,11 +257,11 @@ expect_fail 1 '--mirror "https://conda.anaconda.org": want FROM=TO' $OCILAMBDA a
 expect_fail 1 '--mirror "conda-forge=https://x.example": want FROM=TO' $OCILAMBDA assemble --mirror conda-forge=https://x.example
 expect_fail 1 '--mirror "https://a.example=ftp://b.example": want FROM=TO' $OCILAMBDA assemble --mirror https://a.example=ftp://b.example
 expect_fail 1 "--mirror goes with --conda-lock" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-prefix "$FIXTURES/prefix-run" --mirror "$CF=$ch_URL/x" --output "oci:$T/bad"
 sed "s|^$CF/linux-64/hellotool|ftp://mirror.example/conda-forge/linux-64/hellotool|" "$L/explicit.txt" >"$T/ftp.txt"
 expect_fail 2 "ftp.txt:6: hellotool-1.0-h0_0.tar.bz2: ftp://mirror.example/conda-forge/linux-64/hellotool-1.0-h0_0.tar.bz2 is not an http(s) or file URL" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$T/ftp.txt" --cache-dir "$T/cache-x" --output "oci:$T/bad"
 # file:// URLs are read in place, nothing is downloaded or cached
 sed "s|^$CF|file://$CH/conda-forge|" "$L/explicit.txt" >"$T/file.txt"
@@ -282,7 +283,7 @@ ok "a malformed --mirror is a usage error; a lock URL not http(s) or file is exi
 
 # --- TLS and plain http ---
 expect_fail 3 "TLS: " \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/explicit.txt" --cache-dir "$T/cache-tls" "${MIRRORS[@]}" --output "oci:$T/bad"
 grep -q "(a private CA goes in --cert-dir or --ca-file)" "$T/stderr" || fail "TLS hint: $(cat "$T/stderr")"
 build --conda-lock "$L/explicit.txt" --cache-dir "$T/cache-tls" --cert-dir "$ch_CERTDIR" "${MIRRORS[@]}"
@@ -294,7 +295,7 @@ build --conda-lock "$L/explicit.txt" --cache-dir "$T/cache-http" --mirror "$CF=h
 [ "$RC" = 0 ] && [ "$DIGEST" = "$REF_EXPLICIT" ] || fail "plain http on loopback: $(cat "$T/err")"
 [ "$(grep -c "^ocilambda: using plain http for $plain_HOST\$" "$T/err")" = 1 ] || fail "plain http is said once: $(cat "$T/err")"
 expect_fail 2 "explicit.txt:5: $PY_PKG: http://pkgs.example.invalid/conda-forge/linux-64/$PY_PKG: refusing plain http to pkgs.example.invalid (use https, or --tls-verify=false)" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/explicit.txt" --cache-dir "$T/cache-http2" --mirror "$CF=http://pkgs.example.invalid/conda-forge" \
 	--output "oci:$T/bad"
 # a name (not an address) of this machine that resolves to loopback: plain http only with
@@ -320,7 +321,7 @@ pkgserver_rules auth "{\"rules\": [{\"match\": \"/noarch/\", \"action\": \"redir
 printf 'machine 127.0.0.1\nlogin alice\npassword s3cret-pw\n' >"$T/netrc"
 printf 'machine 127.0.0.2\nlogin mallory\npassword not-for-the-cdn\n' >>"$T/netrc"
 expect_fail 3 "$PY_PKG: $auth_URL/conda-forge/linux-64/$PY_PKG: HTTP 401 Unauthorized (no netrc file" \
-	env HOME="$T/nohome" NETRC= $OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" \
+	env HOME="$T/nohome" NETRC= $OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile \
 	--handler example.lambda_handler --conda-lock "$L/explicit.txt" --cache-dir "$T/cache-auth" \
 	--ca-file "$auth_CA" --mirror "$CF=$auth_URL/conda-forge" --jobs 1 --output "oci:$T/bad"
 export NETRC=$T/netrc
@@ -341,7 +342,7 @@ sed "s|^$CF|$ch_URL/t/tk-0123456789abcdef/conda-forge|" "$L/explicit.txt" >"$T/t
 pkgserver_rules ch '{"rules": [{"match": "/t/", "status": 503, "times": 1}]}'
 # (the 503 is retried after 1 s; another download may fail first: either names its URL)
 expect_fail 3 ": HTTP 404 Not Found" \
-	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+	$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$T/token.txt" --cache-dir "$T/cache-token" --ca-file "$ch_CA" --jobs 1 --output "oci:$T/bad"
 grep -Eq "token.txt:[0-9]+: ([a-z0-9_.-]+): ${ch_URL//./\\.}/t/\\*\\*\\*/conda-forge/linux-64/\\1: HTTP 404 Not Found\$" "$T/stderr" ||
 	fail "the URL with its token masked: $(cat "$T/stderr")"
@@ -353,7 +354,7 @@ ok "an anaconda.org token (/t/<token>/) is masked in errors and notices"
 
 # ... and never reaches the image: conda-meta, the history and the SBOM name
 # the channel without it, as conda records it (fetched through a mirror)
-$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$T/token.txt" --cache-dir "$T/cache-token" --ca-file "$ch_CA" \
 	--mirror "$ch_URL/t/tk-0123456789abcdef/conda-forge=$ch_URL/conda-forge" \
 	--sbom "$T/token.spdx.json" --output "oci:$T/tok" >/dev/null 2>"$T/tok.err" ||
@@ -372,7 +373,7 @@ ok "the token stays out of the image: records, history and SBOM name the channel
 # Ctrl-C while downloading: exit 130, no temporary file, no partial blob
 pkgserver_rules ch '{"rules": [{"action": "throttle", "rate": 100000}]}'
 m=$(mark "$ch_LOG")
-$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --handler example.lambda_handler \
+$OCILAMBDA assemble --base "oci:$B:$PYVER" --code "$T/code" --no-compile --handler example.lambda_handler \
 	--conda-lock "$L/explicit.txt" --cache-dir "$T/cache-int" --ca-file "$ch_CA" "${MIRRORS[@]}" \
 	--output "oci:$T/bad" >"$T/int.out" 2>"$T/int.err" &
 pid=$!
