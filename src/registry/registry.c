@@ -1400,45 +1400,11 @@ static void cancel_session(ocil_registry *r, const char *url)
 	request(&o, &q, &rs, &ignored);
 }
 
-int ocil_registry_blob_exists(ocil_registry *r, const ocil_descriptor *d, bool *exists,
-			      ocil_error **err)
+/* HEAD of a blob: *found, and *size the length the registry gives (-1 when
+ * it gives none). push: a failure is worded as a push's. */
+static int blob_head(ocil_registry *r, const char *digest, bool push, bool *found, int64_t *size,
+		     ocil_error **err)
 {
-	if (check_descriptor(r, d, err) < 0)
-		return -1;
-	cleanup_free char *what = ocil_xasprintf("blob %s", d->digest);
-	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/%s", r->repo, d->digest);
-	int retries = 0;
-	op o = {.r = r,
-		.what = what,
-		.deadline_ms = ocil_http_now_ms() + r->o.timeout_s * 1000,
-		.retries_used = &retries,
-		.discard = true};
-	cleanup_resp resp rs = {.o = &o};
-	req q = {.method = "HEAD", .path = path};
-	if (registry_request(&o, &q, &rs, err) < 0)
-		return -1;
-	if (rs.status == 404) {
-		*exists = false;
-		return 0;
-	}
-	if (rs.status != 200)
-		return push_error(&o, &rs, false, err);
-	if (rs.content_length >= 0 && rs.content_length != d->size) {
-		notice(r, "%s: %s has %lld bytes there, expected %lld: uploading it again", r->name,
-		       what, rs.content_length, (long long)d->size);
-		*exists = false;
-		return 0;
-	}
-	*exists = true;
-	return 0;
-}
-
-int ocil_registry_blob_size(ocil_registry *r, const char *digest, int64_t *size, ocil_error **err)
-{
-	ocil_descriptor d = {.digest = "", .size = 0};
-	snprintf(d.digest, sizeof(d.digest), "%s", digest);
-	if (check_descriptor(r, &d, err) < 0)
-		return -1;
 	cleanup_free char *what = ocil_xasprintf("blob %s", digest);
 	cleanup_free char *path = ocil_xasprintf("/v2/%s/blobs/%s", r->repo, digest);
 	int retries = 0;
@@ -1451,12 +1417,41 @@ int ocil_registry_blob_size(ocil_registry *r, const char *digest, int64_t *size,
 	req q = {.method = "HEAD", .path = path};
 	if (registry_request(&o, &q, &rs, err) < 0)
 		return -1;
+	*found = false;
 	*size = -1;
 	if (rs.status == 404)
 		return 0;
 	if (rs.status != 200)
-		return http_error(&o, &rs, err);
+		return push ? push_error(&o, &rs, false, err) : http_error(&o, &rs, err);
+	*found = true;
 	*size = rs.content_length;
+	return 0;
+}
+
+int ocil_registry_blob_exists(ocil_registry *r, const ocil_descriptor *d, bool *exists,
+			      ocil_error **err)
+{
+	bool found = false;
+	int64_t size = -1;
+	if (check_descriptor(r, d, err) < 0 ||
+	    blob_head(r, d->digest, true, &found, &size, err) < 0)
+		return -1;
+	if (found && size >= 0 && size != d->size) {
+		notice(r, "%s: blob %s has %lld bytes there, expected %lld: uploading it again",
+		       r->name, d->digest, (long long)size, (long long)d->size);
+		found = false;
+	}
+	*exists = found;
+	return 0;
+}
+
+int ocil_registry_blob_size(ocil_registry *r, const char *digest, int64_t *size, ocil_error **err)
+{
+	ocil_descriptor d = {.digest = "", .size = 0};
+	snprintf(d.digest, sizeof(d.digest), "%s", digest);
+	bool found = false;
+	if (check_descriptor(r, &d, err) < 0 || blob_head(r, digest, false, &found, size, err) < 0)
+		return -1;
 	return 0;
 }
 
