@@ -1116,6 +1116,20 @@ void ocil_registry_free(ocil_registry *r)
 	free(r);
 }
 
+/* libcurl for r: the global state (reference-counted and thread-safe
+ * since curl 7.84; paired with the cleanup in ocil_registry_free) and the
+ * handle. On failure the caller frees r. */
+static int curl_start(ocil_registry *r, ocil_error **err)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+	r->curl_inited = true;
+	r->curl = curl_easy_init();
+	if (r->curl == NULL)
+		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+	return 0;
+}
+
 int ocil_registry_open(const char *registry, const char *repository, const ocil_registry_opts *o,
 		       ocil_registry **out, ocil_error **err)
 {
@@ -1147,17 +1161,9 @@ int ocil_registry_open(const char *registry, const char *repository, const ocil_
 	r->o.authfile = r->authfile;
 	r->may_use_http = !r->o.tls_verify || ocil_http_is_loopback(r->hostname);
 
-	/* Reference-counted and thread-safe since curl 7.84; paired with the
-	 * cleanup in ocil_registry_free. */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (curl_start(r, err) < 0) {
 		ocil_registry_free(r);
-		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
-	}
-	r->curl_inited = true;
-	r->curl = curl_easy_init();
-	if (r->curl == NULL) {
-		ocil_registry_free(r);
-		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+		return -1;
 	}
 	if (ocil_http_load_cas(r->curl, r->o.ca_file, r->o.cert_dir, &r->ca, &r->ca_len, err) < 0) {
 		ocil_error_wrap(err, "%s", registry);
@@ -1840,15 +1846,9 @@ int ocil_registry_clone(const ocil_registry *r, const ocil_cancel *cancel, ocil_
 		c->ca[r->ca_len] = '\0';
 		c->ca_len = r->ca_len;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (curl_start(c, err) < 0) {
 		ocil_registry_free(c);
-		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
-	}
-	c->curl_inited = true;
-	c->curl = curl_easy_init();
-	if (c->curl == NULL) {
-		ocil_registry_free(c);
-		return ocil_error_set(err, OCIL_E_IO, "cannot initialise libcurl");
+		return -1;
 	}
 	*out = c;
 	return 0;
